@@ -1,0 +1,55 @@
+# Thin wrapper over CMake. `make run` and `make test` do all the set-up on
+# a fresh Debian 12 machine (packages via deploy/deps.sh).
+BUILD ?= build
+SANBUILD ?= build-san
+BENCHBUILD ?= build-bench
+JOBS ?= $(shell nproc)
+DEMO ?= demo
+CMAKE_FLAGS ?=
+
+.PHONY: all deps build run test test-fast test-san bench fuzz format format-check clean demo
+
+all: build
+
+deps:
+	bash deploy/deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLAYERD_WERROR=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	bash tests/fixtures/mkdemo.sh $(DEMO)
+
+run: demo
+	bash deploy/run-demo.sh $(BUILD)/layerd $(DEMO)
+
+# The whole suite, then the whole suite again under ASan + UBSan.
+test: build
+	bash tests/run.sh $(BUILD)
+	cmake -S . -B $(SANBUILD) -DCMAKE_BUILD_TYPE=Debug -DLAYERD_WERROR=ON -DLAYERD_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(SANBUILD) -j $(JOBS)
+	LAYERD_SANITIZED=1 bash tests/run.sh $(SANBUILD)
+
+test-fast: build
+	bash tests/run.sh $(BUILD)
+
+bench:
+	bash deploy/deps.sh --bench
+	cmake -S . -B $(BENCHBUILD) -DCMAKE_BUILD_TYPE=Release -DLAYERD_TESTS=OFF >/dev/null
+	cmake --build $(BENCHBUILD) -j $(JOBS)
+	bash tests/bench/run.sh $(BENCHBUILD)/layerd
+
+fuzz: deps
+	CC=clang cmake -S . -B build-fuzz -DLAYERD_FUZZ=ON >/dev/null
+	cmake --build build-fuzz -j $(JOBS)
+	bash tests/fuzz/run.sh build-fuzz
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+format-check:
+	bash tests/lint/format.sh
+
+clean:
+	rm -rf $(BUILD) $(SANBUILD) $(BENCHBUILD) build-fuzz

@@ -1,0 +1,118 @@
+#ifndef LAYER_STORE_H
+#define LAYER_STORE_H
+
+/**
+ * @file layer/store.h
+ * @brief Layer stores: map layer ids to directories and parent chains.
+ *
+ * A store is named by a spec string:
+ *   - "dir:PATH": PATH/<id>/layer.json ({"parent": ID, "kind":
+ *     "diff"|"snapshot", "created": RFC3339}) and PATH/<id>/fs/;
+ *   - "containers-storage:PATH": podman/buildah/CRI-O (vfs or overlay);
+ *   - "docker:PATH": Docker's overlay2 (/var/lib/docker).
+ * Ids are validated with layer_id_valid() before any filesystem access;
+ * a store never builds a path from an unvalidated string. Stores re-read
+ * their metadata on each call, so layers created after open are seen.
+ * A store handle may be shared by threads.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include "layer/reader.h"
+
+/** Longest id accepted (the digest form is "sha256:" + 64 hex). */
+#define LAYER_ID_MAX 128
+
+/** Longest parent chain followed before the store is called broken. */
+#define LAYER_CHAIN_MAX 128
+
+typedef struct layer_store layer_store;
+
+/** A resolved layer. Owned by the caller; free with layer_info_free(). */
+typedef struct layer_info {
+    char *id;        /**< the store's canonical id */
+    char *store;     /**< the store spec's kind: "dir", ... */
+    char *created;   /**< RFC 3339 time, or NULL if unknown */
+    char *diff_digest; /**< "sha256:..." if the store knows it, or NULL */
+    bool mutable_;   /**< the layer may still change (a container layer) */
+    layer_dir layer; /**< path (owned) and kind */
+    size_t nparents;
+    layer_dir *parents;  /**< nearest parent first; paths owned */
+    char **parent_ids;   /**< ids of the parents, same order */
+} layer_info;
+
+/**
+ * Check that a string from the network is a valid layer id:
+ * [A-Za-z0-9][A-Za-z0-9_.:-]{0,127}, not "." or "..", or "sha256:" + 64
+ * lowercase hex. Ids containing "..", "/", NUL or '%' are refused.
+ *
+ * @param id the candidate, len bytes (need not be NUL-terminated)
+ * @param len its length
+ * @return true if valid
+ */
+bool layer_id_valid(const char *id, size_t len);
+
+/**
+ * Open a store.
+ *
+ * @param[out] out the store; free with layer_store_free()
+ * @param spec "dir:PATH", "containers-storage:PATH" or "docker:PATH"
+ * @return 0, LAYER_EINVALID for an unknown spec, LAYER_ENOTFOUND if PATH
+ *         does not exist
+ */
+int layer_store_open(layer_store **out, const char *spec);
+
+/**
+ * The spec the store was opened with. Borrowed.
+ */
+const char *layer_store_spec(const layer_store *store);
+
+/**
+ * Resolve a layer id (or another id the store accepts, such as a
+ * diff digest) to the layer and its parent chain.
+ *
+ * @param[out] out the layer; free with layer_info_free()
+ * @param store the store
+ * @param id the id, NUL-terminated; validated first
+ * @return 0, LAYER_EINVALID for a malformed id, LAYER_ENOTFOUND for an
+ *         unknown one, LAYER_EBROKEN for broken metadata (a missing
+ *         parent, a cycle, a chain longer than LAYER_CHAIN_MAX)
+ */
+int layer_store_resolve(layer_info **out, layer_store *store, const char *id);
+
+/**
+ * List layer ids in bytewise order, for pagination.
+ *
+ * @param[out] out_ids array of ids; free with layer_store_ids_free()
+ * @param[out] out_count number of ids
+ * @param store the store
+ * @param after only ids sorting after this one (NULL: from the start)
+ * @param limit the most ids to return (0: no limit)
+ * @return 0 or a negative code
+ */
+int layer_store_list(char ***out_ids, size_t *out_count, layer_store *store,
+                     const char *after, size_t limit);
+
+/** Free an id array from layer_store_list(). */
+void layer_store_ids_free(char **ids, size_t count);
+
+/** Free a layer_info. NULL is accepted. */
+void layer_info_free(layer_info *info);
+
+/** Free a store. NULL is accepted. */
+void layer_store_free(layer_store *store);
+
+/**
+ * Kind name: "diff", "snapshot" or "folder".
+ * @return a static string
+ */
+const char *layer_kind_name(layer_kind kind);
+
+/**
+ * Parse a kind name.
+ * @param[out] out the kind
+ * @return 0 or LAYER_EINVALID
+ */
+int layer_kind_parse(layer_kind *out, const char *name);
+
+#endif
