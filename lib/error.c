@@ -106,6 +106,8 @@ const char *layer_error_name(int code)
         return "LAYER_EEXISTS";
     case LAYER_ECANCELED:
         return "LAYER_ECANCELED";
+    case LAYER_EAGAIN:
+        return "LAYER_EAGAIN";
     case LAYER_ITEROVER:
         return "LAYER_ITEROVER";
     default:

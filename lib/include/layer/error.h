@@ -30,6 +30,7 @@ enum layer_error_code {
     LAYER_EBUSY = -11,       /**< a concurrency cap was reached */
     LAYER_EEXISTS = -12,     /**< the destination already exists */
     LAYER_ECANCELED = -13,   /**< the operation was cancelled */
+    LAYER_EAGAIN = -14,      /**< no data yet; a notify callback follows */
     LAYER_ITEROVER = -31     /**< an iterator has no more items */
 };
 

@@ -1,0 +1,131 @@
+#ifndef API_API_H
+#define API_API_H
+
+/**
+ * @file api/api.h
+ * @brief The REST API as plain HTTP semantics, with no HTTP library.
+ *
+ * The server turns each HTTP request into an api_request, calls
+ * api_handle(), and sends the api_response it gets back: a status, headers
+ * and a body that is either bytes or a pull producer. api/ never calls
+ * libmicrohttpd; server/ never builds JSON or maps errors to statuses.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "layer/store.h"
+#include "layer/trace.h"
+
+struct api_metrics;
+
+/** Server-wide state the handlers use. Owned by the server. */
+typedef struct api_context {
+    layer_store *store;
+    layer_trace_sink *trace;      /**< may be NULL */
+    struct api_metrics *metrics;  /**< may be NULL */
+    const char *openapi_path;     /**< file served at /openapi.yaml */
+    unsigned max_exports;         /**< cap on concurrent exports */
+    unsigned export_retry_after;  /**< seconds, for 503 answers */
+    /** Live count of running exports; handlers use atomics on it. */
+    volatile unsigned *active_exports;
+    bool ready;                   /**< /readyz answer */
+} api_context;
+
+/** A request, as the server hands it over. Strings are borrowed. */
+typedef struct api_request {
+    const char *method; /**< "GET", "HEAD", ... */
+    /** The request-target's path, still percent-encoded (api decodes it
+     * exactly once). */
+    const char *raw_path;
+    /** Look up a header (case-insensitive name); NULL if absent. */
+    const char *(*header)(void *conn, const char *name);
+    /** Look up a query argument (already decoded by the server); NULL if
+     * absent. */
+    const char *(*query)(void *conn, const char *name);
+    void *conn; /**< passed back to header() and query() */
+    const char *client_address;
+    /** The request's root span ("http.request"); children hang off it. */
+    layer_span *span;
+} api_request;
+
+/** Results of a producer's read(). Positive values are byte counts. */
+enum api_produce_result {
+    API_PRODUCE_AGAIN = 0,  /**< nothing now; wake() will be called */
+    API_PRODUCE_END = -1,   /**< the body is complete */
+    API_PRODUCE_ERROR = -2  /**< failed: cut the stream, never end it */
+};
+
+/** One header or trailer. Strings owned by the response. */
+typedef struct api_header {
+    char *name;
+    char *value;
+} api_header;
+
+/**
+ * A streaming body: a bounded pull source (STYLE.md rule 12).
+ * read() returns at most cap bytes, or an api_produce_result. It never
+ * blocks. When it returns API_PRODUCE_AGAIN, the producer calls the wake
+ * function installed with set_wake() once data is ready (possibly from
+ * another thread, possibly before read() even returned). free() is called
+ * exactly once, after the normal end and after a client abort alike.
+ */
+typedef struct api_producer {
+    ssize_t (*read)(void *ctx, char *buf, size_t cap);
+    void (*set_wake)(void *ctx, void (*wake)(void *arg), void *arg);
+    /** Trailers, valid after read() returned API_PRODUCE_END; may be
+     * NULL. Returns the number of trailers and a borrowed array. */
+    size_t (*trailers)(void *ctx, const api_header **out);
+    /** Called when the stream ends: completed or aborted by the client. */
+    void (*finish)(void *ctx, bool completed);
+    void (*free)(void *ctx);
+    void *ctx;
+} api_producer;
+
+#define API_MAX_HEADERS 24
+
+/** A response. Release with api_response_dispose(). */
+typedef struct api_response {
+    int status;
+    api_header headers[API_MAX_HEADERS];
+    size_t nheaders;
+    char *body; /**< owned bytes, or NULL */
+    size_t body_len;
+    /** When producer.read is set, the body is streamed from it. */
+    api_producer producer;
+    /** Total body length if known (Content-Length), else chunked. */
+    bool has_length;
+    uint64_t content_length;
+    /** HEAD: send the headers (incl. Content-Length) without a body. */
+    bool head;
+    /** Route template for logs and metrics, e.g. "/layers/{id}/export". */
+    const char *route;
+} api_response;
+
+/**
+ * Handle one request.
+ *
+ * Always fills *out (errors become problem+json responses); the caller
+ * sends it and then calls api_response_dispose().
+ *
+ * @param[out] out the response
+ * @param ctx server state
+ * @param req the request
+ */
+void api_handle(api_response *out, const api_context *ctx,
+                const api_request *req);
+
+/**
+ * Add a header (both strings copied).
+ * @return 0, or LAYER_ETOOBIG when API_MAX_HEADERS are used
+ */
+int api_response_add_header(api_response *res, const char *name,
+                            const char *value);
+
+/** Release a response's headers and body, and its producer if it was never
+ * handed to a transport (res->producer.free is called once). */
+void api_response_dispose(api_response *res);
+
+#endif

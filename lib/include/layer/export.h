@@ -1,0 +1,134 @@
+#ifndef LAYER_EXPORT_H
+#define LAYER_EXPORT_H
+
+/**
+ * @file layer/export.h
+ * @brief A layer's changeset as an OCI layer tar (plain, gzip or zstd),
+ * with its digests, as a bounded pull producer.
+ *
+ * The export owns a reader. A worker thread runs reader -> tar writer ->
+ * compressor -> SHA-256 (diff ID over the tar, digest over the output)
+ * and fills a small ring of buffers; layer_export_read() drains it on the
+ * caller's thread. Memory per export is the ring plus the reader's.
+ * The output is deterministic: the same tree and options give the same
+ * bytes on every run.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "layer/reader.h"
+#include "layer/trace.h"
+
+/** Output compression. */
+typedef enum layer_compression {
+    LAYER_COMPRESSION_NONE = 0,
+    LAYER_COMPRESSION_GZIP = 1,
+    LAYER_COMPRESSION_ZSTD = 2
+} layer_compression;
+
+/** Export option flags. */
+enum layer_export_flags {
+    /** Export every xattr as SCHILY.xattr.*, not only
+     * security.capability. */
+    LAYER_EXPORT_ALL_XATTRS = 1u << 0,
+    /** Clamp mtimes to `epoch` (SOURCE_DATE_EPOCH). */
+    LAYER_EXPORT_CLAMP_MTIME = 1u << 1
+};
+
+/** Export options. Zero-initialise, then set what differs. */
+typedef struct layer_export_opts {
+    layer_compression compression;
+    int level;      /**< 0: the format's default */
+    unsigned flags; /**< layer_export_flags */
+    int64_t epoch;  /**< with LAYER_EXPORT_CLAMP_MTIME */
+    unsigned reader_flags; /**< passed to layer_reader_open() */
+    layer_span *span;      /**< tracing parent, or NULL */
+} layer_export_opts;
+
+/** What an export produced; complete after the END of the stream. */
+typedef struct layer_export_summary {
+    char media_type[64]; /**< application/vnd.oci.image.layer.v1.tar... */
+    char diff_id[72];    /**< "sha256:<hex>" of the tar */
+    char digest[72];     /**< "sha256:<hex>" of the bytes produced */
+    uint64_t size;       /**< bytes produced */
+    uint64_t tar_size;   /**< bytes of the tar */
+    uint64_t entries;
+    uint64_t warnings;
+    const char *last_warning; /**< borrowed, or NULL */
+} layer_export_summary;
+
+typedef struct layer_export layer_export;
+
+/**
+ * Start an export of a layer.
+ *
+ * @param[out] out the export; free with layer_export_free()
+ * @param layer the layer
+ * @param parents its parents, nearest first
+ * @param nparents number of parents
+ * @param opts options (NULL: plain tar, defaults)
+ * @return 0 or a negative code (LAYER_ENOTFOUND, LAYER_EINVALID for a bad
+ *         level, ...)
+ */
+int layer_export_start(layer_export **out, const layer_dir *layer,
+                       const layer_dir *parents, size_t nparents,
+                       const layer_export_opts *opts);
+
+/** layer_export_read() flags. */
+enum layer_export_read_flags {
+    /** Return LAYER_EAGAIN instead of waiting for the worker. */
+    LAYER_EXPORT_NONBLOCK = 1u << 0
+};
+
+/**
+ * Take up to cap bytes of output.
+ *
+ * @param[out] out_n bytes stored
+ * @param x the export
+ * @param buf destination
+ * @param cap capacity
+ * @param flags layer_export_read_flags
+ * @return 0 with *out_n > 0; LAYER_ITEROVER at the end of the stream
+ *         (the summary is then complete); LAYER_EAGAIN (NONBLOCK only):
+ *         nothing yet, the notify callback will be called once there is;
+ *         another negative code when the export failed (the message is in
+ *         layer_export_error()).
+ */
+int layer_export_read(size_t *out_n, layer_export *x, void *buf, size_t cap,
+                      unsigned flags);
+
+/**
+ * Install the callback the worker calls (from its thread) after a read
+ * returned LAYER_EAGAIN, once data, the end or an error is ready.
+ */
+void layer_export_set_notify(layer_export *x, void (*fn)(void *arg),
+                             void *arg);
+
+/**
+ * The summary. Valid fields: all after LAYER_ITEROVER; counters so far
+ * before.
+ */
+void layer_export_summary_get(layer_export_summary *out,
+                              const layer_export *x);
+
+/** The error message of a failed export (borrowed), or NULL. */
+const char *layer_export_error(const layer_export *x);
+
+/**
+ * Stop the worker (if running) and release everything. Safe at any point,
+ * including mid-stream after a client vanished. NULL is accepted.
+ */
+void layer_export_free(layer_export *x);
+
+/** The OCI media type of a compression. Static string. */
+const char *layer_compression_media_type(layer_compression c);
+
+/**
+ * Parse "none", "gzip" or "zstd".
+ * @return 0 or LAYER_EINVALID
+ */
+int layer_compression_parse(layer_compression *out, const char *name);
+
+#endif
