@@ -56,7 +56,7 @@ void *layer_tryarray(void *ptr, size_t n, size_t size)
         return oom(SIZE_MAX);
     if (should_fail())
         return oom(n * size);
-    p = realloc(ptr, n * size ? n * size : 1);
+    p = realloc(ptr, n != 0 && size != 0 ? n * size : 1);
     return p ? p : oom(n * size);
 }
 

@@ -96,6 +96,16 @@ int layer_store_list(char ***out_ids, size_t *out_count, layer_store *store,
 /** Free an id array from layer_store_list(). */
 void layer_store_ids_free(char **ids, size_t count);
 
+/**
+ * The parent paths of a layer joined with ", ", nearest first (the form
+ * hcsshim gives its parentLayerPaths span attribute).
+ *
+ * @param info the layer
+ * @return a new string (layer_free() it), "" for a base layer, or NULL
+ *         when out of memory
+ */
+char *layer_info_parent_paths(const layer_info *info);
+
 /** Free a layer_info. NULL is accepted. */
 void layer_info_free(layer_info *info);
 

@@ -18,6 +18,31 @@
  *   "attributes":{...}}
  * Each line is written with a single write() to an O_APPEND descriptor, so
  * concurrent spans never interleave.
+ *
+ * Strings in a line: valid UTF-8 is kept as is; '"' and '\' are escaped;
+ * control characters (and DEL) become \u00XX; each byte that is not part
+ * of valid UTF-8 becomes the JSON text `\\xHH`, so the decoded string
+ * holds a literal backslash, 'x' and two lowercase hex digits (a string
+ * that already contains a backslash followed by "xHH" reads the same).
+ *
+ * Caps: 32 attributes per span; a name is cut at 256 bytes, a key at 128,
+ * a string value at 4096 and a status message at 2048, each ending in
+ * "..." when cut (never inside a UTF-8 character). A line is at most
+ * 64 KiB: attributes that do not fit, or come past the 32nd, are left out
+ * and counted in a trailing "dropped_attributes_count":N (present only
+ * when N > 0). end_unix_nano is start_unix_nano plus the monotonic
+ * duration; duration_ms has three decimals (microseconds).
+ *
+ * The text form is one line:
+ *   <RFC 3339 UTC start, ms> <name> ok|error <duration>ms trace=<id>
+ *   span=<id> [parent=<id>] [error="<message>"] [key=value ...]
+ * with names, keys and values quoted and escaped as above when they are
+ * empty or hold a space, '"', '=', '\', a control or a non-ASCII byte.
+ *
+ * A span is used by one thread at a time. Its ids never change after it
+ * starts, so children may be started from other threads while the
+ * parent lives. Tracing calls leave the thread's error state
+ * (layer_error_last()) and errno as they found them.
  */
 
 #include <stdbool.h>
@@ -48,6 +73,8 @@ int layer_trace_sink_open(layer_trace_sink **out, const char *spec,
 /**
  * Reopen a file sink (after logrotate moved it). Safe to call from any
  * thread while spans are being written; a no-op for "-" and "none".
+ * Not async-signal-safe: call it from the thread that takes SIGHUP
+ * (sigwait, signalfd), not from a signal handler.
  * @return 0 or a negative code (the old descriptor is kept on failure)
  */
 int layer_trace_sink_reopen(layer_trace_sink *sink);
@@ -62,7 +89,8 @@ void layer_trace_sink_free(layer_trace_sink *sink);
  * Start a span.
  *
  * @param[out] out the span; it is freed by layer_span_end()
- * @param sink where the span is written when it ends (NULL: never)
+ * @param sink where the span is written when it ends; NULL means the
+ *        parent's sink (and, without a parent, nowhere)
  * @param parent the parent span, or NULL to start a new trace
  * @param name span name, e.g. "layer.export"
  * @return 0 or LAYER_ENOMEM
@@ -82,8 +110,7 @@ int layer_span_start(layer_span **out, layer_trace_sink *sink,
  */
 int layer_span_start_remote(layer_span **out, layer_trace_sink *sink,
                             const uint8_t trace_id[16],
-                            const uint8_t parent_span_id[8],
-                            const char *name);
+                            const uint8_t parent_span_id[8], const char *name);
 
 /** Set a string attribute (copied). Replaces an earlier value. */
 void layer_span_set_str(layer_span *span, const char *key, const char *value);
@@ -101,12 +128,16 @@ void layer_span_set_bool(layer_span *span, const char *key, bool value);
  * an error is wrapped once: a second call keeps the first message.
  *
  * @param span the span
- * @param title the operation, e.g. "layer.export"
- * @param code the error code being returned
+ * @param title the operation, e.g. "layer.export" (NULL: the span name)
+ * @param code the error code being returned; a code >= 0 is ignored. If
+ *        the thread's last error has another code, the message is the
+ *        code's name (layer_error_name()) instead. The attribute
+ *        "error.type" is set to the code's name.
  */
 void layer_span_set_error(layer_span *span, const char *title, int code);
 
-/** Set a custom error status message (copied). */
+/** Set a custom error status message (copied). Like
+ * layer_span_set_error(), the first error status of a span is kept. */
 void layer_span_set_error_message(layer_span *span, const char *message);
 
 /**

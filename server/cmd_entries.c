@@ -1,0 +1,134 @@
+/*
+ * layerd entries: print a layer's changeset entries as NDJSON, one
+ * api_entry_json() object per line, the same objects the server's
+ * /entries endpoint streams.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/entry_json.h"
+#include "cli.h"
+#include "layer/error.h"
+#include "layer/reader.h"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: layerd entries (--store STORE ID | --layer DIR [--kind "
+            "diff|snapshot|folder]\n"
+            "                       [--parent DIR]...) [--trace FILE|-|none] "
+            "[--log-format json|text]\n"
+            "\n"
+            "Print the layer's changeset entries as NDJSON, one object per "
+            "line.\n"
+            "\n"
+            "  --store STORE ID  the layer ID in STORE (dir:PATH, "
+            "containers-storage:PATH,\n"
+            "                    docker:PATH)\n"
+            "  --layer DIR       a layer directory; --kind says how it holds "
+            "its content\n"
+            "                    (default diff), --parent names its parents, "
+            "nearest first\n"
+            "  --trace           where spans go (default none)\n"
+            "\n"
+            "exit status: 0 ok, 1 failure, 2 usage, 3 not found, 4 the layer "
+            "cannot be read\n");
+}
+
+int srv_cmd_entries(int argc, char **argv)
+{
+    srv_layer_args a = {0};
+    layer_trace_sink *sink = NULL;
+    layer_span *span = NULL;
+    layer_info *info = NULL;
+    layer_reader *r = NULL;
+    layer_reader_opts opts = {0};
+    const layer_entry *e;
+    int status = SRV_EXIT_OK, rc;
+
+    for (int i = 1; i < argc; i++) {
+        int t;
+
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            goto out;
+        }
+        t = srv_layer_args_take(&a, argc, argv, &i);
+        if (t < 0) {
+            status = SRV_EXIT_USAGE;
+            goto out;
+        }
+        if (t == 0 && argv[i][0] == '-') {
+            srv_errorf("entries", "unknown option '%s'", argv[i]);
+            usage(stderr);
+            status = SRV_EXIT_USAGE;
+            goto out;
+        }
+        if (t == 0) {
+            if (a.id != NULL) {
+                srv_errorf("entries", "unexpected argument '%s'", argv[i]);
+                status = SRV_EXIT_USAGE;
+                goto out;
+            }
+            a.id = argv[i];
+        }
+    }
+    if (a.layer && a.id) {
+        srv_errorf("entries", "unexpected argument '%s'", a.id);
+        status = SRV_EXIT_USAGE;
+        goto out;
+    }
+    if ((status = srv_trace_open(&sink, a.trace, a.log_format, "none")) != 0)
+        goto out;
+    layer_span_start(&span, sink, NULL, "layer.entries");
+    if ((status = srv_layer_args_resolve(&info, &a, span)) != 0)
+        goto out;
+    layer_span_set_str(span, "layer.path", info->layer.path);
+    opts.span = span;
+    if ((rc = layer_reader_open(&r, &info->layer, info->parents, info->nparents,
+                                &opts)) < 0) {
+        srv_errorf("entries", "%s", layer_error_last());
+        layer_span_set_error(span, "layer.entries", rc);
+        status = srv_exit_status(rc);
+        goto out;
+    }
+    while ((rc = layer_reader_next(&e, r)) == 0) {
+        json_t *j = api_entry_json(e);
+        char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
+
+        json_decref(j);
+        if (line == NULL) {
+            srv_errorf("entries", "out of memory");
+            status = SRV_EXIT_FAILURE;
+            goto out;
+        }
+        fputs(line, stdout);
+        fputc('\n', stdout);
+        free(line);
+    }
+    if (rc != LAYER_ITEROVER) {
+        fflush(stdout);
+        srv_errorf("entries", "%s", layer_error_last());
+        layer_span_set_error(span, "layer.entries", rc);
+        status = srv_exit_status(rc);
+        goto out;
+    }
+    {
+        layer_reader_stats st;
+
+        if (layer_reader_stats_get(&st, r) == 0)
+            layer_span_set_int(span, "entries.count", (int64_t)st.entries);
+    }
+    if (fflush(stdout) != 0 || ferror(stdout)) {
+        srv_errorf("entries", "write error on standard output");
+        status = SRV_EXIT_FAILURE;
+    }
+out:
+    layer_reader_free(r);
+    layer_info_free(info);
+    layer_span_end(span);
+    layer_trace_sink_free(sink);
+    srv_layer_args_dispose(&a);
+    return status;
+}
