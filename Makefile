@@ -22,6 +22,10 @@ demo: build
 	bash tests/fixtures/mkdemo.sh $(DEMO)
 
 run: demo
+	@for id in base app patch snap-top; do \
+		echo "== layerd entries --store dir:$(DEMO) $$id"; \
+		$(BUILD)/layerd entries --store dir:$(DEMO) $$id || exit 1; \
+	done
 	bash deploy/run-demo.sh $(BUILD)/layerd $(DEMO)
 
 # The whole suite, then the whole suite again under ASan + UBSan.

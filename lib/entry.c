@@ -44,8 +44,7 @@ const char *layer_type_name(layer_type type)
     return "?";
 }
 
-const layer_xattr *layer_entry_xattr(const layer_entry *entry,
-                                     const char *name)
+const layer_xattr *layer_entry_xattr(const layer_entry *entry, const char *name)
 {
     for (size_t i = 0; i < entry->xattr_count; i++) {
         if (strcmp(entry->xattrs[i].name, name) == 0)
@@ -54,8 +53,7 @@ const layer_xattr *layer_entry_xattr(const layer_entry *entry,
     return NULL;
 }
 
-int layer_path_compare(const char *a, size_t alen, const char *b,
-                       size_t blen)
+int layer_path_compare(const char *a, size_t alen, const char *b, size_t blen)
 {
     size_t n = alen < blen ? alen : blen;
 

@@ -389,6 +389,8 @@ static int read_xattrs(xattrs *x, int fd, int dirfd, const char *name,
                                      "layer.reader: %s: listxattr", what);
     }
     names_len = (size_t)len;
+    if (names_len == 0)
+        return 0;
     /* names first, then values, all in one blob */
     if (x->blob_cap < names_len) {
         unsigned char *b = layer_tryarray(x->blob, names_len, 1);
@@ -452,7 +454,8 @@ static int read_xattrs(xattrs *x, int fd, int dirfd, const char *name,
         x->items[i].name = (const char *)base + (uintptr_t)x->items[i].name;
         x->items[i].value = base + (uintptr_t)x->items[i].value;
     }
-    qsort(x->items, x->n, sizeof(*x->items), cmp_xattr);
+    if (x->n > 1)
+        qsort(x->items, x->n, sizeof(*x->items), cmp_xattr);
     return 0;
 }
 
@@ -551,6 +554,8 @@ static int list_dir(layer_reader *r, names *out, int fd, int src,
 
 static void names_sort(names *n)
 {
+    if (n->n < 2)
+        return;
     qsort_r(n->off, n->n, sizeof(*n->off), cmp_off, n->pool);
 }
 

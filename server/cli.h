@@ -6,11 +6,11 @@
  * (cmd_<name>.c). Each subcommand parses its own options and returns the
  * process exit status:
  */
-#define SRV_EXIT_OK 0
-#define SRV_EXIT_FAILURE 1 /* the operation failed (I/O, broken store) */
-#define SRV_EXIT_USAGE 2   /* bad command line */
+#define SRV_EXIT_OK       0
+#define SRV_EXIT_FAILURE  1 /* the operation failed (I/O, broken store) */
+#define SRV_EXIT_USAGE    2 /* bad command line */
 #define SRV_EXIT_NOTFOUND 3 /* no such layer or directory */
-#define SRV_EXIT_INVALID 4 /* the layer cannot be exported as asked */
+#define SRV_EXIT_INVALID  4 /* the layer cannot be exported as asked */
 
 #include <stdbool.h>
 #include <stdio.h>

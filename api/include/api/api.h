@@ -24,14 +24,14 @@ struct api_metrics;
 /** Server-wide state the handlers use. Owned by the server. */
 typedef struct api_context {
     layer_store *store;
-    layer_trace_sink *trace;      /**< may be NULL */
-    struct api_metrics *metrics;  /**< may be NULL */
-    const char *openapi_path;     /**< file served at /openapi.yaml */
-    unsigned max_exports;         /**< cap on concurrent exports */
-    unsigned export_retry_after;  /**< seconds, for 503 answers */
+    layer_trace_sink *trace;     /**< may be NULL */
+    struct api_metrics *metrics; /**< may be NULL */
+    const char *openapi_path;    /**< file served at /openapi.yaml */
+    unsigned max_exports;        /**< cap on concurrent exports */
+    unsigned export_retry_after; /**< seconds, for 503 answers */
     /** Live count of running exports; handlers use atomics on it. */
     volatile unsigned *active_exports;
-    bool ready;                   /**< /readyz answer */
+    bool ready; /**< /readyz answer */
 } api_context;
 
 /** A request, as the server hands it over. Strings are borrowed. */
@@ -53,9 +53,9 @@ typedef struct api_request {
 
 /** Results of a producer's read(). Positive values are byte counts. */
 enum api_produce_result {
-    API_PRODUCE_AGAIN = 0,  /**< nothing now; wake() will be called */
-    API_PRODUCE_END = -1,   /**< the body is complete */
-    API_PRODUCE_ERROR = -2  /**< failed: cut the stream, never end it */
+    API_PRODUCE_AGAIN = 0, /**< nothing now; wake() will be called */
+    API_PRODUCE_END = -1,  /**< the body is complete */
+    API_PRODUCE_ERROR = -2 /**< failed: cut the stream, never end it */
 };
 
 /** One header or trailer. Strings owned by the response. */

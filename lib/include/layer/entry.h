@@ -64,14 +64,14 @@ typedef struct layer_entry {
     size_t path_len;  /**< strlen(path) (paths may not contain NUL) */
     layer_change change;
     layer_type type;
-    uint32_t mode;     /**< permission bits plus setuid/setgid/sticky */
+    uint32_t mode; /**< permission bits plus setuid/setgid/sticky */
     uint32_t uid;
     uint32_t gid;
-    uint64_t size;     /**< bytes layer_reader_read() yields; 0 if none */
+    uint64_t size; /**< bytes layer_reader_read() yields; 0 if none */
     layer_time mtime;
     layer_time atime;
     layer_time ctime;
-    layer_time btime;  /**< valid only if has_btime */
+    layer_time btime; /**< valid only if has_btime */
     bool has_btime;
     uint32_t rdev_major; /**< char and block devices */
     uint32_t rdev_minor;
@@ -110,7 +110,6 @@ const layer_xattr *layer_entry_xattr(const layer_entry *entry,
  * children).
  * @return <0, 0 or >0 like strcmp
  */
-int layer_path_compare(const char *a, size_t alen, const char *b,
-                       size_t blen);
+int layer_path_compare(const char *a, size_t alen, const char *b, size_t blen);
 
 #endif

@@ -40,9 +40,9 @@ enum layer_export_flags {
 /** Export options. Zero-initialise, then set what differs. */
 typedef struct layer_export_opts {
     layer_compression compression;
-    int level;      /**< 0: the format's default */
-    unsigned flags; /**< layer_export_flags */
-    int64_t epoch;  /**< with LAYER_EXPORT_CLAMP_MTIME */
+    int level;             /**< 0: the format's default */
+    unsigned flags;        /**< layer_export_flags */
+    int64_t epoch;         /**< with LAYER_EXPORT_CLAMP_MTIME */
     unsigned reader_flags; /**< passed to layer_reader_open() */
     layer_span *span;      /**< tracing parent, or NULL */
 } layer_export_opts;
@@ -103,15 +103,13 @@ int layer_export_read(size_t *out_n, layer_export *x, void *buf, size_t cap,
  * Install the callback the worker calls (from its thread) after a read
  * returned LAYER_EAGAIN, once data, the end or an error is ready.
  */
-void layer_export_set_notify(layer_export *x, void (*fn)(void *arg),
-                             void *arg);
+void layer_export_set_notify(layer_export *x, void (*fn)(void *arg), void *arg);
 
 /**
  * The summary. Valid fields: all after LAYER_ITEROVER; counters so far
  * before.
  */
-void layer_export_summary_get(layer_export_summary *out,
-                              const layer_export *x);
+void layer_export_summary_get(layer_export_summary *out, const layer_export *x);
 
 /** The error message of a failed export (borrowed), or NULL. */
 const char *layer_export_error(const layer_export *x);

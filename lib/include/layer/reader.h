@@ -107,8 +107,7 @@ int layer_reader_link_info(uint64_t *out_nlink, layer_file_id *out_id,
  * @return 0, LAYER_ECHANGED (strict mode), LAYER_ECLOSED, or another
  *         negative code
  */
-int layer_reader_read(size_t *out_read, layer_reader *r, void *buf,
-                      size_t cap);
+int layer_reader_read(size_t *out_read, layer_reader *r, void *buf, size_t cap);
 
 /** Counters of a reader, for summaries and spans. */
 typedef struct layer_reader_stats {

@@ -30,15 +30,15 @@ typedef struct layer_store layer_store;
 
 /** A resolved layer. Owned by the caller; free with layer_info_free(). */
 typedef struct layer_info {
-    char *id;        /**< the store's canonical id */
-    char *store;     /**< the store spec's kind: "dir", ... */
-    char *created;   /**< RFC 3339 time, or NULL if unknown */
+    char *id;          /**< the store's canonical id */
+    char *store;       /**< the store spec's kind: "dir", ... */
+    char *created;     /**< RFC 3339 time, or NULL if unknown */
     char *diff_digest; /**< "sha256:..." if the store knows it, or NULL */
-    bool mutable_;   /**< the layer may still change (a container layer) */
-    layer_dir layer; /**< path (owned) and kind */
+    bool mutable_;     /**< the layer may still change (a container layer) */
+    layer_dir layer;   /**< path (owned) and kind */
     size_t nparents;
-    layer_dir *parents;  /**< nearest parent first; paths owned */
-    char **parent_ids;   /**< ids of the parents, same order */
+    layer_dir *parents; /**< nearest parent first; paths owned */
+    char **parent_ids;  /**< ids of the parents, same order */
 } layer_info;
 
 /**

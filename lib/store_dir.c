@@ -1,0 +1,194 @@
+/*
+ * The "dir:PATH" store: one directory per layer.
+ *
+ *   PATH/<id>/layer.json  {"parent": "<id>", "kind": "diff"|"snapshot"|
+ *                          "folder", "created": "<RFC 3339>",
+ *                          "mutable": true|false}
+ *   PATH/<id>/fs/         the layer's data
+ *
+ * Every member is optional: no "parent" (or null) is a base layer, "kind"
+ * defaults to "diff". Unknown members are ignored so the format can grow.
+ * The directory name is the layer id; a directory whose name is not a
+ * valid id, or that has no layer.json, is not a layer. Nothing is cached:
+ * each call reads the layer.json files it needs.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "json_int.h"
+#include "layer/alloc.h"
+#include "layer/error.h"
+#include "store_int.h"
+
+/* layer.json is a handful of members; anything bigger is not ours. */
+#define LAYER_JSON_FILE_MAX (64u * 1024u)
+
+typedef struct dir_ctx {
+    int root;
+    const char *root_path;
+} dir_ctx;
+
+static int dir_begin(void **out_ctx, int root, const char *root_path)
+{
+    dir_ctx *c = layer_trycalloc(1, sizeof(*c));
+
+    if (c == NULL)
+        return LAYER_ENOMEM;
+    c->root = root;
+    c->root_path = root_path;
+    *out_ctx = c;
+    return 0;
+}
+
+static void dir_end(void *ctx)
+{
+    layer_free(ctx);
+}
+
+static int parse_layer_json(layer_store__node *node, const char *id,
+                            const char *data, size_t len)
+{
+    layer_json *doc = NULL;
+    const layer_json *v;
+    char what[LAYER_ID_MAX + 32];
+    char *kind = NULL;
+    size_t n;
+    int rc = 0;
+
+    snprintf(what, sizeof(what), "layer %s: layer.json", id);
+    if ((rc = layer_json__parse(&doc, data, len, what)) < 0)
+        goto out;
+    if (layer_json__type(doc) != LAYER_JSON_OBJECT) {
+        rc = layer_error_set(LAYER_EBROKEN, "%s: not a JSON object", what);
+        goto out;
+    }
+    if ((rc = layer_store__json_string(&node->parent, &n, doc, "parent",
+                                       what)) < 0)
+        goto out;
+    if (node->parent != NULL && !layer_id_valid(node->parent, n)) {
+        rc = layer_error_set(LAYER_EBROKEN, "%s: invalid parent id", what);
+        goto out;
+    }
+    if ((rc = layer_store__json_string(&kind, NULL, doc, "kind", what)) < 0)
+        goto out;
+    node->kind = LAYER_KIND_DIFF;
+    if (kind != NULL && layer_kind_parse(&node->kind, kind) < 0) {
+        rc = layer_error_set(LAYER_EBROKEN, "%s: unknown kind \"%.32s\"", what,
+                             kind);
+        goto out;
+    }
+    if ((rc = layer_store__json_string(&node->created, &n, doc, "created",
+                                       what)) < 0)
+        goto out;
+    if (node->created != NULL &&
+        !layer_store__rfc3339_valid(node->created, n)) {
+        rc = layer_error_set(LAYER_EBROKEN,
+                             "%s: \"created\" is not an RFC 3339 time", what);
+        goto out;
+    }
+    v = layer_json__get(doc, "mutable");
+    if (v != NULL && layer_json__type(v) != LAYER_JSON_NULL &&
+        layer_json__bool(&node->mutable_, v) < 0) {
+        rc = layer_error_set(LAYER_EBROKEN, "%s: \"mutable\" is not a boolean",
+                             what);
+        goto out;
+    }
+out:
+    layer_free(kind);
+    layer_json__free(doc);
+    return rc;
+}
+
+static int dir_lookup(layer_store__node *out, void *ctx, const char *id,
+                      unsigned flags)
+{
+    dir_ctx *c = ctx;
+    layer_store__node node = {0};
+    char what[LAYER_ID_MAX + 32];
+    char *data = NULL;
+    size_t len;
+    int fd = -1, rc = 0;
+
+    (void)flags; /* a dir store has no aliases */
+    memset(out, 0, sizeof(*out));
+    fd = openat(c->root, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            rc = LAYER_ENOTFOUND;
+        else if (errno == ENOTDIR || errno == ELOOP)
+            rc = layer_error_set(LAYER_EBROKEN,
+                                 "layer %s: not a directory in the store", id);
+        else
+            rc = layer_error_set_errno(LAYER_ERROR, errno, "layer %s", id);
+        goto out;
+    }
+    snprintf(what, sizeof(what), "layer %s: layer.json", id);
+    if ((rc = layer_store__read_file(&data, &len, fd, "layer.json",
+                                     LAYER_JSON_FILE_MAX, what)) < 0)
+        goto out;
+    if ((rc = parse_layer_json(&node, id, data, len)) < 0)
+        goto out;
+    snprintf(what, sizeof(what), "layer %s: fs/", id);
+    if ((rc = layer_store__check_dir(fd, "fs", what)) < 0)
+        goto out;
+    if ((rc = layer_store__path(&node.path, c->root_path, id, "fs",
+                                (char *)NULL)) < 0)
+        goto out;
+    node.id = layer_trystrdup(id);
+    if (node.id == NULL) {
+        rc = LAYER_ENOMEM;
+        goto out;
+    }
+    *out = node;
+    memset(&node, 0, sizeof(node));
+out:
+    layer_store__node_dispose(&node);
+    layer_free(data);
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+static int dir_list(layer_store__strv *ids, void *ctx)
+{
+    dir_ctx *c = ctx;
+    layer_store__strv names = {0};
+    int rc;
+
+    if ((rc = layer_store__dir_names(&names, c->root, ".", "store root")) < 0)
+        goto out;
+    for (size_t i = 0; i < names.n; i++) {
+        const char *name = names.v[i];
+        struct stat st;
+        int fd;
+
+        if (!layer_id_valid(name, strlen(name)))
+            continue;
+        fd = openat(c->root, name,
+                    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+            continue; /* not a directory, or gone since readdir */
+        if (fstatat(fd, "layer.json", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISREG(st.st_mode))
+            rc = layer_store__strv_add(ids, name, strlen(name));
+        close(fd);
+        if (rc < 0)
+            goto out;
+    }
+out:
+    layer_store__strv_dispose(&names);
+    return rc;
+}
+
+const layer_store__backend layer_store__dir = {
+    .prefix = "dir:",
+    .name = "dir",
+    .begin = dir_begin,
+    .end = dir_end,
+    .lookup = dir_lookup,
+    .list = dir_list,
+};

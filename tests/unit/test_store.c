@@ -1,0 +1,1160 @@
+/*
+ * Unit tests for the layer stores (lib/store*.c): id validation, the three
+ * store types on the fixtures that tests/fixtures/mkdemo.sh and
+ * mkstores.sh build, hand-made broken stores (missing parents, cycles,
+ * over-long chains, bad JSON, unsafe values read from disk), and
+ * pagination.
+ *
+ * main() builds the fixtures once into a mkdtemp() directory (the scripts
+ * are found through LAYERD_SOURCE_DIR, which ctest sets); each test runs
+ * in its own forked process and makes its own scratch stores below it.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "layer/alloc.h"
+#include "layer/error.h"
+#include "layer/store.h"
+
+static char tmp_root[PATH_MAX];
+static char demo[PATH_MAX];   /* dir: store from mkdemo.sh */
+static char stores[PATH_MAX]; /* mkstores.sh output */
+
+/* ---- helpers ---- */
+
+static void xfmt(char *buf, size_t cap, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void xfmt(char *buf, size_t cap, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    va_start(ap, fmt);
+    n = vsnprintf(buf, cap, fmt, ap);
+    va_end(ap);
+    ck_assert_msg(n >= 0 && (size_t)n < cap, "path too long");
+}
+
+static void mkdirs(const char *path)
+{
+    char buf[PATH_MAX];
+
+    xfmt(buf, sizeof(buf), "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p == '/') {
+            *p = '\0';
+            ck_assert_msg(mkdir(buf, 0755) == 0 || errno == EEXIST,
+                          "mkdir %s: %s", buf, strerror(errno));
+            *p = '/';
+        }
+    }
+    ck_assert_msg(mkdir(buf, 0755) == 0 || errno == EEXIST, "mkdir %s: %s", buf,
+                  strerror(errno));
+}
+
+static void write_file(const char *path, const char *content)
+{
+    FILE *f = fopen(path, "w");
+
+    ck_assert_msg(f != NULL, "open %s: %s", path, strerror(errno));
+    ck_assert_int_eq(fputs(content, f) >= 0, 1);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* A fresh empty directory below the test root. */
+static void scratch(char *out, size_t cap, const char *name)
+{
+    xfmt(out, cap, "%s/scratch-%ld-%s", tmp_root, (long)getpid(), name);
+    mkdirs(out);
+}
+
+/* A dir: store layer: ROOT/ID/layer.json = json, ROOT/ID/fs/. */
+static void dir_layer(const char *root, const char *id, const char *json)
+{
+    char path[PATH_MAX];
+
+    xfmt(path, sizeof(path), "%s/%s/fs", root, id);
+    mkdirs(path);
+    xfmt(path, sizeof(path), "%s/%s/layer.json", root, id);
+    write_file(path, json);
+}
+
+/* A value from mkstores.sh's ids.env. */
+static const char *ids_env(const char *key)
+{
+    static char value[8][256];
+    static int slot;
+    char path[PATH_MAX], line[512];
+    size_t klen = strlen(key);
+    FILE *f;
+
+    xfmt(path, sizeof(path), "%s/ids.env", stores);
+    f = fopen(path, "r");
+    ck_assert_msg(f != NULL, "open %s: %s", path, strerror(errno));
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, key, klen) == 0 && line[klen] == '=') {
+            char *v = value[slot++ % 8];
+
+            xfmt(v, 256, "%s", line + klen + 1);
+            v[strcspn(v, "\n")] = '\0';
+            fclose(f);
+            return v;
+        }
+    }
+    fclose(f);
+    ck_abort_msg("%s not in ids.env", key);
+    return NULL;
+}
+
+static layer_store *open_store(const char *kind, const char *path)
+{
+    char spec[PATH_MAX + 32];
+    layer_store *s = NULL;
+    int rc;
+
+    xfmt(spec, sizeof(spec), "%s:%s", kind, path);
+    rc = layer_store_open(&s, spec);
+    ck_assert_msg(rc == 0, "open %s: %s", spec, layer_error_last());
+    ck_assert_str_eq(layer_store_spec(s), spec);
+    return s;
+}
+
+static layer_info *resolve_ok(layer_store *s, const char *id)
+{
+    layer_info *info = NULL;
+    int rc = layer_store_resolve(&info, s, id);
+
+    ck_assert_msg(rc == 0, "resolve %s: %s (%s)", id, layer_error_last(),
+                  layer_error_name(rc));
+    ck_assert_ptr_nonnull(info);
+    return info;
+}
+
+/* Resolve must fail with code, with a message containing needle. */
+static void resolve_fails(layer_store *s, const char *id, int code,
+                          const char *needle)
+{
+    layer_info *info = NULL;
+    int rc = layer_store_resolve(&info, s, id);
+
+    ck_assert_msg(rc == code, "resolve %s: %s, want %s (%s)", id,
+                  layer_error_name(rc), layer_error_name(code),
+                  layer_error_last());
+    ck_assert_ptr_null(info);
+    if (needle != NULL)
+        ck_assert_msg(strstr(layer_error_last(), needle) != NULL,
+                      "message '%s' lacks '%s'", layer_error_last(), needle);
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+
+    return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+#define ck_assert_ends_with(s, suffix)                                         \
+    ck_assert_msg(ends_with((s), (suffix)), "'%s' does not end with '%s'",     \
+                  (s), (suffix))
+
+static void list_is(layer_store *s, const char *after, size_t limit,
+                    const char *const *want, size_t nwant)
+{
+    char **ids = NULL;
+    size_t n = 99;
+    int rc = layer_store_list(&ids, &n, s, after, limit);
+
+    ck_assert_msg(rc == 0, "list: %s", layer_error_last());
+    ck_assert_msg(n == nwant, "list after %s limit %zu: %zu ids, want %zu",
+                  after ? after : "(null)", limit, n, nwant);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_str_eq(ids[i], want[i]);
+    layer_store_ids_free(ids, n);
+}
+
+/* ---- ids ---- */
+
+static const char hex64[] =
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+START_TEST(valid_ids_are_accepted)
+{
+    char digest[80], long_id[LAYER_ID_MAX + 1];
+
+    ck_assert(layer_id_valid("base", 4));
+    ck_assert(layer_id_valid("a", 1));
+    ck_assert(layer_id_valid("snap-top_1.2:x", 14));
+    ck_assert(layer_id_valid(hex64, 64));
+    xfmt(digest, sizeof(digest), "sha256:%s", hex64);
+    ck_assert(layer_id_valid(digest, strlen(digest)));
+    memset(long_id, 'a', LAYER_ID_MAX);
+    long_id[LAYER_ID_MAX] = '\0';
+    ck_assert(layer_id_valid(long_id, LAYER_ID_MAX));
+    /* Only len bytes count: a longer buffer is fine. */
+    ck_assert(layer_id_valid("base/../x", 4));
+}
+END_TEST
+
+START_TEST(malformed_ids_are_refused)
+{
+    static const char *const bad[] = {
+        "",   ".",  "..",      "a/b", "/abs", "%2e%2e", "a..b", "..a",
+        "-a", "_a", ".hidden", "a b", "a\\b", "a\nb",   "é",    "a%2fb",
+    };
+    char digest[80], long_id[301];
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        ck_assert_msg(!layer_id_valid(bad[i], strlen(bad[i])), "'%s' accepted",
+                      bad[i]);
+    ck_assert(!layer_id_valid(NULL, 0));
+    /* Embedded NUL: the check is by length, not by strlen. */
+    ck_assert(!layer_id_valid("ba\0se", 5));
+    ck_assert(!layer_id_valid("base\0", 5));
+    memset(long_id, 'a', 300);
+    long_id[300] = '\0';
+    ck_assert(!layer_id_valid(long_id, 300));
+    ck_assert(!layer_id_valid(long_id, LAYER_ID_MAX + 1));
+    /* Digest-shaped ids must be complete and lowercase. */
+    xfmt(digest, sizeof(digest), "sha256:%.63s", hex64);
+    ck_assert(!layer_id_valid(digest, strlen(digest)));
+    xfmt(digest, sizeof(digest), "sha256:%s0", hex64);
+    ck_assert(!layer_id_valid(digest, strlen(digest)));
+    xfmt(digest, sizeof(digest),
+         "sha256:0123456789ABCDEF0123456789ABCDEF0123456789ABCDEF0123456789A"
+         "BCDEF");
+    ck_assert(!layer_id_valid(digest, strlen(digest)));
+    ck_assert(!layer_id_valid("sha256:", 7));
+    ck_assert(!layer_id_valid("sha256:xyz", 10));
+}
+END_TEST
+
+START_TEST(bad_ids_are_refused_before_filesystem_access)
+{
+    static const char *const bad[] = {"..",      ".", "a/b",       "%2e%2e",
+                                      "../base", "",  "sha256:abc"};
+    char root[PATH_MAX], gone[PATH_MAX];
+    layer_store *s;
+
+    /* A store whose directory is gone: any filesystem access would fail
+     * with something other than LAYER_EINVALID. */
+    scratch(root, sizeof(root), "gone");
+    xfmt(gone, sizeof(gone), "%s/store", root);
+    mkdirs(gone);
+    s = open_store("dir", gone);
+    ck_assert_int_eq(rmdir(gone), 0);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        resolve_fails(s, bad[i], LAYER_EINVALID, "invalid layer id");
+    {
+        char long_id[301];
+
+        memset(long_id, 'a', 300);
+        long_id[300] = '\0';
+        resolve_fails(s, long_id, LAYER_EINVALID, "invalid layer id");
+    }
+    /* A good id does reach the filesystem. */
+    resolve_fails(s, "base", LAYER_ENOTFOUND, NULL);
+    layer_store_free(s);
+}
+END_TEST
+
+/* ---- kinds and opening ---- */
+
+START_TEST(kind_names_round_trip)
+{
+    layer_kind k = LAYER_KIND_FOLDER;
+
+    ck_assert_str_eq(layer_kind_name(LAYER_KIND_DIFF), "diff");
+    ck_assert_str_eq(layer_kind_name(LAYER_KIND_SNAPSHOT), "snapshot");
+    ck_assert_str_eq(layer_kind_name(LAYER_KIND_FOLDER), "folder");
+    ck_assert_int_eq(layer_kind_parse(&k, "diff"), 0);
+    ck_assert_int_eq(k, LAYER_KIND_DIFF);
+    ck_assert_int_eq(layer_kind_parse(&k, "snapshot"), 0);
+    ck_assert_int_eq(k, LAYER_KIND_SNAPSHOT);
+    ck_assert_int_eq(layer_kind_parse(&k, "folder"), 0);
+    ck_assert_int_eq(k, LAYER_KIND_FOLDER);
+    ck_assert_int_eq(layer_kind_parse(&k, "Diff"), LAYER_EINVALID);
+    ck_assert_ptr_nonnull(strstr(layer_error_last(), "unknown layer kind"));
+    ck_assert_int_eq(layer_kind_parse(&k, ""), LAYER_EINVALID);
+    ck_assert_int_eq(layer_kind_parse(&k, NULL), LAYER_EINVALID);
+    ck_assert_int_eq(k, LAYER_KIND_FOLDER);
+}
+END_TEST
+
+START_TEST(open_refuses_unknown_specs_and_missing_paths)
+{
+    layer_store *s = NULL;
+    char spec[PATH_MAX + 32], file[PATH_MAX];
+
+    ck_assert_int_eq(layer_store_open(&s, "zfs:/tank"), LAYER_EINVALID);
+    ck_assert_ptr_nonnull(strstr(layer_error_last(), "unknown store type"));
+    ck_assert_int_eq(layer_store_open(&s, demo), LAYER_EINVALID);
+    ck_assert_ptr_nonnull(strstr(layer_error_last(), "unknown store type"));
+    ck_assert_int_eq(layer_store_open(&s, "DIR:/tmp"), LAYER_EINVALID);
+    ck_assert_int_eq(layer_store_open(&s, "dir:"), LAYER_EINVALID);
+    ck_assert_int_eq(layer_store_open(&s, NULL), LAYER_EINVALID);
+    xfmt(spec, sizeof(spec), "dir:%s/does-not-exist", tmp_root);
+    ck_assert_int_eq(layer_store_open(&s, spec), LAYER_ENOTFOUND);
+    xfmt(spec, sizeof(spec), "docker:%s/does-not-exist", tmp_root);
+    ck_assert_int_eq(layer_store_open(&s, spec), LAYER_ENOTFOUND);
+    xfmt(file, sizeof(file), "%s/base/layer.json", demo);
+    xfmt(spec, sizeof(spec), "dir:%s", file);
+    ck_assert_int_eq(layer_store_open(&s, spec), LAYER_EINVALID);
+    ck_assert_ptr_nonnull(strstr(layer_error_last(), "not a directory"));
+    ck_assert_ptr_null(s);
+    layer_store_free(NULL);
+    layer_info_free(NULL);
+    layer_store_ids_free(NULL, 0);
+}
+END_TEST
+
+/* ---- dir: on the demo store ---- */
+
+START_TEST(dir_resolves_the_demo_diff_chain)
+{
+    layer_store *s = open_store("dir", demo);
+    layer_info *info = resolve_ok(s, "patch");
+
+    ck_assert_str_eq(info->id, "patch");
+    ck_assert_str_eq(info->store, "dir");
+    ck_assert_str_eq(info->created, "2023-11-15T00:13:20Z");
+    ck_assert_ptr_null(info->diff_digest);
+    ck_assert(!info->mutable_);
+    ck_assert_int_eq(info->layer.kind, LAYER_KIND_DIFF);
+    ck_assert_ends_with(info->layer.path, "/patch/fs");
+    ck_assert_uint_eq(info->nparents, 2);
+    ck_assert_str_eq(info->parent_ids[0], "app");
+    ck_assert_str_eq(info->parent_ids[1], "base");
+    ck_assert_ends_with(info->parents[0].path, "/app/fs");
+    ck_assert_ends_with(info->parents[1].path, "/base/fs");
+    ck_assert_int_eq(info->parents[0].kind, LAYER_KIND_DIFF);
+    ck_assert_int_eq(info->parents[1].kind, LAYER_KIND_DIFF);
+    ck_assert_int_eq(access(info->layer.path, F_OK), 0);
+    layer_info_free(info);
+
+    info = resolve_ok(s, "base");
+    ck_assert_uint_eq(info->nparents, 0);
+    ck_assert_ptr_null(info->parents);
+    layer_info_free(info);
+    layer_store_free(s);
+}
+END_TEST
+
+START_TEST(dir_resolves_the_demo_snapshot_chain)
+{
+    layer_store *s = open_store("dir", demo);
+    layer_info *info = resolve_ok(s, "snap-top");
+
+    ck_assert_int_eq(info->layer.kind, LAYER_KIND_SNAPSHOT);
+    ck_assert_uint_eq(info->nparents, 1);
+    ck_assert_str_eq(info->parent_ids[0], "snap-base");
+    ck_assert_int_eq(info->parents[0].kind, LAYER_KIND_SNAPSHOT);
+    layer_info_free(info);
+    resolve_fails(s, "nope", LAYER_ENOTFOUND, "layer nope not found");
+    layer_store_free(s);
+}
+END_TEST
+
+START_TEST(dir_lists_and_pages_bytewise)
+{
+    static const char *const all[] = {"app", "base", "patch", "snap-base",
+                                      "snap-top"};
+    layer_store *s = open_store("dir", demo);
+
+    list_is(s, NULL, 0, all, 5);
+    list_is(s, NULL, 2, all, 2);
+    list_is(s, "", 0, all, 5);
+    list_is(s, "app", 0, all + 1, 4);
+    list_is(s, "b", 2, all + 1, 2);
+    list_is(s, "base", 2, all + 2, 2);
+    list_is(s, "snap-base", 10, all + 4, 1);
+    list_is(s, "snap-top", 0, NULL, 0);
+    list_is(s, "zzz", 0, NULL, 0);
+    layer_store_free(s);
+}
+END_TEST
+
+START_TEST(dir_list_skips_what_is_not_a_layer)
+{
+    static const char *const want[] = {"B", "a", "z"};
+    char root[PATH_MAX], path[PATH_MAX];
+    layer_store *s;
+
+    scratch(root, sizeof(root), "listskip");
+    dir_layer(root, "z", "{}");
+    dir_layer(root, "a", "{}");
+    dir_layer(root, "B", "{}"); /* 'B' < 'a' bytewise */
+    dir_layer(root, ".hidden", "{}");
+    dir_layer(root, "bad..id", "{}");
+    xfmt(path, sizeof(path), "%s/nojson/fs", root);
+    mkdirs(path);
+    xfmt(path, sizeof(path), "%s/plainfile", root);
+    write_file(path, "x");
+    xfmt(path, sizeof(path), "%s/link", root);
+    ck_assert_int_eq(symlink("a", path), 0);
+    s = open_store("dir", root);
+    list_is(s, NULL, 0, want, 3);
+    resolve_fails(s, "nojson", LAYER_ENOTFOUND, NULL);
+    resolve_fails(s, "plainfile", LAYER_EBROKEN, "not a directory");
+    resolve_fails(s, "link", LAYER_EBROKEN, "not a directory");
+    layer_store_free(s);
+}
+END_TEST
+
+START_TEST(dir_layer_json_defaults_and_fields)
+{
+    char root[PATH_MAX];
+    layer_store *s;
+    layer_info *info;
+
+    scratch(root, sizeof(root), "fields");
+    dir_layer(root, "min", "{}");
+    dir_layer(root, "full",
+              "{\"parent\": \"min\", \"kind\": \"snapshot\", \"created\": "
+              "\"2024-05-06T07:08:09.123456789+02:00\", \"mutable\": true, "
+              "\"future\": [1, 2]}");
+    dir_layer(root, "nulls",
+              "{\"parent\": null, \"kind\": null, \"mutable\": null}");
+    s = open_store("dir", root);
+    info = resolve_ok(s, "min");
+    ck_assert_int_eq(info->layer.kind, LAYER_KIND_DIFF);
+    ck_assert_ptr_null(info->created);
+    ck_assert(!info->mutable_);
+    layer_info_free(info);
+    info = resolve_ok(s, "full");
+    ck_assert_int_eq(info->layer.kind, LAYER_KIND_SNAPSHOT);
+    ck_assert_str_eq(info->created, "2024-05-06T07:08:09.123456789+02:00");
+    ck_assert(info->mutable_);
+    ck_assert_uint_eq(info->nparents, 1);
+    ck_assert_int_eq(info->parents[0].kind, LAYER_KIND_DIFF);
+    layer_info_free(info);
+    info = resolve_ok(s, "nulls");
+    ck_assert_uint_eq(info->nparents, 0);
+    layer_info_free(info);
+    layer_store_free(s);
+}
+END_TEST
+
+/* ---- dir: broken stores ---- */
+
+START_TEST(dir_missing_parent_is_broken_and_named)
+{
+    char root[PATH_MAX];
+    layer_store *s;
+
+    scratch(root, sizeof(root), "missing");
+    dir_layer(root, "top", "{\"parent\": \"mid\"}");
+    dir_layer(root, "mid", "{\"parent\": \"gone\"}");
+    s = open_store("dir", root);
+    resolve_fails(s, "top", LAYER_EBROKEN, "layer mid: parent gone not found");
+    layer_store_free(s);
+}
+END_TEST
+
+START_TEST(dir_cycles_are_broken)
+{
+    char root[PATH_MAX];
+    layer_store *s;
+
+    scratch(root, sizeof(root), "cycle");
+    dir_layer(root, "a", "{\"parent\": \"b\"}");
+    dir_layer(root, "b", "{\"parent\": \"c\"}");
+    dir_layer(root, "c", "{\"parent\": \"b\"}");
+    dir_layer(root, "self", "{\"parent\": \"self\"}");
+    s = open_store("dir", root);
+    resolve_fails(s, "a", LAYER_EBROKEN, "cycle at b");
+    resolve_fails(s, "b", LAYER_EBROKEN, "cycle");
+    resolve_fails(s, "self", LAYER_EBROKEN,
+                  "layer self: parent chain has a "
+                  "cycle at self");
+    layer_store_free(s);
+}
+END_TEST
+
+START_TEST(dir_chain_longer_than_the_cap_is_broken)
+{
+    char root[PATH_MAX], id[32], json[64];
+    layer_store *s;
+    layer_info *info;
+
+    scratch(root, sizeof(root), "long");
+    /* l0 is the base; l<n> has parent l<n-1>. */
+    dir_layer(root, "l0", "{}");
+    for (int i = 1; i <= LAYER_CHAIN_MAX + 1; i++) {
+        xfmt(id, sizeof(id), "l%d", i);
+        xfmt(json, sizeof(json), "{\"parent\": \"l%d\"}", i - 1);
+        dir_layer(root, id, json);
+    }
+    s = open_store("dir", root);
+    xfmt(id, sizeof(id), "l%d", LAYER_CHAIN_MAX);
+    info = resolve_ok(s, id);
+    ck_assert_uint_eq(info->nparents, LAYER_CHAIN_MAX);
+    ck_assert_str_eq(info->parent_ids[LAYER_CHAIN_MAX - 1], "l0");
+    layer_info_free(info);
+    xfmt(id, sizeof(id), "l%d", LAYER_CHAIN_MAX + 1);
+    resolve_fails(s, id, LAYER_EBROKEN, "parent chain longer than 128");
+    layer_store_free(s);
+}
+END_TEST
+
+START_TEST(dir_bad_layer_json_is_broken)
+{
+    char root[PATH_MAX], path[PATH_MAX];
+    layer_store *s;
+
+    scratch(root, sizeof(root), "badjson");
+    dir_layer(root, "syntax", "{\"parent\": \"a\",}");
+    dir_layer(root, "array", "[]");
+    dir_layer(root, "kind", "{\"kind\": \"overlay\"}");
+    dir_layer(root, "kindtype", "{\"kind\": 1}");
+    dir_layer(root, "created", "{\"created\": \"yesterday\"}");
+    dir_layer(root, "mutable", "{\"mutable\": \"yes\"}");
+    dir_layer(root, "parenttype", "{\"parent\": [\"a\"]}");
+    dir_layer(root, "parentnul", "{\"parent\": \"a\\u0000b\"}");
+    dir_layer(root, "nofs", "{}");
+    xfmt(path, sizeof(path), "%s/nofs/fs", root);
+    ck_assert_int_eq(rmdir(path), 0);
+    dir_layer(root, "fsfile", "{}");
+    xfmt(path, sizeof(path), "%s/fsfile/fs", root);
+    ck_assert_int_eq(rmdir(path), 0);
+    write_file(path, "");
+    dir_layer(root, "jsonlink", "{}");
+    xfmt(path, sizeof(path), "%s/jsonlink/layer.json", root);
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(symlink("../syntax/layer.json", path), 0);
+    dir_layer(root, "jsondir", "{}");
+    xfmt(path, sizeof(path), "%s/jsondir/layer.json", root);
+    ck_assert_int_eq(unlink(path), 0);
+    mkdirs(path);
+    dir_layer(root, "child", "{\"parent\": \"syntax\"}");
+    s = open_store("dir", root);
+    resolve_fails(s, "syntax", LAYER_EBROKEN,
+                  "layer syntax: layer.json: invalid JSON at byte 15");
+    resolve_fails(s, "array", LAYER_EBROKEN, "not a JSON object");
+    resolve_fails(s, "kind", LAYER_EBROKEN, "unknown kind \"overlay\"");
+    resolve_fails(s, "kindtype", LAYER_EBROKEN, "\"kind\" is a number");
+    resolve_fails(s, "created", LAYER_EBROKEN, "RFC 3339");
+    resolve_fails(s, "mutable", LAYER_EBROKEN, "not a boolean");
+    resolve_fails(s, "parenttype", LAYER_EBROKEN, "not a string");
+    resolve_fails(s, "parentnul", LAYER_EBROKEN, "contains NUL");
+    resolve_fails(s, "nofs", LAYER_EBROKEN, "layer nofs: fs/ is missing");
+    resolve_fails(s, "fsfile", LAYER_EBROKEN, "not a directory");
+    resolve_fails(s, "jsonlink", LAYER_EBROKEN, "symlink");
+    resolve_fails(s, "jsondir", LAYER_EBROKEN, "not a regular file");
+    /* A broken parent breaks its children, with the parent's message. */
+    resolve_fails(s, "child", LAYER_EBROKEN, "layer syntax: layer.json");
+    layer_store_free(s);
+}
+END_TEST
+
+START_TEST(dir_invalid_parent_ids_are_never_used_as_paths)
+{
+    static const char *const bad[] = {"../outside", "..",     "a/b",
+                                      "",           "%2e%2e", "/etc"};
+    char root[PATH_MAX], outside[PATH_MAX], json[128], id[16];
+    layer_store *s;
+
+    scratch(root, sizeof(root), "badparent");
+    /* A real layer next to the store that "../outside" would reach. */
+    xfmt(outside, sizeof(outside), "%s/store", root);
+    dir_layer(root, "outside", "{}");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        xfmt(id, sizeof(id), "c%zu", i);
+        xfmt(json, sizeof(json), "{\"parent\": \"%s\"}", bad[i]);
+        dir_layer(outside, id, json);
+    }
+    s = open_store("dir", outside);
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        xfmt(id, sizeof(id), "c%zu", i);
+        resolve_fails(s, id, LAYER_EBROKEN, "invalid parent id");
+    }
+    layer_store_free(s);
+}
+END_TEST
+
+START_TEST(dir_store_sees_layers_created_after_open)
+{
+    char root[PATH_MAX];
+    layer_store *s;
+    layer_info *info;
+
+    scratch(root, sizeof(root), "late");
+    s = open_store("dir", root);
+    resolve_fails(s, "late", LAYER_ENOTFOUND, NULL);
+    dir_layer(root, "late", "{}");
+    info = resolve_ok(s, "late");
+    layer_info_free(info);
+    layer_store_free(s);
+}
+END_TEST
+
+START_TEST(resolve_releases_everything_on_allocation_failure)
+{
+    layer_store *s = open_store("dir", demo);
+    unsigned long n;
+
+    for (n = 1; n < 2000; n++) {
+        layer_info *info = NULL;
+        int rc;
+
+        layer_alloc_fail_after(n);
+        rc = layer_store_resolve(&info, s, "patch");
+        layer_alloc_fail_after(0);
+        if (rc == 0) {
+            ck_assert_uint_eq(info->nparents, 2);
+            layer_info_free(info);
+            break;
+        }
+        ck_assert_msg(rc == LAYER_ENOMEM, "n=%lu: %s", n, layer_error_last());
+        ck_assert_ptr_null(info);
+    }
+    ck_assert(n > 3 && n < 2000);
+    layer_store_free(s);
+}
+END_TEST
+
+/* ---- containers-storage ---- */
+
+static void cs_path(char *out, size_t cap, const char *which)
+{
+    xfmt(out, cap, "%s/%s", stores, which);
+}
+
+START_TEST(cs_overlay_resolves_ids_and_diff_digests)
+{
+    char path[PATH_MAX], want[PATH_MAX];
+    layer_store *s;
+    layer_info *info;
+    const char *top = ids_env("CS_OV_TOP");
+
+    cs_path(path, sizeof(path), "cs-overlay");
+    s = open_store("containers-storage", path);
+    info = resolve_ok(s, top);
+    ck_assert_str_eq(info->id, top);
+    ck_assert_str_eq(info->store, "containers-storage");
+    ck_assert_str_eq(info->created, "2024-01-02T03:04:07Z");
+    ck_assert_str_eq(info->diff_digest, ids_env("CS_OV_TOP_DIFF"));
+    ck_assert(!info->mutable_);
+    ck_assert_int_eq(info->layer.kind, LAYER_KIND_DIFF);
+    xfmt(want, sizeof(want), "/overlay/%s/diff", top);
+    ck_assert_ends_with(info->layer.path, want);
+    ck_assert_uint_eq(info->nparents, 2);
+    ck_assert_str_eq(info->parent_ids[0], ids_env("CS_OV_APP"));
+    ck_assert_str_eq(info->parent_ids[1], ids_env("CS_OV_BASE"));
+    xfmt(want, sizeof(want), "/overlay/%s/diff", ids_env("CS_OV_BASE"));
+    ck_assert_ends_with(info->parents[1].path, want);
+    ck_assert_int_eq(info->parents[1].kind, LAYER_KIND_DIFF);
+    layer_info_free(info);
+
+    /* By DiffID: the same layer, under its canonical id. */
+    info = resolve_ok(s, ids_env("CS_OV_APP_DIFF"));
+    ck_assert_str_eq(info->id, ids_env("CS_OV_APP"));
+    ck_assert_str_eq(info->created, "2024-01-02T03:04:06.5Z");
+    ck_assert_uint_eq(info->nparents, 1);
+    layer_info_free(info);
+
+    /* Not a prefix, not a name. */
+    {
+        char prefix[16];
+
+        xfmt(prefix, sizeof(prefix), "%.12s", top);
+        resolve_fails(s, prefix, LAYER_ENOTFOUND, NULL);
+    }
+    resolve_fails(s, "demo-top", LAYER_ENOTFOUND, NULL);
+    layer_store_free(s);
+}
+END_TEST
+
+START_TEST(cs_container_layers_are_mutable)
+{
+    char path[PATH_MAX];
+    layer_store *s;
+    layer_info *info;
+
+    cs_path(path, sizeof(path), "cs-overlay");
+    s = open_store("containers-storage", path);
+    /* Volatile, with Go's zero time as its creation time. */
+    info = resolve_ok(s, ids_env("CS_OV_VOL"));
+    ck_assert(info->mutable_);
+    ck_assert_ptr_null(info->created);
+    ck_assert_ptr_null(info->diff_digest);
+    ck_assert_uint_eq(info->nparents, 3);
+    layer_info_free(info);
+    /* In layers.json, but a container's "layer". */
+    info = resolve_ok(s, ids_env("CS_OV_CTR"));
+    ck_assert(info->mutable_);
+    ck_assert_str_eq(info->created, "2024-01-03T00:00:00.000000001+01:00");
+    layer_info_free(info);
+    layer_store_free(s);
+}
+END_TEST
+
+START_TEST(cs_incomplete_layers_are_not_listed_or_served)
+{
+    char path[PATH_MAX];
+    const char *want[5];
+    layer_store *s;
+
+    want[0] = ids_env("CS_OV_TOP");  /* 3ec1... */
+    want[1] = ids_env("CS_OV_BASE"); /* 5e04... */
+    want[2] = ids_env("CS_OV_VOL");  /* b08a... */
+    want[3] = ids_env("CS_OV_CTR");  /* b1ba... */
+    want[4] = ids_env("CS_OV_APP");  /* dd6f... */
+    cs_path(path, sizeof(path), "cs-overlay");
+    s = open_store("containers-storage", path);
+    list_is(s, NULL, 0, want, 5);
+    list_is(s, want[1], 2, want + 2, 2);
+    resolve_fails(s, ids_env("CS_OV_INC"), LAYER_EBROKEN, "incomplete");
+    layer_store_free(s);
+}
+END_TEST
+
+START_TEST(cs_vfs_layers_are_snapshots)
+{
+    char path[PATH_MAX], want[PATH_MAX];
+    const char *ids[2];
+    layer_store *s;
+    layer_info *info;
+
+    cs_path(path, sizeof(path), "cs-vfs");
+    s = open_store("containers-storage", path);
+    info = resolve_ok(s, ids_env("CS_VFS_TOP"));
+    ck_assert_int_eq(info->layer.kind, LAYER_KIND_SNAPSHOT);
+    xfmt(want, sizeof(want), "/vfs/dir/%s", ids_env("CS_VFS_TOP"));
+    ck_assert_ends_with(info->layer.path, want);
+    ck_assert_uint_eq(info->nparents, 1);
+    ck_assert_str_eq(info->parent_ids[0], ids_env("CS_VFS_BASE"));
+    ck_assert_int_eq(info->parents[0].kind, LAYER_KIND_SNAPSHOT);
+    layer_info_free(info);
+    ids[0] = ids_env("CS_VFS_TOP");  /* 07a0... */
+    ids[1] = ids_env("CS_VFS_BASE"); /* b292... */
+    list_is(s, NULL, 0, ids, 2);
+    layer_store_free(s);
+}
+END_TEST
+
+/* A containers-storage overlay store with layers.json = json; each id in
+ * ids gets an overlay/<id>/diff directory. */
+static void cs_store(char *root, size_t cap, const char *name, const char *json,
+                     const char *const *ids, size_t nids)
+{
+    char path[PATH_MAX];
+
+    scratch(root, cap, name);
+    xfmt(path, sizeof(path), "%s/overlay-layers", root);
+    mkdirs(path);
+    xfmt(path, sizeof(path), "%s/overlay-layers/layers.json", root);
+    write_file(path, json);
+    for (size_t i = 0; i < nids; i++) {
+        xfmt(path, sizeof(path), "%s/overlay/%s/diff", root, ids[i]);
+        mkdirs(path);
+    }
+}
+
+START_TEST(cs_broken_metadata_is_reported)
+{
+    static const char *const ids[] = {"top", "mid"};
+    char root[PATH_MAX];
+    layer_store *s;
+
+    cs_store(root, sizeof(root), "cs-missing",
+             "[{\"id\":\"top\",\"parent\":\"mid\"},"
+             "{\"id\":\"mid\",\"parent\":\"base\"}]",
+             ids, 2);
+    s = open_store("containers-storage", root);
+    resolve_fails(s, "top", LAYER_EBROKEN, "layer mid: parent base not found");
+    layer_store_free(s);
+
+    cs_store(root, sizeof(root), "cs-cycle",
+             "[{\"id\":\"top\",\"parent\":\"mid\"},"
+             "{\"id\":\"mid\",\"parent\":\"top\"}]",
+             ids, 2);
+    s = open_store("containers-storage", root);
+    resolve_fails(s, "top", LAYER_EBROKEN, "cycle");
+    layer_store_free(s);
+
+    cs_store(root, sizeof(root), "cs-badparent",
+             "[{\"id\":\"top\",\"parent\":\"../../etc\"}]", ids, 1);
+    s = open_store("containers-storage", root);
+    resolve_fails(s, "top", LAYER_EBROKEN, "invalid parent id");
+    layer_store_free(s);
+
+    cs_store(root, sizeof(root), "cs-json", "[{\"id\":\"top\"}", ids, 1);
+    s = open_store("containers-storage", root);
+    resolve_fails(s, "top", LAYER_EBROKEN, "invalid JSON at byte 13");
+    layer_store_free(s);
+
+    cs_store(root, sizeof(root), "cs-noid", "[{\"parent\":\"top\"}]", ids, 1);
+    s = open_store("containers-storage", root);
+    resolve_fails(s, "top", LAYER_EBROKEN, "has no string \"id\"");
+    layer_store_free(s);
+
+    cs_store(root, sizeof(root), "cs-nodiff", "[{\"id\":\"top\"}]", NULL, 0);
+    {
+        char path[PATH_MAX];
+
+        xfmt(path, sizeof(path), "%s/overlay/top", root);
+        mkdirs(path);
+    }
+    s = open_store("containers-storage", root);
+    resolve_fails(s, "top", LAYER_EBROKEN, "diff is missing");
+    layer_store_free(s);
+
+    /* An empty layers.json is an empty store, as in containers/storage. */
+    cs_store(root, sizeof(root), "cs-empty", "", NULL, 0);
+    s = open_store("containers-storage", root);
+    resolve_fails(s, "top", LAYER_ENOTFOUND, NULL);
+    list_is(s, NULL, 0, NULL, 0);
+    layer_store_free(s);
+
+    /* No driver directory at all. */
+    scratch(root, sizeof(root), "cs-nodriver");
+    s = open_store("containers-storage", root);
+    resolve_fails(s, "top", LAYER_EBROKEN, "neither overlay-layers");
+    layer_store_free(s);
+}
+END_TEST
+
+START_TEST(cs_first_record_of_an_id_wins)
+{
+    static const char *const ids[] = {"dup"};
+    static const char *const want[] = {"dup"};
+    char root[PATH_MAX];
+    layer_store *s;
+    layer_info *info;
+
+    cs_store(root, sizeof(root), "cs-dup",
+             "[{\"id\":\"dup\",\"created\":\"2024-01-01T00:00:00Z\"},"
+             "{\"id\":\"dup\",\"created\":\"2025-01-01T00:00:00Z\"}]",
+             ids, 1);
+    s = open_store("containers-storage", root);
+    info = resolve_ok(s, "dup");
+    ck_assert_str_eq(info->created, "2024-01-01T00:00:00Z");
+    layer_info_free(info);
+    list_is(s, NULL, 0, want, 1);
+    layer_store_free(s);
+}
+END_TEST
+
+/* ---- docker ---- */
+
+START_TEST(docker_resolves_chain_ids_and_diff_ids)
+{
+    char path[PATH_MAX], want[PATH_MAX];
+    layer_store *s;
+    layer_info *info;
+    const char *chain3 = ids_env("DK_CHAIN3");
+
+    xfmt(path, sizeof(path), "%s/docker", stores);
+    s = open_store("docker", path);
+    info = resolve_ok(s, chain3);
+    ck_assert_str_eq(info->id, chain3);
+    ck_assert_str_eq(info->store, "docker");
+    ck_assert_str_eq(info->diff_digest, ids_env("DK_DIFF3"));
+    ck_assert_ptr_null(info->created);
+    ck_assert(!info->mutable_);
+    ck_assert_int_eq(info->layer.kind, LAYER_KIND_DIFF);
+    xfmt(want, sizeof(want), "/overlay2/%s/diff", ids_env("DK_CACHE3"));
+    ck_assert_ends_with(info->layer.path, want);
+    ck_assert_uint_eq(info->nparents, 2);
+    ck_assert_str_eq(info->parent_ids[0], ids_env("DK_CHAIN2"));
+    ck_assert_str_eq(info->parent_ids[1], ids_env("DK_CHAIN1"));
+    xfmt(want, sizeof(want), "/overlay2/%s/diff", ids_env("DK_CACHE1"));
+    ck_assert_ends_with(info->parents[1].path, want);
+    layer_info_free(info);
+
+    /* Bare hex is the same chain ID. */
+    info = resolve_ok(s, chain3 + 7);
+    ck_assert_str_eq(info->id, chain3);
+    layer_info_free(info);
+
+    /* A DiffID finds its chain. */
+    info = resolve_ok(s, ids_env("DK_DIFF2"));
+    ck_assert_str_eq(info->id, ids_env("DK_CHAIN2"));
+    ck_assert_uint_eq(info->nparents, 1);
+    layer_info_free(info);
+
+    resolve_fails(s, "base", LAYER_ENOTFOUND, NULL);
+    {
+        char digest[80];
+
+        xfmt(digest, sizeof(digest), "sha256:%s", hex64);
+        resolve_fails(s, digest, LAYER_ENOTFOUND, NULL);
+    }
+    layer_store_free(s);
+}
+END_TEST
+
+START_TEST(docker_lists_chain_ids)
+{
+    char path[PATH_MAX];
+    const char *want[3];
+    layer_store *s;
+
+    want[0] = ids_env("DK_CHAIN2"); /* 3c31... */
+    want[1] = ids_env("DK_CHAIN1"); /* 5578... */
+    want[2] = ids_env("DK_CHAIN3"); /* 5cdb... */
+    xfmt(path, sizeof(path), "%s/docker", stores);
+    s = open_store("docker", path);
+    list_is(s, NULL, 0, want, 3);
+    list_is(s, want[0], 1, want + 1, 1);
+    layer_store_free(s);
+}
+END_TEST
+
+/* A docker store with one chain ID (hex) whose layerdb files are given
+ * (NULL: absent) and an overlay2/<cache>/diff when make_data. */
+static void docker_store(char *root, size_t cap, const char *name,
+                         const char *hex, const char *cache, const char *diff,
+                         const char *parent, bool make_data)
+{
+    char dir[PATH_MAX], path[PATH_MAX];
+
+    scratch(root, cap, name);
+    xfmt(dir, sizeof(dir), "%s/image/overlay2/layerdb/sha256/%s", root, hex);
+    mkdirs(dir);
+    if (cache) {
+        xfmt(path, sizeof(path), "%s/cache-id", dir);
+        write_file(path, cache);
+    }
+    if (diff) {
+        xfmt(path, sizeof(path), "%s/diff", dir);
+        write_file(path, diff);
+    }
+    if (parent) {
+        xfmt(path, sizeof(path), "%s/parent", dir);
+        write_file(path, parent);
+    }
+    xfmt(path, sizeof(path), "%s/overlay2", root);
+    mkdirs(path);
+    if (make_data && cache) {
+        xfmt(path, sizeof(path), "%s/overlay2/%s/diff", root, cache);
+        mkdirs(path);
+    }
+}
+
+START_TEST(docker_values_read_from_disk_are_checked)
+{
+    char root[PATH_MAX], digest[80], other[80], escape[PATH_MAX];
+    layer_store *s;
+    layer_info *info;
+
+    xfmt(digest, sizeof(digest), "sha256:%s", hex64);
+    xfmt(other, sizeof(other),
+         "sha256:fedcba9876543210fedcba9876543210fedcba9876543210fedcba98765"
+         "43210");
+
+    /* A cache-id that climbs out of overlay2/ is refused, even though the
+     * directory it names exists. */
+    docker_store(root, sizeof(root), "dk-escape", hex64, "../escape", digest,
+                 NULL, false);
+    xfmt(escape, sizeof(escape), "%s/escape/diff", root);
+    mkdirs(escape);
+    s = open_store("docker", root);
+    resolve_fails(s, digest, LAYER_EBROKEN,
+                  "cache-id is not a valid directory name");
+    layer_store_free(s);
+
+    docker_store(root, sizeof(root), "dk-slash", hex64, "a/b", digest, NULL,
+                 false);
+    s = open_store("docker", root);
+    resolve_fails(s, digest, LAYER_EBROKEN, "cache-id is not a valid");
+    layer_store_free(s);
+
+    docker_store(root, sizeof(root), "dk-nocache", hex64, NULL, digest, NULL,
+                 false);
+    s = open_store("docker", root);
+    resolve_fails(s, digest, LAYER_EBROKEN, "cache-id is missing");
+    layer_store_free(s);
+
+    docker_store(root, sizeof(root), "dk-badparent", hex64, "c1", digest,
+                 "sha256:../../x", true);
+    s = open_store("docker", root);
+    resolve_fails(s, digest, LAYER_EBROKEN, "parent is not a sha256 digest");
+    layer_store_free(s);
+
+    docker_store(root, sizeof(root), "dk-baddiff", hex64, "c1", "nonsense",
+                 NULL, true);
+    s = open_store("docker", root);
+    resolve_fails(s, digest, LAYER_EBROKEN, "diff is not a sha256 digest");
+    layer_store_free(s);
+
+    docker_store(root, sizeof(root), "dk-missingparent", hex64, "c1", digest,
+                 other, true);
+    s = open_store("docker", root);
+    resolve_fails(s, digest, LAYER_EBROKEN, "parent sha256:fedcba");
+    layer_store_free(s);
+
+    docker_store(root, sizeof(root), "dk-nodata", hex64, "c1", digest, NULL,
+                 false);
+    s = open_store("docker", root);
+    resolve_fails(s, digest, LAYER_EBROKEN, "overlay2/c1/diff is missing");
+    layer_store_free(s);
+
+    /* A trailing newline (hand-made stores) is tolerated. */
+    docker_store(root, sizeof(root), "dk-newline", hex64, "c1\n", digest, NULL,
+                 false);
+    {
+        char path[PATH_MAX];
+
+        xfmt(path, sizeof(path), "%s/overlay2/c1/diff", root);
+        mkdirs(path);
+    }
+    s = open_store("docker", root);
+    info = resolve_ok(s, digest);
+    ck_assert_ends_with(info->layer.path, "/overlay2/c1/diff");
+    layer_info_free(info);
+    layer_store_free(s);
+
+    /* Not an overlay2 Docker root. */
+    scratch(root, sizeof(root), "dk-empty");
+    s = open_store("docker", root);
+    resolve_fails(s, digest, LAYER_EBROKEN, "layerdb/sha256 not found");
+    layer_store_free(s);
+}
+END_TEST
+
+START_TEST(docker_self_parent_is_a_cycle)
+{
+    char root[PATH_MAX], digest[80];
+    layer_store *s;
+
+    xfmt(digest, sizeof(digest), "sha256:%s", hex64);
+    docker_store(root, sizeof(root), "dk-cycle", hex64, "c1", digest, digest,
+                 true);
+    s = open_store("docker", root);
+    resolve_fails(s, digest, LAYER_EBROKEN, "cycle");
+    layer_store_free(s);
+}
+END_TEST
+
+/* ---- main ---- */
+
+static Suite *store_suite(void)
+{
+    Suite *s = suite_create("store");
+    TCase *ids = tcase_create("ids");
+    TCase *dir = tcase_create("dir");
+    TCase *cs = tcase_create("containers-storage");
+    TCase *dk = tcase_create("docker");
+
+    tcase_add_test(ids, valid_ids_are_accepted);
+    tcase_add_test(ids, malformed_ids_are_refused);
+    tcase_add_test(ids, bad_ids_are_refused_before_filesystem_access);
+    tcase_add_test(ids, kind_names_round_trip);
+    tcase_add_test(ids, open_refuses_unknown_specs_and_missing_paths);
+    suite_add_tcase(s, ids);
+
+    tcase_set_timeout(dir, 60);
+    tcase_add_test(dir, dir_resolves_the_demo_diff_chain);
+    tcase_add_test(dir, dir_resolves_the_demo_snapshot_chain);
+    tcase_add_test(dir, dir_lists_and_pages_bytewise);
+    tcase_add_test(dir, dir_list_skips_what_is_not_a_layer);
+    tcase_add_test(dir, dir_layer_json_defaults_and_fields);
+    tcase_add_test(dir, dir_missing_parent_is_broken_and_named);
+    tcase_add_test(dir, dir_cycles_are_broken);
+    tcase_add_test(dir, dir_chain_longer_than_the_cap_is_broken);
+    tcase_add_test(dir, dir_bad_layer_json_is_broken);
+    tcase_add_test(dir, dir_invalid_parent_ids_are_never_used_as_paths);
+    tcase_add_test(dir, dir_store_sees_layers_created_after_open);
+    tcase_add_test(dir, resolve_releases_everything_on_allocation_failure);
+    suite_add_tcase(s, dir);
+
+    tcase_add_test(cs, cs_overlay_resolves_ids_and_diff_digests);
+    tcase_add_test(cs, cs_container_layers_are_mutable);
+    tcase_add_test(cs, cs_incomplete_layers_are_not_listed_or_served);
+    tcase_add_test(cs, cs_vfs_layers_are_snapshots);
+    tcase_add_test(cs, cs_broken_metadata_is_reported);
+    tcase_add_test(cs, cs_first_record_of_an_id_wins);
+    suite_add_tcase(s, cs);
+
+    tcase_add_test(dk, docker_resolves_chain_ids_and_diff_ids);
+    tcase_add_test(dk, docker_lists_chain_ids);
+    tcase_add_test(dk, docker_values_read_from_disk_are_checked);
+    tcase_add_test(dk, docker_self_parent_is_a_cycle);
+    suite_add_tcase(s, dk);
+    return s;
+}
+
+/* The source tree: LAYERD_SOURCE_DIR, else two levels up from this file. */
+static int source_dir(char *out, size_t cap)
+{
+    const char *env = getenv("LAYERD_SOURCE_DIR");
+    int n;
+
+    if (env != NULL && *env != '\0') {
+        n = snprintf(out, cap, "%s", env);
+    } else {
+        const char *file = __FILE__;
+        const char *end = strstr(file, "tests/unit/test_store.c");
+
+        if (end == NULL)
+            return -1;
+        n = snprintf(out, cap, "%.*s.", (int)(end - file), file);
+    }
+    return n < 0 || (size_t)n >= cap ? -1 : 0;
+}
+
+static int run_fixture(const char *src, const char *script, const char *dest)
+{
+    char cmd[3 * PATH_MAX];
+    int n = snprintf(cmd, sizeof(cmd), "bash '%s/tests/fixtures/%s' '%s'", src,
+                     script, dest);
+
+    if (n < 0 || (size_t)n >= sizeof(cmd) || strchr(dest, '\'') ||
+        strchr(src, '\''))
+        return -1;
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int main(void)
+{
+    char src[PATH_MAX], cmd[PATH_MAX + 32];
+    SRunner *sr;
+    int failed;
+
+    if (source_dir(src, sizeof(src)) < 0) {
+        fprintf(stderr, "test_store: set LAYERD_SOURCE_DIR\n");
+        return 1;
+    }
+    if ((size_t)snprintf(tmp_root, sizeof(tmp_root), "%s/layerd-store-XXXXXX",
+                         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp") >=
+            sizeof(tmp_root) ||
+        mkdtemp(tmp_root) == NULL) {
+        perror("test_store: mkdtemp");
+        return 1;
+    }
+    if ((size_t)snprintf(demo, sizeof(demo), "%s/demo", tmp_root) >=
+            sizeof(demo) ||
+        (size_t)snprintf(stores, sizeof(stores), "%s/stores", tmp_root) >=
+            sizeof(stores)) {
+        fprintf(stderr, "test_store: TMPDIR is too long\n");
+        return 1;
+    }
+    if (run_fixture(src, "mkdemo.sh", demo) < 0 ||
+        run_fixture(src, "mkstores.sh", stores) < 0) {
+        fprintf(stderr, "test_store: building the fixtures failed\n");
+        return 1;
+    }
+
+    sr = srunner_create(store_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+
+    if (strchr(tmp_root, '\'') == NULL &&
+        (size_t)snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmp_root) <
+            sizeof(cmd)) {
+        if (system(cmd) != 0)
+            fprintf(stderr, "test_store: could not remove %s\n", tmp_root);
+    }
+    return failed != 0;
+}
