@@ -1,0 +1,210 @@
+#ifndef API_API_INT_H
+#define API_API_INT_H
+
+/*
+ * Private to api/: what the route table hands a handler, and the helpers
+ * handlers share to build responses. Every handler fills the response it
+ * is given; on failure it answers with a problem (api_problem__*), which
+ * discards whatever it had already put there.
+ */
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "api/api.h"
+#include "layer/store.h"
+
+/** The media types served. */
+#define API_TYPE_JSON         "application/json"
+#define API_TYPE_NDJSON       "application/x-ndjson"
+#define API_TYPE_PROBLEM      "application/problem+json"
+#define API_TYPE_YAML         "application/yaml"
+#define API_TYPE_OCTETS       "application/octet-stream"
+#define API_TYPE_WIN32_BACKUP "application/vnd.layerd.win32-backup"
+#define API_TYPE_METRICS      "text/plain; version=0.0.4; charset=utf-8"
+
+/** Prefix of the problem type URIs (RFC 9457 "type"). */
+#define API_PROBLEM_BASE "https://layerd.dev/problems/"
+
+/** Longest query value accepted (bytes). */
+#define API_QUERY_MAX 8192
+
+/** One routed request, as a handler sees it. */
+typedef struct api_call {
+    const api_context *ctx;
+    const api_request *req;
+    api_response *res;
+    const char *route; /**< the matched template, static */
+    char *id;          /**< decoded and valid layer id, or NULL */
+    char *path;        /**< decoded and checked entry path, or NULL */
+    size_t path_len;
+} api_call;
+
+/** A route handler: always fills call->res. */
+typedef void (*api_handler_fn)(api_call *call);
+
+/* ---- responses (api.c) ---- */
+
+/**
+ * Release everything a response holds and zero it, keeping its route and
+ * head flag: used before a handler answers differently (a problem).
+ */
+void api_response__reset(api_response *res);
+
+/**
+ * Set an in-memory body. Takes ownership of body (layer_alloc memory) even
+ * on failure. Adds Content-Type and sets the length.
+ * @return 0 or LAYER_ETOOBIG (headers full)
+ */
+int api_response__set_body(api_response *res, int status, const char *ctype,
+                           char *body, size_t len);
+
+/**
+ * Serialise doc (compact, plus a final newline) as the body. Steals the
+ * reference to doc (even on failure).
+ * @return 0, LAYER_ENOMEM, LAYER_ETOOBIG
+ */
+int api_response__json(api_response *res, int status, const char *ctype,
+                       json_t *doc);
+
+/**
+ * Serialise a JSON value compactly into layer_alloc memory.
+ * @param[out] out the bytes (not NUL-terminated beyond len; one spare
+ *             byte is allocated and set to NUL); release with layer_free()
+ * @param[out] out_len their length
+ * @param doc the value (borrowed)
+ * @param extra bytes to reserve after the JSON text (e.g. for "\n")
+ * @return 0 or LAYER_ENOMEM
+ */
+int api_json__dump(char **out, size_t *out_len, const json_t *doc,
+                   size_t extra);
+
+/**
+ * Look up a query argument, refusing values longer than API_QUERY_MAX.
+ * @param[out] out the value (borrowed from the request) or NULL if absent
+ * @return 0, or LAYER_ETOOBIG (a problem was set)
+ */
+int api_query__get(const char **out, api_call *call, const char *name);
+
+/**
+ * Parse an optional decimal query argument in [min, max].
+ * @param[out] out the value, or def when absent
+ * @return 0, or LAYER_EINVALID (a 400 problem was set)
+ */
+int api_query__uint(uint64_t *out, api_call *call, const char *name,
+                    uint64_t def, uint64_t min, uint64_t max);
+
+/**
+ * Parse an optional path query argument (prefix, after): decoded already
+ * by the server, then checked like a URL path. A trailing '/' is dropped.
+ * @param[out] out a copy (layer_free()) or NULL when absent
+ * @param[out] out_len its length
+ * @return 0, or a negative code (a 400 problem was set)
+ */
+int api_query__path(char **out, size_t *out_len, api_call *call,
+                    const char *name);
+
+/* ---- problems (problem.c) ---- */
+
+/** The one mapping from a liblayer error code to an HTTP status. */
+int api_problem__status(int code);
+
+/**
+ * Answer with a problem: res is reset first. slug NULL gives
+ * "about:blank" with the status's reason phrase as title; detail may be
+ * NULL. Adds Retry-After for 503 when the context has one.
+ */
+void api_problem__set(api_call *call, int status, const char *slug,
+                      const char *title, const char *detail);
+
+/**
+ * Answer with the problem for a liblayer error code, taking the detail
+ * from layer_error_last() for client errors; server errors get a generic
+ * detail (the message goes to the trace, not to the client, since it may
+ * name host paths).
+ */
+void api_problem__from_error(api_call *call, int code);
+
+/**
+ * Re-record the thread's last error message under another code (e.g. a
+ * directory the store resolved but that is gone: ENOTFOUND becomes
+ * EBROKEN), so the message and its code stay together.
+ * @return code
+ */
+int api_problem__recode(int code);
+
+/** The reason phrase of a status ("Not Found"), or "Unknown". */
+const char *api_problem__reason(int status);
+
+/* ---- layers (layers.c) ---- */
+
+/**
+ * Resolve call->id in the store inside a "store.resolve" span (a child of
+ * the request span) with the layer's id, path, parents and kind.
+ * @param[out] out the layer (layer_info_free())
+ * @return 0, or a negative code (the problem was set)
+ */
+int api_layers__resolve(layer_info **out, api_call *call);
+
+void api_layers__list(api_call *call);
+void api_layers__get(api_call *call);
+
+/* ---- entries (entries.c) ---- */
+
+/**
+ * Open a reader over a resolved layer. A missing directory of a layer the
+ * store resolved is reported as LAYER_EBROKEN.
+ * @param[out] out the reader (layer_reader_free())
+ * @param span the tracing parent (NULL: the request span)
+ * @return 0 or a negative code (no problem is set)
+ */
+int api_entries__open(layer_reader **out, api_call *call,
+                      const layer_info *info, layer_span *span);
+
+/**
+ * Walk a layer's changeset to the entry at path, stopping as soon as the
+ * walk passes where it would sort.
+ * @param[out] out_reader the reader, positioned on the entry
+ *             (layer_reader_free())
+ * @param[out] out the entry, borrowed from the reader
+ * @return 0, LAYER_ENOTFOUND, or another negative code (no problem is
+ *         set)
+ */
+int api_entries__find(layer_reader **out_reader, const layer_entry **out,
+                      api_call *call, const layer_info *info, const char *path,
+                      size_t len);
+
+/* ---- other handlers ---- */
+
+void api_entries__list(api_call *call);
+void api_entries__get(api_call *call);
+void api_export__get(api_call *call);
+void api_files__get(api_call *call);
+void api_health__healthz(api_call *call);
+void api_health__readyz(api_call *call);
+void api_health__openapi(api_call *call);
+void api_health__metrics(api_call *call);
+
+/* ---- content negotiation (api.c) ---- */
+
+/**
+ * Choose a media type from an Accept header value (RFC 9110 section
+ * 12.5.1). For each candidate the most specific matching range gives its
+ * weight (an exact "type/sub" over "type/" + '*' over a full wildcard);
+ * q=0 excludes. The
+ * highest weight wins; ties go to the more specific match, then to the
+ * range listed first in the header, then to the earlier candidate.
+ * Parameters other than q are ignored.
+ *
+ * @param[out] out_index the chosen candidate
+ * @param accept the header value, or NULL (absent: the first candidate)
+ * @param types candidate media types, in server preference order
+ * @param ntypes their number
+ * @return 0, or LAYER_ENOTFOUND when no candidate is acceptable (406)
+ */
+int api_accept__choose(size_t *out_index, const char *accept,
+                       const char *const *types, size_t ntypes);
+
+#endif

@@ -1,0 +1,326 @@
+/*
+ * /layers/{id}/export: the layer's changeset as an OCI layer tar, plain or
+ * compressed, streamed chunked.
+ *
+ * The compression comes from the `compression` query parameter, or else
+ * from content negotiation on Accept over the OCI layer media types (plus
+ * Docker's gzip type, which clients such as containerd still ask for);
+ * the response's Content-Type is the negotiated type. The export itself
+ * (layer/export.h) runs on its own worker thread; this producer drains it
+ * without blocking: LAYER_EAGAIN becomes API_PRODUCE_AGAIN and the
+ * server's wake is the export's notify callback. The digests are only
+ * known once the last byte is out, so they travel as trailers
+ * (Docker-Content-Digest over the bytes sent, X-Layer-Diff-Id over the
+ * tar), announced up front with a Trailer header.
+ *
+ * A server-wide cap bounds concurrent exports (api_context.max_exports; 0
+ * means no cap): past it the answer is 503 with Retry-After. The slot is
+ * taken before the export starts and given back in the producer's free,
+ * which the normal end and a client abort both reach. HEAD answers with
+ * the headers and starts nothing.
+ */
+#include "api_int.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/metrics.h"
+#include "layer/alloc.h"
+#include "layer/error.h"
+#include "layer/export.h"
+
+/* The media types an export is offered as, in server preference order. */
+static const char *const export_types[] = {
+    "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.oci.image.layer.v1.tar+zstd",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+};
+static const layer_compression export_compressions[] = {
+    LAYER_COMPRESSION_NONE,
+    LAYER_COMPRESSION_GZIP,
+    LAYER_COMPRESSION_ZSTD,
+    LAYER_COMPRESSION_GZIP,
+};
+#define NTYPES (sizeof(export_types) / sizeof(export_types[0]))
+
+/* Bounds of the `level` parameter before the exporter checks it against
+ * the chosen format (zstd goes down to negative "fast" levels). */
+#define LEVEL_MIN (-131072)
+#define LEVEL_MAX 22
+
+typedef struct export_stream {
+    layer_export *x;
+    layer_info *info;
+    volatile unsigned *active; /* the slot to give back, or NULL */
+    api_metrics *metrics;
+    const char *format; /* "none", "gzip", "zstd" (metrics label) */
+    struct timespec started;
+    uint64_t bytes;
+    bool ended;    /* LAYER_ITEROVER seen: the summary is complete */
+    bool finished; /* metrics recorded */
+    char names[2][32];
+    char values[2][72];
+    api_header trailers[2];
+} export_stream;
+
+static const char *format_name(layer_compression c)
+{
+    switch (c) {
+    case LAYER_COMPRESSION_NONE:
+        return "none";
+    case LAYER_COMPRESSION_GZIP:
+        return "gzip";
+    case LAYER_COMPRESSION_ZSTD:
+        return "zstd";
+    }
+    return "other";
+}
+
+static ssize_t stream_read(void *ctx, char *buf, size_t cap)
+{
+    export_stream *s = ctx;
+    layer_export_summary sum;
+    size_t n = 0;
+    int rc;
+
+    if (s->ended)
+        return API_PRODUCE_END;
+    rc = layer_export_read(&n, s->x, buf, cap, LAYER_EXPORT_NONBLOCK);
+    if (rc == 0 && n > 0) {
+        s->bytes += n;
+        return (ssize_t)n;
+    }
+    if (rc == LAYER_EAGAIN)
+        return API_PRODUCE_AGAIN;
+    if (rc == LAYER_ITEROVER) {
+        layer_export_summary_get(&sum, s->x);
+        snprintf(s->values[0], sizeof(s->values[0]), "%s", sum.digest);
+        snprintf(s->values[1], sizeof(s->values[1]), "%s", sum.diff_id);
+        s->ended = true;
+        return API_PRODUCE_END;
+    }
+    /* A failure (the export's span holds the message), or a read that
+     * broke its contract by returning nothing: never spin on it. */
+    return API_PRODUCE_ERROR;
+}
+
+static size_t stream_trailers(void *ctx, const api_header **out)
+{
+    export_stream *s = ctx;
+
+    if (!s->ended) {
+        *out = NULL;
+        return 0;
+    }
+    *out = s->trailers;
+    return 2;
+}
+
+static void stream_set_wake(void *ctx, void (*wake)(void *arg), void *arg)
+{
+    export_stream *s = ctx;
+
+    layer_export_set_notify(s->x, wake, arg);
+}
+
+static void stream_finish(void *ctx, bool completed)
+{
+    export_stream *s = ctx;
+    struct timespec now;
+    double secs;
+
+    if (s->finished)
+        return;
+    s->finished = true;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    secs = (double)(now.tv_sec - s->started.tv_sec) +
+           (double)(now.tv_nsec - s->started.tv_nsec) / 1e9;
+    api_metrics_export_finished(s->metrics, s->format, secs, s->bytes,
+                                completed && s->ended);
+}
+
+static void stream_free(void *ctx)
+{
+    export_stream *s = ctx;
+
+    if (s == NULL)
+        return;
+    if (s->x != NULL)
+        stream_finish(s, false);
+    layer_export_free(s->x);
+    layer_info_free(s->info);
+    if (s->active != NULL)
+        __atomic_sub_fetch(s->active, 1, __ATOMIC_SEQ_CST);
+    layer_free(s);
+}
+
+/* Parse `level`: absent or 0 is the format's default. */
+static int parse_level(int *out, api_call *call)
+{
+    const char *v;
+    long n = 0;
+    size_t i = 0;
+    bool neg = false;
+    int rc;
+
+    if ((rc = api_query__get(&v, call, "level")) < 0)
+        return rc;
+    *out = 0;
+    if (v == NULL)
+        return 0;
+    if (v[0] == '-') {
+        neg = true;
+        i = 1;
+    }
+    for (; v[i] != '\0' && i < 8; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            break;
+        n = n * 10 + (v[i] - '0');
+    }
+    if (neg)
+        n = -n;
+    if (v[i] != '\0' || i == (neg ? 1u : 0u) || n < LEVEL_MIN ||
+        n > LEVEL_MAX) {
+        api_problem__set(call, 400, "invalid-parameter", "Invalid parameter",
+                         "query parameter 'level' must be an integer from "
+                         "-131072 to 22 that the compression supports (0: "
+                         "its default)");
+        return LAYER_EINVALID;
+    }
+    *out = (int)n;
+    return 0;
+}
+
+/* Decide the compression and the Content-Type; sets a problem on error. */
+static int choose_format(layer_compression *out_c, const char **out_type,
+                         api_call *call)
+{
+    const char *v = NULL, *accept = NULL;
+    size_t i = 0;
+    char detail[160];
+    int rc;
+
+    if ((rc = api_query__get(&v, call, "compression")) < 0)
+        return rc;
+    if (v != NULL) {
+        for (i = 0; i < 3; i++) {
+            if (strcmp(v, format_name(export_compressions[i])) == 0)
+                break;
+        }
+        if (i == 3) {
+            snprintf(detail, sizeof(detail),
+                     "query parameter 'compression' must be none, gzip or "
+                     "zstd, not '%.64s'",
+                     v);
+            api_problem__set(call, 400, "unsupported-compression",
+                             "Unsupported compression", detail);
+            return LAYER_EINVALID;
+        }
+    } else {
+        if (call->req->header != NULL)
+            accept = call->req->header(call->req->conn, "Accept");
+        if (api_accept__choose(&i, accept, export_types, NTYPES) < 0) {
+            api_problem__set(call, 406, NULL, NULL,
+                             "a layer is served as "
+                             "application/vnd.oci.image.layer.v1.tar, "
+                             "+gzip or +zstd (or "
+                             "application/vnd.docker.image.rootfs.diff.tar."
+                             "gzip)");
+            return LAYER_ENOTFOUND;
+        }
+    }
+    *out_c = export_compressions[i];
+    *out_type = export_types[i];
+    return 0;
+}
+
+void api_export__get(api_call *call)
+{
+    api_response *res = call->res;
+    export_stream *s = NULL;
+    layer_export_opts opts;
+    layer_compression comp = LAYER_COMPRESSION_NONE;
+    const char *type = NULL;
+    int level = 0, rc;
+
+    memset(&opts, 0, sizeof(opts));
+    if ((rc = choose_format(&comp, &type, call)) < 0 ||
+        (rc = parse_level(&level, call)) < 0)
+        goto out;
+    if (level != 0 && comp == LAYER_COMPRESSION_NONE) {
+        rc = LAYER_EINVALID;
+        api_problem__set(call, 400, "invalid-parameter", "Invalid parameter",
+                         "query parameter 'level' needs gzip or zstd "
+                         "compression");
+        goto out;
+    }
+    if ((s = layer_trycalloc(1, sizeof(*s))) == NULL) {
+        rc = LAYER_ENOMEM;
+        goto out;
+    }
+    snprintf(s->names[0], sizeof(s->names[0]), "Docker-Content-Digest");
+    snprintf(s->names[1], sizeof(s->names[1]), "X-Layer-Diff-Id");
+    for (size_t i = 0; i < 2; i++) {
+        s->trailers[i].name = s->names[i];
+        s->trailers[i].value = s->values[i];
+    }
+    s->format = format_name(comp);
+    if ((rc = api_layers__resolve(&s->info, call)) < 0)
+        goto out;
+    if ((rc = api_response_add_header(res, "Content-Type", type)) < 0 ||
+        (rc = api_response_add_header(res, "Vary", "Accept")) < 0 ||
+        (rc = api_response_add_header(res, "Trailer",
+                                      "Docker-Content-Digest, "
+                                      "X-Layer-Diff-Id")) < 0)
+        goto out;
+    if (res->head) {
+        /* Headers only: the length and digests are unknown until an
+         * export has run, and HEAD does not run one. */
+        res->status = 200;
+        res->has_length = false;
+        goto out;
+    }
+    if (call->ctx->active_exports != NULL) {
+        unsigned n =
+            __atomic_add_fetch(call->ctx->active_exports, 1, __ATOMIC_SEQ_CST);
+
+        s->active = call->ctx->active_exports;
+        if (call->ctx->max_exports > 0 && n > call->ctx->max_exports) {
+            char detail[96];
+
+            snprintf(detail, sizeof(detail),
+                     "%u exports are running, the most this server allows",
+                     call->ctx->max_exports);
+            rc = LAYER_EBUSY;
+            api_problem__set(call, 503, "too-many-exports", "Too many exports",
+                             detail);
+            goto out;
+        }
+    }
+    opts.compression = comp;
+    opts.level = level;
+    opts.span = call->req->span;
+    if ((rc = layer_export_start(&s->x, &s->info->layer, s->info->parents,
+                                 s->info->nparents, &opts)) < 0)
+        goto out;
+    clock_gettime(CLOCK_MONOTONIC, &s->started);
+    s->metrics = call->ctx->metrics;
+    api_metrics_export_started(s->metrics, s->format);
+    res->status = 200;
+    res->has_length = false;
+    res->producer.read = stream_read;
+    res->producer.set_wake = stream_set_wake;
+    res->producer.trailers = stream_trailers;
+    res->producer.finish = stream_finish;
+    res->producer.free = stream_free;
+    res->producer.ctx = s;
+    s = NULL;
+out:
+    if (rc == LAYER_ENOTFOUND && s != NULL && s->info != NULL)
+        rc = api_problem__recode(LAYER_EBROKEN); /* resolved, yet gone */
+    if (rc < 0 && res->status == 0)
+        api_problem__from_error(call, rc);
+    stream_free(s);
+}

@@ -1,0 +1,191 @@
+/*
+ * /layers and /layers/{id}: what the store holds.
+ *
+ * Layer objects never carry host paths (those stay in the trace): a
+ * client learns ids, kinds, parent ids, creation times and digests. The
+ * list is paginated by id in bytewise order: `after` is the last id of
+ * the previous page and `limit` the page size; when more ids follow, the
+ * body carries "next" (the cursor to pass as `after`) and a Link header
+ * with rel="next" (RFC 8288). A layer whose metadata cannot be resolved
+ * does not fail the whole list; it is listed with an "error" string.
+ *
+ * api_layers__resolve() is what every /layers/{id}/... route uses to go
+ * from the id to a layer, inside the "store.resolve" span.
+ */
+#include "api_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "layer/alloc.h"
+#include "layer/error.h"
+#include "layer/trace.h"
+
+#define LIST_DEFAULT 100
+#define LIST_MAX     1000
+static void set_parents_attr(layer_span *span, const layer_info *info)
+{
+    char *paths;
+
+    if (span == NULL || (paths = layer_info_parent_paths(info)) == NULL)
+        return;
+    layer_span_set_str(span, "layer.parents", paths);
+    layer_free(paths);
+}
+
+int api_layers__resolve(layer_info **out, api_call *call)
+{
+    layer_span *span = NULL;
+    layer_info *info = NULL;
+    int rc;
+
+    (void)layer_span_start(&span, NULL, call->req->span, "store.resolve");
+    layer_span_set_str(span, "layer.id", call->id);
+    layer_span_set_str(span, "layer.store", layer_store_spec(call->ctx->store));
+    if ((rc = layer_store_resolve(&info, call->ctx->store, call->id)) < 0) {
+        layer_span_set_error(span, "store.resolve", rc);
+        layer_span_end(span);
+        api_problem__from_error(call, rc);
+        return rc;
+    }
+    layer_span_set_str(span, "layer.path", info->layer.path);
+    layer_span_set_str(span, "layer.kind", layer_kind_name(info->layer.kind));
+    layer_span_set_int(span, "layer.parents.count", (int64_t)info->nparents);
+    set_parents_attr(span, info);
+    layer_span_end(span);
+    *out = info;
+    return 0;
+}
+
+/* Set key to a string, skipping NULL (absent fields are omitted). */
+static void set_opt_str(json_t *obj, const char *key, const char *value)
+{
+    if (value != NULL)
+        json_object_set_new(obj, key, json_string(value));
+}
+
+/* The fields /layers and /layers/{id} share. */
+static json_t *layer_object(const layer_info *info)
+{
+    json_t *obj = json_object();
+
+    if (obj == NULL)
+        return NULL;
+    set_opt_str(obj, "id", info->id);
+    if (info->nparents > 0)
+        set_opt_str(obj, "parent", info->parent_ids[0]);
+    json_object_set_new(obj, "kind",
+                        json_string(layer_kind_name(info->layer.kind)));
+    set_opt_str(obj, "store", info->store);
+    set_opt_str(obj, "created", info->created);
+    json_object_set_new(obj, "mutable", json_boolean(info->mutable_));
+    return obj;
+}
+
+/* An entry of the list for an id whose metadata failed to resolve. */
+static json_t *broken_object(const char *id, const api_context *ctx, int rc)
+{
+    json_t *obj = json_object();
+    const char *spec = layer_store_spec(ctx->store);
+    size_t kind_len = spec != NULL ? strcspn(spec, ":") : 0;
+
+    if (obj == NULL)
+        return NULL;
+    json_object_set_new(obj, "id", json_string(id));
+    if (kind_len > 0)
+        json_object_set_new(obj, "store", json_stringn(spec, kind_len));
+    json_object_set_new(obj, "error",
+                        json_string(api_problem__status(rc) >= 500
+                                        ? "layer metadata is broken"
+                                        : "layer cannot be resolved"));
+    return obj;
+}
+
+void api_layers__list(api_call *call)
+{
+    uint64_t limit;
+    const char *after = NULL;
+    char **ids = NULL;
+    size_t count = 0, shown;
+    json_t *doc = NULL, *list = NULL;
+    char link[LAYER_ID_MAX + 96];
+    int rc;
+
+    if ((rc = api_query__uint(&limit, call, "limit", LIST_DEFAULT, 1,
+                              LIST_MAX)) < 0 ||
+        (rc = api_query__get(&after, call, "after")) < 0)
+        goto out;
+    if (after != NULL && !layer_id_valid(after, strlen(after))) {
+        rc = LAYER_EINVALID;
+        api_problem__set(call, 400, "invalid-parameter", "Invalid parameter",
+                         "query parameter 'after' must be a layer id");
+        goto out;
+    }
+    /* One more than asked tells whether there is a next page. */
+    if ((rc = layer_store_list(&ids, &count, call->ctx->store, after,
+                               (size_t)limit + 1)) < 0)
+        goto out;
+    shown = count > limit ? (size_t)limit : count;
+    rc = LAYER_ENOMEM;
+    if ((doc = json_object()) == NULL || (list = json_array()) == NULL ||
+        json_object_set(doc, "layers", list) < 0)
+        goto out;
+    for (size_t i = 0; i < shown; i++) {
+        layer_info *info = NULL;
+        json_t *obj;
+        int r = layer_store_resolve(&info, call->ctx->store, ids[i]);
+
+        if (r == LAYER_ENOTFOUND)
+            continue; /* removed since it was listed */
+        obj = r < 0 ? broken_object(ids[i], call->ctx, r) : layer_object(info);
+        layer_info_free(info);
+        if (obj == NULL || json_array_append_new(list, obj) < 0)
+            goto out;
+    }
+    if (count > shown) {
+        const char *next = ids[shown - 1];
+
+        json_object_set_new(doc, "next", json_string(next));
+        snprintf(link, sizeof(link),
+                 "</layers?limit=%llu&after=%s>; rel=\"next\"",
+                 (unsigned long long)limit, next);
+    }
+    rc = api_response__json(call->res, 200, API_TYPE_JSON, doc);
+    doc = NULL;
+    if (rc == 0 && count > shown)
+        rc = api_response_add_header(call->res, "Link", link);
+out:
+    if (rc < 0 && call->res->status == 0)
+        api_problem__from_error(call, rc);
+    json_decref(list);
+    json_decref(doc);
+    layer_store_ids_free(ids, count);
+}
+
+void api_layers__get(api_call *call)
+{
+    layer_info *info = NULL;
+    json_t *doc = NULL, *parents;
+    int rc;
+
+    if ((rc = api_layers__resolve(&info, call)) < 0)
+        goto out;
+    rc = LAYER_ENOMEM;
+    if ((doc = layer_object(info)) == NULL ||
+        (parents = json_array()) == NULL ||
+        json_object_set_new(doc, "parents", parents) < 0)
+        goto out;
+    for (size_t i = 0; i < info->nparents; i++) {
+        if (json_array_append_new(parents, json_string(info->parent_ids[i])) <
+            0)
+            goto out;
+    }
+    set_opt_str(doc, "diff_digest", info->diff_digest);
+    rc = api_response__json(call->res, 200, API_TYPE_JSON, doc);
+    doc = NULL;
+out:
+    if (rc < 0 && call->res->status == 0)
+        api_problem__from_error(call, rc);
+    json_decref(doc);
+    layer_info_free(info);
+}

@@ -1,0 +1,1625 @@
+/*
+ * Tests for api/: api_handle() driven with fake requests (header and
+ * query callbacks over small tables, no sockets) against the demo store
+ * that tests/fixtures/mkdemo.sh builds. They pin statuses, media types,
+ * problem bodies, the 405 Allow header, export negotiation (400/406),
+ * the export concurrency cap, pagination of /layers, the entries stream
+ * (NDJSON and array, byte-exact against the reader, prefix/after/limit),
+ * single entries, file bytes with Range, and the Win32 backup framing.
+ * Producers are drained the way the server does: bounded reads, AGAIN
+ * answered by waiting for the wake, trailers after END.
+ */
+#include <check.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../api/api_int.h"
+#include "api/api.h"
+#include "api/entry_json.h"
+#include "api/metrics.h"
+#include "api/urlpath.h"
+#include "fixture.h"
+#include "layer/alloc.h"
+#include "layer/error.h"
+#include "layer/reader.h"
+#include "layer/store.h"
+#include "layer/trace.h"
+
+/* ---- the demo store, built once per test case ---- */
+
+static char *demo_root;
+static char *store_path;
+static layer_store *store;
+static api_metrics *metrics;
+static unsigned active_exports;
+static api_context ctx;
+static layer_span *span; /* the request span of the current test */
+
+static void demo_setup(void)
+{
+    const char *src = getenv("LAYERD_SOURCE_DIR");
+    char *cmd, *spec, *openapi;
+
+    ck_assert_msg(src != NULL, "LAYERD_SOURCE_DIR is not set");
+    demo_root = fx_tmpdir();
+    store_path = fx_path(demo_root, "store");
+    ck_assert(asprintf(&cmd,
+                       "bash '%s/tests/fixtures/mkdemo.sh' '%s' "
+                       ">/dev/null",
+                       src, store_path) > 0);
+    ck_assert_msg(system(cmd) == 0, "mkdemo.sh failed");
+    free(cmd);
+    ck_assert(asprintf(&spec, "dir:%s", store_path) > 0);
+    ck_assert_int_eq(layer_store_open(&store, spec), 0);
+    free(spec);
+    ck_assert_int_eq(api_metrics_new(&metrics, NULL), 0);
+    ck_assert(asprintf(&openapi, "%s/openapi.yaml", src) > 0);
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.store = store;
+    ctx.metrics = metrics;
+    ctx.openapi_path = openapi;
+    ctx.max_exports = 4;
+    ctx.export_retry_after = 7;
+    ctx.active_exports = &active_exports;
+    ctx.ready = true;
+}
+
+static void demo_teardown(void)
+{
+    layer_store_free(store);
+    api_metrics_free(metrics);
+    free((char *)ctx.openapi_path);
+    fx_rm_rf(demo_root);
+    free(store_path);
+    free(demo_root);
+}
+
+static void span_setup(void)
+{
+    ck_assert_int_eq(layer_span_start(&span, NULL, NULL, "http.request"), 0);
+    active_exports = 0;
+    ctx.max_exports = 4;
+    ctx.ready = true;
+}
+
+static void span_teardown(void)
+{
+    layer_span_end(span);
+    span = NULL;
+}
+
+/* ---- fake requests ---- */
+
+typedef struct fake {
+    const char *headers[8][2];
+    const char *query[8][2];
+} fake;
+
+static const char *lookup(const char *const table[8][2], const char *name,
+                          bool fold)
+{
+    for (size_t i = 0; i < 8 && table[i][0] != NULL; i++) {
+        if (fold ? strcasecmp(table[i][0], name) == 0
+                 : strcmp(table[i][0], name) == 0)
+            return table[i][1];
+    }
+    return NULL;
+}
+
+static const char *fake_header(void *conn, const char *name)
+{
+    return lookup((const char *const(*)[2])((fake *)conn)->headers, name, true);
+}
+
+static const char *fake_query(void *conn, const char *name)
+{
+    return lookup((const char *const(*)[2])((fake *)conn)->query, name, false);
+}
+
+static void request(api_response *res, const char *method, const char *path,
+                    const fake *f)
+{
+    static const fake none;
+    api_request req;
+
+    memset(&req, 0, sizeof(req));
+    req.method = method;
+    req.raw_path = path;
+    req.header = fake_header;
+    req.query = fake_query;
+    req.conn = (void *)(f != NULL ? f : &none);
+    req.client_address = "127.0.0.1";
+    req.span = span;
+    api_handle(res, &ctx, &req);
+}
+
+static void get(api_response *res, const char *path, const fake *f)
+{
+    request(res, "GET", path, f);
+}
+
+static const char *hdr(const api_response *res, const char *name)
+{
+    for (size_t i = 0; i < res->nheaders; i++) {
+        if (strcasecmp(res->headers[i].name, name) == 0)
+            return res->headers[i].value;
+    }
+    return NULL;
+}
+
+/* AGAIN answers seen by the last drain. */
+static unsigned drain_agains;
+
+static void woke(void *arg)
+{
+    __atomic_store_n((int *)arg, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Wait (at most 30 s) until *flag is set. */
+static void wait_flag(int *flag)
+{
+    struct timespec ts = {0, 1000000};
+
+    for (int i = 0; i < 30000; i++) {
+        if (__atomic_load_n(flag, __ATOMIC_SEQ_CST))
+            return;
+        nanosleep(&ts, NULL);
+    }
+    ck_abort_msg("the producer never called its wake");
+}
+
+/*
+ * The body of a response: the bytes, or everything its producer yields in
+ * reads of at most cap bytes. *result is API_PRODUCE_END or _ERROR. The
+ * result is malloc()ed and NUL-terminated.
+ */
+static char *drain_result(api_response *res, size_t cap, size_t *out_len,
+                          int *result)
+{
+    api_producer *p = &res->producer;
+    char *out = NULL, *buf = malloc(cap);
+    size_t len = 0;
+    int flag = 0;
+
+    ck_assert_ptr_nonnull(buf);
+    *result = API_PRODUCE_END;
+    drain_agains = 0;
+    if (p->read == NULL) {
+        out = malloc(res->body_len + 1);
+        if (res->body_len > 0)
+            memcpy(out, res->body, res->body_len);
+        out[res->body_len] = '\0';
+        *out_len = res->body_len;
+        free(buf);
+        return out;
+    }
+    if (p->set_wake != NULL)
+        p->set_wake(p->ctx, woke, &flag);
+    for (;;) {
+        ssize_t n;
+
+        __atomic_store_n(&flag, 0, __ATOMIC_SEQ_CST);
+        n = p->read(p->ctx, buf, cap);
+        if (n > 0) {
+            ck_assert_uint_le((size_t)n, cap);
+            out = realloc(out, len + (size_t)n + 1);
+            memcpy(out + len, buf, (size_t)n);
+            len += (size_t)n;
+            continue;
+        }
+        if (n == API_PRODUCE_AGAIN) {
+            drain_agains++;
+            wait_flag(&flag);
+            continue;
+        }
+        *result = (int)n;
+        break;
+    }
+    if (p->finish != NULL)
+        p->finish(p->ctx, *result == API_PRODUCE_END);
+    free(buf);
+    if (out == NULL)
+        out = malloc(1);
+    out[len] = '\0';
+    *out_len = len;
+    return out;
+}
+
+static char *drain(api_response *res, size_t cap, size_t *out_len)
+{
+    int result;
+    char *out = drain_result(res, cap, out_len, &result);
+
+    ck_assert_int_eq(result, API_PRODUCE_END);
+    return out;
+}
+
+static json_t *body_json(api_response *res)
+{
+    size_t len;
+    char *body = drain(res, 65536, &len);
+    json_error_t err;
+    json_t *j = json_loadb(body, len, 0, &err);
+
+    ck_assert_msg(j != NULL, "not JSON (%s): %s", err.text, body);
+    free(body);
+    return j;
+}
+
+/* Is j equal to the JSON text want? */
+static bool json_is(const json_t *j, const char *want)
+{
+    json_t *w = json_loads(want, 0, NULL);
+    bool eq;
+
+    ck_assert_msg(w != NULL, "bad JSON in a test: %s", want);
+    eq = json_equal(j, w);
+    json_decref(w);
+    return eq;
+}
+
+static const char *jstr(const json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(obj, key));
+}
+
+/* Check a problem response: status, problem+json, type slug, instance,
+ * trace id. */
+static void assert_problem(api_response *res, int status, const char *slug,
+                           const char *instance)
+{
+    json_t *j;
+    char want[128], trace[33];
+
+    ck_assert_int_eq(res->status, status);
+    ck_assert_str_eq(hdr(res, "Content-Type"), "application/problem+json");
+    ck_assert(res->has_length);
+    ck_assert_uint_eq(res->content_length, res->body_len);
+    j = body_json(res);
+    if (slug != NULL)
+        snprintf(want, sizeof(want), "https://layerd.dev/problems/%s", slug);
+    else
+        snprintf(want, sizeof(want), "about:blank");
+    ck_assert_str_eq(jstr(j, "type"), want);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "status")), status);
+    ck_assert_ptr_nonnull(jstr(j, "title"));
+    ck_assert_ptr_nonnull(jstr(j, "detail"));
+    ck_assert_str_eq(jstr(j, "instance"), instance);
+    layer_span_trace_id_hex(span, trace);
+    ck_assert_str_eq(jstr(j, "trace_id"), trace);
+    /* problems never show host paths */
+    ck_assert_ptr_null(strstr(jstr(j, "detail"), demo_root));
+    json_decref(j);
+}
+
+/* ---- the expected changeset, straight from the reader ---- */
+
+typedef struct expected {
+    char **lines; /* compact JSON of each entry, no newline */
+    char **paths;
+    size_t n;
+} expected;
+
+static void expected_free(expected *x);
+
+static void expected_load_once(expected *x, const char *id)
+{
+    layer_info *info = NULL;
+    layer_reader *r = NULL;
+    const layer_entry *e;
+    int rc;
+
+    memset(x, 0, sizeof(*x));
+    ck_assert_int_eq(layer_store_resolve(&info, store, id), 0);
+    ck_assert_int_eq(layer_reader_open(&r, &info->layer, info->parents,
+                                       info->nparents, NULL),
+                     0);
+    while ((rc = layer_reader_next(&e, r)) == 0) {
+        json_t *j = api_entry_json(e);
+
+        ck_assert_ptr_nonnull(j);
+        x->lines = realloc(x->lines, (x->n + 1) * sizeof(char *));
+        x->paths = realloc(x->paths, (x->n + 1) * sizeof(char *));
+        x->lines[x->n] = json_dumps(j, JSON_COMPACT);
+        x->paths[x->n] = strdup(e->path);
+        x->n++;
+        json_decref(j);
+    }
+    ck_assert_int_eq(rc, LAYER_ITEROVER);
+    layer_reader_free(r);
+    layer_info_free(info);
+    ck_assert_uint_gt(x->n, 0);
+}
+
+/*
+ * The first walk of a fresh tree moves the atime of its symlinks and
+ * directories (readlink and getdents under relatime), so the entries are
+ * read twice and the second, stable, walk is what the API must match.
+ */
+static void expected_load(expected *x, const char *id)
+{
+    expected_load_once(x, id);
+    expected_free(x);
+    expected_load_once(x, id);
+}
+
+static void expected_free(expected *x)
+{
+    for (size_t i = 0; i < x->n; i++) {
+        free(x->lines[i]);
+        free(x->paths[i]);
+    }
+    free(x->lines);
+    free(x->paths);
+}
+
+/* NDJSON of the expected entries i with keep(i) true. */
+static char *expected_ndjson(const expected *x, bool (*keep)(const char *),
+                             size_t max)
+{
+    size_t len = 0, count = 0;
+    char *out = malloc(1);
+
+    out[0] = '\0';
+    for (size_t i = 0; i < x->n && (max == 0 || count < max); i++) {
+        size_t n = strlen(x->lines[i]);
+
+        if (keep != NULL && !keep(x->paths[i]))
+            continue;
+        out = realloc(out, len + n + 2);
+        memcpy(out + len, x->lines[i], n);
+        out[len + n] = '\n';
+        len += n + 1;
+        out[len] = '\0';
+        count++;
+    }
+    return out;
+}
+
+/* Like ck_assert_str_eq, but reports where long texts first differ
+ * (Check cannot carry messages of many kilobytes). */
+static void assert_same_text(const char *got, const char *want)
+{
+    size_t i = 0;
+
+    while (got[i] != '\0' && got[i] == want[i])
+        i++;
+    ck_assert_msg(got[i] == want[i],
+                  "texts differ at byte %zu (lengths %zu, %zu):\n got: "
+                  "%.160s\nwant: %.160s",
+                  i, strlen(got), strlen(want), got + (i > 40 ? i - 40 : 0),
+                  want + (i > 40 ? i - 40 : 0));
+}
+
+static size_t count_lines(const char *s)
+{
+    size_t n = 0;
+
+    for (; *s != '\0'; s++)
+        n += *s == '\n';
+    return n;
+}
+
+/* ---- health, routing, problems ---- */
+
+START_TEST(test_healthz_answers_ok_json)
+{
+    api_response res;
+    json_t *j;
+    char tp[56];
+
+    get(&res, "/healthz", NULL);
+    ck_assert_int_eq(res.status, 200);
+    ck_assert_str_eq(hdr(&res, "Content-Type"), "application/json");
+    ck_assert_str_eq(res.route, "/healthz");
+    layer_traceparent_format(span, tp);
+    ck_assert_str_eq(hdr(&res, "traceparent"), tp);
+    j = body_json(&res);
+    ck_assert_str_eq(jstr(j, "status"), "ok");
+    json_decref(j);
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_readyz_follows_the_ready_flag)
+{
+    api_response res;
+
+    get(&res, "/readyz", NULL);
+    ck_assert_int_eq(res.status, 200);
+    api_response_dispose(&res);
+    ctx.ready = false;
+    get(&res, "/readyz", NULL);
+    assert_problem(&res, 503, "not-ready", "/readyz");
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_openapi_is_served_as_yaml)
+{
+    api_response res;
+
+    get(&res, "/openapi.yaml", NULL);
+    ck_assert_int_eq(res.status, 200);
+    ck_assert_str_eq(hdr(&res, "Content-Type"), "application/yaml");
+    ck_assert_uint_gt(res.body_len, 1000);
+    ck_assert_int_eq(strncmp(res.body, "openapi: 3.1", 12), 0);
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_metrics_are_prometheus_text)
+{
+    api_response res;
+
+    get(&res, "/metrics", NULL);
+    ck_assert_int_eq(res.status, 200);
+    ck_assert_str_eq(hdr(&res, "Content-Type"),
+                     "text/plain; version=0.0.4; charset=utf-8");
+    ck_assert_ptr_nonnull(strstr(res.body, "layerd_exports_active"));
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_unknown_path_is_a_404_problem)
+{
+    api_response res;
+
+    get(&res, "/nope", NULL);
+    assert_problem(&res, 404, NULL, "/nope");
+    ck_assert_str_eq(res.route, "unmatched");
+    ck_assert_ptr_nonnull(hdr(&res, "traceparent"));
+    api_response_dispose(&res);
+    get(&res, "/layers/", NULL);
+    assert_problem(&res, 404, NULL, "/layers/");
+    api_response_dispose(&res);
+    get(&res, "/layers/base/bogus", NULL);
+    assert_problem(&res, 404, NULL, "/layers/base/bogus");
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_other_methods_get_405_with_allow)
+{
+    static const char *const methods[] = {"POST", "PUT", "DELETE", "PATCH",
+                                          "OPTIONS"};
+
+    for (size_t i = 0; i < 5; i++) {
+        api_response res;
+
+        request(&res, methods[i], "/layers/base", NULL);
+        assert_problem(&res, 405, NULL, "/layers/base");
+        ck_assert_str_eq(hdr(&res, "Allow"), "GET, HEAD");
+        ck_assert_str_eq(res.route, "/layers/{id}");
+        api_response_dispose(&res);
+    }
+}
+END_TEST
+
+START_TEST(test_head_answers_like_get_with_head_set)
+{
+    api_response res;
+
+    request(&res, "HEAD", "/layers/base", NULL);
+    ck_assert_int_eq(res.status, 200);
+    ck_assert(res.head);
+    ck_assert(res.has_length);
+    ck_assert_str_eq(hdr(&res, "Content-Type"), "application/json");
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_malformed_paths_are_400)
+{
+    api_response res;
+
+    get(&res, "/layers/%zz", NULL);
+    assert_problem(&res, 400, "invalid-request", "/layers/%zz");
+    api_response_dispose(&res);
+    get(&res, "/layers/a%00b", NULL);
+    assert_problem(&res, 400, "invalid-request", "/layers/a%00b");
+    api_response_dispose(&res);
+    /* an escaped '/' never splits an id: it is one malformed id */
+    get(&res, "/layers/a%2Fb", NULL);
+    assert_problem(&res, 400, "invalid-id", "/layers/a%2Fb");
+    api_response_dispose(&res);
+    get(&res, "/layers/..", NULL);
+    assert_problem(&res, 400, "invalid-id", "/layers/..");
+    api_response_dispose(&res);
+    get(&res, "/layers/%2e%2e/entries", NULL);
+    assert_problem(&res, 400, "invalid-id", "/layers/%2e%2e/entries");
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_overlong_paths_are_414)
+{
+    size_t n = API_URLPATH_MAX + 16;
+    char *p = malloc(n + 1);
+    api_response res;
+
+    memcpy(p, "/layers/base/files/", 19);
+    memset(p + 19, 'a', n - 19);
+    p[n] = '\0';
+    get(&res, p, NULL);
+    ck_assert_int_eq(res.status, 414);
+    ck_assert_str_eq(hdr(&res, "Content-Type"), "application/problem+json");
+    api_response_dispose(&res);
+    free(p);
+}
+END_TEST
+
+START_TEST(test_literal_segments_match_after_one_decode)
+{
+    api_response res;
+
+    get(&res, "/l%61yers/base", NULL);
+    ck_assert_int_eq(res.status, 200);
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_error_codes_map_to_statuses_in_one_place)
+{
+    ck_assert_int_eq(api_problem__status(LAYER_ENOTFOUND), 404);
+    ck_assert_int_eq(api_problem__status(LAYER_EINVALID), 400);
+    ck_assert_int_eq(api_problem__status(LAYER_EUNSUPPORTED), 422);
+    ck_assert_int_eq(api_problem__status(LAYER_ETOOBIG), 422);
+    ck_assert_int_eq(api_problem__status(LAYER_EBROKEN), 500);
+    ck_assert_int_eq(api_problem__status(LAYER_EBUSY), 503);
+    ck_assert_int_eq(api_problem__status(LAYER_ECHANGED), 409);
+    ck_assert_int_eq(api_problem__status(LAYER_ERROR), 500);
+    ck_assert_int_eq(api_problem__status(-999), 500);
+}
+END_TEST
+
+/* ---- /layers ---- */
+
+static json_t *layer_ids(json_t *doc)
+{
+    json_t *ids = json_array(), *l;
+    size_t i;
+
+    json_array_foreach(json_object_get(doc, "layers"), i, l)
+        json_array_append_new(ids, json_string(jstr(l, "id")));
+    return ids;
+}
+
+START_TEST(test_layers_are_paginated_in_id_order)
+{
+    api_response res;
+    fake f = {.query = {{"limit", "2"}}};
+    json_t *j, *ids;
+
+    get(&res, "/layers", &f);
+    ck_assert_int_eq(res.status, 200);
+    ck_assert_str_eq(hdr(&res, "Link"),
+                     "</layers?limit=2&after=base>; rel=\"next\"");
+    j = body_json(&res);
+    ids = layer_ids(j);
+    ck_assert(json_is(ids, "[\"app\", \"base\"]"));
+    ck_assert_str_eq(jstr(j, "next"), "base");
+    json_decref(ids);
+    json_decref(j);
+    api_response_dispose(&res);
+
+    f.query[1][0] = "after";
+    f.query[1][1] = "base";
+    get(&res, "/layers", &f);
+    j = body_json(&res);
+    ids = layer_ids(j);
+    ck_assert(json_is(ids, "[\"patch\", \"snap-base\"]"));
+    ck_assert_str_eq(jstr(j, "next"), "snap-base");
+    json_decref(ids);
+    json_decref(j);
+    api_response_dispose(&res);
+
+    f.query[1][1] = "snap-base";
+    get(&res, "/layers", &f);
+    ck_assert_ptr_null(hdr(&res, "Link"));
+    j = body_json(&res);
+    ids = layer_ids(j);
+    ck_assert(json_is(ids, "[\"snap-top\"]"));
+    ck_assert_ptr_null(json_object_get(j, "next"));
+    json_decref(ids);
+    json_decref(j);
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_layer_list_objects_omit_absent_fields)
+{
+    api_response res;
+    json_t *j, *l;
+    size_t i;
+
+    get(&res, "/layers", NULL);
+    j = body_json(&res);
+    ck_assert_uint_eq(json_array_size(json_object_get(j, "layers")), 5);
+    json_array_foreach(json_object_get(j, "layers"), i, l)
+    {
+        const char *id = jstr(l, "id");
+        bool base = strcmp(id, "base") == 0 || strcmp(id, "snap-base") == 0;
+
+        ck_assert_str_eq(jstr(l, "store"), "dir");
+        ck_assert(json_is_false(json_object_get(l, "mutable")));
+        ck_assert_ptr_nonnull(jstr(l, "created"));
+        ck_assert_str_eq(jstr(l, "kind"),
+                         strncmp(id, "snap", 4) == 0 ? "snapshot" : "diff");
+        /* base layers have no parent member at all, never null */
+        ck_assert(base == (json_object_get(l, "parent") == NULL));
+    }
+    json_decref(j);
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_layer_list_parameters_are_validated)
+{
+    static const char *const bad_limits[] = {
+        "0", "1001", "abc", "", "-1", "99999999999999999999"};
+    api_response res;
+
+    for (size_t i = 0; i < 6; i++) {
+        fake f = {.query = {{"limit", bad_limits[i]}}};
+
+        get(&res, "/layers", &f);
+        assert_problem(&res, 400, "invalid-parameter", "/layers");
+        api_response_dispose(&res);
+    }
+    fake f = {.query = {{"after", "../x"}}};
+    get(&res, "/layers", &f);
+    assert_problem(&res, 400, "invalid-parameter", "/layers");
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_one_layer_shows_its_parent_chain)
+{
+    api_response res;
+    json_t *j;
+    size_t len;
+    char *raw;
+
+    get(&res, "/layers/patch", NULL);
+    ck_assert_int_eq(res.status, 200);
+    raw = drain(&res, 4096, &len);
+    ck_assert_ptr_null(strstr(raw, store_path)); /* no host paths */
+    j = json_loads(raw, 0, NULL);
+    ck_assert_str_eq(jstr(j, "id"), "patch");
+    ck_assert_str_eq(jstr(j, "parent"), "app");
+    ck_assert(json_is(json_object_get(j, "parents"), "[\"app\", \"base\"]"));
+    ck_assert_str_eq(jstr(j, "kind"), "diff");
+    ck_assert_str_eq(jstr(j, "store"), "dir");
+    ck_assert_str_eq(jstr(j, "created"), "2023-11-15T00:13:20Z");
+    ck_assert(json_is_false(json_object_get(j, "mutable")));
+    json_decref(j);
+    free(raw);
+    api_response_dispose(&res);
+
+    get(&res, "/layers/base", NULL);
+    j = body_json(&res);
+    ck_assert_uint_eq(json_array_size(json_object_get(j, "parents")), 0);
+    ck_assert_ptr_null(json_object_get(j, "parent"));
+    json_decref(j);
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_unknown_layer_is_404)
+{
+    api_response res;
+
+    get(&res, "/layers/nope", NULL);
+    assert_problem(&res, 404, "not-found", "/layers/nope");
+    api_response_dispose(&res);
+    get(&res, "/layers/nope/entries", NULL);
+    assert_problem(&res, 404, "not-found", "/layers/nope/entries");
+    api_response_dispose(&res);
+}
+END_TEST
+
+/* ---- content negotiation ---- */
+
+static const char *const export_types[] = {
+    "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.oci.image.layer.v1.tar+gzip",
+    "application/vnd.oci.image.layer.v1.tar+zstd",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+};
+
+static int choose(const char *accept)
+{
+    size_t i = 99;
+
+    if (api_accept__choose(&i, accept, export_types, 4) < 0)
+        return -1;
+    return (int)i;
+}
+
+START_TEST(test_accept_picks_by_weight_then_specificity)
+{
+    ck_assert_int_eq(choose(NULL), 0);
+    ck_assert_int_eq(choose("*/*"), 0);
+    ck_assert_int_eq(choose("application/*"), 0);
+    ck_assert_int_eq(choose("application/vnd.oci.image.layer.v1.tar+gzip"), 1);
+    /* containerd's Accept: the exact type beats the wildcard */
+    ck_assert_int_eq(
+        choose("application/vnd.docker.image.rootfs.diff.tar.gzip, */*"), 3);
+    ck_assert_int_eq(choose("application/vnd.oci.image.layer.v1.tar+zstd;"
+                            "q=0.9, application/vnd.oci.image.layer.v1.tar+"
+                            "gzip;q=0.5"),
+                     2);
+    ck_assert_int_eq(choose("application/vnd.oci.image.layer.v1.tar+gzip ; "
+                            "q=0.2, */*;q=0.1"),
+                     1);
+    /* q=0 excludes a type even when a wildcard would allow it */
+    ck_assert_int_eq(choose("application/vnd.oci.image.layer.v1.tar;q=0, */*"),
+                     1);
+    /* the first listed of equal weight and specificity wins */
+    ck_assert_int_eq(choose("application/vnd.oci.image.layer.v1.tar+zstd, "
+                            "application/vnd.oci.image.layer.v1.tar+gzip"),
+                     2);
+    ck_assert_int_eq(choose("APPLICATION/VND.OCI.IMAGE.LAYER.V1.TAR"), 0);
+}
+END_TEST
+
+START_TEST(test_accept_without_a_match_is_refused)
+{
+    ck_assert_int_eq(choose("application/json"), -1);
+    ck_assert_int_eq(choose("text/*"), -1);
+    ck_assert_int_eq(choose("*/*;q=0"), -1);
+    ck_assert_int_eq(choose("application/vnd.oci.image.layer.v1.tar;q=x"), -1);
+}
+END_TEST
+
+/* ---- export ---- */
+
+static void sha256_hex(char out[72], const void *data, size_t len)
+{
+    unsigned char md[32];
+    unsigned int n = 0;
+
+    ck_assert(EVP_Digest(data, len, md, &n, EVP_sha256(), NULL) == 1);
+    memcpy(out, "sha256:", 7);
+    for (unsigned i = 0; i < 32; i++)
+        snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
+}
+
+static const char *trailer(api_response *res, const char *name)
+{
+    const api_header *t = NULL;
+    size_t n;
+
+    ck_assert_ptr_nonnull(res->producer.trailers);
+    n = res->producer.trailers(res->producer.ctx, &t);
+    for (size_t i = 0; i < n; i++) {
+        if (strcasecmp(t[i].name, name) == 0)
+            return t[i].value;
+    }
+    return NULL;
+}
+
+START_TEST(test_export_streams_a_tar_with_digest_trailers)
+{
+    api_response res;
+    size_t len;
+    char *body, want[72];
+    static const char zeros[1024];
+
+    get(&res, "/layers/base/export", NULL);
+    ck_assert_int_eq(res.status, 200);
+    ck_assert_str_eq(hdr(&res, "Content-Type"),
+                     "application/vnd.oci.image.layer.v1.tar");
+    ck_assert_str_eq(hdr(&res, "Trailer"),
+                     "Docker-Content-Digest, X-Layer-Diff-Id");
+    ck_assert(!res.has_length);
+    ck_assert_uint_eq(active_exports, 1);
+    body = drain(&res, 16384, &len);
+    ck_assert_uint_gt(len, 312000);
+    ck_assert_uint_eq(len % 512, 0);
+    ck_assert_mem_eq(body + len - 1024, zeros, 1024);
+    ck_assert_mem_eq(body + 257, "ustar\0", 6);
+    sha256_hex(want, body, len);
+    ck_assert_str_eq(trailer(&res, "Docker-Content-Digest"), want);
+    ck_assert_str_eq(trailer(&res, "X-Layer-Diff-Id"), want);
+    free(body);
+    api_response_dispose(&res);
+    ck_assert_uint_eq(active_exports, 0);
+}
+END_TEST
+
+START_TEST(test_export_compression_comes_from_query_or_accept)
+{
+    api_response res;
+    fake q = {.query = {{"compression", "gzip"}}};
+    fake a = {
+        .headers = {{"Accept", "application/vnd.oci.image.layer.v1.tar+zstd"}}};
+    fake d = {.headers = {{"accept", "application/vnd.docker.image.rootfs."
+                                     "diff.tar.gzip, */*"}}};
+    size_t len;
+    char *body, want[72];
+
+    get(&res, "/layers/app/export", &q);
+    ck_assert_str_eq(hdr(&res, "Content-Type"),
+                     "application/vnd.oci.image.layer.v1.tar+gzip");
+    body = drain(&res, 65536, &len);
+    ck_assert_uint_gt(len, 18);
+    ck_assert_int_eq((unsigned char)body[0], 0x1f);
+    ck_assert_int_eq((unsigned char)body[1], 0x8b);
+    sha256_hex(want, body, len);
+    ck_assert_str_eq(trailer(&res, "Docker-Content-Digest"), want);
+    ck_assert_str_ne(trailer(&res, "X-Layer-Diff-Id"), want);
+    free(body);
+    api_response_dispose(&res);
+
+    get(&res, "/layers/app/export", &a);
+    ck_assert_str_eq(hdr(&res, "Content-Type"),
+                     "application/vnd.oci.image.layer.v1.tar+zstd");
+    body = drain(&res, 65536, &len);
+    ck_assert_mem_eq(body, "\x28\xb5\x2f\xfd", 4);
+    free(body);
+    api_response_dispose(&res);
+
+    get(&res, "/layers/app/export", &d);
+    ck_assert_str_eq(hdr(&res, "Content-Type"),
+                     "application/vnd.docker.image.rootfs.diff.tar.gzip");
+    body = drain(&res, 65536, &len);
+    ck_assert_int_eq((unsigned char)body[0], 0x1f);
+    free(body);
+    api_response_dispose(&res);
+    ck_assert_uint_eq(active_exports, 0);
+}
+END_TEST
+
+START_TEST(test_export_refuses_bad_compression_and_unmatched_accept)
+{
+    api_response res;
+    fake bad = {.query = {{"compression", "lz4"}}};
+    fake json = {.headers = {{"Accept", "application/json"}}};
+    fake lvl = {.query = {{"level", "3"}}};
+    fake lvl2 = {.query = {{"compression", "gzip"}, {"level", "fast"}}};
+
+    get(&res, "/layers/base/export", &bad);
+    assert_problem(&res, 400, "unsupported-compression", "/layers/base/export");
+    api_response_dispose(&res);
+    get(&res, "/layers/base/export", &json);
+    assert_problem(&res, 406, NULL, "/layers/base/export");
+    api_response_dispose(&res);
+    get(&res, "/layers/base/export", &lvl);
+    assert_problem(&res, 400, "invalid-parameter", "/layers/base/export");
+    api_response_dispose(&res);
+    get(&res, "/layers/base/export", &lvl2);
+    assert_problem(&res, 400, "invalid-parameter", "/layers/base/export");
+    api_response_dispose(&res);
+    ck_assert_uint_eq(active_exports, 0);
+}
+END_TEST
+
+START_TEST(test_export_past_the_cap_is_503_with_retry_after)
+{
+    api_response res;
+
+    ctx.max_exports = 1;
+    active_exports = 1;
+    get(&res, "/layers/base/export", NULL);
+    assert_problem(&res, 503, "too-many-exports", "/layers/base/export");
+    ck_assert_str_eq(hdr(&res, "Retry-After"), "7");
+    api_response_dispose(&res);
+    ck_assert_uint_eq(active_exports, 1); /* the slot was given back */
+}
+END_TEST
+
+START_TEST(test_export_head_starts_nothing)
+{
+    api_response res;
+
+    request(&res, "HEAD", "/layers/patch/export", NULL);
+    ck_assert_int_eq(res.status, 200);
+    ck_assert(res.head);
+    ck_assert(!res.has_length);
+    ck_assert_ptr_null(res.producer.read);
+    ck_assert_str_eq(hdr(&res, "Content-Type"),
+                     "application/vnd.oci.image.layer.v1.tar");
+    ck_assert_uint_eq(active_exports, 0);
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_export_abort_releases_the_slot)
+{
+    api_response res;
+    char buf[512];
+    ssize_t n;
+
+    int flag = 0;
+
+    get(&res, "/layers/base/export", NULL);
+    ck_assert_uint_eq(active_exports, 1);
+    res.producer.set_wake(res.producer.ctx, woke, &flag);
+    /* one read, then the client goes away */
+    for (;;) {
+        __atomic_store_n(&flag, 0, __ATOMIC_SEQ_CST);
+        n = res.producer.read(res.producer.ctx, buf, sizeof(buf));
+        if (n != API_PRODUCE_AGAIN)
+            break;
+        wait_flag(&flag);
+    }
+    ck_assert_int_gt(n, 0);
+    res.producer.finish(res.producer.ctx, false);
+    api_response_dispose(&res);
+    ck_assert_uint_eq(active_exports, 0);
+}
+END_TEST
+
+/* ---- entries ---- */
+
+static const char *keep_prefix;
+static bool keep_under(const char *p)
+{
+    size_t n = strlen(keep_prefix);
+
+    return strncmp(p, keep_prefix, n) == 0 && (p[n] == '\0' || p[n] == '/');
+}
+
+static const char *keep_after;
+static bool keep_past(const char *p)
+{
+    return layer_path_compare(p, strlen(p), keep_after, strlen(keep_after)) > 0;
+}
+
+static bool keep_under_and_past(const char *p)
+{
+    return keep_under(p) && keep_past(p);
+}
+
+START_TEST(test_entries_ndjson_matches_the_reader_byte_for_byte)
+{
+    static const char *const layers[] = {"base", "app", "patch", "snap-top"};
+
+    for (size_t k = 0; k < 4; k++) {
+        expected x;
+        api_response res;
+        char path[64], *want, *got;
+        size_t len;
+
+        expected_load(&x, layers[k]);
+        want = expected_ndjson(&x, NULL, 0);
+        snprintf(path, sizeof(path), "/layers/%s/entries", layers[k]);
+        get(&res, path, NULL);
+        ck_assert_int_eq(res.status, 200);
+        ck_assert_str_eq(hdr(&res, "Content-Type"), "application/x-ndjson");
+        ck_assert(!res.has_length);
+        /* a tiny buffer: entries are cut across reads and rejoined */
+        got = drain(&res, 7, &len);
+        assert_same_text(got, want);
+        ck_assert_uint_eq(count_lines(got), x.n);
+        free(got);
+        api_response_dispose(&res);
+
+        get(&res, path, NULL);
+        got = drain(&res, 1 << 20, &len);
+        assert_same_text(got, want);
+        free(got);
+        api_response_dispose(&res);
+        free(want);
+        expected_free(&x);
+    }
+}
+END_TEST
+
+START_TEST(test_entries_as_one_json_array)
+{
+    expected x;
+    api_response res;
+    fake f = {.headers = {{"Accept", "application/json"}}};
+    json_t *arr;
+
+    expected_load(&x, "app");
+    get(&res, "/layers/app/entries", &f);
+    ck_assert_int_eq(res.status, 200);
+    ck_assert_str_eq(hdr(&res, "Content-Type"), "application/json");
+    arr = body_json(&res);
+    ck_assert(json_is_array(arr));
+    ck_assert_uint_eq(json_array_size(arr), x.n);
+    for (size_t i = 0; i < x.n; i++) {
+        json_t *want = json_loads(x.lines[i], 0, NULL);
+
+        ck_assert(json_equal(json_array_get(arr, i), want));
+        json_decref(want);
+    }
+    json_decref(arr);
+    api_response_dispose(&res);
+    expected_free(&x);
+
+    /* an empty selection is still one valid array */
+    f.query[0][0] = "prefix";
+    f.query[0][1] = "no/such/dir";
+    get(&res, "/layers/app/entries", &f);
+    arr = body_json(&res);
+    ck_assert(json_is_array(arr));
+    ck_assert_uint_eq(json_array_size(arr), 0);
+    json_decref(arr);
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_entries_prefix_after_and_limit_select_a_run)
+{
+    expected x;
+    api_response res;
+    char *want, *got;
+    size_t len;
+
+    expected_load(&x, "base");
+
+    keep_prefix = "usr";
+    {
+        fake f = {.query = {{"prefix", "usr"}}};
+
+        want = expected_ndjson(&x, keep_under, 0);
+        get(&res, "/layers/base/entries", &f);
+        got = drain(&res, 100, &len);
+        assert_same_text(got, want);
+        ck_assert_uint_gt(count_lines(got), 5);
+        free(got);
+        free(want);
+        api_response_dispose(&res);
+    }
+    keep_after = "etc/hostname";
+    {
+        fake f = {.query = {{"after", "etc/hostname"}}};
+
+        want = expected_ndjson(&x, keep_past, 0);
+        get(&res, "/layers/base/entries", &f);
+        got = drain(&res, 4096, &len);
+        assert_same_text(got, want);
+        free(got);
+        free(want);
+        api_response_dispose(&res);
+    }
+    {
+        fake f = {.query = {{"limit", "3"}}};
+
+        want = expected_ndjson(&x, NULL, 3);
+        get(&res, "/layers/base/entries", &f);
+        got = drain(&res, 4096, &len);
+        assert_same_text(got, want);
+        ck_assert_uint_eq(count_lines(got), 3);
+        free(got);
+        free(want);
+        api_response_dispose(&res);
+    }
+    keep_prefix = "etc";
+    {
+        fake f = {.query = {{"prefix", "etc/"},
+                            {"after", "etc/hostname"},
+                            {"limit", "2"}}};
+
+        want = expected_ndjson(&x, keep_under_and_past, 2);
+        get(&res, "/layers/base/entries", &f);
+        got = drain(&res, 4096, &len);
+        assert_same_text(got, want);
+        ck_assert_uint_eq(count_lines(got), 2);
+        free(got);
+        free(want);
+        api_response_dispose(&res);
+    }
+    expected_free(&x);
+}
+END_TEST
+
+START_TEST(test_entries_paging_with_after_visits_everything_once)
+{
+    expected x;
+    char *all, *joined = calloc(1, 1), after[4096] = "";
+    size_t jlen = 0;
+
+    expected_load(&x, "patch");
+    all = expected_ndjson(&x, NULL, 0);
+    for (int page = 0; page < 100; page++) {
+        fake f = {.query = {{"limit", "2"}, {"after", after}}};
+        api_response res;
+        size_t len;
+        char *got;
+        const char *last;
+
+        if (after[0] == '\0')
+            f.query[1][0] = NULL;
+        get(&res, "/layers/patch/entries", &f);
+        got = drain(&res, 333, &len);
+        api_response_dispose(&res);
+        if (len == 0) {
+            free(got);
+            break;
+        }
+        joined = realloc(joined, jlen + len + 1);
+        memcpy(joined + jlen, got, len + 1);
+        jlen += len;
+        /* the cursor is the last path seen */
+        got[len - 1] = '\0';
+        last = strrchr(got, '\n') != NULL ? strrchr(got, '\n') + 1 : got;
+        {
+            json_t *e = json_loads(last, 0, NULL);
+
+            snprintf(after, sizeof(after), "%s", jstr(e, "path"));
+            json_decref(e);
+        }
+        free(got);
+    }
+    assert_same_text(joined, all);
+    free(joined);
+    free(all);
+    expected_free(&x);
+}
+END_TEST
+
+START_TEST(test_entries_parameters_are_validated)
+{
+    static const char *const bad[][2] = {
+        {"limit", "0"},     {"limit", "x"},    {"prefix", "../etc"},
+        {"prefix", "a//b"}, {"after", "/etc"}, {"after", "a/./b"},
+    };
+    api_response res;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        fake f = {.query = {{bad[i][0], bad[i][1]}}};
+
+        get(&res, "/layers/base/entries", &f);
+        assert_problem(&res, 400, "invalid-parameter", "/layers/base/entries");
+        api_response_dispose(&res);
+    }
+    {
+        fake f = {.headers = {{"Accept", "text/html"}}};
+
+        get(&res, "/layers/base/entries", &f);
+        assert_problem(&res, 406, NULL, "/layers/base/entries");
+        api_response_dispose(&res);
+    }
+}
+END_TEST
+
+START_TEST(test_entries_abandoned_midway_release_everything)
+{
+    api_response res;
+    char buf[64];
+
+    get(&res, "/layers/base/entries", NULL);
+    ck_assert_int_eq(res.status, 200);
+    ck_assert_int_gt(res.producer.read(res.producer.ctx, buf, sizeof(buf)), 0);
+    res.producer.finish(res.producer.ctx, false);
+    api_response_dispose(&res); /* ASan checks nothing leaks */
+    request(&res, "HEAD", "/layers/base/entries", NULL);
+    ck_assert_int_eq(res.status, 200);
+    ck_assert_ptr_null(res.producer.read);
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_one_entry_is_the_same_object)
+{
+    expected x;
+    api_response res;
+    json_t *got, *want = NULL;
+
+    expected_load(&x, "base");
+    for (size_t i = 0; i < x.n; i++) {
+        if (strcmp(x.paths[i], "etc/os-release") == 0)
+            want = json_loads(x.lines[i], 0, NULL);
+    }
+    ck_assert_ptr_nonnull(want);
+    get(&res, "/layers/base/entries/etc/os-release", NULL);
+    ck_assert_int_eq(res.status, 200);
+    ck_assert_str_eq(hdr(&res, "Content-Type"), "application/json");
+    ck_assert_str_eq(res.route, "/layers/{id}/entries/{path}");
+    got = body_json(&res);
+    ck_assert(json_equal(got, want));
+    ck_assert_ptr_nonnull(json_object_get(got, "xattrs"));
+    json_decref(got);
+    json_decref(want);
+    api_response_dispose(&res);
+    expected_free(&x);
+
+    /* a tombstone is an entry too */
+    get(&res, "/layers/app/entries/etc/motd", NULL);
+    got = body_json(&res);
+    ck_assert_str_eq(jstr(got, "change"), "delete");
+    json_decref(got);
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_missing_or_bad_entry_paths)
+{
+    api_response res;
+
+    get(&res, "/layers/base/entries/etc/nope", NULL);
+    assert_problem(&res, 404, "not-found", "/layers/base/entries/etc/nope");
+    api_response_dispose(&res);
+    get(&res, "/layers/base/entries/etc//hostname", NULL);
+    assert_problem(&res, 400, "invalid-path",
+                   "/layers/base/entries/etc//hostname");
+    api_response_dispose(&res);
+    get(&res, "/layers/base/entries/%2e%2e/etc", NULL);
+    assert_problem(&res, 400, "invalid-path",
+                   "/layers/base/entries/%2e%2e/etc");
+    api_response_dispose(&res);
+    get(&res, "/layers/base/entries/etc/", NULL);
+    assert_problem(&res, 400, "invalid-path", "/layers/base/entries/etc/");
+    api_response_dispose(&res);
+    /* once decoded, %252e%252e is a literal name: simply absent */
+    get(&res, "/layers/base/entries/%252e%252e", NULL);
+    assert_problem(&res, 404, "not-found", "/layers/base/entries/%252e%252e");
+    api_response_dispose(&res);
+}
+END_TEST
+
+/* A layer wider than one read()'s visit budget (4096 entries). */
+static void wide_setup(void)
+{
+    char *spec, *fs;
+
+    demo_root = fx_tmpdir();
+    fx_mkdir(demo_root, "wide", 0755);
+    fx_mkdir(demo_root, "wide/fs", 0755);
+    fx_mkdir(demo_root, "wide/fs/a", 0755);
+    fx_file(demo_root, "wide/layer.json", "{\"kind\": \"diff\"}\n", 0644);
+    fs = fx_path(demo_root, "wide/fs");
+    for (int i = 0; i < 5000; i++) {
+        char name[32];
+
+        snprintf(name, sizeof(name), "a/f%05d", i);
+        fx_file(fs, name, "", 0644);
+    }
+    fx_file(fs, "z", "last\n", 0644);
+    free(fs);
+    store_path = NULL;
+    ck_assert(asprintf(&spec, "dir:%s", demo_root) > 0);
+    ck_assert_int_eq(layer_store_open(&store, spec), 0);
+    free(spec);
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.store = store;
+    ctx.active_exports = &active_exports;
+    ctx.ready = true;
+}
+
+static void wide_teardown(void)
+{
+    layer_store_free(store);
+    fx_rm_rf(demo_root);
+    free(demo_root);
+}
+
+START_TEST(test_entries_skipping_a_wide_run_yields_between_reads)
+{
+    fake f = {.query = {{"prefix", "z"}}};
+    api_response res;
+    size_t len;
+    char *got;
+    json_t *j;
+
+    get(&res, "/layers/wide/entries", &f);
+    ck_assert_int_eq(res.status, 200);
+    got = drain(&res, 65536, &len);
+    /* 5002 entries precede z: more than one budget, so the producer
+     * woke itself and returned AGAIN instead of blocking the server */
+    ck_assert_uint_ge(drain_agains, 1);
+    ck_assert_uint_eq(count_lines(got), 1);
+    j = json_loads(got, 0, NULL);
+    ck_assert_str_eq(jstr(j, "path"), "z");
+    json_decref(j);
+    free(got);
+    api_response_dispose(&res);
+
+    /* and from a cursor deep inside the run */
+    f.query[0][0] = "after";
+    f.query[0][1] = "a/f04998";
+    get(&res, "/layers/wide/entries", &f);
+    got = drain(&res, 65536, &len);
+    ck_assert_uint_eq(count_lines(got), 2); /* a/f04999 and z */
+    free(got);
+    api_response_dispose(&res);
+}
+END_TEST
+
+/* ---- files ---- */
+
+START_TEST(test_file_bytes_with_validators)
+{
+    api_response res;
+    size_t len;
+    char *body;
+
+    get(&res, "/layers/base/files/etc/hostname", NULL);
+    ck_assert_int_eq(res.status, 200);
+    ck_assert(res.has_length);
+    ck_assert_uint_eq(res.content_length, 5);
+    ck_assert_str_eq(hdr(&res, "Content-Type"), "application/octet-stream");
+    ck_assert_str_eq(hdr(&res, "Accept-Ranges"), "bytes");
+    ck_assert_ptr_nonnull(hdr(&res, "ETag"));
+    ck_assert_int_eq(hdr(&res, "ETag")[0], '"');
+    body = drain(&res, 2, &len);
+    ck_assert_uint_eq(len, 5);
+    ck_assert_str_eq(body, "base\n");
+    free(body);
+    api_response_dispose(&res);
+
+    /* the data of a hard link is its group's */
+    get(&res, "/layers/base/files/usr/bin/tool-alias", NULL);
+    ck_assert_int_eq(res.status, 200);
+    body = drain(&res, 4096, &len);
+    ck_assert_str_eq(body, "#!/bin/sh\necho \"tool v1\"\n");
+    free(body);
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_file_single_range_is_206)
+{
+    api_response res;
+    fake f = {.headers = {{"Range", "bytes=1-2"}}};
+    size_t len;
+    char *body;
+
+    get(&res, "/layers/base/files/etc/hostname", &f);
+    ck_assert_int_eq(res.status, 206);
+    ck_assert_str_eq(hdr(&res, "Content-Range"), "bytes 1-2/5");
+    ck_assert_uint_eq(res.content_length, 2);
+    body = drain(&res, 4096, &len);
+    ck_assert_str_eq(body, "as");
+    free(body);
+    api_response_dispose(&res);
+
+    f.headers[0][1] = "bytes=-3";
+    get(&res, "/layers/base/files/etc/hostname", &f);
+    ck_assert_str_eq(hdr(&res, "Content-Range"), "bytes 2-4/5");
+    body = drain(&res, 4096, &len);
+    ck_assert_str_eq(body, "se\n");
+    free(body);
+    api_response_dispose(&res);
+
+    f.headers[0][1] = "bytes=300000-";
+    get(&res, "/layers/base/files/usr/share/data.bin", &f);
+    ck_assert_int_eq(res.status, 206);
+    ck_assert_str_eq(hdr(&res, "Content-Range"), "bytes 300000-311999/312000");
+    body = drain(&res, 1000, &len);
+    ck_assert_uint_eq(len, 12000);
+    {
+        char *file = fx_path(store_path, "base/fs/usr/share/data.bin");
+        FILE *fp = fopen(file, "rb");
+        char want[12000];
+
+        ck_assert_ptr_nonnull(fp);
+        ck_assert_int_eq(fseek(fp, 300000, SEEK_SET), 0);
+        ck_assert_uint_eq(fread(want, 1, sizeof(want), fp), sizeof(want));
+        ck_assert_mem_eq(body, want, sizeof(want));
+        fclose(fp);
+        free(file);
+    }
+    free(body);
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_file_unsatisfiable_range_is_416)
+{
+    api_response res;
+    fake f = {.headers = {{"Range", "bytes=5-"}}};
+
+    get(&res, "/layers/base/files/etc/hostname", &f);
+    assert_problem(&res, 416, NULL, "/layers/base/files/etc/hostname");
+    ck_assert_str_eq(hdr(&res, "Content-Range"), "bytes */5");
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_file_several_ranges_get_the_whole_file)
+{
+    api_response res;
+    fake f = {.headers = {{"Range", "bytes=0-0,2-3"}}};
+
+    get(&res, "/layers/base/files/etc/hostname", &f);
+    ck_assert_int_eq(res.status, 200);
+    ck_assert_ptr_null(hdr(&res, "Content-Range"));
+    ck_assert_uint_eq(res.content_length, 5);
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_file_if_none_match_is_304)
+{
+    api_response res;
+    fake f = {.headers = {{"If-None-Match", NULL}}};
+    char etag[160];
+
+    get(&res, "/layers/base/files/etc/hostname", NULL);
+    snprintf(etag, sizeof(etag), "%s", hdr(&res, "ETag"));
+    api_response_dispose(&res);
+    f.headers[0][1] = etag;
+    get(&res, "/layers/base/files/etc/hostname", &f);
+    ck_assert_int_eq(res.status, 304);
+    ck_assert_str_eq(hdr(&res, "ETag"), etag);
+    ck_assert_ptr_null(res.producer.read);
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_file_of_other_types_or_deleted)
+{
+    api_response res;
+
+    get(&res, "/layers/base/files/etc", NULL);
+    assert_problem(&res, 409, "not-a-file", "/layers/base/files/etc");
+    api_response_dispose(&res);
+    get(&res, "/layers/base/files/etc/localtime", NULL);
+    assert_problem(&res, 409, "not-a-file", "/layers/base/files/etc/localtime");
+    api_response_dispose(&res);
+    get(&res, "/layers/app/files/etc/motd", NULL);
+    assert_problem(&res, 404, "deleted", "/layers/app/files/etc/motd");
+    api_response_dispose(&res);
+    get(&res, "/layers/app/files/etc/passwd", NULL); /* unchanged in app */
+    assert_problem(&res, 404, "not-found", "/layers/app/files/etc/passwd");
+    api_response_dispose(&res);
+    get(&res, "/layers/base/files/etc/hostname?x", NULL);
+    ck_assert_int_eq(res.status, 200);
+    api_response_dispose(&res);
+}
+END_TEST
+
+static uint32_t le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+static uint64_t le64(const unsigned char *p)
+{
+    return le32(p) | (uint64_t)le32(p + 4) << 32;
+}
+
+START_TEST(test_file_as_win32_backup_streams)
+{
+    static const char data[] = "NAME=\"layerd demo\"\nID=demo\n";
+    api_response res;
+    fake f = {.query = {{"format", "win32-backup"}}};
+    const unsigned char *b, *ea;
+    size_t len, dlen = sizeof(data) - 1;
+    char *body;
+
+    get(&res, "/layers/base/files/etc/os-release", &f);
+    ck_assert_int_eq(res.status, 200);
+    ck_assert_str_eq(hdr(&res, "Content-Type"),
+                     "application/vnd.layerd.win32-backup");
+    body = drain(&res, 3, &len);
+    ck_assert_uint_eq(len, res.content_length);
+    b = (const unsigned char *)body;
+    /* BACKUP_DATA: id 1, attributes 0, size, no name, then the bytes */
+    ck_assert_uint_eq(le32(b), 1);
+    ck_assert_uint_eq(le32(b + 4), 0);
+    ck_assert_uint_eq(le64(b + 8), dlen);
+    ck_assert_uint_eq(le32(b + 16), 0);
+    ck_assert_mem_eq(b + 20, data, dlen);
+    /* BACKUP_EA_DATA right after, no padding between streams */
+    b += 20 + dlen;
+    ck_assert_uint_eq(le32(b), 2);
+    ck_assert_uint_eq(le32(b + 16), 0);
+    ea = b + 20;
+    /* one FILE_FULL_EA_INFORMATION: user.layerd.origin = base */
+    ck_assert_uint_eq(le32(ea), 0); /* the last entry */
+    ck_assert_uint_eq(ea[4], 0);
+    ck_assert_uint_eq(ea[5], strlen("user.layerd.origin"));
+    ck_assert_uint_eq(ea[6] | ea[7] << 8, 4);
+    ck_assert_mem_eq(ea + 8, "user.layerd.origin\0base", 23);
+    /* 8 + 18 + 1 + 4 = 31, padded to 32 */
+    ck_assert_uint_eq(le64(b + 8), 32);
+    ck_assert_uint_eq(len, 20 + dlen + 20 + 32);
+    free(body);
+    api_response_dispose(&res);
+
+    /* no xattrs: the DATA stream alone */
+    get(&res, "/layers/base/files/etc/hostname", &f);
+    ck_assert_uint_eq(res.content_length, 25);
+    body = drain(&res, 4096, &len);
+    ck_assert_uint_eq(len, 25);
+    ck_assert_str_eq(body + 20, "base\n");
+    free(body);
+    api_response_dispose(&res);
+}
+END_TEST
+
+static Suite *api_suite(void)
+{
+    Suite *s = suite_create("api");
+    TCase *tc;
+
+    tc = tcase_create("routing");
+    tcase_add_unchecked_fixture(tc, demo_setup, demo_teardown);
+    tcase_add_checked_fixture(tc, span_setup, span_teardown);
+    tcase_add_test(tc, test_healthz_answers_ok_json);
+    tcase_add_test(tc, test_readyz_follows_the_ready_flag);
+    tcase_add_test(tc, test_openapi_is_served_as_yaml);
+    tcase_add_test(tc, test_metrics_are_prometheus_text);
+    tcase_add_test(tc, test_unknown_path_is_a_404_problem);
+    tcase_add_test(tc, test_other_methods_get_405_with_allow);
+    tcase_add_test(tc, test_head_answers_like_get_with_head_set);
+    tcase_add_test(tc, test_malformed_paths_are_400);
+    tcase_add_test(tc, test_overlong_paths_are_414);
+    tcase_add_test(tc, test_literal_segments_match_after_one_decode);
+    tcase_add_test(tc, test_error_codes_map_to_statuses_in_one_place);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("layers");
+    tcase_add_unchecked_fixture(tc, demo_setup, demo_teardown);
+    tcase_add_checked_fixture(tc, span_setup, span_teardown);
+    tcase_add_test(tc, test_layers_are_paginated_in_id_order);
+    tcase_add_test(tc, test_layer_list_objects_omit_absent_fields);
+    tcase_add_test(tc, test_layer_list_parameters_are_validated);
+    tcase_add_test(tc, test_one_layer_shows_its_parent_chain);
+    tcase_add_test(tc, test_unknown_layer_is_404);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("export");
+    tcase_set_timeout(tc, 60);
+    tcase_add_unchecked_fixture(tc, demo_setup, demo_teardown);
+    tcase_add_checked_fixture(tc, span_setup, span_teardown);
+    tcase_add_test(tc, test_accept_picks_by_weight_then_specificity);
+    tcase_add_test(tc, test_accept_without_a_match_is_refused);
+    tcase_add_test(tc, test_export_streams_a_tar_with_digest_trailers);
+    tcase_add_test(tc, test_export_compression_comes_from_query_or_accept);
+    tcase_add_test(tc,
+                   test_export_refuses_bad_compression_and_unmatched_accept);
+    tcase_add_test(tc, test_export_past_the_cap_is_503_with_retry_after);
+    tcase_add_test(tc, test_export_head_starts_nothing);
+    tcase_add_test(tc, test_export_abort_releases_the_slot);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("entries");
+    tcase_set_timeout(tc, 60);
+    tcase_add_unchecked_fixture(tc, demo_setup, demo_teardown);
+    tcase_add_checked_fixture(tc, span_setup, span_teardown);
+    tcase_add_test(tc, test_entries_ndjson_matches_the_reader_byte_for_byte);
+    tcase_add_test(tc, test_entries_as_one_json_array);
+    tcase_add_test(tc, test_entries_prefix_after_and_limit_select_a_run);
+    tcase_add_test(tc, test_entries_paging_with_after_visits_everything_once);
+    tcase_add_test(tc, test_entries_parameters_are_validated);
+    tcase_add_test(tc, test_entries_abandoned_midway_release_everything);
+    tcase_add_test(tc, test_one_entry_is_the_same_object);
+    tcase_add_test(tc, test_missing_or_bad_entry_paths);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("entries-wide");
+    tcase_set_timeout(tc, 60);
+    tcase_add_unchecked_fixture(tc, wide_setup, wide_teardown);
+    tcase_add_checked_fixture(tc, span_setup, span_teardown);
+    tcase_add_test(tc, test_entries_skipping_a_wide_run_yields_between_reads);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("files");
+    tcase_add_unchecked_fixture(tc, demo_setup, demo_teardown);
+    tcase_add_checked_fixture(tc, span_setup, span_teardown);
+    tcase_add_test(tc, test_file_bytes_with_validators);
+    tcase_add_test(tc, test_file_single_range_is_206);
+    tcase_add_test(tc, test_file_unsatisfiable_range_is_416);
+    tcase_add_test(tc, test_file_several_ranges_get_the_whole_file);
+    tcase_add_test(tc, test_file_if_none_match_is_304);
+    tcase_add_test(tc, test_file_of_other_types_or_deleted);
+    tcase_add_test(tc, test_file_as_win32_backup_streams);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(api_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed != 0;
+}

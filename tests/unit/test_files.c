@@ -1,0 +1,554 @@
+/*
+ * Tests for api/files.c: GET /layers/{id}/files/{path} over a small dir:
+ * store built with the fixture helpers. They pin the Win32 backup framing
+ * (DATA then EA streams, FILE_FULL_EA_INFORMATION offsets and padding),
+ * that every single range is exactly the matching slice of the whole
+ * representation, raw or backup, the 206/416/200 choices of RFC 9110
+ * (several ranges, bad syntax, If-Range, empty files), HEAD, 304, and
+ * that a range deep into a big file is reached by reading forward across
+ * several read() calls that yield through the wake.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "fixture.h"
+#include "layer/alloc.h"
+#include "layer/error.h"
+#include "layer/store.h"
+#include "layer/trace.h"
+
+/* 20 MiB + a bit: more than the 16 MiB a read() may discard. */
+#define BIG_SIZE (20u * 1024u * 1024u + 123u)
+
+static char *root;
+static layer_store *store;
+static api_context ctx;
+static unsigned active;
+
+static unsigned char big_byte(size_t i)
+{
+    return (unsigned char)((i * 7u + i / 251u) % 251u);
+}
+
+static void store_setup(void)
+{
+    char *fs, *spec, *big;
+    char value[301];
+
+    root = fx_tmpdir();
+    fx_mkdir(root, "l1", 0755);
+    fx_mkdir(root, "l1/fs", 0755);
+    fx_file(root, "l1/layer.json", "{\"kind\": \"diff\"}\n", 0644);
+    fs = fx_path(root, "l1/fs");
+    fx_file(fs, "xa.txt", "hello", 0644);
+    memset(value, 'v', 300);
+    value[300] = '\0';
+    fx_xattr(fs, "xa.txt", "user.ccc", value);
+    fx_xattr(fs, "xa.txt", "user.a", "1");
+    fx_xattr(fs, "xa.txt", "user.bb", "xyz");
+    fx_file(fs, "empty.txt", "", 0644);
+    fx_file(fs, "h1", "linked data\n", 0644);
+    fx_link(fs, "h1", "h2");
+    fx_mkdir(fs, "dir", 0755);
+    fx_symlink(fs, "sym", "xa.txt");
+    fx_fifo(fs, "fifo");
+    big = malloc(BIG_SIZE);
+    for (size_t i = 0; i < BIG_SIZE; i++)
+        big[i] = (char)big_byte(i);
+    fx_file_bytes(fs, "big.bin", big, BIG_SIZE, 0644);
+    free(big);
+    free(fs);
+
+    ck_assert(asprintf(&spec, "dir:%s", root) > 0);
+    ck_assert_int_eq(layer_store_open(&store, spec), 0);
+    free(spec);
+    memset(&ctx, 0, sizeof(ctx));
+    ctx.store = store;
+    ctx.max_exports = 1;
+    ctx.active_exports = &active;
+    ctx.ready = true;
+}
+
+static void store_teardown(void)
+{
+    layer_store_free(store);
+    fx_rm_rf(root);
+    free(root);
+}
+
+typedef struct fake {
+    const char *headers[4][2];
+    const char *query[4][2];
+} fake;
+
+static const char *fake_header(void *conn, const char *name)
+{
+    fake *f = conn;
+
+    for (size_t i = 0; i < 4 && f->headers[i][0] != NULL; i++) {
+        if (strcasecmp(f->headers[i][0], name) == 0)
+            return f->headers[i][1];
+    }
+    return NULL;
+}
+
+static const char *fake_query(void *conn, const char *name)
+{
+    fake *f = conn;
+
+    for (size_t i = 0; i < 4 && f->query[i][0] != NULL; i++) {
+        if (strcmp(f->query[i][0], name) == 0)
+            return f->query[i][1];
+    }
+    return NULL;
+}
+
+static void request(api_response *res, const char *method, const char *path,
+                    const fake *f)
+{
+    static const fake none;
+    api_request req;
+
+    memset(&req, 0, sizeof(req));
+    req.method = method;
+    req.raw_path = path;
+    req.header = fake_header;
+    req.query = fake_query;
+    req.conn = (void *)(f != NULL ? f : &none);
+    api_handle(res, &ctx, &req);
+}
+
+static const char *hdr(const api_response *res, const char *name)
+{
+    for (size_t i = 0; i < res->nheaders; i++) {
+        if (strcasecmp(res->headers[i].name, name) == 0)
+            return res->headers[i].value;
+    }
+    return NULL;
+}
+
+static void woke(void *arg)
+{
+    __atomic_store_n((int *)arg, 1, __ATOMIC_SEQ_CST);
+}
+
+/* The whole body, in reads of at most cap bytes; *agains counts AGAIN. */
+static unsigned char *drain(api_response *res, size_t cap, size_t *out_len,
+                            unsigned *agains)
+{
+    api_producer *p = &res->producer;
+    unsigned char *out = malloc(res->has_length ? res->content_length + 1 : 1);
+    char *buf = malloc(cap);
+    size_t len = 0;
+    int flag = 0;
+
+    *agains = 0;
+    if (p->read == NULL) {
+        if (res->body_len > 0)
+            memcpy(out, res->body, res->body_len);
+        *out_len = res->body_len;
+        free(buf);
+        return out;
+    }
+    ck_assert(res->has_length);
+    p->set_wake(p->ctx, woke, &flag);
+    for (;;) {
+        ssize_t n;
+
+        __atomic_store_n(&flag, 0, __ATOMIC_SEQ_CST);
+        n = p->read(p->ctx, buf, cap);
+        if (n > 0) {
+            ck_assert_uint_le(len + (size_t)n, res->content_length);
+            memcpy(out + len, buf, (size_t)n);
+            len += (size_t)n;
+            continue;
+        }
+        if (n == API_PRODUCE_AGAIN) {
+            /* the producer woke itself before returning */
+            ck_assert_int_eq(__atomic_load_n(&flag, __ATOMIC_SEQ_CST), 1);
+            (*agains)++;
+            continue;
+        }
+        ck_assert_int_eq(n, API_PRODUCE_END);
+        break;
+    }
+    free(buf);
+    ck_assert_uint_eq(len, res->content_length);
+    *out_len = len;
+    return out;
+}
+
+static unsigned char *get_body(const char *path, const fake *f, int status,
+                               size_t cap, size_t *len)
+{
+    api_response res;
+    unsigned agains;
+    unsigned char *body;
+
+    request(&res, "GET", path, f);
+    ck_assert_int_eq(res.status, status);
+    body = drain(&res, cap, len, &agains);
+    api_response_dispose(&res);
+    return body;
+}
+
+static uint32_t le32(const unsigned char *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+           (uint32_t)p[3] << 24;
+}
+
+static uint64_t le64(const unsigned char *p)
+{
+    return le32(p) | (uint64_t)le32(p + 4) << 32;
+}
+
+START_TEST(test_backup_ea_entries_are_aligned_and_chained)
+{
+    fake f = {.query = {{"format", "win32-backup"}}};
+    size_t len;
+    unsigned char *b = get_body("/layers/l1/files/xa.txt", &f, 200, 4096, &len);
+    const unsigned char *ea, *e;
+    /* 8 + name + NUL + value, each padded to 4: 16, 20, 320 */
+    static const struct {
+        const char *name;
+        size_t vlen;
+        uint32_t next;
+    } want[] = {{"user.a", 1, 16}, {"user.bb", 3, 20}, {"user.ccc", 300, 0}};
+
+    ck_assert_uint_eq(le32(b), 1);
+    ck_assert_uint_eq(le64(b + 8), 5);
+    ck_assert_mem_eq(b + 20, "hello", 5);
+    ck_assert_uint_eq(le32(b + 25), 2);
+    ck_assert_uint_eq(le32(b + 25 + 4), 0);
+    ck_assert_uint_eq(le64(b + 25 + 8), 16 + 20 + 320);
+    ck_assert_uint_eq(le32(b + 25 + 16), 0);
+    ck_assert_uint_eq(len, 20 + 5 + 20 + 356);
+    ea = b + 45;
+    e = ea;
+    for (size_t i = 0; i < 3; i++) {
+        size_t nlen = strlen(want[i].name);
+        size_t used = 8 + nlen + 1 + want[i].vlen;
+        size_t padded = (used + 3) & ~(size_t)3;
+
+        ck_assert_uint_eq(le32(e), want[i].next);
+        ck_assert_uint_eq(e[4], 0);
+        ck_assert_uint_eq(e[5], nlen);
+        ck_assert_uint_eq(e[6] | e[7] << 8, want[i].vlen);
+        ck_assert_mem_eq(e + 8, want[i].name, nlen);
+        ck_assert_uint_eq(e[8 + nlen], 0);
+        for (size_t k = used; k < padded; k++)
+            ck_assert_uint_eq(e[k], 0);
+        e += padded;
+    }
+    ck_assert_ptr_eq(e, b + len);
+    free(b);
+}
+END_TEST
+
+START_TEST(test_backup_without_xattrs_has_only_data)
+{
+    fake f = {.query = {{"format", "win32-backup"}}};
+    size_t len;
+    unsigned char *b =
+        get_body("/layers/l1/files/empty.txt", &f, 200, 64, &len);
+
+    ck_assert_uint_eq(len, 20);
+    ck_assert_uint_eq(le32(b), 1);
+    ck_assert_uint_eq(le64(b + 8), 0);
+    free(b);
+}
+END_TEST
+
+/* Every range [first, last] (sampled) is the slice of the whole. */
+static void check_ranges(const char *path, const char *format)
+{
+    fake whole = {.query = {{"format", format}}};
+    size_t total;
+    unsigned char *all = get_body(path, &whole, 200, 4096, &total);
+
+    for (size_t first = 0; first < total; first += 7) {
+        for (size_t last = first; last < total; last += 13) {
+            char range[64], want_cr[96];
+            fake f = {.headers = {{"Range", range}},
+                      .query = {{"format", format}}};
+            api_response res;
+            unsigned agains;
+            size_t len;
+            unsigned char *b;
+
+            snprintf(range, sizeof(range), "bytes=%zu-%zu", first, last);
+            snprintf(want_cr, sizeof(want_cr), "bytes %zu-%zu/%zu", first, last,
+                     total);
+            request(&res, "GET", path, &f);
+            ck_assert_int_eq(res.status, 206);
+            ck_assert_str_eq(hdr(&res, "Content-Range"), want_cr);
+            b = drain(&res, 5, &len, &agains);
+            ck_assert_uint_eq(len, last - first + 1);
+            ck_assert_mem_eq(b, all + first, len);
+            free(b);
+            api_response_dispose(&res);
+        }
+    }
+    free(all);
+}
+
+START_TEST(test_every_range_is_the_slice_of_the_whole)
+{
+    check_ranges("/layers/l1/files/xa.txt", "raw");
+    check_ranges("/layers/l1/files/xa.txt", "win32-backup");
+    check_ranges("/layers/l1/files/h2", "win32-backup");
+}
+END_TEST
+
+START_TEST(test_deep_range_reads_forward_and_yields)
+{
+    fake f = {.headers = {{"Range", "bytes=18000000-"}}};
+    api_response res;
+    unsigned agains;
+    size_t len;
+    unsigned char *b;
+
+    request(&res, "GET", "/layers/l1/files/big.bin", &f);
+    ck_assert_int_eq(res.status, 206);
+    ck_assert_uint_eq(res.content_length, BIG_SIZE - 18000000u);
+    b = drain(&res, 65536, &len, &agains);
+    /* 18 MB of discarding takes more than one read()'s budget */
+    ck_assert_uint_ge(agains, 1);
+    for (size_t i = 0; i < len; i++) {
+        if (b[i] != big_byte(18000000u + i))
+            ck_abort_msg("byte %zu differs", i);
+    }
+    free(b);
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_suffix_range_longer_than_the_file_is_all_of_it)
+{
+    fake f = {.headers = {{"Range", "bytes=-100"}}};
+    api_response res;
+
+    request(&res, "GET", "/layers/l1/files/xa.txt", &f);
+    ck_assert_int_eq(res.status, 206);
+    ck_assert_str_eq(hdr(&res, "Content-Range"), "bytes 0-4/5");
+    api_response_dispose(&res);
+    f.headers[0][1] = "bytes=3-999";
+    request(&res, "GET", "/layers/l1/files/xa.txt", &f);
+    ck_assert_int_eq(res.status, 206);
+    ck_assert_str_eq(hdr(&res, "Content-Range"), "bytes 3-4/5");
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_unsatisfiable_ranges_are_416)
+{
+    static const char *const bad[] = {"bytes=5-", "bytes=5-9", "bytes=-0",
+                                      "bytes=99-100"};
+
+    for (size_t i = 0; i < 4; i++) {
+        fake f = {.headers = {{"Range", bad[i]}}};
+        api_response res;
+
+        request(&res, "GET", "/layers/l1/files/xa.txt", &f);
+        ck_assert_msg(res.status == 416, "%s gave %d", bad[i], res.status);
+        ck_assert_str_eq(hdr(&res, "Content-Range"), "bytes */5");
+        ck_assert_str_eq(hdr(&res, "Content-Type"), "application/problem+json");
+        api_response_dispose(&res);
+    }
+}
+END_TEST
+
+START_TEST(test_ignored_ranges_send_everything)
+{
+    static const char *const ignored[] = {
+        "bytes=0-1,3-4", "bytes=a-b", "bytes=3-1", "items=0-1",
+        "bytes=",        "bytes=1",   "bytes=--1", "bytes=1-2-3"};
+
+    for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++) {
+        fake f = {.headers = {{"Range", ignored[i]}}};
+        api_response res;
+
+        request(&res, "GET", "/layers/l1/files/xa.txt", &f);
+        ck_assert_msg(res.status == 200, "%s gave %d", ignored[i], res.status);
+        ck_assert_ptr_null(hdr(&res, "Content-Range"));
+        ck_assert_uint_eq(res.content_length, 5);
+        api_response_dispose(&res);
+    }
+}
+END_TEST
+
+START_TEST(test_range_on_an_empty_file_is_ignored)
+{
+    fake f = {.headers = {{"Range", "bytes=0-"}}};
+    api_response res;
+
+    request(&res, "GET", "/layers/l1/files/empty.txt", &f);
+    ck_assert_int_eq(res.status, 200);
+    ck_assert(res.has_length);
+    ck_assert_uint_eq(res.content_length, 0);
+    ck_assert_ptr_null(res.producer.read);
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_if_range_must_match_the_etag)
+{
+    fake f = {.headers = {{"Range", "bytes=0-1"}, {"If-Range", "\"stale\""}}};
+    char etag[128];
+    api_response res;
+
+    request(&res, "GET", "/layers/l1/files/xa.txt", &f);
+    ck_assert_int_eq(res.status, 200);
+    snprintf(etag, sizeof(etag), "%s", hdr(&res, "ETag"));
+    api_response_dispose(&res);
+    f.headers[1][1] = etag;
+    request(&res, "GET", "/layers/l1/files/xa.txt", &f);
+    ck_assert_int_eq(res.status, 206);
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_etags_differ_between_formats_and_files)
+{
+    fake b = {.query = {{"format", "win32-backup"}}};
+    fake nm = {.headers = {{"If-None-Match", NULL}}};
+    char raw[128], backup[128], other[128], list[300];
+    api_response res;
+
+    request(&res, "GET", "/layers/l1/files/xa.txt", NULL);
+    snprintf(raw, sizeof(raw), "%s", hdr(&res, "ETag"));
+    api_response_dispose(&res);
+    request(&res, "GET", "/layers/l1/files/xa.txt", &b);
+    snprintf(backup, sizeof(backup), "%s", hdr(&res, "ETag"));
+    api_response_dispose(&res);
+    request(&res, "GET", "/layers/l1/files/h1", NULL);
+    snprintf(other, sizeof(other), "%s", hdr(&res, "ETag"));
+    api_response_dispose(&res);
+    ck_assert_str_ne(raw, backup);
+    ck_assert_str_ne(raw, other);
+
+    snprintf(list, sizeof(list), "%s, W/%s", other, raw);
+    nm.headers[0][1] = list;
+    request(&res, "GET", "/layers/l1/files/xa.txt", &nm);
+    ck_assert_int_eq(res.status, 304);
+    api_response_dispose(&res);
+    nm.headers[0][1] = other;
+    request(&res, "GET", "/layers/l1/files/xa.txt", &nm);
+    ck_assert_int_eq(res.status, 200);
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_head_has_the_length_and_no_body)
+{
+    fake f = {.headers = {{"Range", "bytes=1-"}}};
+    api_response res;
+
+    request(&res, "HEAD", "/layers/l1/files/big.bin", NULL);
+    ck_assert_int_eq(res.status, 200);
+    ck_assert(res.head);
+    ck_assert(res.has_length);
+    ck_assert_uint_eq(res.content_length, BIG_SIZE);
+    ck_assert_ptr_null(res.producer.read);
+    api_response_dispose(&res);
+    request(&res, "HEAD", "/layers/l1/files/big.bin", &f);
+    ck_assert_int_eq(res.status, 206);
+    ck_assert_uint_eq(res.content_length, BIG_SIZE - 1);
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_hard_link_serves_its_groups_data)
+{
+    size_t len;
+    unsigned char *b = get_body("/layers/l1/files/h2", NULL, 200, 3, &len);
+
+    ck_assert_uint_eq(len, 12);
+    ck_assert_mem_eq(b, "linked data\n", 12);
+    free(b);
+}
+END_TEST
+
+START_TEST(test_non_files_and_bad_formats_are_refused)
+{
+    static const char *const others[] = {"/layers/l1/files/dir",
+                                         "/layers/l1/files/sym",
+                                         "/layers/l1/files/fifo"};
+    fake bogus = {.query = {{"format", "tar"}}};
+    api_response res;
+
+    for (size_t i = 0; i < 3; i++) {
+        request(&res, "GET", others[i], NULL);
+        ck_assert_msg(res.status == 409, "%s gave %d", others[i], res.status);
+        api_response_dispose(&res);
+    }
+    request(&res, "GET", "/layers/l1/files/xa.txt", &bogus);
+    ck_assert_int_eq(res.status, 400);
+    api_response_dispose(&res);
+    request(&res, "GET", "/layers/l1/files/missing", NULL);
+    ck_assert_int_eq(res.status, 404);
+    api_response_dispose(&res);
+    request(&res, "GET", "/layers/l1/files/dir/../xa.txt", NULL);
+    ck_assert_int_eq(res.status, 400);
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_client_abort_midway_releases_the_reader)
+{
+    api_response res;
+    char buf[4096];
+
+    request(&res, "GET", "/layers/l1/files/big.bin", NULL);
+    ck_assert_int_eq(res.status, 200);
+    ck_assert_int_eq(res.producer.read(res.producer.ctx, buf, sizeof(buf)),
+                     (ssize_t)sizeof(buf));
+    /* the server disposes without reading further (ASan: no leak) */
+    api_response_dispose(&res);
+    ck_assert_ptr_null(res.producer.read);
+}
+END_TEST
+
+static Suite *files_suite(void)
+{
+    Suite *s = suite_create("files");
+    TCase *tc = tcase_create("files");
+
+    tcase_set_timeout(tc, 120);
+    tcase_add_unchecked_fixture(tc, store_setup, store_teardown);
+    tcase_add_test(tc, test_backup_ea_entries_are_aligned_and_chained);
+    tcase_add_test(tc, test_backup_without_xattrs_has_only_data);
+    tcase_add_test(tc, test_every_range_is_the_slice_of_the_whole);
+    tcase_add_test(tc, test_deep_range_reads_forward_and_yields);
+    tcase_add_test(tc, test_suffix_range_longer_than_the_file_is_all_of_it);
+    tcase_add_test(tc, test_unsatisfiable_ranges_are_416);
+    tcase_add_test(tc, test_ignored_ranges_send_everything);
+    tcase_add_test(tc, test_range_on_an_empty_file_is_ignored);
+    tcase_add_test(tc, test_if_range_must_match_the_etag);
+    tcase_add_test(tc, test_etags_differ_between_formats_and_files);
+    tcase_add_test(tc, test_head_has_the_length_and_no_body);
+    tcase_add_test(tc, test_hard_link_serves_its_groups_data);
+    tcase_add_test(tc, test_non_files_and_bad_formats_are_refused);
+    tcase_add_test(tc, test_client_abort_midway_releases_the_reader);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(files_suite());
+    int failed;
+
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed != 0;
+}
