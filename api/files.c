@@ -24,9 +24,8 @@
  * u32, Size u64, NameSize u32) and has no name; streams follow each other
  * without padding (reference/hcsshim.md section 3).
  *
- * The reader only reads forward, so a range starting at offset N reads
- * and discards N bytes first (bounded per read() call). A seek in the
- * reader would make this O(1).
+ * A range starting inside the data seeks the reader there
+ * (layer_reader_seek), so a range costs what it sends.
  */
 #include "api_int.h"
 
@@ -45,9 +44,6 @@
 /* FILE_FULL_EA_INFORMATION fixed part: NextEntryOffset u32, Flags u8,
  * NameLength u8, ValueLength u16. */
 #define EA_HEADER_LEN 8
-/* Bytes a read() call may read and throw away to reach a range start
- * before it yields to other connections. */
-#define DISCARD_BUDGET (16u * 1024u * 1024u)
 
 typedef struct file_stream {
     layer_info *info;
@@ -61,8 +57,6 @@ typedef struct file_stream {
     uint64_t pos; /* representation offset of the next byte */
     uint64_t end; /* one past the last byte to send */
     bool failed;
-    void (*wake)(void *arg);
-    void *wake_arg;
 } file_stream;
 
 static void put_le16(unsigned char *p, uint16_t v)
@@ -167,11 +161,9 @@ static size_t copy_part(file_stream *s, char *dst, size_t cap,
     return (size_t)n;
 }
 
-/* Read file data at s->pos into dst; discards up to the offset first.
- * Returns bytes stored, 0 with *again when the discard budget ran out,
- * or a negative code. */
-static int read_data(size_t *out_n, file_stream *s, char *dst, size_t cap,
-                     uint64_t *budget)
+/* Read file data at s->pos into dst, seeking there first. Returns 0
+ * with the bytes stored in *out_n, or a negative code. */
+static int read_data(size_t *out_n, file_stream *s, char *dst, size_t cap)
 {
     uint64_t off = s->pos - s->head_len;
     uint64_t want;
@@ -179,22 +171,10 @@ static int read_data(size_t *out_n, file_stream *s, char *dst, size_t cap,
     int rc;
 
     *out_n = 0;
-    while (s->data_read < off) {
-        uint64_t skip = off - s->data_read;
-
-        if (*budget == 0)
-            return 0;
-        if (skip > cap)
-            skip = cap;
-        if (skip > *budget)
-            skip = *budget;
-        if ((rc = layer_reader_read(&n, s->reader, dst, (size_t)skip)) < 0)
+    if (s->data_read < off) {
+        if ((rc = layer_reader_seek(s->reader, off)) < 0)
             return rc;
-        if (n == 0)
-            return layer_error_set(LAYER_ERROR,
-                                   "file data ended before its size");
-        s->data_read += n;
-        *budget -= n;
+        s->data_read = off;
     }
     want = s->data_len - off;
     if (want > s->end - s->pos)
@@ -215,7 +195,6 @@ static ssize_t stream_read(void *ctx, char *buf, size_t cap)
 {
     file_stream *s = ctx;
     size_t used = 0;
-    uint64_t budget = DISCARD_BUDGET;
     int rc;
 
     if (s->failed)
@@ -234,32 +213,15 @@ static ssize_t stream_read(void *ctx, char *buf, size_t cap)
                               s->tail_len);
             continue;
         }
-        if ((rc = read_data(&n, s, buf + used, cap - used, &budget)) < 0) {
+        if ((rc = read_data(&n, s, buf + used, cap - used)) < 0) {
             s->failed = true;
             return used > 0 ? (ssize_t)used : API_PRODUCE_ERROR;
         }
         used += n;
-        if (n == 0 && budget == 0) {
-            if (used > 0)
-                break;
-            if (s->wake != NULL) {
-                s->wake(s->wake_arg);
-                return API_PRODUCE_AGAIN;
-            }
-            budget = DISCARD_BUDGET; /* nobody to wake: keep going */
-        }
     }
     if (used > 0)
         return (ssize_t)used;
     return API_PRODUCE_END;
-}
-
-static void stream_set_wake(void *ctx, void (*wake)(void *arg), void *arg)
-{
-    file_stream *s = ctx;
-
-    s->wake = wake;
-    s->wake_arg = arg;
 }
 
 static void stream_free(void *ctx)
@@ -529,7 +491,6 @@ void api_files__get(api_call *call)
     if (res->head || s->end == s->pos)
         goto out; /* nothing to stream */
     res->producer.read = stream_read;
-    res->producer.set_wake = stream_set_wake;
     res->producer.free = stream_free;
     res->producer.ctx = s;
     s = NULL;

@@ -1705,7 +1705,12 @@ static int open_tombstones(layer_reader *r, int folder_fd)
 
 static int open_root(int *out, const char *path, const char *what)
 {
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    /* the root path is the operator's: following symlinks in it is
+     * intended (e.g. /var/lib/docker on another disk) */
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOATIME);
+
+    if (fd < 0 && errno == EPERM)
+        fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
     if (fd < 0) {
         if (errno == ENOENT || errno == ENOTDIR)
@@ -2122,6 +2127,42 @@ int layer_reader_read(size_t *out_read, layer_reader *r, void *buf, size_t cap)
         r->data_fd = -1;
     }
     *out_read = got;
+    return 0;
+}
+
+int layer_reader_seek(layer_reader *r, uint64_t offset)
+{
+    uint64_t pos;
+    int rc;
+
+    if (r == NULL)
+        return layer_error_set(LAYER_EINVALID, "layer.reader: no reader");
+    if (r->closed)
+        return layer_error_set(LAYER_ECLOSED,
+                               "layer.reader: the reader is closed");
+    if (r->failed)
+        return layer_error_set(r->failed,
+                               "layer.reader: the reader failed earlier");
+    if (!r->has_cur || r->cur.type != LAYER_TYPE_FILE)
+        return layer_error_set(LAYER_EINVALID,
+                               "layer.reader: the current entry has no data");
+    pos = r->cur.size - r->data_left;
+    if (offset < pos || offset > r->cur.size)
+        return layer_error_set(
+            LAYER_EINVALID, "layer.reader: seek to %llu outside %llu..%llu",
+            (unsigned long long)offset, (unsigned long long)pos,
+            (unsigned long long)r->cur.size);
+    if (offset == pos)
+        return 0;
+    if (!r->data_opened && (rc = open_data(r)) < 0)
+        return fail(r, rc);
+    if (r->data_fd >= 0 && lseek(r->data_fd, (off_t)offset, SEEK_SET) < 0)
+        return fail(r, layer_error_set_errno(LAYER_ERROR, errno,
+                                             "layer.reader: %s: seek",
+                                             r->cur.path));
+    if (r->data_pad > 0) /* already padding: the rest is zeros */
+        r->data_pad = r->cur.size - offset;
+    r->data_left = r->cur.size - offset;
     return 0;
 }
 

@@ -775,6 +775,34 @@ START_TEST(test_reader_read__yields_exact_bytes_in_small_reads)
 }
 END_TEST
 
+START_TEST(test_reader_read__seek_skips_ahead_only)
+{
+    char *l = dir("l");
+    layer_dir ld = {l, LAYER_KIND_DIFF};
+    layer_reader *r = NULL;
+    const layer_entry *e;
+    char buf[16];
+    size_t n;
+
+    fx_file(l, "f", "0123456789", 0644);
+    ck_assert_int_eq(layer_reader_open(&r, &ld, NULL, 0, NULL), 0);
+    ck_assert_int_eq(layer_reader_next(&e, r), 0);
+    ck_assert_int_eq(layer_reader_read(&n, r, buf, 2), 0);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_int_eq(layer_reader_seek(r, 1), LAYER_EINVALID);  /* back */
+    ck_assert_int_eq(layer_reader_seek(r, 11), LAYER_EINVALID); /* past */
+    ck_assert_int_eq(layer_reader_seek(r, 7), 0);
+    ck_assert_int_eq(layer_reader_read(&n, r, buf, sizeof(buf)), 0);
+    ck_assert_uint_eq(n, 3);
+    ck_assert(memcmp(buf, "789", 3) == 0);
+    ck_assert_int_eq(layer_reader_read(&n, r, buf, sizeof(buf)), 0);
+    ck_assert_uint_eq(n, 0);
+    ck_assert_int_eq(layer_reader_seek(r, 10), 0); /* at the end: fine */
+    layer_reader_free(r);
+    free(l);
+}
+END_TEST
+
 START_TEST(test_reader__same_tree_same_sequence)
 {
     char *p = dir("p"), *l = dir("l");
@@ -843,6 +871,7 @@ static Suite *reader_suite(void)
     tcase_add_test(tc, test_reader_read__file_that_grows_is_cut);
     tcase_add_test(tc, test_reader_read__strict_mode_reports_changed);
     tcase_add_test(tc, test_reader_read__yields_exact_bytes_in_small_reads);
+    tcase_add_test(tc, test_reader_read__seek_skips_ahead_only);
     tcase_add_test(tc, test_reader__same_tree_same_sequence);
     suite_add_tcase(s, tc);
     return s;

@@ -109,6 +109,18 @@ int layer_reader_link_info(uint64_t *out_nlink, layer_file_id *out_id,
  */
 int layer_reader_read(size_t *out_read, layer_reader *r, void *buf, size_t cap);
 
+/**
+ * Skip ahead in the current entry's data: the next layer_reader_read()
+ * yields the bytes from offset on (offset is counted from the start of
+ * the data and may not go backwards past what was already read).
+ *
+ * @param r the reader
+ * @param offset the new position, at most entry->size
+ * @return 0, LAYER_EINVALID for an offset behind the position or past
+ *         the end, or when the current entry has no data; LAYER_ECLOSED
+ */
+int layer_reader_seek(layer_reader *r, uint64_t offset);
+
 /** Counters of a reader, for summaries and spans. */
 typedef struct layer_reader_stats {
     uint64_t entries;    /**< entries yielded */
