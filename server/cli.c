@@ -66,16 +66,29 @@ static int is_opt(const char *arg, const char *opt)
 }
 
 /* The string options, by name and place in srv_layer_args. */
-static const struct {
-    const char *name;
-    size_t offset;
-} string_opts[] = {
+static const srv_opt string_opts[] = {
     {"--store", offsetof(srv_layer_args, store)},
     {"--layer", offsetof(srv_layer_args, layer)},
     {"--kind", offsetof(srv_layer_args, kind)},
     {"--trace", offsetof(srv_layer_args, trace)},
     {"--log-format", offsetof(srv_layer_args, log_format)},
 };
+
+int srv_opt_take(void *args, const srv_opt *table, size_t n, int argc,
+                 char **argv, int *i)
+{
+    for (size_t k = 0; k < n; k++) {
+        const char *v;
+
+        if (!is_opt(argv[*i], table[k].name))
+            continue;
+        if ((v = value_of(argc, argv, i, table[k].name)) == NULL)
+            return -1;
+        *(const char **)((char *)args + table[k].offset) = v;
+        return 1;
+    }
+    return 0;
+}
 
 int srv_layer_args_take(srv_layer_args *a, int argc, char **argv, int *i)
 {
@@ -97,15 +110,9 @@ int srv_layer_args_take(srv_layer_args *a, int argc, char **argv, int *i)
         a->parents = p;
         return 1;
     }
-    for (size_t k = 0; k < sizeof(string_opts) / sizeof(string_opts[0]); k++) {
-        if (!is_opt(arg, string_opts[k].name))
-            continue;
-        if ((v = value_of(argc, argv, i, string_opts[k].name)) == NULL)
-            return -1;
-        *(const char **)((char *)a + string_opts[k].offset) = v;
-        return 1;
-    }
-    return 0;
+    return srv_opt_take(a, string_opts,
+                        sizeof(string_opts) / sizeof(string_opts[0]), argc,
+                        argv, i);
 }
 
 void srv_layer_args_dispose(srv_layer_args *a)

@@ -13,6 +13,7 @@
 #define SRV_EXIT_INVALID  4 /* the layer cannot be exported as asked */
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 
 #include "layer/reader.h"
@@ -30,6 +31,21 @@ typedef struct srv_layer_args {
     const char *trace;      /* --trace FILE|-|none */
     const char *log_format; /* --log-format json|text */
 } srv_layer_args;
+
+/* A string option: its name and where its value goes in an args struct. */
+typedef struct srv_opt {
+    const char *name;
+    size_t offset;
+} srv_opt;
+
+/*
+ * Take argv[*i] if it is one of the n options in table ("--opt value" or
+ * "--opt=value"), storing the value at args + offset and advancing *i past
+ * it. Returns 1 if taken, 0 if not an option of the table, -1 on a usage
+ * error (message printed).
+ */
+int srv_opt_take(void *args, const srv_opt *table, size_t n, int argc,
+                 char **argv, int *i);
 
 /*
  * Try to consume one shared option at argv[*i] (advancing *i past its
