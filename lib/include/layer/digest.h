@@ -24,7 +24,10 @@ typedef struct layer_digest {
 } layer_digest;
 
 /** Static initialiser: a digest that is not started. */
-#define LAYER_DIGEST_INIT {NULL}
+#define LAYER_DIGEST_INIT                                                      \
+    {                                                                          \
+        NULL                                                                   \
+    }
 
 /**
  * Start (or restart) a SHA-256.

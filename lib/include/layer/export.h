@@ -99,6 +99,20 @@ enum layer_export_read_flags {
 int layer_export_read(size_t *out_n, layer_export *x, void *buf, size_t cap,
                       unsigned flags);
 
+/*
+ * The notify protocol, exactly: a LAYER_EXPORT_NONBLOCK read that finds
+ * nothing arms the notification, atomically with that check, and returns
+ * LAYER_EAGAIN. The next event (data, the end or an error) calls the
+ * callback exactly once, from a worker thread, with no export lock held;
+ * this can happen before the read that returned LAYER_EAGAIN has returned
+ * to its caller, so the callback must cope with coming "early" (e.g.
+ * resume a connection that is only about to be suspended). If the event
+ * happens while no callback is installed, layer_export_set_notify() calls
+ * the new callback at once, on its caller's thread, so no wakeup is lost.
+ * Reads that return data or an end arm nothing; layer_export_free() calls
+ * nothing.
+ */
+
 /**
  * Install the callback the worker calls (from its thread) after a read
  * returned LAYER_EAGAIN, once data, the end or an error is ready.

@@ -1,0 +1,1133 @@
+/*
+ * The export pipeline: reader -> tar -> compressor -> consumer, as a
+ * bounded pull producer (export.h).
+ *
+ * Threads and rings. Two rings of RING_SLOTS buffers sit between three
+ * roles:
+ *
+ *   producer:  reader entries -> tar headers, file data read straight
+ *              into the tar ring's buffer, padding, trailer; with
+ *              compression also the diff ID over each tar buffer
+ *   stage 2:   tar ring -> output ring, plus the digest of the output:
+ *                none: one thread hashes each tar buffer once (diff ID ==
+ *                      digest) and moves it into the output ring by
+ *                      swapping buffer pointers, so bytes are never copied;
+ *                zstd: one thread streams the tar through libzstd;
+ *                gzip: GZIP_WORKERS threads compress whole tar buffers as
+ *                      independent chunks (layer/compress.h, pigz style)
+ *                      and publish them strictly in order
+ *   consumer:  layer_export_read() copies out of the output ring
+ *
+ * so reading and tar work run apart from compression and hashing, and
+ * gzip, the slowest stage, uses every core. A ring is a fixed array of
+ * buffer pointers with head/count under the export's one mutex; a buffer
+ * belongs to one side at a time (the producer owns slot head+count while
+ * filling it, the consumer owns slot head while draining it), so buffer
+ * contents are read and written outside the lock.
+ *
+ * Every ring buffer is BUF_ALLOC bytes: tar data starts at TAR_OFF, after
+ * room for the gzip dictionary (the last 32 KiB of the previous tar
+ * buffer, copied there by the producer so that each chunk can be
+ * compressed on its own); a compressed chunk, header and trailer included,
+ * fits in a whole buffer. Equal sizes let stages swap buffers freely.
+ *
+ * Determinism: tar buffers are published only when full (the last one
+ * excepted), so the compressors always see the same input chunking; zstd
+ * output buffers are also published full, and gzip chunks are published
+ * in chunk order. The bytes are a function of the tree and the options
+ * (and the chunk size, RING_BUF_SIZE, which is therefore part of the
+ * output format: changing it changes gzip digests), never of timing.
+ *
+ * Cancellation: layer_export_free() sets an atomic flag and broadcasts
+ * every condition; workers test the flag between buffers and at every
+ * wait, so they stop within one buffer's worth of work (a read() call on
+ * a slow disk is not interrupted). Errors on a worker are recorded once
+ * (the message copied out of the worker's thread-local error) and wake
+ * everyone; the consumer's next read returns the code.
+ *
+ * Notify protocol (LAYER_EXPORT_NONBLOCK): a read that finds no data arms
+ * the notification under the lock, atomically with the emptiness check,
+ * and returns LAYER_EAGAIN. The next event (a published buffer, the end,
+ * an error) disarms it and calls the callback once, from a worker thread,
+ * with no lock held (possibly before the read has returned to its
+ * caller). If no callback is installed at that moment, the event is
+ * remembered and layer_export_set_notify() calls the new callback at
+ * once, on the caller's thread; a wakeup is never lost.
+ */
+#include "layer/export.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "layer/alloc.h"
+#include "layer/compress.h"
+#include "layer/digest.h"
+#include "layer/error.h"
+#include "layer/tar.h"
+
+#define RING_SLOTS 4
+/* Tar bytes per buffer, and so the gzip chunk size. 256 KiB: per-buffer
+ * costs (lock, hash call, a chunk's dictionary setup, the consumer's
+ * syscall) vanish, and pigz's 128 KiB chunks show the ratio loss from
+ * chunking is already small there. */
+#define RING_BUF_SIZE (256u << 10)
+#define TAR_OFF       LAYER_GZIP_DICT_SIZE
+/* Dictionary room + tar data; also holds a compressed chunk (checked in
+ * layer_export_start() against layer_gzip_chunk_bound()). */
+#define BUF_ALLOC (TAR_OFF + RING_BUF_SIZE)
+/* gzip compression threads. Chunks are independent, so the bytes do not
+ * depend on this; 2 matches the 2-core machines we run on (the producer
+ * needs far less than a core). */
+#define GZIP_WORKERS     2
+#define ERR_MSG_MAX      1100
+#define WARNING_MAX      512
+#define PARENTS_ATTR_MAX 4096
+
+typedef struct ring {
+    unsigned char *buf[RING_SLOTS];
+    size_t off[RING_SLOTS]; /* where the data starts */
+    size_t len[RING_SLOTS];
+    unsigned head;  /* oldest filled slot */
+    unsigned count; /* filled slots */
+    unsigned taken; /* gzip: filled slots from head claimed by workers */
+    bool closed;    /* the producing side will publish nothing more */
+} ring;
+
+typedef struct layer_export layer_export;
+
+typedef struct gz_worker {
+    layer_export *x;
+    layer_gzip_chunker *chunker;
+    unsigned char *buf; /* the worker's output buffer (swapped into the
+                           output ring when published) */
+    pthread_t thread;
+    bool started;
+} gz_worker;
+
+struct layer_export {
+    pthread_mutex_t lock;
+    pthread_cond_t tar_space; /* producer waits: tar ring full */
+    pthread_cond_t tar_data;  /* stage 2 waits: tar ring empty */
+    pthread_cond_t out_space; /* stage 2 waits: output ring full, or (gzip)
+                                 its chunk's turn */
+    pthread_cond_t out_data;  /* consumer waits: output ring empty */
+    ring tarq;
+    ring outq;
+    atomic_bool cancel;
+    bool sync_init;
+    pthread_t producer;
+    pthread_t stage;
+    bool producer_started;
+    bool stage_started;
+    gz_worker gz[GZIP_WORKERS];
+
+    /* configuration */
+    layer_compression compression;
+    int level;
+    layer_tar_opts tar_opts;
+    layer_reader *reader;
+    layer_compress *comp; /* zstd */
+    layer_span *span;
+
+    /* producer-private */
+    layer_digest diff; /* diff ID, when it differs from the digest */
+    unsigned char *scratch;
+    size_t scratch_cap;
+
+    /* stage 2: the output digest; gzip workers take turns on it */
+    layer_digest dig;
+
+    /* shared, under lock */
+    uint64_t gz_claim_seq; /* next chunk to claim */
+    uint64_t gz_pub_seq;   /* next chunk to publish */
+    uint32_t gz_crc;       /* CRC-32 of the chunks published so far */
+    uint64_t gz_in;        /* tar bytes of those chunks */
+    int err;
+    int err_errno;
+    char err_inner[ERR_MSG_MAX];
+    char err_msg[ERR_MSG_MAX + 32];
+    void (*notify_fn)(void *arg);
+    void *notify_arg;
+    bool notify_armed;   /* an EAGAIN is waiting for its callback */
+    bool notify_pending; /* an armed event happened before a callback */
+    uint64_t entries;
+    uint64_t warnings;
+    uint64_t tar_size;
+    uint64_t size;
+    char last_warning[WARNING_MAX];
+    char diff_id[LAYER_DIGEST_STR_SIZE];
+    char digest[LAYER_DIGEST_STR_SIZE];
+
+    /* consumer-private */
+    size_t read_off;
+    bool ended; /* the consumer saw the end */
+};
+
+/* ---- shared helpers ------------------------------------------------- */
+
+static bool stopping_locked(const layer_export *x)
+{
+    return atomic_load_explicit(&x->cancel, memory_order_relaxed) ||
+           x->err != 0;
+}
+
+static void broadcast_all_locked(layer_export *x)
+{
+    pthread_cond_broadcast(&x->tar_space);
+    pthread_cond_broadcast(&x->tar_data);
+    pthread_cond_broadcast(&x->out_space);
+    pthread_cond_broadcast(&x->out_data);
+}
+
+/* The consumer may have data, an end or an error now: signal it and
+ * disarm a pending notification. Returns whether to call the callback
+ * (after unlocking), and which. */
+static bool wake_consumer_locked(layer_export *x, void (**fn)(void *),
+                                 void **arg)
+{
+    pthread_cond_signal(&x->out_data);
+    if (!x->notify_armed)
+        return false;
+    x->notify_armed = false;
+    if (x->notify_fn == NULL) {
+        x->notify_pending = true;
+        return false;
+    }
+    *fn = x->notify_fn;
+    *arg = x->notify_arg;
+    return true;
+}
+
+/* Record a worker's failure (its thread-local message) once and wake all
+ * sides. Returns code. */
+static int fail(layer_export *x, int code)
+{
+    void (*fn)(void *) = NULL;
+    void *arg = NULL;
+    bool fire = false;
+
+    pthread_mutex_lock(&x->lock);
+    if (x->err == 0 &&
+        !atomic_load_explicit(&x->cancel, memory_order_relaxed)) {
+        x->err = code;
+        x->err_errno = layer_error_errno();
+        snprintf(x->err_inner, sizeof(x->err_inner), "%s", layer_error_last());
+        snprintf(x->err_msg, sizeof(x->err_msg), "layer.export failed: %s",
+                 x->err_inner);
+        fire = wake_consumer_locked(x, &fn, &arg);
+    }
+    broadcast_all_locked(x);
+    pthread_mutex_unlock(&x->lock);
+    if (fire)
+        fn(arg);
+    return code;
+}
+
+/* Put a filled buffer at the tail of the output ring (lock held). */
+static bool push_out_locked(layer_export *x, unsigned slot, size_t off,
+                            size_t len, void (**fn)(void *), void **arg)
+{
+    x->outq.off[slot] = off;
+    x->outq.len[slot] = len;
+    x->outq.count++;
+    x->size += len;
+    return wake_consumer_locked(x, fn, arg);
+}
+
+/* Mark the end of the output (lock held). */
+static bool close_out_locked(layer_export *x, const char *digest,
+                             void (**fn)(void *), void **arg)
+{
+    memcpy(x->digest, digest, sizeof(x->digest));
+    if (x->compression == LAYER_COMPRESSION_NONE)
+        memcpy(x->diff_id, digest, sizeof(x->diff_id));
+    x->outq.closed = true;
+    return wake_consumer_locked(x, fn, arg);
+}
+
+/* Drop the head tar buffer once stage 2 is done with it (lock held). */
+static void release_tar_locked(layer_export *x)
+{
+    x->tarq.head = (x->tarq.head + 1) % RING_SLOTS;
+    x->tarq.count--;
+    if (x->tarq.taken > 0)
+        x->tarq.taken--;
+    pthread_cond_signal(&x->tar_space);
+}
+
+/* ---- producer: reader -> tar ---------------------------------------- */
+
+typedef struct producer {
+    layer_export *x;
+    unsigned char *cur;  /* the tar buffer being filled, or NULL */
+    unsigned char *prev; /* the last published one (gzip dictionary) */
+    unsigned slot;
+    size_t len;       /* tar bytes in cur, from TAR_OFF */
+    bool hash;        /* the producer computes the diff ID */
+    bool dict;        /* copy the gzip dictionary into each buffer */
+    uint64_t entries; /* entries written so far */
+} producer;
+
+static void refresh_stats(layer_export *x)
+{
+    layer_reader_stats st;
+    const char *w;
+
+    if (layer_reader_stats_get(&st, x->reader) < 0)
+        return;
+    if (st.warnings != x->warnings) {
+        w = layer_reader_last_warning(x->reader);
+        if (w != NULL)
+            snprintf(x->last_warning, sizeof(x->last_warning), "%s", w);
+    }
+    x->warnings = st.warnings;
+}
+
+/* Wait for a free tar slot and make it current. */
+static int prod_acquire(producer *p)
+{
+    layer_export *x = p->x;
+    int rc = 0;
+
+    pthread_mutex_lock(&x->lock);
+    while (x->tarq.count == RING_SLOTS && !stopping_locked(x))
+        pthread_cond_wait(&x->tar_space, &x->lock);
+    if (stopping_locked(x)) {
+        rc = LAYER_ECANCELED;
+    } else {
+        p->slot = (x->tarq.head + x->tarq.count) % RING_SLOTS;
+        p->cur = x->tarq.buf[p->slot];
+        p->len = 0;
+    }
+    pthread_mutex_unlock(&x->lock);
+    /* The previous buffer is full and only read by stage 2 now. */
+    if (rc == 0 && p->dict && p->prev != NULL)
+        memcpy(p->cur, p->prev + TAR_OFF + RING_BUF_SIZE - LAYER_GZIP_DICT_SIZE,
+               LAYER_GZIP_DICT_SIZE);
+    return rc;
+}
+
+/* Hand the current buffer to stage 2; the final one also closes the tar
+ * ring, in the same critical section, so a gzip worker that claims it
+ * knows it is the last chunk. */
+static int prod_publish(producer *p, bool final)
+{
+    layer_export *x = p->x;
+    char diff_id[LAYER_DIGEST_STR_SIZE];
+    int rc;
+
+    if (p->hash &&
+        (rc = layer_digest_update(&x->diff, p->cur + TAR_OFF, p->len)) < 0)
+        return rc;
+    if (final && p->hash && (rc = layer_digest_final(diff_id, &x->diff)) < 0)
+        return rc;
+    pthread_mutex_lock(&x->lock);
+    x->tarq.off[p->slot] = TAR_OFF;
+    x->tarq.len[p->slot] = p->len;
+    x->tarq.count++;
+    x->tar_size += p->len;
+    x->entries = p->entries;
+    refresh_stats(x);
+    if (final) {
+        if (p->hash)
+            memcpy(x->diff_id, diff_id, sizeof(diff_id));
+        x->tarq.closed = true;
+    }
+    pthread_cond_broadcast(&x->tar_data);
+    pthread_mutex_unlock(&x->lock);
+    p->prev = p->cur;
+    p->cur = NULL;
+    return 0;
+}
+
+/* Make sure the current buffer has room. */
+static int prod_room(producer *p)
+{
+    int rc;
+
+    if (p->cur != NULL && p->len < RING_BUF_SIZE)
+        return 0;
+    if (p->cur != NULL && (rc = prod_publish(p, false)) < 0)
+        return rc;
+    return prod_acquire(p);
+}
+
+/* Append n bytes of src (zeros when src is NULL) across buffers. */
+static int prod_write(producer *p, const unsigned char *src, size_t n)
+{
+    int rc;
+
+    while (n > 0) {
+        unsigned char *dst;
+        size_t take;
+
+        if ((rc = prod_room(p)) < 0)
+            return rc;
+        dst = p->cur + TAR_OFF + p->len;
+        take = RING_BUF_SIZE - p->len;
+        if (take > n)
+            take = n;
+        if (src != NULL) {
+            memcpy(dst, src, take);
+            src += take;
+        } else {
+            memset(dst, 0, take);
+        }
+        p->len += take;
+        n -= take;
+    }
+    return 0;
+}
+
+static int prod_header(producer *p, const layer_entry *e)
+{
+    layer_export *x = p->x;
+    size_t need, n;
+    int rc;
+
+    if ((rc = layer_tar_header_size(&need, e, &x->tar_opts)) < 0)
+        return rc;
+    if ((rc = prod_room(p)) < 0)
+        return rc;
+    if (need <= RING_BUF_SIZE - p->len) {
+        /* the common case: straight into the ring buffer */
+        if ((rc = layer_tar_header(&n, p->cur + TAR_OFF + p->len,
+                                   RING_BUF_SIZE - p->len, e, &x->tar_opts)) <
+            0)
+            return rc;
+        p->len += n;
+        return 0;
+    }
+    if (need > x->scratch_cap) {
+        unsigned char *s = layer_tryarray(x->scratch, need, 1);
+
+        if (s == NULL)
+            return LAYER_ENOMEM;
+        x->scratch = s;
+        x->scratch_cap = need;
+    }
+    if ((rc = layer_tar_header(&n, x->scratch, x->scratch_cap, e,
+                               &x->tar_opts)) < 0)
+        return rc;
+    return prod_write(p, x->scratch, n);
+}
+
+static int prod_data(producer *p, const layer_entry *e)
+{
+    layer_export *x = p->x;
+    uint64_t left = layer_tar_data_size(e);
+    int rc;
+
+    while (left > 0) {
+        size_t want, got = 0;
+
+        if ((rc = prod_room(p)) < 0)
+            return rc;
+        want = RING_BUF_SIZE - p->len;
+        if (want > left)
+            want = (size_t)left;
+        if ((rc = layer_reader_read(&got, x->reader, p->cur + TAR_OFF + p->len,
+                                    want)) < 0)
+            return rc;
+        if (got == 0)
+            return layer_error_set(LAYER_ERROR,
+                                   "%s: reader ended %llu bytes early", e->path,
+                                   (unsigned long long)left);
+        p->len += got;
+        left -= got;
+    }
+    return prod_write(p, NULL, layer_tar_padding(layer_tar_data_size(e)));
+}
+
+static int produce(producer *p)
+{
+    layer_export *x = p->x;
+    const layer_entry *e;
+    int rc;
+
+    for (;;) {
+        if (atomic_load_explicit(&x->cancel, memory_order_relaxed))
+            return LAYER_ECANCELED;
+        rc = layer_reader_next(&e, x->reader);
+        if (rc == LAYER_ITEROVER)
+            break;
+        if (rc < 0)
+            return rc;
+        if ((rc = prod_header(p, e)) < 0)
+            return rc;
+        if ((rc = prod_data(p, e)) < 0)
+            return rc;
+        p->entries++;
+    }
+    /* The trailer leaves the current buffer non-empty: publish it last. */
+    if ((rc = prod_write(p, NULL, LAYER_TAR_TRAILER_SIZE)) < 0)
+        return rc;
+    /* Take the reader's final counters, then release its files and end
+     * its span before the last publish, so that its span closes inside
+     * the export's (which may end as soon as the output does). The handle
+     * stays until free. */
+    pthread_mutex_lock(&x->lock);
+    refresh_stats(x);
+    pthread_mutex_unlock(&x->lock);
+    layer_reader_close(x->reader);
+    return prod_publish(p, true);
+}
+
+static void *producer_main(void *arg)
+{
+    producer p = {.x = arg};
+    int rc;
+
+    p.hash = p.x->compression != LAYER_COMPRESSION_NONE;
+    p.dict = p.x->compression == LAYER_COMPRESSION_GZIP;
+    rc = produce(&p);
+    if (rc < 0 && rc != LAYER_ECANCELED)
+        fail(p.x, rc);
+    return NULL;
+}
+
+/* ---- stage 2, none and zstd: one thread ----------------------------- */
+
+typedef struct stage {
+    layer_export *x;
+    unsigned char *cur; /* the output buffer being filled, or NULL */
+    unsigned slot;
+    size_t len;
+} stage;
+
+/* Wait for a filled tar buffer; *out_buf is NULL at the end. */
+static int take_tar(unsigned char **out_buf, size_t *out_len, layer_export *x)
+{
+    int rc = 0;
+
+    pthread_mutex_lock(&x->lock);
+    while (x->tarq.count == 0 && !x->tarq.closed && !stopping_locked(x))
+        pthread_cond_wait(&x->tar_data, &x->lock);
+    if (stopping_locked(x)) {
+        rc = LAYER_ECANCELED;
+    } else if (x->tarq.count == 0) {
+        *out_buf = NULL;
+        *out_len = 0;
+    } else {
+        *out_buf = x->tarq.buf[x->tarq.head];
+        *out_len = x->tarq.len[x->tarq.head];
+    }
+    pthread_mutex_unlock(&x->lock);
+    return rc;
+}
+
+/* Wait for a free output slot (lock held). */
+static int out_slot_locked(unsigned *out_slot, layer_export *x)
+{
+    while (x->outq.count == RING_SLOTS && !stopping_locked(x))
+        pthread_cond_wait(&x->out_space, &x->lock);
+    if (stopping_locked(x))
+        return LAYER_ECANCELED;
+    *out_slot = (x->outq.head + x->outq.count) % RING_SLOTS;
+    return 0;
+}
+
+static int stage_acquire(stage *s)
+{
+    layer_export *x = s->x;
+    int rc;
+
+    pthread_mutex_lock(&x->lock);
+    rc = out_slot_locked(&s->slot, x);
+    if (rc == 0) {
+        s->cur = x->outq.buf[s->slot];
+        s->len = 0;
+    }
+    pthread_mutex_unlock(&x->lock);
+    return rc;
+}
+
+static int stage_publish(stage *s)
+{
+    layer_export *x = s->x;
+    void (*fn)(void *) = NULL;
+    void *arg = NULL;
+    bool fire;
+    int rc;
+
+    if ((rc = layer_digest_update(&x->dig, s->cur, s->len)) < 0)
+        return rc;
+    pthread_mutex_lock(&x->lock);
+    fire = push_out_locked(x, s->slot, 0, s->len, &fn, &arg);
+    pthread_mutex_unlock(&x->lock);
+    s->cur = NULL;
+    if (fire)
+        fn(arg);
+    return 0;
+}
+
+/* No compression: hash the tar buffer and move it to the output ring. */
+static int pass_through(layer_export *x, unsigned char *buf, size_t len)
+{
+    void (*fn)(void *) = NULL;
+    void *arg = NULL;
+    unsigned slot;
+    bool fire = false;
+    int rc;
+
+    if ((rc = layer_digest_update(&x->dig, buf + TAR_OFF, len)) < 0)
+        return rc;
+    pthread_mutex_lock(&x->lock);
+    rc = out_slot_locked(&slot, x);
+    if (rc == 0) {
+        /* swap: the tar slot gets the free output buffer */
+        x->tarq.buf[x->tarq.head] = x->outq.buf[slot];
+        x->outq.buf[slot] = buf;
+        fire = push_out_locked(x, slot, TAR_OFF, len, &fn, &arg);
+        release_tar_locked(x);
+    }
+    pthread_mutex_unlock(&x->lock);
+    if (fire)
+        fn(arg);
+    return rc;
+}
+
+static int compress_buffer(stage *s, const unsigned char *in, size_t len)
+{
+    size_t off = 0;
+    int rc;
+
+    while (off < len) {
+        size_t consumed = 0, produced = 0;
+
+        if (s->cur == NULL && (rc = stage_acquire(s)) < 0)
+            return rc;
+        if ((rc = layer_compress_update(&consumed, &produced, s->x->comp,
+                                        in + off, len - off, s->cur + s->len,
+                                        RING_BUF_SIZE - s->len)) < 0)
+            return rc;
+        if (consumed == 0 && produced == 0)
+            return layer_error_set(LAYER_ERROR, "compressor made no "
+                                                "progress");
+        off += consumed;
+        s->len += produced;
+        if (s->len == RING_BUF_SIZE && (rc = stage_publish(s)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int compress_finish(stage *s)
+{
+    bool done = false;
+    int rc;
+
+    while (!done) {
+        size_t produced = 0;
+
+        if (s->cur == NULL && (rc = stage_acquire(s)) < 0)
+            return rc;
+        if ((rc = layer_compress_finish(&produced, &done, s->x->comp,
+                                        s->cur + s->len,
+                                        RING_BUF_SIZE - s->len)) < 0)
+            return rc;
+        s->len += produced;
+        if (!done && produced == 0 && s->len < RING_BUF_SIZE)
+            return layer_error_set(LAYER_ERROR, "compressor made no "
+                                                "progress");
+        if (s->len == RING_BUF_SIZE && (rc = stage_publish(s)) < 0)
+            return rc;
+    }
+    if (s->cur != NULL && s->len > 0)
+        return stage_publish(s);
+    return 0;
+}
+
+static int run_stage(stage *s)
+{
+    layer_export *x = s->x;
+    void (*fn)(void *) = NULL;
+    void *arg = NULL;
+    char digest[LAYER_DIGEST_STR_SIZE];
+    bool fire;
+    int rc;
+
+    for (;;) {
+        unsigned char *buf;
+        size_t len;
+
+        if ((rc = take_tar(&buf, &len, x)) < 0)
+            return rc;
+        if (buf == NULL)
+            break;
+        if (x->compression == LAYER_COMPRESSION_NONE) {
+            if ((rc = pass_through(x, buf, len)) < 0)
+                return rc;
+            continue;
+        }
+        if ((rc = compress_buffer(s, buf + TAR_OFF, len)) < 0)
+            return rc;
+        pthread_mutex_lock(&x->lock);
+        release_tar_locked(x);
+        pthread_mutex_unlock(&x->lock);
+    }
+    if (x->compression != LAYER_COMPRESSION_NONE &&
+        (rc = compress_finish(s)) < 0)
+        return rc;
+    if ((rc = layer_digest_final(digest, &x->dig)) < 0)
+        return rc;
+    pthread_mutex_lock(&x->lock);
+    fire = close_out_locked(x, digest, &fn, &arg);
+    pthread_mutex_unlock(&x->lock);
+    if (fire)
+        fn(arg);
+    return 0;
+}
+
+static void *stage_main(void *arg)
+{
+    stage s = {.x = arg};
+    int rc = run_stage(&s);
+
+    if (rc < 0 && rc != LAYER_ECANCELED)
+        fail(s.x, rc);
+    return NULL;
+}
+
+/* ---- stage 2, gzip: parallel chunks --------------------------------- */
+
+/* One chunk: claim the oldest unclaimed tar buffer, compress it into the
+ * worker's buffer, wait for its turn, hash and publish it. *out_done is
+ * set when no chunk is left. */
+static int gz_chunk(bool *out_done, gz_worker *w)
+{
+    layer_export *x = w->x;
+    void (*fn)(void *) = NULL;
+    void *arg = NULL;
+    char digest[LAYER_DIGEST_STR_SIZE];
+    const unsigned char *tar;
+    unsigned slot, oslot;
+    uint64_t seq;
+    size_t len, olen = 0;
+    uint32_t crc = 0;
+    bool last, fire;
+    int rc;
+
+    pthread_mutex_lock(&x->lock);
+    while (x->tarq.taken == x->tarq.count && !x->tarq.closed &&
+           !stopping_locked(x))
+        pthread_cond_wait(&x->tar_data, &x->lock);
+    if (stopping_locked(x)) {
+        pthread_mutex_unlock(&x->lock);
+        return LAYER_ECANCELED;
+    }
+    if (x->tarq.taken == x->tarq.count) {
+        pthread_mutex_unlock(&x->lock);
+        *out_done = true;
+        return 0;
+    }
+    slot = (x->tarq.head + x->tarq.taken) % RING_SLOTS;
+    x->tarq.taken++;
+    seq = x->gz_claim_seq++;
+    last = x->tarq.closed && x->tarq.taken == x->tarq.count;
+    tar = x->tarq.buf[slot];
+    len = x->tarq.len[slot];
+    pthread_mutex_unlock(&x->lock);
+
+    /* tar[0, TAR_OFF) holds the previous chunk's last bytes (producer) */
+    if ((rc = layer_gzip_chunk(&olen, &crc, w->chunker, seq > 0 ? tar : NULL,
+                               seq > 0 ? TAR_OFF : 0, tar + TAR_OFF, len,
+                               seq == 0, last, w->buf,
+                               BUF_ALLOC - LAYER_GZIP_TRAILER_SIZE)) < 0)
+        return rc;
+
+    pthread_mutex_lock(&x->lock);
+    while ((x->gz_pub_seq != seq || x->outq.count == RING_SLOTS) &&
+           !stopping_locked(x))
+        pthread_cond_wait(&x->out_space, &x->lock);
+    if (stopping_locked(x)) {
+        pthread_mutex_unlock(&x->lock);
+        return LAYER_ECANCELED;
+    }
+    x->gz_crc =
+        x->gz_pub_seq == 0 ? crc : layer_gzip_crc_combine(x->gz_crc, crc, len);
+    x->gz_in += len;
+    pthread_mutex_unlock(&x->lock);
+
+    /* Our turn until gz_pub_seq moves: the digest is ours alone. */
+    if (last) {
+        layer_gzip_trailer(w->buf + olen, x->gz_crc, x->gz_in);
+        olen += LAYER_GZIP_TRAILER_SIZE;
+    }
+    if ((rc = layer_digest_update(&x->dig, w->buf, olen)) < 0)
+        return rc;
+    if (last && (rc = layer_digest_final(digest, &x->dig)) < 0)
+        return rc;
+
+    pthread_mutex_lock(&x->lock);
+    /* space was checked above and only the turn holder fills the ring */
+    oslot = (x->outq.head + x->outq.count) % RING_SLOTS;
+    {
+        unsigned char *free_buf = x->outq.buf[oslot];
+
+        x->outq.buf[oslot] = w->buf;
+        w->buf = free_buf;
+    }
+    fire = push_out_locked(x, oslot, 0, olen, &fn, &arg);
+    release_tar_locked(x);
+    x->gz_pub_seq++;
+    if (last)
+        fire = close_out_locked(x, digest, &fn, &arg) || fire;
+    pthread_cond_broadcast(&x->out_space);
+    pthread_mutex_unlock(&x->lock);
+    if (fire)
+        fn(arg);
+    *out_done = last;
+    return 0;
+}
+
+static void *gz_main(void *arg)
+{
+    gz_worker *w = arg;
+    bool done = false;
+    int rc = 0;
+
+    while (!done && (rc = gz_chunk(&done, w)) == 0)
+        ;
+    if (rc < 0 && rc != LAYER_ECANCELED)
+        fail(w->x, rc);
+    return NULL;
+}
+
+/* ---- tracing -------------------------------------------------------- */
+
+static void span_begin(layer_export *x, const layer_dir *layer,
+                       const layer_dir *parents, size_t nparents,
+                       layer_span *parent)
+{
+    char *joined = NULL;
+    size_t len = 0;
+
+    if (parent == NULL ||
+        layer_span_start(&x->span, NULL, parent, "layer.export") < 0) {
+        x->span = NULL;
+        return;
+    }
+    layer_span_set_str(x->span, "layer.path", layer->path);
+    joined = layer_trymalloc(PARENTS_ATTR_MAX);
+    if (joined != NULL) {
+        joined[0] = '\0';
+        for (size_t i = 0; i < nparents && len < PARENTS_ATTR_MAX - 1; i++) {
+            int n = snprintf(joined + len, PARENTS_ATTR_MAX - len, "%s%s",
+                             i ? ", " : "", parents[i].path);
+            if (n < 0)
+                break;
+            len += (size_t)n;
+        }
+        layer_span_set_str(x->span, "layer.parents", joined);
+        layer_free(joined);
+    }
+    layer_span_set_str(x->span, "export.format",
+                       x->compression == LAYER_COMPRESSION_GZIP   ? "gzip"
+                       : x->compression == LAYER_COMPRESSION_ZSTD ? "zstd"
+                                                                  : "none");
+    layer_span_set_int(x->span, "export.level", x->level);
+}
+
+/* End the span with the counters. Called by the consumer with the lock
+ * held, or from free() once the workers are gone. outcome: NULL, or e.g.
+ * "aborted". */
+static void span_finish(layer_export *x, const char *outcome)
+{
+    char msg[sizeof(x->err_msg) + 48];
+
+    if (x->span == NULL)
+        return;
+    layer_span_set_int(x->span, "export.entries", (int64_t)x->entries);
+    layer_span_set_int(x->span, "export.tar_bytes", (int64_t)x->tar_size);
+    layer_span_set_int(x->span, "export.output_bytes", (int64_t)x->size);
+    layer_span_set_int(x->span, "export.warnings", (int64_t)x->warnings);
+    if (x->diff_id[0] != '\0')
+        layer_span_set_str(x->span, "export.diff_id", x->diff_id);
+    if (x->digest[0] != '\0')
+        layer_span_set_str(x->span, "export.digest", x->digest);
+    if (outcome != NULL)
+        layer_span_set_str(x->span, "export.outcome", outcome);
+    if (x->err != 0) {
+        if (x->err_errno != 0)
+            snprintf(msg, sizeof(msg), "%s (%s)", x->err_msg,
+                     layer_errno_name(x->err_errno));
+        else
+            snprintf(msg, sizeof(msg), "%s", x->err_msg);
+        layer_span_set_error_message(x->span, msg);
+    }
+    layer_span_end(x->span);
+    x->span = NULL;
+}
+
+/* ---- public API ----------------------------------------------------- */
+
+static int export_sync_init(layer_export *x)
+{
+    if (pthread_mutex_init(&x->lock, NULL) != 0)
+        return layer_error_set(LAYER_ERROR, "pthread_mutex_init failed");
+    pthread_cond_init(&x->tar_space, NULL);
+    pthread_cond_init(&x->tar_data, NULL);
+    pthread_cond_init(&x->out_space, NULL);
+    pthread_cond_init(&x->out_data, NULL);
+    x->sync_init = true;
+    return 0;
+}
+
+static int start_thread(pthread_t *t, bool *started, void *(*fn)(void *),
+                        void *arg)
+{
+    int err = pthread_create(t, NULL, fn, arg);
+
+    if (err != 0)
+        return layer_error_set_errno(LAYER_ERROR, err,
+                                     "cannot start an export thread");
+    *started = true;
+    return 0;
+}
+
+/* Buffers, compressors and digests. */
+static int export_alloc_work(layer_export *x)
+{
+    int rc;
+
+    if (layer_gzip_chunk_bound(RING_BUF_SIZE) > BUF_ALLOC)
+        return layer_error_set(LAYER_ERROR,
+                               "export buffers too small for a gzip chunk");
+    for (int i = 0; i < RING_SLOTS; i++) {
+        x->tarq.buf[i] = layer_trymalloc(BUF_ALLOC);
+        x->outq.buf[i] = layer_trymalloc(BUF_ALLOC);
+        if (x->tarq.buf[i] == NULL || x->outq.buf[i] == NULL)
+            return LAYER_ENOMEM;
+    }
+    if (x->compression == LAYER_COMPRESSION_GZIP) {
+        for (int i = 0; i < GZIP_WORKERS; i++) {
+            x->gz[i].x = x;
+            x->gz[i].buf = layer_trymalloc(BUF_ALLOC);
+            if (x->gz[i].buf == NULL)
+                return LAYER_ENOMEM;
+            if ((rc = layer_gzip_chunker_new(&x->gz[i].chunker, x->level)) < 0)
+                return rc;
+        }
+    } else if (x->compression == LAYER_COMPRESSION_ZSTD &&
+               (rc = layer_compress_new(&x->comp, x->compression, x->level)) <
+                   0) {
+        return rc;
+    }
+    if ((rc = layer_digest_init(&x->dig)) < 0)
+        return rc;
+    if (x->compression != LAYER_COMPRESSION_NONE &&
+        (rc = layer_digest_init(&x->diff)) < 0)
+        return rc;
+    return 0;
+}
+
+int layer_export_start(layer_export **out, const layer_dir *layer,
+                       const layer_dir *parents, size_t nparents,
+                       const layer_export_opts *opts)
+{
+    static const layer_export_opts no_opts;
+    layer_reader_opts ropts;
+    layer_export *x = NULL;
+    int rc;
+
+    if (opts == NULL)
+        opts = &no_opts;
+    if (layer == NULL || layer->path == NULL)
+        return layer_error_set(LAYER_EINVALID, "export without a layer");
+    if (opts->flags &
+        ~(unsigned)(LAYER_EXPORT_ALL_XATTRS | LAYER_EXPORT_CLAMP_MTIME))
+        return layer_error_set(LAYER_EINVALID, "unknown export flags 0x%x",
+                               opts->flags);
+    x = layer_trycalloc(1, sizeof(*x));
+    if (x == NULL)
+        return LAYER_ENOMEM;
+    atomic_init(&x->cancel, false);
+    x->compression = opts->compression;
+    x->level = opts->level;
+    span_begin(x, layer, parents, nparents, opts->span);
+    if ((rc = layer_compress_level(&x->level, opts->compression, opts->level)) <
+        0)
+        goto out;
+    layer_span_set_int(x->span, "export.level", x->level);
+    if ((rc = export_sync_init(x)) < 0)
+        goto out;
+    if (opts->flags & LAYER_EXPORT_ALL_XATTRS)
+        x->tar_opts.flags |= LAYER_TAR_ALL_XATTRS;
+    if (opts->flags & LAYER_EXPORT_CLAMP_MTIME) {
+        x->tar_opts.flags |= LAYER_TAR_CLAMP_MTIME;
+        x->tar_opts.epoch = opts->epoch;
+    }
+    if ((rc = export_alloc_work(x)) < 0)
+        goto out;
+    memset(&ropts, 0, sizeof(ropts));
+    ropts.flags = opts->reader_flags;
+    ropts.span = x->span;
+    if ((rc = layer_reader_open(&x->reader, layer, parents, nparents, &ropts)) <
+        0)
+        goto out;
+    if ((rc = start_thread(&x->producer, &x->producer_started, producer_main,
+                           x)) < 0)
+        goto out;
+    if (x->compression == LAYER_COMPRESSION_GZIP) {
+        for (int i = 0; i < GZIP_WORKERS; i++) {
+            if ((rc = start_thread(&x->gz[i].thread, &x->gz[i].started, gz_main,
+                                   &x->gz[i])) < 0)
+                goto out;
+        }
+    } else if ((rc = start_thread(&x->stage, &x->stage_started, stage_main,
+                                  x)) < 0) {
+        goto out;
+    }
+    *out = x;
+    x = NULL;
+out:
+    if (x != NULL && x->span != NULL && rc < 0) {
+        layer_span_set_error(x->span, "layer.export", rc);
+        layer_span_end(x->span);
+        x->span = NULL;
+    }
+    layer_export_free(x);
+    return rc;
+}
+
+int layer_export_read(size_t *out_n, layer_export *x, void *buf, size_t cap,
+                      unsigned flags)
+{
+    const unsigned char *src;
+    unsigned head;
+    size_t n;
+    int rc;
+
+    if (cap == 0)
+        return layer_error_set(LAYER_EINVALID, "export read of 0 bytes");
+    pthread_mutex_lock(&x->lock);
+    for (;;) {
+        if (x->err != 0) {
+            /* The span ends in free(), once the workers and the reader
+             * (whose span is a child) are gone. */
+            rc = x->err;
+            layer_error_set(rc, "%s", x->err_inner);
+            pthread_mutex_unlock(&x->lock);
+            return rc;
+        }
+        if (x->outq.count > 0)
+            break;
+        if (x->outq.closed) {
+            x->ended = true;
+            span_finish(x, NULL);
+            pthread_mutex_unlock(&x->lock);
+            return LAYER_ITEROVER;
+        }
+        if (flags & LAYER_EXPORT_NONBLOCK) {
+            x->notify_armed = true;
+            pthread_mutex_unlock(&x->lock);
+            return LAYER_EAGAIN;
+        }
+        pthread_cond_wait(&x->out_data, &x->lock);
+    }
+    head = x->outq.head;
+    src = x->outq.buf[head] + x->outq.off[head] + x->read_off;
+    n = x->outq.len[head] - x->read_off;
+    pthread_mutex_unlock(&x->lock);
+
+    /* The head buffer is ours until released: copy without the lock. */
+    if (n > cap)
+        n = cap;
+    memcpy(buf, src, n);
+    x->read_off += n;
+    *out_n = n;
+    if (x->read_off == x->outq.len[head]) {
+        pthread_mutex_lock(&x->lock);
+        x->read_off = 0;
+        x->outq.head = (head + 1) % RING_SLOTS;
+        x->outq.count--;
+        /* gzip workers wait on this for their turn as well as for room */
+        pthread_cond_broadcast(&x->out_space);
+        pthread_mutex_unlock(&x->lock);
+    }
+    return 0;
+}
+
+void layer_export_set_notify(layer_export *x, void (*fn)(void *arg), void *arg)
+{
+    bool fire;
+
+    pthread_mutex_lock(&x->lock);
+    x->notify_fn = fn;
+    x->notify_arg = arg;
+    fire = fn != NULL && x->notify_pending;
+    if (fire)
+        x->notify_pending = false;
+    pthread_mutex_unlock(&x->lock);
+    if (fire)
+        fn(arg);
+}
+
+void layer_export_summary_get(layer_export_summary *out, const layer_export *cx)
+{
+    /* The lock is the only thing mutated; the export itself is const. */
+    layer_export *x = (layer_export *)cx;
+
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&x->lock);
+    snprintf(out->media_type, sizeof(out->media_type), "%s",
+             layer_compression_media_type(x->compression));
+    memcpy(out->diff_id, x->diff_id, sizeof(out->diff_id));
+    memcpy(out->digest, x->digest, sizeof(out->digest));
+    out->size = x->size;
+    out->tar_size = x->tar_size;
+    out->entries = x->entries;
+    out->warnings = x->warnings;
+    out->last_warning = x->last_warning[0] ? x->last_warning : NULL;
+    pthread_mutex_unlock(&x->lock);
+}
+
+const char *layer_export_error(const layer_export *x)
+{
+    return x->err != 0 ? x->err_msg : NULL;
+}
+
+void layer_export_free(layer_export *x)
+{
+    if (x == NULL)
+        return;
+    if (x->sync_init) {
+        pthread_mutex_lock(&x->lock);
+        atomic_store(&x->cancel, true);
+        broadcast_all_locked(x);
+        pthread_mutex_unlock(&x->lock);
+    }
+    if (x->producer_started)
+        pthread_join(x->producer, NULL);
+    if (x->stage_started)
+        pthread_join(x->stage, NULL);
+    for (int i = 0; i < GZIP_WORKERS; i++) {
+        if (x->gz[i].started)
+            pthread_join(x->gz[i].thread, NULL);
+        layer_gzip_chunker_free(x->gz[i].chunker);
+        layer_free(x->gz[i].buf);
+    }
+    /* Workers are gone: no lock needed from here on. The reader's span
+     * (a child) ends before ours. */
+    layer_reader_free(x->reader);
+    span_finish(x, x->ended || x->err != 0 ? NULL : "aborted");
+    layer_compress_free(x->comp);
+    layer_digest_dispose(&x->diff);
+    layer_digest_dispose(&x->dig);
+    for (int i = 0; i < RING_SLOTS; i++) {
+        layer_free(x->tarq.buf[i]);
+        layer_free(x->outq.buf[i]);
+    }
+    layer_free(x->scratch);
+    if (x->sync_init) {
+        pthread_cond_destroy(&x->tar_space);
+        pthread_cond_destroy(&x->tar_data);
+        pthread_cond_destroy(&x->out_space);
+        pthread_cond_destroy(&x->out_data);
+        pthread_mutex_destroy(&x->lock);
+    }
+    layer_free(x);
+}
