@@ -26,6 +26,7 @@
 #include <zstd.h>
 
 #ifdef LAYER_HAVE_ISAL
+#include <isa-l.h>
 #include <isa-l/crc.h>
 #include <isa-l/igzip_lib.h>
 #endif
@@ -138,6 +139,26 @@ const char *layer_compress_backend(layer_compression kind)
         break;
     }
     return "none";
+}
+
+#ifdef LAYER_HAVE_ISAL
+#define STR_(x) #x
+#define STR(x)  STR_(x)
+#define ISAL_VERSION_STRING                                                    \
+    STR(ISAL_MAJOR_VERSION)                                                    \
+    "." STR(ISAL_MINOR_VERSION) "." STR(ISAL_PATCH_VERSION)
+#endif
+
+void layer_compress_versions_get(layer_compress_versions *out)
+{
+#ifdef LAYER_HAVE_ISAL
+    out->gzip = "isa-l " ISAL_VERSION_STRING;
+    out->isal = ISAL_VERSION_STRING;
+#else
+    out->gzip = "zlib " ZLIB_VERSION;
+    out->isal = "none";
+#endif
+    out->zstd = ZSTD_versionString();
 }
 
 const char *layer_compression_media_type(layer_compression c)

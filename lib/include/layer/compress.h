@@ -99,6 +99,21 @@ int layer_compress_finish(size_t *out_produced, bool *out_done,
  */
 const char *layer_compress_backend(layer_compression kind);
 
+/**
+ * Versions of the compression libraries this build uses, for build info:
+ * out->gzip is "isa-l <x.y.z>" or "zlib <x.y.z>", out->isal the ISA-L
+ * version or "none" when built without it, out->zstd libzstd's runtime
+ * version. All static strings.
+ */
+typedef struct layer_compress_versions {
+    const char *gzip;
+    const char *isal;
+    const char *zstd;
+} layer_compress_versions;
+
+/** Fill in the library versions (see layer_compress_versions). */
+void layer_compress_versions_get(layer_compress_versions *out);
+
 /** Free a compressor. NULL is accepted. */
 void layer_compress_free(layer_compress *c);
 
