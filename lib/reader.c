@@ -497,6 +497,13 @@ static layer_type type_of(unsigned mode)
     }
 }
 
+static void lowers_free(lower *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        close(v[i].fd);
+    layer_free(v);
+}
+
 static int open_dir_at(layer_reader *r, int dirfd, const char *name)
 {
     int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
@@ -693,9 +700,7 @@ static int lower_child(lower **out, size_t *out_n, layer_reader *r,
     }
 out:
     if (rc < 0) {
-        for (size_t i = 0; i < n; i++)
-            close(v[i].fd);
-        layer_free(v);
+        lowers_free(v, n);
         return rc;
     }
     *out = v;
@@ -796,9 +801,7 @@ static void frame_dispose(frame *f)
 {
     if (f->fd >= 0)
         close(f->fd);
-    for (size_t i = 0; i < f->nlowers; i++)
-        close(f->lowers[i].fd);
-    layer_free(f->lowers);
+    lowers_free(f->lowers, f->nlowers);
     names_dispose(&f->up);
     names_dispose(&f->low);
     xattrs_dispose(&f->xa);
@@ -1206,9 +1209,7 @@ static int push_frame(layer_reader *r, int fd, size_t path_len,
 
     if (r->depth >= READER_MAX_DEPTH) {
         close(fd);
-        for (size_t i = 0; i < nlowers; i++)
-            close(lowers[i].fd);
-        layer_free(lowers);
+        lowers_free(lowers, nlowers);
         return layer_error_set(LAYER_ETOOBIG,
                                "layer.reader: directories nested deeper "
                                "than %d levels",
@@ -1220,9 +1221,7 @@ static int push_frame(layer_reader *r, int fd, size_t path_len,
 
         if (fs == NULL) {
             close(fd);
-            for (size_t i = 0; i < nlowers; i++)
-                close(lowers[i].fd);
-            layer_free(lowers);
+            lowers_free(lowers, nlowers);
             return LAYER_ENOMEM;
         }
         r->frames = fs;
@@ -1375,6 +1374,37 @@ static int same_file(bool *out, layer_reader *r, int ufd, int lfd,
     return rc;
 }
 
+/* No lower directory to descend into (see descend()). */
+#define NO_LOWER ((size_t)-1)
+
+/*
+ * Descend into directory name of the top frame (its path in r->path,
+ * length len): open it, build its lower view from layer `from` of the top
+ * frame's view (NO_LOWER: none) and push its frame.
+ */
+static int descend(layer_reader *r, const char *name, size_t len,
+                   const struct statx *st, xattrs *xa, size_t from, bool merge,
+                   bool opaque, bool emitted, xattrs *scratch)
+{
+    frame *top = &r->frames[r->depth - 1];
+    lower *cl = NULL;
+    size_t ncl = 0;
+    int fd, rc;
+
+    if (from != NO_LOWER &&
+        (rc = lower_child(&cl, &ncl, r, top, name, from, scratch)) < 0)
+        return rc;
+    fd = open_dir_at(r, top->fd, name);
+    if (fd < 0) {
+        rc = layer_error_set_errno(LAYER_ERROR, errno, "layer.reader: %s: open",
+                                   r->path);
+        lowers_free(cl, ncl);
+        return rc;
+    }
+    return push_frame(r, fd, len, st, xa, cl, ncl, merge, opaque,
+                      LAYER_CHANGE_MODIFY, emitted, scratch);
+}
+
 /*
  * Handle one name of the top frame. in_up: the layer has it; low: the
  * lower view's entry (merge mode gives the layer index from the listing,
@@ -1446,52 +1476,26 @@ static int visit(layer_reader *r, const char *name, bool in_up,
         opq = S_ISDIR(st.stx_mode) && is_opaque(&xa);
         xattrs_strip_overlay(&xa);
         if (S_ISDIR(st.stx_mode)) {
-            lower *cl = NULL;
-            size_t ncl = 0;
+            bool lower_dir = lk.found && S_ISDIR(lk.st.stx_mode);
             bool merge = opq || top->merge;
             bool emit = true;
-            int fd;
 
-            if (lk.found && S_ISDIR(lk.st.stx_mode)) {
-                if ((rc = lower_child(&cl, &ncl, r, top, name, lk.layer,
-                                      &scratch)) < 0)
-                    goto out;
-            }
-            if (lk.found && S_ISDIR(lk.st.stx_mode) && !merge) {
+            if (lower_dir && !merge) {
                 /* a copied-up directory: a change only if its metadata
                  * differs; otherwise emitted when a child changes */
-                bool same = false;
-
                 if ((rc = read_xattrs(&lxa, -1, top->lowers[lk.layer].fd, name,
-                                      r->path)) < 0) {
-                    for (size_t i = 0; i < ncl; i++)
-                        close(cl[i].fd);
-                    layer_free(cl);
+                                      r->path)) < 0)
                     goto out;
-                }
-                same = st.stx_mode == lk.st.stx_mode &&
-                       st.stx_uid == lk.st.stx_uid &&
-                       st.stx_gid == lk.st.stx_gid && same_cap(&xa, &lxa);
-                emit = !same;
+                emit = st.stx_mode != lk.st.stx_mode ||
+                       st.stx_uid != lk.st.stx_uid ||
+                       st.stx_gid != lk.st.stx_gid || !same_cap(&xa, &lxa);
             }
             if (emit &&
-                (rc = stage_entry(r, name, len, &st, &xa, change, opq)) < 0) {
-                for (size_t i = 0; i < ncl; i++)
-                    close(cl[i].fd);
-                layer_free(cl);
+                (rc = stage_entry(r, name, len, &st, &xa, change, opq)) < 0)
                 goto out;
-            }
-            fd = open_dir_at(r, top->fd, name);
-            if (fd < 0) {
-                rc = layer_error_set_errno(LAYER_ERROR, errno,
-                                           "layer.reader: %s: open", r->path);
-                for (size_t i = 0; i < ncl; i++)
-                    close(cl[i].fd);
-                layer_free(cl);
-                goto out;
-            }
-            rc = push_frame(r, fd, len, &st, &xa, cl, ncl, merge, opq,
-                            LAYER_CHANGE_MODIFY, emit, &scratch);
+            rc =
+                descend(r, name, len, &st, &xa, lower_dir ? lk.layer : NO_LOWER,
+                        merge, opq, emit, &scratch);
             goto out;
         }
         rc = stage_entry(r, name, len, &st, &xa, change, false);
@@ -1503,17 +1507,9 @@ static int visit(layer_reader *r, const char *name, bool in_up,
         goto out;
     if (!lk.found) {
         rc = stage_entry(r, name, len, &st, &xa, LAYER_CHANGE_ADD, false);
-        if (rc == 0 && S_ISDIR(st.stx_mode)) {
-            int fd = open_dir_at(r, top->fd, name);
-
-            if (fd < 0) {
-                rc = layer_error_set_errno(LAYER_ERROR, errno,
-                                           "layer.reader: %s: open", r->path);
-                goto out;
-            }
-            rc = push_frame(r, fd, len, &st, &xa, NULL, 0, false, false,
-                            LAYER_CHANGE_ADD, true, &scratch);
-        }
+        if (rc == 0 && S_ISDIR(st.stx_mode))
+            rc = descend(r, name, len, &st, &xa, NO_LOWER, false, false, true,
+                         &scratch);
         goto out;
     }
     {
@@ -1527,28 +1523,12 @@ static int visit(layer_reader *r, const char *name, bool in_up,
                             &lxa)) < 0)
             goto out;
         if (S_ISDIR(st.stx_mode)) {
-            lower *cl = NULL;
-            size_t ncl = 0;
-            int fd;
-
             if (!same && (rc = stage_entry(r, name, len, &st, &xa,
                                            LAYER_CHANGE_MODIFY, false)) < 0)
                 goto out;
-            if (S_ISDIR(lst.stx_mode) &&
-                (rc = lower_child(&cl, &ncl, r, top, name, lk.layer,
-                                  &scratch)) < 0)
-                goto out;
-            fd = open_dir_at(r, top->fd, name);
-            if (fd < 0) {
-                rc = layer_error_set_errno(LAYER_ERROR, errno,
-                                           "layer.reader: %s: open", r->path);
-                for (size_t i = 0; i < ncl; i++)
-                    close(cl[i].fd);
-                layer_free(cl);
-                goto out;
-            }
-            rc = push_frame(r, fd, len, &st, &xa, cl, ncl, true, false,
-                            LAYER_CHANGE_MODIFY, !same, &scratch);
+            rc = descend(r, name, len, &st, &xa,
+                         S_ISDIR(lst.stx_mode) ? lk.layer : NO_LOWER, true,
+                         false, !same, &scratch);
             goto out;
         }
         if (!same) {
@@ -1854,9 +1834,7 @@ int layer_reader_open(layer_reader **out, const layer_dir *layer,
 out:
     if (fd >= 0)
         close(fd);
-    for (size_t i = 0; i < nl; i++)
-        close(lowers[i].fd);
-    layer_free(lowers);
+    lowers_free(lowers, nl);
     xattrs_dispose(&scratch);
     if (rc < 0) {
         if (r) {
