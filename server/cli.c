@@ -115,6 +115,43 @@ int srv_layer_args_take(srv_layer_args *a, int argc, char **argv, int *i)
                         argv, i);
 }
 
+int srv_layer_args_parse(srv_layer_args *a, const char *cmd, int argc,
+                         char **argv,
+                         int (*take)(void *ctx, int argc, char **argv, int *i),
+                         void *ctx, void (*usage)(FILE *f))
+{
+    for (int i = 1; i < argc; i++) {
+        int t;
+
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return SRV_PARSED_HELP;
+        }
+        t = srv_layer_args_take(a, argc, argv, &i);
+        if (t == 0 && take != NULL)
+            t = take(ctx, argc, argv, &i);
+        if (t < 0)
+            return SRV_EXIT_USAGE;
+        if (t == 1)
+            continue;
+        if (argv[i][0] == '-' && argv[i][1] != '\0') {
+            srv_errorf(cmd, "unknown option '%s'", argv[i]);
+            usage(stderr);
+            return SRV_EXIT_USAGE;
+        }
+        if (a->id != NULL || a->layer != NULL) {
+            srv_errorf(cmd, "unexpected argument '%s'", argv[i]);
+            return SRV_EXIT_USAGE;
+        }
+        a->id = argv[i];
+    }
+    if (a->layer && a->id) {
+        srv_errorf(cmd, "unexpected argument '%s'", a->id);
+        return SRV_EXIT_USAGE;
+    }
+    return 0;
+}
+
 void srv_layer_args_dispose(srv_layer_args *a)
 {
     layer_free((void *)a->parents);

@@ -54,6 +54,22 @@ int srv_opt_take(void *args, const srv_opt *table, size_t n, int argc,
  */
 int srv_layer_args_take(srv_layer_args *a, int argc, char **argv, int *i);
 
+/* srv_layer_args_parse(): --help was printed; exit 0. */
+#define SRV_PARSED_HELP (-1)
+
+/*
+ * Parse the command line of a subcommand that reads one layer: --help,
+ * the shared options, the positional ID, and the subcommand's own
+ * options through take (NULL: none; same contract as
+ * srv_layer_args_take(), with ctx passed through). Returns 0 to go on,
+ * SRV_PARSED_HELP after printing the help, or SRV_EXIT_USAGE after
+ * printing the error.
+ */
+int srv_layer_args_parse(srv_layer_args *a, const char *cmd, int argc,
+                         char **argv,
+                         int (*take)(void *ctx, int argc, char **argv, int *i),
+                         void *ctx, void (*usage)(FILE *f));
+
 /* Release what srv_layer_args_take() allocated. */
 void srv_layer_args_dispose(srv_layer_args *a);
 

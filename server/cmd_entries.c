@@ -47,36 +47,10 @@ int srv_cmd_entries(int argc, char **argv)
     const layer_entry *e;
     int status = SRV_EXIT_OK, rc;
 
-    for (int i = 1; i < argc; i++) {
-        int t;
-
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            goto out;
-        }
-        t = srv_layer_args_take(&a, argc, argv, &i);
-        if (t < 0) {
-            status = SRV_EXIT_USAGE;
-            goto out;
-        }
-        if (t == 0 && argv[i][0] == '-') {
-            srv_errorf("entries", "unknown option '%s'", argv[i]);
-            usage(stderr);
-            status = SRV_EXIT_USAGE;
-            goto out;
-        }
-        if (t == 0) {
-            if (a.id != NULL) {
-                srv_errorf("entries", "unexpected argument '%s'", argv[i]);
-                status = SRV_EXIT_USAGE;
-                goto out;
-            }
-            a.id = argv[i];
-        }
-    }
-    if (a.layer && a.id) {
-        srv_errorf("entries", "unexpected argument '%s'", a.id);
-        status = SRV_EXIT_USAGE;
+    status = srv_layer_args_parse(&a, "entries", argc, argv, NULL, NULL, usage);
+    if (status != 0) {
+        if (status == SRV_PARSED_HELP)
+            status = SRV_EXIT_OK;
         goto out;
     }
     if ((status = srv_trace_open(&sink, a.trace, a.log_format, "none")) != 0)

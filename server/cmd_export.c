@@ -171,8 +171,9 @@ typedef struct export_args {
 
 /* Take one option of this subcommand: 1 taken, 0 not ours, -1 usage
  * error (printed). */
-static int take_export_opt(export_args *x, int argc, char **argv, int *i)
+static int take_export_opt(void *ctx, int argc, char **argv, int *i)
 {
+    export_args *x = ctx;
     static const srv_opt opts[] = {
         {"--output", offsetof(export_args, output)},
         {"-o", offsetof(export_args, output)},
@@ -651,38 +652,11 @@ int srv_cmd_export(int argc, char **argv)
     layer_info *info = NULL;
     int status = SRV_EXIT_OK;
 
-    for (int i = 1; i < argc; i++) {
-        int t;
-
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            usage(stdout);
-            goto out;
-        }
-        t = srv_layer_args_take(&a, argc, argv, &i);
-        if (t == 0)
-            t = take_export_opt(&x, argc, argv, &i);
-        if (t < 0) {
-            status = SRV_EXIT_USAGE;
-            goto out;
-        }
-        if (t == 0 && argv[i][0] == '-' && argv[i][1] != '\0') {
-            srv_errorf("export", "unknown option '%s'", argv[i]);
-            usage(stderr);
-            status = SRV_EXIT_USAGE;
-            goto out;
-        }
-        if (t == 0) {
-            if (a.id != NULL) {
-                srv_errorf("export", "unexpected argument '%s'", argv[i]);
-                status = SRV_EXIT_USAGE;
-                goto out;
-            }
-            a.id = argv[i];
-        }
-    }
-    if (a.layer && a.id) {
-        srv_errorf("export", "unexpected argument '%s'", a.id);
-        status = SRV_EXIT_USAGE;
+    status = srv_layer_args_parse(&a, "export", argc, argv, take_export_opt, &x,
+                                  usage);
+    if (status != 0) {
+        if (status == SRV_PARSED_HELP)
+            status = SRV_EXIT_OK;
         goto out;
     }
     if ((status = build_opts(&opts, &x)) != 0)
