@@ -211,8 +211,10 @@ static void stream_finish(entries_stream *s, bool completed)
     s->reader = NULL;
     layer_span_set_int(s->span, "layer.entries.count", (int64_t)s->count);
     layer_span_set_bool(s->span, "layer.entries.completed", completed);
+    /* a client leaving is not a failure of the listing: the request span
+     * says client_aborted, this one how far the listing got */
     if (!completed && s->phase != PHASE_FAILED)
-        layer_span_set_error_message(s->span, "the client left before the end");
+        layer_span_set_str(s->span, "layer.entries.outcome", "client_aborted");
     layer_span_end(s->span);
     s->span = NULL;
 }

@@ -39,7 +39,7 @@ void api_health__healthz(api_call *call)
 
 void api_health__readyz(api_call *call)
 {
-    if (!call->ctx->ready) {
+    if (!__atomic_load_n(&call->ctx->ready, __ATOMIC_ACQUIRE)) {
         api_problem__set(call, 503, "not-ready", "Not ready",
                          "the server is starting or draining");
         (void)api_response_add_header(call->res, "Cache-Control", "no-store");

@@ -1,0 +1,938 @@
+/*
+ * The libmicrohttpd front end and its adapter to api/.
+ *
+ * Sockets: the server binds its listening sockets itself (getaddrinfo,
+ * SO_REUSEADDR, IPV6_V6ONLY for IPv6) and starts one daemon per socket,
+ * each an internal polling thread pool on epoll. A daemon gets a dup() of
+ * the socket, so who closes what never depends on how MHD fails.
+ *
+ * Requests: one srv_request per request owns everything about it. It is
+ * created in the URI log callback (the only place that sees the raw
+ * request-target, before MHD unescapes it) and reaches the access handler
+ * as its req_cls. The handler starts the "http.request" root span on the
+ * first call (headers parsed) and on the last call runs api_handle() and
+ * queues the answer; no route takes a request body, so a request with one
+ * is answered at once, without reading it. A streamed body keeps a
+ * second reference, held by the MHD response and dropped by its free
+ * callback; the request-completed notification drops the first. The last
+ * reference out releases the producer, the span and the context: one
+ * place, whichever of the two happens last, on normal ends and aborts
+ * alike.
+ *
+ * Streaming: the content reader pulls from the producer. When the
+ * producer has nothing yet (API_PRODUCE_AGAIN) the connection is suspended
+ * and the producer's wake callback resumes it, so a slow source never
+ * spins. Suspend and wake race (the wake may come from the producer's
+ * worker thread before the reader has suspended); a per-request state
+ * under a mutex settles it: a wake that finds the stream running leaves a
+ * note (WAKE_PENDING) and the reader reads again instead of suspending; a
+ * wake that finds it suspended resumes it. Trailers are added to the
+ * response when the producer ends, before MHD sends the last chunk; a
+ * producer error cuts the stream (no terminating chunk).
+ *
+ * Locks: the list lock (srv->lock) and a request's lock are never held
+ * together, and MHD is called only under a request's lock, never under
+ * the list lock, so no cycle can form with MHD's internal mutexes whatever
+ * callbacks MHD makes while holding them.
+ *
+ * Shutdown: quiesce closes the listening sockets; stopping sets a flag
+ * that makes every reader cut its stream, resumes suspended connections
+ * (MHD_stop_daemon must not find one) and stops the daemons.
+ */
+
+#include "http.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+
+#include "config.h"
+#include "layer/alloc.h"
+#include "layer/error.h"
+#include "layer/trace.h"
+
+/* Per-connection memory: headers, the send buffer and chunk framing. At
+ * 1 MiB the content reader is offered close to 1 MiB per call, so a
+ * stream costs few callbacks and TLS records stay full. */
+#define CONNECTION_MEMORY (1024u * 1024u)
+
+/* Block size of streamed responses (a ring buffer of the export). */
+#define STREAM_BLOCK (256u * 1024u)
+
+/* Request bodies are not used by any route and not read; should MHD pass
+ * one anyway, at most this much is discarded before closing. */
+#define UPLOAD_MAX (64u * 1024u)
+
+/* listen(2) backlog. */
+#define LISTEN_BACKLOG 511
+
+/* Longest User-Agent recorded on a span. */
+#define USER_AGENT_MAX 256
+
+typedef enum stream_state {
+    STREAM_RUNNING = 0,      /* in or between reader calls */
+    STREAM_WAKE_PENDING = 1, /* a wake arrived while running */
+    STREAM_SUSPENDED = 2     /* waiting for a wake */
+} stream_state;
+
+typedef struct srv_request srv_request;
+
+struct srv_request {
+    srv_http *srv;
+    struct MHD_Connection *conn;
+    /* 1 for the request (dropped on completion) + 1 while an MHD
+     * response streams from this request's producer. */
+    atomic_uint refs;
+    srv_request *prev, *next; /* srv->requests, under srv->lock */
+    bool listed;
+
+    int fd;         /* the connection's socket, valid while listed */
+    char *raw_path; /* request-target path, still percent-encoded */
+    char client[INET6_ADDRSTRLEN];
+    layer_span *span;
+    bool started;  /* the access handler has seen the headers */
+    bool answered; /* a response was queued */
+    uint64_t upload_bytes;
+
+    const char *route; /* static, from api_response.route */
+    int status;
+    uint64_t body_bytes; /* body bytes handed to MHD */
+
+    /* Streaming; producer.free is called once, on the last release. */
+    api_producer producer;
+    struct MHD_Response *response; /* borrowed while streaming */
+    bool has_length;
+    uint64_t content_length;
+    bool stream_ended;  /* the producer said END */
+    bool stream_failed; /* the stream was cut */
+
+    /* Written under lock; read without it only as a hint. */
+    pthread_mutex_t lock;
+    _Atomic stream_state state;
+};
+
+typedef struct listener {
+    int fd; /* our socket, or -1 */
+    struct MHD_Daemon *daemon;
+    char url[SRV_HTTP_URL_MAX];
+} listener;
+
+struct srv_http {
+    srv_http_opts opts;
+    listener socks[SRV_HTTP_MAX_SOCKETS];
+    size_t nsocks;
+
+    pthread_mutex_t lock; /* guards the request list */
+    srv_request *requests;
+    atomic_uint inflight; /* requests not yet completed */
+    atomic_uint live;     /* request contexts not yet released */
+    atomic_bool quiesced;
+    atomic_bool stopping;
+};
+
+/* ---- request contexts ---- */
+
+static void request_release(srv_request *req)
+{
+    srv_http *srv;
+
+    if (atomic_fetch_sub(&req->refs, 1) != 1)
+        return;
+    srv = req->srv;
+    if (req->producer.free != NULL)
+        req->producer.free(req->producer.ctx);
+    /* After the producer: its child spans may still refer to this one. */
+    layer_span_end(req->span);
+    pthread_mutex_destroy(&req->lock);
+    layer_free(req->raw_path);
+    layer_free(req);
+    atomic_fetch_sub(&srv->live, 1);
+}
+
+static void request_unlist(srv_request *req)
+{
+    srv_http *srv = req->srv;
+
+    pthread_mutex_lock(&srv->lock);
+    if (req->listed) {
+        if (req->prev != NULL)
+            req->prev->next = req->next;
+        else
+            srv->requests = req->next;
+        if (req->next != NULL)
+            req->next->prev = req->prev;
+        req->prev = req->next = NULL;
+        req->listed = false;
+        atomic_fetch_sub(&srv->inflight, 1);
+    }
+    pthread_mutex_unlock(&srv->lock);
+}
+
+/* MHD_OPTION_URI_LOG_CALLBACK: the request line was parsed. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+    srv_http *srv = cls;
+    const union MHD_ConnectionInfo *ci;
+    srv_request *req;
+
+    if ((req = layer_trycalloc(1, sizeof(*req))) == NULL)
+        return NULL;
+    if ((req->raw_path = layer_trystrndup(uri, strcspn(uri, "?#"))) == NULL) {
+        layer_free(req);
+        return NULL;
+    }
+    if (pthread_mutex_init(&req->lock, NULL) != 0) {
+        layer_free(req->raw_path);
+        layer_free(req);
+        return NULL;
+    }
+    req->srv = srv;
+    req->conn = conn;
+    ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    req->fd = ci != NULL ? (int)ci->connect_fd : -1;
+    atomic_init(&req->state, STREAM_RUNNING);
+    atomic_init(&req->refs, 1);
+    atomic_fetch_add(&srv->live, 1);
+
+    pthread_mutex_lock(&srv->lock);
+    req->next = srv->requests;
+    if (srv->requests != NULL)
+        srv->requests->prev = req;
+    srv->requests = req;
+    req->listed = true;
+    atomic_fetch_add(&srv->inflight, 1);
+    pthread_mutex_unlock(&srv->lock);
+    return req;
+}
+
+/* ---- the root span ---- */
+
+static const char *tls_version_name(int gnutls_protocol)
+{
+    /* enum gnutls_protocol_t: GNUTLS_TLS1_0 = 2 ... GNUTLS_TLS1_3 = 5. */
+    switch (gnutls_protocol) {
+    case 2:
+        return "1.0";
+    case 3:
+        return "1.1";
+    case 4:
+        return "1.2";
+    case 5:
+        return "1.3";
+    default:
+        return "unknown";
+    }
+}
+
+static void format_client(char *out, size_t cap, struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci != NULL ? ci->client_addr : NULL;
+    socklen_t len;
+
+    snprintf(out, cap, "unknown");
+    if (sa == NULL)
+        return;
+    if (sa->sa_family == AF_INET)
+        len = sizeof(struct sockaddr_in);
+    else if (sa->sa_family == AF_INET6)
+        len = sizeof(struct sockaddr_in6);
+    else
+        return;
+    if (getnameinfo(sa, len, out, (socklen_t)cap, NULL, 0, NI_NUMERICHOST) != 0)
+        snprintf(out, cap, "unknown");
+}
+
+static void start_span(srv_request *req, const char *method,
+                       const char *version)
+{
+    srv_http *srv = req->srv;
+    layer_trace_sink *sink = srv->opts.api->trace;
+    struct MHD_Connection *conn = req->conn;
+    const char *tp, *ua;
+    uint8_t trace_id[16], parent_id[8];
+    char ua_buf[USER_AGENT_MAX + 1];
+
+    tp = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "traceparent");
+    /* A malformed traceparent is ignored: the request starts a trace. */
+    if (tp != NULL && layer_traceparent_parse(trace_id, parent_id, tp) == 0)
+        (void)layer_span_start_remote(&req->span, sink, trace_id, parent_id,
+                                      "http.request");
+    else
+        (void)layer_span_start(&req->span, sink, NULL, "http.request");
+
+    format_client(req->client, sizeof(req->client), conn);
+    layer_span_set_str(req->span, "http.request.method", method);
+    layer_span_set_str(req->span, "url.path", req->raw_path);
+    layer_span_set_str(req->span, "url.scheme",
+                       srv->opts.tls_cert_pem != NULL ? "https" : "http");
+    layer_span_set_str(req->span, "client.address", req->client);
+    if (version != NULL && strncmp(version, "HTTP/", 5) == 0)
+        layer_span_set_str(req->span, "network.protocol.version", version + 5);
+    ua = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "User-Agent");
+    if (ua != NULL) {
+        size_t n = strnlen(ua, USER_AGENT_MAX + 1);
+
+        if (n > USER_AGENT_MAX) {
+            /* Cut at a character boundary, not inside a UTF-8 sequence. */
+            n = USER_AGENT_MAX;
+            while (n > 0 && ((unsigned char)ua[n] & 0xc0) == 0x80)
+                n--;
+        }
+        memcpy(ua_buf, ua, n);
+        ua_buf[n] = '\0';
+        layer_span_set_str(req->span, "user_agent.original", ua_buf);
+    }
+    if (srv->opts.tls_cert_pem != NULL) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_PROTOCOL);
+        layer_span_set_str(req->span, "tls.protocol.name", "tls");
+        layer_span_set_str(req->span, "tls.protocol.version",
+                           ci != NULL ? tls_version_name(ci->protocol)
+                                      : "unknown");
+    }
+}
+
+/* ---- streaming ---- */
+
+/* The producer's wake callback; any thread, any time before free(). */
+static void on_wake(void *arg)
+{
+    srv_request *req = arg;
+
+    pthread_mutex_lock(&req->lock);
+    if (req->state == STREAM_RUNNING) {
+        req->state = STREAM_WAKE_PENDING;
+    } else if (req->state == STREAM_SUSPENDED) {
+        req->state = STREAM_RUNNING;
+        MHD_resume_connection(req->conn);
+    }
+    pthread_mutex_unlock(&req->lock);
+}
+
+/* Make close() of a socket send an RST and drop unsent data. */
+static void set_abortive_close(int fd)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+
+    if (fd >= 0)
+        (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
+/* End a stream without its terminating chunk. The connection is closed
+ * abortively (an RST): what still sits in the kernel's send buffer (up to
+ * megabytes) is dropped rather than trickled to the client, which learns
+ * of the cut at once and cannot mistake it for a clean end. */
+static ssize_t stream_cut(srv_request *req)
+{
+    set_abortive_close(req->fd);
+    req->stream_failed = true;
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void stream_add_trailers(srv_request *req)
+{
+    const api_header *tr = NULL;
+    size_t n;
+
+    if (req->producer.trailers == NULL)
+        return;
+    n = req->producer.trailers(req->producer.ctx, &tr);
+    for (size_t i = 0; i < n && tr != NULL; i++) {
+        if (MHD_add_response_footer(req->response, tr[i].name, tr[i].value) !=
+            MHD_YES)
+            fprintf(stderr, "layerd: trailer %s refused by microhttpd\n",
+                    tr[i].name);
+    }
+}
+
+/* MHD_ContentReaderCallback of streamed responses. */
+static ssize_t on_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    srv_request *req = cls;
+    srv_http *srv = req->srv;
+    ssize_t n;
+
+    (void)pos;
+    for (;;) {
+        if (atomic_load(&srv->stopping))
+            return stream_cut(req);
+        n = req->producer.read(req->producer.ctx, buf, max);
+        if (n > 0) {
+            if ((size_t)n > max)
+                return stream_cut(req); /* a producer bug; never send it */
+            req->body_bytes += (uint64_t)n;
+            return n;
+        }
+        if (n == API_PRODUCE_END) {
+            /* A known length that was not reached is a truncation. */
+            if (req->has_length && req->body_bytes != req->content_length)
+                return stream_cut(req);
+            req->stream_ended = true;
+            if (!req->has_length)
+                stream_add_trailers(req);
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        }
+        if (n != API_PRODUCE_AGAIN || req->producer.set_wake == NULL)
+            return stream_cut(req);
+
+        pthread_mutex_lock(&req->lock);
+        if (atomic_load(&srv->stopping)) {
+            pthread_mutex_unlock(&req->lock);
+            return stream_cut(req);
+        }
+        if (req->state == STREAM_WAKE_PENDING) {
+            /* Data came while we were reading: read again. */
+            req->state = STREAM_RUNNING;
+            pthread_mutex_unlock(&req->lock);
+            continue;
+        }
+        req->state = STREAM_SUSPENDED;
+        MHD_suspend_connection(req->conn);
+        pthread_mutex_unlock(&req->lock);
+        return 0;
+    }
+}
+
+/* MHD_ContentReaderFreeCallback: MHD is done with the response. */
+static void on_response_free(void *cls)
+{
+    request_release(cls);
+}
+
+/* Reader of HEAD responses: MHD never asks a HEAD response for its body;
+ * if it did, cut rather than send one. */
+static ssize_t on_read_none(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)cls;
+    (void)pos;
+    (void)buf;
+    (void)max;
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+/* ---- answering ---- */
+
+static const char *lookup_header(void *conn, const char *name)
+{
+    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+}
+
+static const char *lookup_query(void *conn, const char *name)
+{
+    return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+/* Turn res into an MHD response; takes what it needs out of res. */
+static struct MHD_Response *make_response(srv_request *req, api_response *res)
+{
+    struct MHD_Response *r = NULL;
+    uint64_t size = res->has_length ? res->content_length : MHD_SIZE_UNKNOWN;
+
+    if (res->head) {
+        /* Headers only, Content-Length as for GET: MHD sends no body for
+         * HEAD and takes the length from the response size. */
+        r = MHD_create_response_from_callback(size, 4096, on_read_none, NULL,
+                                              NULL);
+    } else if (res->producer.read != NULL) {
+        req->producer = res->producer;
+        memset(&res->producer, 0, sizeof(res->producer));
+        req->has_length = res->has_length;
+        req->content_length = res->content_length;
+        atomic_fetch_add(&req->refs, 1);
+        r = MHD_create_response_from_callback(size, STREAM_BLOCK, on_read, req,
+                                              on_response_free);
+        if (r == NULL) {
+            atomic_fetch_sub(&req->refs, 1);
+            return NULL;
+        }
+        req->response = r;
+        if (req->producer.set_wake != NULL)
+            req->producer.set_wake(req->producer.ctx, on_wake, req);
+    } else {
+        r = MHD_create_response_from_buffer_with_free_callback(
+            res->body_len, res->body, layer_free);
+        if (r == NULL)
+            return NULL;
+        res->body = NULL; /* MHD frees it */
+        req->body_bytes = res->body_len;
+    }
+    return r;
+}
+
+static enum MHD_Result answer(srv_request *req, const char *method)
+{
+    srv_http *srv = req->srv;
+    api_request areq;
+    api_response res;
+    struct MHD_Response *r;
+    enum MHD_Result ret;
+
+    memset(&areq, 0, sizeof(areq));
+    areq.method = method;
+    areq.raw_path = req->raw_path;
+    areq.header = lookup_header;
+    areq.query = lookup_query;
+    areq.conn = req->conn;
+    areq.client_address = req->client;
+    areq.span = req->span;
+
+    api_handle(&res, srv->opts.api, &areq);
+    req->route = res.route;
+    req->status = res.status;
+    req->answered = true;
+
+    if ((r = make_response(req, &res)) == NULL) {
+        layer_span_set_error_message(req->span,
+                                     "http.request failed: cannot create "
+                                     "the response");
+        req->status = 500;
+        api_response_dispose(&res);
+        return MHD_NO;
+    }
+    for (size_t i = 0; i < res.nheaders; i++) {
+        if (MHD_add_response_header(r, res.headers[i].name,
+                                    res.headers[i].value) != MHD_YES)
+            fprintf(stderr, "layerd: header %s refused by microhttpd\n",
+                    res.headers[i].name);
+    }
+    if (atomic_load(&srv->quiesced))
+        (void)MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    api_response_dispose(&res);
+    ret = MHD_queue_response(req->conn, (unsigned)req->status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static bool has_body(struct MHD_Connection *conn)
+{
+    const char *cl =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+
+    return (cl != NULL && strcmp(cl, "0") != 0) ||
+           MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                       "Transfer-Encoding") != NULL;
+}
+
+/* MHD_AccessHandlerCallback. */
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+                                  const char *url, const char *method,
+                                  const char *version, const char *upload,
+                                  size_t *upload_size, void **req_cls)
+{
+    srv_request *req = *req_cls;
+
+    (void)cls;
+    (void)url; /* already unescaped; api wants req->raw_path */
+    (void)upload;
+    if (req == NULL || req->conn != conn)
+        return MHD_NO; /* the context could not be allocated */
+    if (!req->started) {
+        req->started = true;
+        start_span(req, method, version);
+        /* Without a body, answer on the next call: a response queued on
+         * the first call makes MHD close the connection. With one, answer
+         * now, unread: no route takes a body, and MHD then closes. */
+        if (!has_body(conn))
+            return MHD_YES;
+        return answer(req, method);
+    }
+    if (*upload_size != 0) {
+        req->upload_bytes += *upload_size;
+        *upload_size = 0;
+        if (req->upload_bytes > UPLOAD_MAX) {
+            layer_span_set_error_message(req->span,
+                                         "http.request failed: request "
+                                         "body too large");
+            return MHD_NO;
+        }
+        return MHD_YES;
+    }
+    if (req->answered)
+        return MHD_YES;
+    return answer(req, method);
+}
+
+static const char *outcome_name(const srv_request *req,
+                                enum MHD_RequestTerminationCode toe)
+{
+    if (req->stream_failed)
+        return atomic_load(&req->srv->stopping) ? "shutdown" : "error";
+    switch (toe) {
+    case MHD_REQUEST_TERMINATED_COMPLETED_OK:
+        return "completed";
+    case MHD_REQUEST_TERMINATED_TIMEOUT_REACHED:
+        return "timeout";
+    case MHD_REQUEST_TERMINATED_DAEMON_SHUTDOWN:
+        return "shutdown";
+    default:
+        return "client_aborted";
+    }
+}
+
+/* MHD_OPTION_NOTIFY_COMPLETED: the request is over, one way or another. */
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    srv_http *srv = cls;
+    srv_request *req = *req_cls;
+    const char *outcome;
+    bool completed;
+
+    (void)conn;
+    *req_cls = NULL;
+    if (req == NULL)
+        return;
+    request_unlist(req);
+    outcome = outcome_name(req, toe);
+    completed = strcmp(outcome, "completed") == 0;
+    if (req->answered) {
+        layer_span_set_int(req->span, "http.response.status_code", req->status);
+        if (req->route != NULL)
+            layer_span_set_str(req->span, "http.route", req->route);
+        layer_span_set_int(req->span, "http.response.body.size",
+                           (int64_t)req->body_bytes);
+        if (req->status >= 500)
+            layer_span_set_error_message(req->span, "http.request failed: "
+                                                    "server error");
+        api_metrics_request(srv->opts.api->metrics, req->route, req->status,
+                            req->body_bytes);
+        if (strcmp(outcome, "client_aborted") == 0 ||
+            strcmp(outcome, "timeout") == 0)
+            api_metrics_client_abort(srv->opts.api->metrics, req->route);
+    }
+    layer_span_set_str(req->span, "layerd.outcome", outcome);
+    if (req->stream_failed && !atomic_load(&srv->stopping))
+        layer_span_set_error_message(req->span,
+                                     "http.request failed: the response "
+                                     "stream was cut");
+    if (req->producer.finish != NULL)
+        req->producer.finish(req->producer.ctx, completed);
+    request_release(req);
+}
+
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+/* MHD_OPTION_EXTERNAL_LOGGER: MHD's own messages, one line each. */
+static void on_mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    size_t len;
+
+    (void)cls;
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    len = strlen(msg);
+    while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == '\r'))
+        msg[--len] = '\0';
+    fprintf(stderr, "layerd: microhttpd: %s\n", msg);
+}
+#pragma GCC diagnostic pop
+
+/* ---- sockets and daemons ---- */
+
+static int format_url(char *out, size_t cap, int fd, bool tls)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    char host[64], port[8]; /* numeric: INET6_ADDRSTRLEN + %scope */
+    int err;
+
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return layer_error_set_errno(LAYER_ERROR, errno, "getsockname");
+    if ((err =
+             getnameinfo((struct sockaddr *)&ss, len, host, sizeof(host), port,
+                         sizeof(port), NI_NUMERICHOST | NI_NUMERICSERV)) != 0)
+        return layer_error_set(LAYER_ERROR, "getnameinfo: %s",
+                               gai_strerror(err));
+    snprintf(out, cap, "%s://%s%s%s:%s", tls ? "https" : "http",
+             ss.ss_family == AF_INET6 ? "[" : "", host,
+             ss.ss_family == AF_INET6 ? "]" : "", port);
+    return 0;
+}
+
+static int bind_one(int *out, const struct addrinfo *ai, const char *spec)
+{
+    int fd;
+    int one = 1;
+
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                ai->ai_protocol);
+    if (fd < 0)
+        return layer_error_set_errno(LAYER_ERROR, errno, "listen %s: socket",
+                                     spec);
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+        (ai->ai_family == AF_INET6 &&
+         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) < 0)) {
+        int err = errno;
+        close(fd);
+        return layer_error_set_errno(LAYER_ERROR, err, "listen %s: setsockopt",
+                                     spec);
+    }
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 ||
+        listen(fd, LISTEN_BACKLOG) < 0) {
+        int err = errno;
+        close(fd);
+        return layer_error_set_errno(LAYER_ERROR, err, "cannot listen on %s",
+                                     spec);
+    }
+    *out = fd;
+    return 0;
+}
+
+static int bind_spec(srv_http *srv, const char *spec)
+{
+    int rc = 0;
+    char host[256], port[8];
+    struct addrinfo hints, *res = NULL;
+    int err;
+
+    if ((rc = srv_config_parse_listen(host, sizeof(host), port, sizeof(port),
+                                      spec)) < 0)
+        goto out;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    err = getaddrinfo(host[0] != '\0' && strcmp(host, "*") != 0 ? host : NULL,
+                      port, &hints, &res);
+    if (err != 0) {
+        rc = layer_error_set(LAYER_EINVALID, "cannot resolve %s: %s", spec,
+                             gai_strerror(err));
+        goto out;
+    }
+    for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+        listener *l;
+
+        if (srv->nsocks == SRV_HTTP_MAX_SOCKETS) {
+            rc =
+                layer_error_set(LAYER_ETOOBIG, "more than %d listening sockets",
+                                SRV_HTTP_MAX_SOCKETS);
+            goto out;
+        }
+        l = &srv->socks[srv->nsocks];
+        if ((rc = bind_one(&l->fd, ai, spec)) < 0)
+            goto out;
+        srv->nsocks++;
+        if ((rc = format_url(l->url, sizeof(l->url), l->fd,
+                             srv->opts.tls_cert_pem != NULL)) < 0)
+            goto out;
+    }
+out:
+    if (res != NULL)
+        freeaddrinfo(res);
+    return rc;
+}
+
+static int start_daemon(srv_http *srv, listener *l)
+{
+    struct MHD_OptionItem o[16];
+    size_t n = 0;
+    unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    unsigned limit = srv->opts.max_connections / (unsigned)srv->nsocks;
+    int fd;
+
+    if (limit == 0)
+        limit = 1;
+    /* MHD owns (and closes) its own descriptor for the socket. */
+    if ((fd = fcntl(l->fd, F_DUPFD_CLOEXEC, 3)) < 0)
+        return layer_error_set_errno(LAYER_ERROR, errno, "dup");
+
+#define OPT(opt, v, p)                                                         \
+    o[n++] = (struct MHD_OptionItem){(opt), (intptr_t)(v), (p)}
+    /* The logger first, so that MHD's messages about the other options
+     * go through it too. */
+    OPT(MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, srv);
+    OPT(MHD_OPTION_LISTEN_SOCKET, fd, NULL);
+    if (srv->opts.threads > 1)
+        OPT(MHD_OPTION_THREAD_POOL_SIZE, srv->opts.threads, NULL);
+    OPT(MHD_OPTION_CONNECTION_LIMIT, limit, NULL);
+    OPT(MHD_OPTION_CONNECTION_TIMEOUT, srv->opts.idle_timeout, NULL);
+    OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_MEMORY, NULL);
+    OPT(MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, srv);
+    OPT(MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, srv);
+    if (srv->opts.tls_cert_pem != NULL) {
+        flags |= MHD_USE_TLS;
+        OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)srv->opts.tls_key_pem);
+        OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)srv->opts.tls_cert_pem);
+        OPT(MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)srv->opts.tls_priorities);
+    }
+    OPT(MHD_OPTION_END, 0, NULL);
+#undef OPT
+
+    l->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv,
+                                 MHD_OPTION_ARRAY, o, MHD_OPTION_END);
+    if (l->daemon == NULL) {
+        /* MHD may or may not have closed its descriptor; ours is closed by
+         * the caller either way, and a leak of one fd on a failed start
+         * is harmless. */
+        return layer_error_set(LAYER_ERROR,
+                               "cannot start the HTTP daemon on %s (see "
+                               "the microhttpd messages above)",
+                               l->url);
+    }
+    return 0;
+}
+
+int srv_http_start(srv_http **out, const srv_http_opts *opts,
+                   const char *const *listen, size_t nlisten)
+{
+    int rc = 0;
+    srv_http *srv = NULL;
+
+    if ((srv = layer_trycalloc(1, sizeof(*srv))) == NULL)
+        return LAYER_ENOMEM;
+    if (pthread_mutex_init(&srv->lock, NULL) != 0) {
+        layer_free(srv);
+        return layer_error_set(LAYER_ERROR, "pthread_mutex_init failed");
+    }
+    srv->opts = *opts;
+    if (srv->opts.threads == 0)
+        srv->opts.threads = 1;
+    atomic_init(&srv->inflight, 0);
+    atomic_init(&srv->live, 0);
+    atomic_init(&srv->quiesced, false);
+    atomic_init(&srv->stopping, false);
+    for (size_t i = 0; i < SRV_HTTP_MAX_SOCKETS; i++)
+        srv->socks[i].fd = -1;
+
+    for (size_t i = 0; i < nlisten; i++) {
+        if ((rc = bind_spec(srv, listen[i])) < 0)
+            goto out;
+    }
+    for (size_t i = 0; i < srv->nsocks; i++) {
+        if ((rc = start_daemon(srv, &srv->socks[i])) < 0)
+            goto out;
+    }
+    /* Each daemon has its own descriptor now. */
+    for (size_t i = 0; i < srv->nsocks; i++) {
+        close(srv->socks[i].fd);
+        srv->socks[i].fd = -1;
+    }
+    *out = srv;
+    srv = NULL;
+out:
+    srv_http_free(srv);
+    return rc;
+}
+
+size_t srv_http_nsockets(const srv_http *srv)
+{
+    return srv->nsocks;
+}
+
+const char *srv_http_url(const srv_http *srv, size_t i)
+{
+    return i < srv->nsocks ? srv->socks[i].url : NULL;
+}
+
+void srv_http_quiesce(srv_http *srv)
+{
+    atomic_store(&srv->quiesced, true);
+    for (size_t i = 0; i < srv->nsocks; i++) {
+        MHD_socket fd;
+
+        if (srv->socks[i].daemon == NULL)
+            continue;
+        fd = MHD_quiesce_daemon(srv->socks[i].daemon);
+        if (fd != MHD_INVALID_SOCKET)
+            close(fd);
+    }
+}
+
+unsigned srv_http_inflight(const srv_http *srv)
+{
+    return atomic_load(&srv->inflight);
+}
+
+/* Resume every suspended stream; with srv->stopping set, its reader then
+ * cuts it. The requests are pinned (a reference each) while the list lock
+ * is dropped, because MHD calls must not run under it. */
+static void resume_all(srv_http *srv)
+{
+    srv_request *pinned[256];
+    bool more = true;
+
+    while (more) {
+        size_t n = 0;
+
+        more = false;
+        pthread_mutex_lock(&srv->lock);
+        for (srv_request *r = srv->requests; r != NULL; r = r->next) {
+            /* No request lock under the list lock (see the lock order at
+             * the top); the state is re-checked under it below. */
+            if (atomic_load(&r->state) != STREAM_SUSPENDED)
+                continue;
+            if (n == sizeof(pinned) / sizeof(pinned[0])) {
+                more = true;
+                break;
+            }
+            atomic_fetch_add(&r->refs, 1);
+            pinned[n++] = r;
+        }
+        pthread_mutex_unlock(&srv->lock);
+        for (size_t i = 0; i < n; i++) {
+            srv_request *r = pinned[i];
+
+            pthread_mutex_lock(&r->lock);
+            if (r->state == STREAM_SUSPENDED) {
+                r->state = STREAM_RUNNING;
+                MHD_resume_connection(r->conn);
+            }
+            pthread_mutex_unlock(&r->lock);
+            request_release(r);
+        }
+    }
+}
+
+/* Make every open request's connection close with an RST: MHD_stop_daemon
+ * closes them, and an ordinary close would let megabytes of a cut stream
+ * still queued in the kernel trickle out to a slow client as if nothing
+ * had happened. A listed request's socket is open: MHD closes it only
+ * after the completion callback, which unlists under the same lock. */
+static void abort_all(srv_http *srv)
+{
+    pthread_mutex_lock(&srv->lock);
+    for (srv_request *r = srv->requests; r != NULL; r = r->next)
+        set_abortive_close(r->fd);
+    pthread_mutex_unlock(&srv->lock);
+}
+
+void srv_http_free(srv_http *srv)
+{
+    unsigned live;
+
+    if (srv == NULL)
+        return;
+    atomic_store(&srv->stopping, true);
+    abort_all(srv);
+    resume_all(srv);
+    for (size_t i = 0; i < srv->nsocks; i++) {
+        if (srv->socks[i].daemon != NULL)
+            MHD_stop_daemon(srv->socks[i].daemon);
+        srv->socks[i].daemon = NULL;
+        if (srv->socks[i].fd >= 0)
+            close(srv->socks[i].fd);
+        srv->socks[i].fd = -1;
+    }
+    live = atomic_load(&srv->live);
+    if (live != 0)
+        fprintf(stderr,
+                "layerd: %u request contexts were still alive after the "
+                "daemons stopped\n",
+                live);
+    pthread_mutex_destroy(&srv->lock);
+    layer_free(srv);
+}

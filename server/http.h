@@ -1,0 +1,80 @@
+#ifndef SRV_HTTP_H
+#define SRV_HTTP_H
+
+/*
+ * The HTTP(S) front end: libmicrohttpd daemons on sockets the server binds
+ * itself, and the adapter that turns each request into an api_request and
+ * each api_response (bytes or a pull producer) into an MHD response. This
+ * is the only code that calls libmicrohttpd.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "api/api.h"
+#include "api/metrics.h"
+
+/* Most listening sockets (a name may resolve to several addresses). */
+#define SRV_HTTP_MAX_SOCKETS 32
+
+/* Longest URL printed for a socket: "https://[v6%scope]:65535". */
+#define SRV_HTTP_URL_MAX 96
+
+typedef struct srv_http_opts {
+    /* Handlers' state; borrowed, must outlive the server. Its trace sink
+     * receives the "http.request" root spans and its metrics the
+     * request counters. */
+    const api_context *api;
+    /* PEM certificate chain and key; both NULL for plain HTTP. */
+    const char *tls_cert_pem;
+    const char *tls_key_pem;
+    const char *tls_priorities; /* GnuTLS priority string */
+    unsigned max_connections;   /* across all sockets */
+    unsigned idle_timeout;      /* seconds without traffic before closing */
+    unsigned threads;           /* worker threads per socket, >= 1 */
+} srv_http_opts;
+
+typedef struct srv_http srv_http;
+
+/*
+ * Bind the listen addresses ("HOST:PORT" or "[IPV6]:PORT"; every address
+ * a name resolves to is bound) and start one daemon per socket.
+ *
+ * @param[out] out the server; stop and free with srv_http_free()
+ * @param opts settings (copied; the strings must outlive the server)
+ * @param listen the addresses
+ * @param nlisten their number, >= 1
+ * @return 0, LAYER_EINVALID (bad address), LAYER_ERROR (bind or daemon
+ *         start failed) or LAYER_ENOMEM, with the reason recorded
+ */
+int srv_http_start(srv_http **out, const srv_http_opts *opts,
+                   const char *const *listen, size_t nlisten);
+
+/* Number of bound sockets. */
+size_t srv_http_nsockets(const srv_http *srv);
+
+/*
+ * The URL of socket i with its actual port, e.g. "https://127.0.0.1:8443".
+ * Borrowed, valid until srv_http_free().
+ */
+const char *srv_http_url(const srv_http *srv, size_t i);
+
+/*
+ * Stop accepting connections (the listening sockets are closed). Requests
+ * already received keep running; responses sent from now on ask the
+ * client to close the connection.
+ */
+void srv_http_quiesce(srv_http *srv);
+
+/* Requests received and not yet completed or aborted. Thread-safe. */
+unsigned srv_http_inflight(const srv_http *srv);
+
+/*
+ * Stop the server: streams still running are cut (their clients see a
+ * truncated response), suspended connections are resumed so they can
+ * close, the daemons are stopped and every request is released. NULL is
+ * accepted.
+ */
+void srv_http_free(srv_http *srv);
+
+#endif

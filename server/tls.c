@@ -1,0 +1,391 @@
+/*
+ * The server's certificate and key. libmicrohttpd's TLS is GnuTLS and
+ * takes PEM text in memory; OpenSSL does everything before that: it
+ * generates the ephemeral certificate, parses and checks configured ones
+ * (so a wrong key fails at start-up with a clear message rather than at
+ * the first handshake), re-encodes the key as unencrypted PKCS#8 (a form
+ * GnuTLS always reads), and computes the fingerprint an operator compares
+ * with `openssl s_client | openssl x509 -fingerprint -sha256`.
+ */
+
+#include "tls.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rand.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+
+#include "layer/alloc.h"
+#include "layer/error.h"
+
+/* Record the oldest queued OpenSSL error after "what". */
+static int ossl_error(const char *what)
+{
+    char buf[256] = "unknown OpenSSL error";
+    unsigned long e = ERR_get_error();
+
+    if (e != 0)
+        ERR_error_string_n(e, buf, sizeof(buf));
+    ERR_clear_error();
+    return layer_error_set(LAYER_ERROR, "%s: %s", what, buf);
+}
+
+/* Copy a memory BIO's contents into a new NUL-terminated string. */
+static int bio_to_string(char **out, BIO *bio)
+{
+    char *data = NULL;
+    long len = BIO_get_mem_data(bio, &data);
+    char *copy;
+
+    if (len <= 0 || data == NULL)
+        return layer_error_set(LAYER_ERROR, "empty PEM output");
+    if ((copy = layer_trystrndup(data, (size_t)len)) == NULL)
+        return LAYER_ENOMEM;
+    *out = copy;
+    return 0;
+}
+
+static int encode_key(char **out, EVP_PKEY *pkey)
+{
+    int rc = 0;
+    BIO *bio = BIO_new(BIO_s_secmem());
+
+    if (bio == NULL) {
+        rc = ossl_error("cannot allocate a BIO");
+        goto out;
+    }
+    if (!PEM_write_bio_PrivateKey(bio, pkey, NULL, NULL, 0, NULL, NULL)) {
+        rc = ossl_error("cannot PEM-encode the private key");
+        goto out;
+    }
+    rc = bio_to_string(out, bio);
+out:
+    BIO_free(bio);
+    return rc;
+}
+
+static int fingerprint(char out[SRV_TLS_FINGERPRINT_LEN], X509 *cert)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+
+    if (!X509_digest(cert, EVP_sha256(), md, &len) || len != 32)
+        return ossl_error("cannot compute the certificate fingerprint");
+    for (unsigned i = 0; i < len; i++) {
+        out[i * 3] = hex[md[i] >> 4];
+        out[i * 3 + 1] = hex[md[i] & 0xf];
+        out[i * 3 + 2] = i + 1 < len ? ':' : '\0';
+    }
+    return 0;
+}
+
+static int add_ext(X509 *cert, int nid, const char *value)
+{
+    X509V3_CTX ctx;
+    X509_EXTENSION *ext;
+    int ok;
+
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, cert, cert, NULL, NULL, 0);
+    if ((ext = X509V3_EXT_conf_nid(NULL, &ctx, nid, value)) == NULL)
+        return ossl_error("cannot build a certificate extension");
+    ok = X509_add_ext(cert, ext, -1);
+    X509_EXTENSION_free(ext);
+    if (!ok)
+        return ossl_error("cannot add a certificate extension");
+    return 0;
+}
+
+static int random_serial(X509 *cert)
+{
+    int rc = 0;
+    unsigned char raw[16];
+    BIGNUM *bn = NULL;
+    ASN1_INTEGER *serial = NULL;
+
+    if (RAND_bytes(raw, sizeof(raw)) != 1) {
+        rc = ossl_error("cannot draw a random serial");
+        goto out;
+    }
+    /* Positive and of full length (RFC 5280 4.1.2.2: at most 20 bytes). */
+    raw[0] = (unsigned char)((raw[0] & 0x7f) | 0x40);
+    if ((bn = BN_bin2bn(raw, sizeof(raw), NULL)) == NULL ||
+        (serial = BN_to_ASN1_INTEGER(bn, NULL)) == NULL ||
+        !X509_set_serialNumber(cert, serial)) {
+        rc = ossl_error("cannot set the serial number");
+        goto out;
+    }
+out:
+    ASN1_INTEGER_free(serial);
+    BN_free(bn);
+    return rc;
+}
+
+int srv_tls_generate(srv_tls **out, unsigned valid_days)
+{
+    int rc = 0;
+    srv_tls *tls = NULL;
+    EVP_PKEY *pkey = NULL;
+    X509 *cert = NULL;
+    X509_NAME *name;
+    BIO *bio = NULL;
+
+    if ((tls = layer_trycalloc(1, sizeof(*tls))) == NULL) {
+        rc = LAYER_ENOMEM;
+        goto out;
+    }
+    tls->ephemeral = true;
+    if ((pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256")) == NULL) {
+        rc = ossl_error("cannot generate an EC P-256 key");
+        goto out;
+    }
+    if ((cert = X509_new()) == NULL || !X509_set_version(cert, 2)) {
+        rc = ossl_error("cannot allocate a certificate");
+        goto out;
+    }
+    if ((rc = random_serial(cert)) < 0)
+        goto out;
+    /* An hour of slack for clients whose clock lags. */
+    if (!X509_gmtime_adj(X509_getm_notBefore(cert), -3600) ||
+        !X509_time_adj_ex(X509_getm_notAfter(cert), (int)valid_days, 0, NULL)) {
+        rc = ossl_error("cannot set the validity period");
+        goto out;
+    }
+    name = X509_get_subject_name(cert);
+    if (!X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                                    (const unsigned char *)"layerd ephemeral",
+                                    -1, -1, 0) ||
+        !X509_set_issuer_name(cert, name) || !X509_set_pubkey(cert, pkey)) {
+        rc = ossl_error("cannot set the certificate's names");
+        goto out;
+    }
+    if ((rc = add_ext(cert, NID_basic_constraints, "critical,CA:FALSE")) < 0 ||
+        (rc = add_ext(cert, NID_key_usage, "critical,digitalSignature")) < 0 ||
+        (rc = add_ext(cert, NID_ext_key_usage, "serverAuth")) < 0 ||
+        (rc = add_ext(cert, NID_subject_key_identifier, "hash")) < 0 ||
+        (rc = add_ext(cert, NID_subject_alt_name,
+                      "DNS:localhost,IP:127.0.0.1,IP:::1")) < 0)
+        goto out;
+    if (X509_sign(cert, pkey, EVP_sha256()) <= 0) {
+        rc = ossl_error("cannot sign the certificate");
+        goto out;
+    }
+    if ((bio = BIO_new(BIO_s_mem())) == NULL ||
+        !PEM_write_bio_X509(bio, cert)) {
+        rc = ossl_error("cannot PEM-encode the certificate");
+        goto out;
+    }
+    if ((rc = bio_to_string(&tls->cert_pem, bio)) < 0 ||
+        (rc = encode_key(&tls->key_pem, pkey)) < 0 ||
+        (rc = fingerprint(tls->fingerprint, cert)) < 0)
+        goto out;
+    *out = tls;
+    tls = NULL;
+out:
+    BIO_free(bio);
+    X509_free(cert);
+    EVP_PKEY_free(pkey);
+    srv_tls_free(tls);
+    return rc;
+}
+
+/* Read a whole PEM file (at most SRV_TLS_FILE_MAX bytes) into a BIO. */
+static int read_pem(BIO **out, const char *path, const char *what)
+{
+    int rc = 0;
+    int fd = -1;
+    char *buf = NULL;
+    size_t len = 0;
+    struct stat st;
+
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
+        rc = layer_error_set_errno(errno == ENOENT ? LAYER_ENOTFOUND
+                                                   : LAYER_ERROR,
+                                   errno, "cannot open %s file %s", what, path);
+        goto out;
+    }
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        rc = layer_error_set(LAYER_EINVALID, "%s file %s is not a regular file",
+                             what, path);
+        goto out;
+    }
+    if ((buf = layer_trymalloc(SRV_TLS_FILE_MAX + 1)) == NULL) {
+        rc = LAYER_ENOMEM;
+        goto out;
+    }
+    for (;;) {
+        ssize_t n = read(fd, buf + len, SRV_TLS_FILE_MAX + 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = layer_error_set_errno(LAYER_ERROR, errno,
+                                       "cannot read %s file %s", what, path);
+            goto out;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+        if (len > SRV_TLS_FILE_MAX) {
+            rc = layer_error_set(LAYER_ETOOBIG, "%s file %s is over %u bytes",
+                                 what, path, SRV_TLS_FILE_MAX);
+            goto out;
+        }
+    }
+    if ((*out = BIO_new(BIO_s_secmem())) == NULL ||
+        BIO_write(*out, buf, (int)len) != (int)len) {
+        BIO_free(*out);
+        *out = NULL;
+        rc = ossl_error("cannot buffer a PEM file");
+        goto out;
+    }
+out:
+    if (buf != NULL) {
+        OPENSSL_cleanse(buf, len);
+        layer_free(buf);
+    }
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+/* A passphrase callback that refuses: encrypted keys are not supported. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return -1;
+}
+
+/* Re-encode every certificate of a PEM chain, leaf first. */
+static int load_chain(char **out_pem, X509 **out_leaf, BIO *in,
+                      const char *path)
+{
+    int rc = 0;
+    BIO *pem = NULL;
+    X509 *cert = NULL;
+    X509 *leaf = NULL;
+    unsigned n = 0;
+
+    if ((pem = BIO_new(BIO_s_mem())) == NULL) {
+        rc = ossl_error("cannot allocate a BIO");
+        goto out;
+    }
+    while ((cert = PEM_read_bio_X509(in, NULL, no_passphrase, NULL)) != NULL) {
+        if (!PEM_write_bio_X509(pem, cert)) {
+            rc = ossl_error("cannot PEM-encode a certificate");
+            goto out;
+        }
+        if (leaf == NULL) {
+            leaf = cert;
+        } else {
+            X509_free(cert);
+        }
+        cert = NULL;
+        n++;
+    }
+    /* Reading stops with "no start line" at the end of the file. */
+    ERR_clear_error();
+    if (n == 0) {
+        rc = layer_error_set(LAYER_EINVALID,
+                             "certificate file %s holds no PEM certificate",
+                             path);
+        goto out;
+    }
+    if ((rc = bio_to_string(out_pem, pem)) < 0)
+        goto out;
+    *out_leaf = leaf;
+    leaf = NULL;
+out:
+    X509_free(cert);
+    X509_free(leaf);
+    BIO_free(pem);
+    return rc;
+}
+
+int srv_tls_load(srv_tls **out, const char *cert_path, const char *key_path)
+{
+    int rc = 0;
+    srv_tls *tls = NULL;
+    BIO *cert_in = NULL;
+    BIO *key_in = NULL;
+    X509 *leaf = NULL;
+    EVP_PKEY *pkey = NULL;
+
+    if ((tls = layer_trycalloc(1, sizeof(*tls))) == NULL) {
+        rc = LAYER_ENOMEM;
+        goto out;
+    }
+    if ((rc = read_pem(&cert_in, cert_path, "certificate")) < 0 ||
+        (rc = read_pem(&key_in, key_path, "key")) < 0)
+        goto out;
+    if ((rc = load_chain(&tls->cert_pem, &leaf, cert_in, cert_path)) < 0)
+        goto out;
+    if ((pkey = PEM_read_bio_PrivateKey(key_in, NULL, no_passphrase, NULL)) ==
+        NULL) {
+        char why[200] = "";
+        ERR_error_string_n(ERR_peek_last_error(), why, sizeof(why));
+        ERR_clear_error();
+        rc = layer_error_set(LAYER_EINVALID,
+                             "key file %s holds no usable private key "
+                             "(encrypted keys are not supported): %s",
+                             key_path, why);
+        goto out;
+    }
+    if (X509_check_private_key(leaf, pkey) != 1) {
+        ERR_clear_error();
+        rc = layer_error_set(LAYER_EINVALID,
+                             "the key in %s does not match the certificate "
+                             "in %s",
+                             key_path, cert_path);
+        goto out;
+    }
+    if (X509_cmp_current_time(X509_get0_notAfter(leaf)) <= 0) {
+        rc = layer_error_set(LAYER_EINVALID,
+                             "the certificate in %s has expired", cert_path);
+        goto out;
+    }
+    if (X509_cmp_current_time(X509_get0_notBefore(leaf)) >= 0) {
+        rc = layer_error_set(LAYER_EINVALID,
+                             "the certificate in %s is not valid yet",
+                             cert_path);
+        goto out;
+    }
+    if ((rc = encode_key(&tls->key_pem, pkey)) < 0 ||
+        (rc = fingerprint(tls->fingerprint, leaf)) < 0)
+        goto out;
+    *out = tls;
+    tls = NULL;
+out:
+    EVP_PKEY_free(pkey);
+    X509_free(leaf);
+    BIO_free(key_in);
+    BIO_free(cert_in);
+    srv_tls_free(tls);
+    return rc;
+}
+
+void srv_tls_free(srv_tls *tls)
+{
+    if (tls == NULL)
+        return;
+    if (tls->key_pem != NULL) {
+        OPENSSL_cleanse(tls->key_pem, strlen(tls->key_pem));
+        layer_free(tls->key_pem);
+    }
+    layer_free(tls->cert_pem);
+    layer_free(tls);
+}
