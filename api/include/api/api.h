@@ -31,7 +31,9 @@ typedef struct api_context {
     unsigned export_retry_after; /**< seconds, for 503 answers */
     /** Live count of running exports; handlers use atomics on it. */
     volatile unsigned *active_exports;
-    bool ready; /**< /readyz answer */
+    /** /readyz answer. Written by the server's main thread while request
+     * threads read it: both sides use __atomic loads and stores. */
+    bool ready;
 } api_context;
 
 /** A request, as the server hands it over. Strings are borrowed. */
