@@ -2,38 +2,85 @@
 # Installs every package layerd needs to build, test and benchmark, on
 # Debian 12. Idempotent: packages already present are not touched, and
 # apt-get runs only when something is missing.
+#
+#   deps.sh          build and test packages, then the npm tools
+#   deps.sh --bench  the same and the benchmark tools
+#   deps.sh --all    everything
+#   deps.sh --npm    the npm tools only (no apt): what the tests call
+#
+# The npm tools (the OpenAPI linter @redocly/cli, pinned below) go into
+# $LAYERD_NPM_DIR (default ~/.cache/layerd-npm), outside the checkout;
+# tests/integration/test_openapi.sh runs `deps.sh --npm` itself, so a
+# machine without them installs them on first use.
 set -euo pipefail
 
 BUILD="build-essential cmake pkg-config clang-format
 libmicrohttpd-dev libjansson-dev libssl-dev libisal-dev libzstd-dev zlib1g-dev
 check libsubunit-dev"
 TEST="curl tar libarchive-tools umoci skopeo jq attr zstd gzip
-python3 python3-prometheus-client openssl procps"
+python3 python3-prometheus-client python3-yaml python3-jsonschema openssl
+procps nodejs"
 BENCH="pigz nginx hyperfine time"
 
-want="$BUILD $TEST"
-case "${1:-}" in
---bench) want="$want $BENCH" ;;
---all) want="$want $BENCH" ;;
-esac
-
-missing=()
-for p in $want; do
-    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
-        grep -q "install ok installed"; then
-        missing+=("$p")
-    fi
-done
-
-if [ ${#missing[@]} -eq 0 ]; then
-    exit 0
-fi
+# @redocly/cli 2.x needs node >= 20.19 (or >= 22.12).
+REDOCLY=@redocly/cli@2.77.0
+NPM_DIR=${LAYERD_NPM_DIR:-$HOME/.cache/layerd-npm}
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then
     SUDO="sudo"
 fi
-echo "deps: installing ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+apt_deps() {
+    local want=$1 p
+    local missing=()
+    for p in $want; do
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null |
+            grep -q "install ok installed"; then
+            missing+=("$p")
+        fi
+    done
+    # npm: Debian's package only where no npm is there yet. A nodejs from
+    # NodeSource ships npm itself and Conflicts with Debian's npm, so
+    # asking apt for it there would fail.
+    if ! command -v npm >/dev/null; then
+        missing+=(npm)
+    fi
+    if [ ${#missing[@]} -eq 0 ]; then
+        return 0
+    fi
+    echo "deps: installing ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+npm_deps() {
+    local bin=$NPM_DIR/node_modules/.bin/redocly have
+    have=$("$bin" --version 2>/dev/null | tail -n 1 || true)
+    if [ "$have" = "${REDOCLY##*@}" ]; then
+        return 0
+    fi
+    echo "deps: installing $REDOCLY into $NPM_DIR" >&2
+    mkdir -p "$NPM_DIR"
+    npm install --no-audit --no-fund --loglevel=error --prefix "$NPM_DIR" \
+        "$REDOCLY" >&2
+    if ! "$bin" --version >/dev/null 2>&1; then
+        echo "deps: $REDOCLY does not run with node $(node --version)" >&2
+        return 1
+    fi
+}
+
+case "${1:-}" in
+--npm)
+    npm_deps
+    exit 0
+    ;;
+--bench | --all) apt_deps "$BUILD $TEST $BENCH" ;;
+"") apt_deps "$BUILD $TEST" ;;
+*)
+    echo "usage: deps.sh [--bench|--all|--npm]" >&2
+    exit 2
+    ;;
+esac
+npm_deps

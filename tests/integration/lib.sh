@@ -12,7 +12,12 @@
 # it_init re-executes the script under `timeout` (the limit doubles when
 # LAYERD_SANITIZED=1), makes a private temporary directory $IT_TMP and
 # removes it on exit, unmounting anything the test mounted below it.
-# Failures are counted, not fatal, so one run reports every broken check.
+# Failures are counted, not fatal, so one run reports every broken check;
+# `die` is the fatal kind, for a step the rest cannot do without.
+#
+# Tests of `layerd serve` start it with `it_serve` (an ephemeral port,
+# SERVER_PID/PORT/URL set), talk to it with `it_curl`, and stop it with
+# `it_stop`; the server still running at exit is killed.
 
 set -uo pipefail
 
@@ -48,8 +53,8 @@ it_init() {
     fi
     if [[ -z ${IT_UNDER_TIMEOUT:-} ]] && command -v timeout >/dev/null; then
         export IT_UNDER_TIMEOUT=1
-        timeout --kill-after=10 "$limit" bash "$0"
-        local rc=$?
+        local rc=0
+        timeout --kill-after=10 "$limit" bash "$0" || rc=$?
         if [[ $rc -eq 124 || $rc -eq 137 ]]; then
             it_log "FAIL: timed out after ${limit}s"
         fi
@@ -66,6 +71,13 @@ it_init() {
 
 it_cleanup() {
     local m
+    # the server, and anything else the script left running
+    if [[ -n ${SERVER_PID:-} ]]; then
+        kill -9 "$SERVER_PID" 2>/dev/null
+    fi
+    jobs -p | xargs -r kill -9 2>/dev/null
+    wait 2>/dev/null
+    SERVER_PID=
     if [[ -n $IT_TMP && -d $IT_TMP ]]; then
         # deepest mount first
         while read -r m; do
@@ -172,4 +184,165 @@ it_python() {
 # treecmp ARGS...: the tree comparison helper (tests/integration/treecmp.py).
 treecmp() {
     "$(it_python)" "$IT_HERE/treecmp.py" "$@"
+}
+
+# ---- a running `layerd serve` ----
+
+SERVER_PID=
+SERVER_LOG=
+PORT=
+URL=
+# The dir: store it_serve serves when set (a script sets it once).
+IT_STORE=${IT_STORE:-}
+
+# die MSG...: a fatal failure: report it with the tail of the server's
+# log and exit 1 (the EXIT trap kills the server).
+die() {
+    IT_FAILS=$((IT_FAILS + 1))
+    printf 'FAIL %s\n' "$*"
+    if [[ -n $SERVER_LOG && -s $SERVER_LOG ]]; then
+        tail -n 20 "$SERVER_LOG" >&2
+    fi
+    exit 1
+}
+
+# it_serve [ARGS...]: start `layerd serve --listen 127.0.0.1:0 [--store
+# dir:$IT_STORE] --trace $IT_TMP/trace.log ARGS...` in the background,
+# stderr to $SERVER_LOG ($IT_TMP/server.log), and wait for it to listen.
+# ARGS come last, so a --store or --trace among them wins; a --listen
+# among them adds an address. Sets SERVER_PID, PORT and URL (the
+# 127.0.0.1 listener; http:// with --insecure-http). Dies when the
+# server does not come up.
+it_serve() {
+    local args=(serve --listen 127.0.0.1:0)
+    if [[ -n $IT_STORE ]]; then
+        args+=(--store "dir:$IT_STORE")
+    fi
+    args+=(--trace "$IT_TMP/trace.log" "$@")
+    SERVER_LOG=$IT_TMP/server.log
+    "$LAYERD" "${args[@]}" 2>"$SERVER_LOG" &
+    SERVER_PID=$!
+    it_wait_listening
+}
+
+# it_wait_listening: wait (20 s) until the server SERVER_PID, started by
+# the caller with its stderr in SERVER_LOG, logs its 127.0.0.1 listener;
+# sets PORT and URL.
+it_wait_listening() {
+    local i line
+    PORT=
+    URL=
+    for ((i = 0; i < 400; i++)); do
+        line=$(sed -n 's|^layerd: listening on \(https\{0,1\}\)://127\.0\.0\.1:\([0-9]*\)$|\1 \2|p' \
+            "$SERVER_LOG" | head -n 1)
+        if [[ -n $line ]]; then
+            PORT=${line#* }
+            # shellcheck disable=SC2034 # for the scripts
+            URL=${line%% *}://127.0.0.1:$PORT
+            return 0
+        fi
+        kill -0 "$SERVER_PID" 2>/dev/null || die "server exited at start-up"
+        sleep 0.05
+    done
+    die "server did not report its port"
+}
+
+# it_wait_exit SECONDS: wait for the server to exit on its own (after a
+# signal the caller sent); dies if it is still running after SECONDS.
+# Sets SERVER_RC (its exit status) and SERVER_TOOK (whole seconds).
+it_wait_exit() {
+    local t0 i
+    t0=$(date +%s%N)
+    for ((i = 0; i < $1 * 10; i++)); do
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -0 "$SERVER_PID" 2>/dev/null && die "server still running after $1 s"
+    SERVER_RC=0
+    wait "$SERVER_PID" || SERVER_RC=$?
+    SERVER_PID=
+    # shellcheck disable=SC2034 # for the scripts
+    SERVER_TOOK=$((($(date +%s%N) - t0) / 1000000000))
+}
+
+# it_stop: SIGTERM the server and wait (30 s) for it; dies unless it
+# exits 0.
+it_stop() {
+    kill -TERM "$SERVER_PID"
+    it_wait_exit 30
+    [[ $SERVER_RC -eq 0 ]] || die "server exited with $SERVER_RC"
+}
+
+# it_curl ARGS...: curl, silent but for errors, without certificate
+# checks (the server's certificate is self-signed; --no-insecure turns
+# them back on) and 10 s at most (a later --max-time wins).
+it_curl() {
+    curl -sS -k --max-time 10 "$@"
+}
+
+# it_hdr FILE NAME: the first value of header (or trailer) NAME in a
+# `curl -D FILE` dump, without the CR ('' when absent).
+it_hdr() {
+    tr -d '\r' <"$1" | sed -n "s/^$2: //Ip" | head -n 1
+}
+
+# it_nfds, it_nthreads: the server's open descriptors and threads.
+it_nfds() {
+    find "/proc/$SERVER_PID/fd" -mindepth 1 -maxdepth 1 | wc -l
+}
+it_nthreads() {
+    awk '/^Threads:/ {print $2}' "/proc/$SERVER_PID/status"
+}
+
+# it_big_layer STORE MIB: a diff layer "big" in STORE holding one
+# incompressible file "blob" of MIB MiB (more than loopback's socket
+# buffers hold, so a slow or vanishing client meets a running export).
+it_big_layer() {
+    mkdir -p "$1/big/fs"
+    echo '{"kind": "diff"}' >"$1/big/layer.json"
+    head -c $(($2 * 1024 * 1024)) /dev/urandom >"$1/big/fs/blob"
+}
+
+# it_slowget PORT PATH RATE [PROGRESS]: GET PATH over TLS at RATE bytes/s
+# through a small receive buffer (little of the stream waits in kernel
+# buffers, so the server really holds it open). Prints "complete STATUS
+# BYTES SHA256" or "cut STATUS BYTES ERROR"; keeps the byte count so far
+# in the file PROGRESS when given.
+it_slowget() {
+    "$(it_python)" - "$@" <<'PY'
+import hashlib, http.client, os, socket, ssl, sys, time
+port, path, rate = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+progress = sys.argv[4] if len(sys.argv) > 4 else None
+class Conn(http.client.HTTPSConnection):
+    def connect(self):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+        s.settimeout(30)
+        s.connect((self.host, self.port))
+        self.sock = self._context.wrap_socket(s, server_hostname=self.host)
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+c = Conn("127.0.0.1", port, context=ctx)
+c.request("GET", path)
+r = c.getresponse()
+n, t0, h = 0, time.monotonic(), hashlib.sha256()
+try:
+    while True:
+        b = r.read(16384)
+        if not b:
+            break
+        n += len(b)
+        h.update(b)
+        if progress:
+            with open(progress + ".tmp", "w") as f:
+                f.write(str(n))
+            os.replace(progress + ".tmp", progress)
+        ahead = n / rate - (time.monotonic() - t0)
+        if ahead > 0:
+            time.sleep(ahead)
+    print("complete", r.status, n, h.hexdigest())
+except (http.client.HTTPException, ssl.SSLError, OSError) as e:
+    print("cut", r.status, n, type(e).__name__)
+PY
 }

@@ -1,75 +1,51 @@
 #!/usr/bin/env bash
 # layerd serve, client aborts: 200 clients that hang up in the middle of
 # an export (after the request line, after 1 byte, 64 KiB or 1 MiB of the
-# body; and curl closing its pipe early) leave nothing behind: afterwards the server's open descriptors and threads are
-# back to their baseline, the export gauge is back to 0, every abort is
-# counted and logged as client_aborted, and a full export still comes out
-# whole and matching its digest.
+# body; and curl closing its pipe early) leave nothing behind: afterwards
+# the server's open descriptors and threads are back to their baseline,
+# the export gauge is back to 0, every abort is counted and logged as
+# client_aborted, and a full export still comes out whole and matching
+# its digest.
 #
 # Env: LAYERD (the binary), LAYERD_SOURCE_DIR; LAYERD_SANITIZED=1 under
 # ASan (a smaller layer; the same checks).
 set -euo pipefail
-: "${LAYERD:?}" "${LAYERD_SOURCE_DIR:?}"
+# shellcheck source=tests/integration/lib.sh
+source "$(dirname "$0")/lib.sh"
+it_init serve_abort 60
+need curl sha256sum
 
 aborts=200
 mib=12
 # Under ASan: smaller exports, the same aborts and checks.
 [ "${LAYERD_SANITIZED:-0}" = 1 ] && mib=8
 
-tmp=$(mktemp -d)
-pid=
-cleanup() {
-    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-    wait 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() {
-    echo "FAIL: $*" >&2
-    [ -f "$tmp/server.log" ] && tail -n 20 "$tmp/server.log" >&2
-    exit 1
-}
-
+tmp=$IT_TMP
+IT_STORE=$tmp/store
 # A layer bigger than what the kernel's socket buffers hold, so every
 # aborted export is cut while the server is still producing it.
-mkdir -p "$tmp/store/big/fs"
-echo '{"kind": "diff"}' >"$tmp/store/big/layer.json"
-head -c $((mib * 1024 * 1024)) /dev/urandom >"$tmp/store/big/fs/blob"
+it_big_layer "$IT_STORE" "$mib"
 
-"$LAYERD" serve --store "dir:$tmp/store" --listen 127.0.0.1:0 \
-    --trace "$tmp/trace.log" --max-exports 64 2>"$tmp/server.log" &
-pid=$!
-port=
-for _ in $(seq 200); do
-    port=$(sed -n 's|^layerd: listening on https://127\.0\.0\.1:\([0-9]*\)$|\1|p' \
-        "$tmp/server.log")
-    [ -n "$port" ] && break
-    kill -0 "$pid" 2>/dev/null || fail "server exited at start-up"
-    sleep 0.05
-done
-[ -n "$port" ] || fail "server did not report its port"
-url="https://127.0.0.1:$port/layers/big/export"
+it_serve --max-exports 64
+url="$URL/layers/big/export"
 
-nfds() { find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 | wc -l; }
-nthreads() { awk '/^Threads:/ {print $2}' "/proc/$pid/status"; }
 full_export() {
-    curl -sSk --max-time 60 -D "$tmp/h" -o "$tmp/body" "$url" ||
-        fail "full export failed"
-    want=$(sed -n 's/^Docker-Content-Digest: sha256:\([0-9a-f]*\).*/\1/ip' \
-        "$tmp/h" | tr -d '\r')
-    [ -n "$want" ] || fail "no digest trailer"
-    [ "$(sha256sum <"$tmp/body" | cut -d' ' -f1)" = "$want" ] ||
-        fail "export does not match its digest trailer"
+    it_curl --max-time 60 -D "$tmp/h" -o "$tmp/body" "$url" ||
+        die "full export failed"
+    want=$(it_hdr "$tmp/h" Docker-Content-Digest)
+    [ -n "$want" ] || die "no digest trailer"
+    [ "$(sha256_of "$tmp/body")" = "$want" ] ||
+        die "export does not match its digest trailer"
     [ "$(stat -c %s "$tmp/body")" -gt $((mib * 1024 * 1024)) ] ||
-        fail "export shorter than its content"
+        die "export shorter than its content"
 }
 
 # Warm up (thread pools, allocator arenas), then take the baseline.
 full_export
 full_export
 sleep 0.5
-base_fds=$(nfds)
-base_threads=$(nthreads)
+base_fds=$(it_nfds)
+base_threads=$(it_nthreads)
 
 # aborter.py PORT PATH N: N clients (4 at a time) that hang up: a quarter
 # after sending only the request line, the others after reading 1 byte,
@@ -119,11 +95,11 @@ for t in ts:
 if errors:
     sys.exit("%d clients failed, e.g. %s" % (len(errors), errors[0]))
 PY
-python3 "$tmp/aborter.py" "$port" /layers/big/export "$aborts" ||
-    fail "abort clients failed"
+"$(it_python)" "$tmp/aborter.py" "$PORT" /layers/big/export "$aborts" ||
+    die "abort clients failed"
 # And curl, closing its output pipe early.
 for _ in $(seq 10); do
-    curl -sk --max-time 30 "$url" 2>/dev/null | head -c 65536 >/dev/null ||
+    it_curl --max-time 30 "$url" 2>/dev/null | head -c 65536 >/dev/null ||
         true
 done
 # Every export request: the aborts that sent a whole request, the curls.
@@ -131,37 +107,33 @@ expect=$((aborts - aborts / 4 + 10))
 
 # Everything is released: descriptors and threads back to the baseline
 # (a little slack for a connection the kernel is still tearing down).
-ok=
+released=
 for _ in $(seq 100); do
-    if [ "$(nfds)" -le $((base_fds + 2)) ] &&
-        [ "$(nthreads)" -le "$base_threads" ]; then
-        ok=1
+    if [ "$(it_nfds)" -le $((base_fds + 2)) ] &&
+        [ "$(it_nthreads)" -le "$base_threads" ]; then
+        released=1
         break
     fi
     sleep 0.1
 done
-[ -n "$ok" ] || fail "after $aborts aborts: fds $(nfds) (baseline $base_fds)," \
-    "threads $(nthreads) (baseline $base_threads)"
+[ -n "$released" ] ||
+    die "after $aborts aborts: fds $(it_nfds) (baseline $base_fds)," \
+        "threads $(it_nthreads) (baseline $base_threads)"
 
-curl -sSk --max-time 10 "https://127.0.0.1:$port/metrics" >"$tmp/metrics" ||
-    fail "no /metrics"
+it_curl "$URL/metrics" >"$tmp/metrics" || die "no /metrics"
 grep -q '^layerd_exports_active 0$' "$tmp/metrics" ||
-    fail "export gauge not back to 0: $(grep exports_active "$tmp/metrics")"
+    die "export gauge not back to 0: $(grep exports_active "$tmp/metrics")"
 counted=$(sed -n 's|^layerd_http_client_aborts_total{route="/layers/{id}/export"} \([0-9]*\)$|\1|p' \
     "$tmp/metrics")
 [ "${counted:-0}" -eq "$expect" ] ||
-    fail "client aborts counted: ${counted:-0}, expected $expect"
+    die "client aborts counted: ${counted:-0}, expected $expect"
 
 # Still serving, and correctly.
 full_export
-kill -TERM "$pid"
-rc=0
-wait "$pid" || rc=$?
-pid=
-[ "$rc" -eq 0 ] || fail "server exited with $rc"
+it_stop
 logged=$(grep '"url.path":"/layers/big/export"' "$tmp/trace.log" |
     grep -c '"layerd.outcome":"client_aborted"' || true)
 [ "$logged" -eq "$expect" ] ||
-    fail "aborts logged as client_aborted: $logged, expected $expect"
+    die "aborts logged as client_aborted: $logged, expected $expect"
 
 echo "ok: serve abort ($aborts aborts)"

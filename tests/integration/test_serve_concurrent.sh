@@ -9,59 +9,28 @@
 # Env: LAYERD (the binary), LAYERD_SOURCE_DIR; LAYERD_SANITIZED=1 under
 # ASan (25 exports; the same checks).
 set -euo pipefail
-: "${LAYERD:?}" "${LAYERD_SOURCE_DIR:?}"
+# shellcheck source=tests/integration/lib.sh
+source "$(dirname "$0")/lib.sh"
+it_init serve_concurrent 60
+need curl gzip zstd sha256sum
 
 n=50
 [ "${LAYERD_SANITIZED:-0}" = 1 ] && n=25
 
-tmp=$(mktemp -d)
-pid=
-cleanup() {
-    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-    jobs -p | xargs -r kill -9 2>/dev/null
-    wait 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() {
-    echo "FAIL: $*" >&2
-    [ -f "$tmp/server.log" ] && tail -n 20 "$tmp/server.log" >&2
-    exit 1
-}
-start_server() {
-    : >"$tmp/server.log"
-    "$LAYERD" serve --store "dir:$tmp/store" --listen 127.0.0.1:0 \
-        --trace "$tmp/trace.log" "$@" 2>"$tmp/server.log" &
-    pid=$!
-    port=
-    for _ in $(seq 200); do
-        port=$(sed -n 's|^layerd: listening on https://127\.0\.0\.1:\([0-9]*\)$|\1|p' \
-            "$tmp/server.log")
-        [ -n "$port" ] && return 0
-        kill -0 "$pid" 2>/dev/null || fail "server exited at start-up"
-        sleep 0.05
-    done
-    fail "server did not report its port"
-}
-stop_server() {
-    local rc=0
-    kill -TERM "$pid"
-    wait "$pid" || rc=$?
-    pid=
-    [ "$rc" -eq 0 ] || fail "server exited with $rc"
-}
+tmp=$IT_TMP
+IT_STORE=$tmp/store
 
 # A 1 MiB layer: half random, half compressible text, so gzip and zstd
 # both have work to do.
-mkdir -p "$tmp/store/big/fs/text"
-echo '{"kind": "diff"}' >"$tmp/store/big/layer.json"
-head -c $((512 * 1024)) /dev/urandom >"$tmp/store/big/fs/random.bin"
+mkdir -p "$IT_STORE/big/fs/text"
+echo '{"kind": "diff"}' >"$IT_STORE/big/layer.json"
+head -c $((512 * 1024)) /dev/urandom >"$IT_STORE/big/fs/random.bin"
 for i in $(seq 64); do
-    seq $((i * 1000)) $((i * 1000 + 1800)) >"$tmp/store/big/fs/text/f$i.txt"
+    seq $((i * 1000)) $((i * 1000 + 1800)) >"$IT_STORE/big/fs/text/f$i.txt"
 done
 
-start_server --max-exports 64
-base="https://127.0.0.1:$port/layers/big/export"
+it_serve --max-exports 64
+base="$URL/layers/big/export"
 
 # get I: one export into $tmp/b.I with headers and trailers in $tmp/h.I.
 # Every third client makes two requests on one kept-alive connection.
@@ -69,11 +38,11 @@ get() {
     local i=$1 comp
     comp=$(echo none gzip zstd | cut -d' ' -f$((i % 3 + 1)))
     if [ $((i % 3)) -eq 0 ]; then
-        curl -sSk --max-time 120 -D "$tmp/h.$i" -o "$tmp/b.$i" \
-            "$base?compression=$comp" -o /dev/null \
-            "https://127.0.0.1:$port/layers/big" 2>"$tmp/e.$i"
+        it_curl --max-time 120 -D "$tmp/h.$i" -o "$tmp/b.$i" \
+            "$base?compression=$comp" -o /dev/null "$URL/layers/big" \
+            2>"$tmp/e.$i"
     else
-        curl -sSk --max-time 120 -D "$tmp/h.$i" -o "$tmp/b.$i" \
+        it_curl --max-time 120 -D "$tmp/h.$i" -o "$tmp/b.$i" \
             "$base?compression=$comp" 2>"$tmp/e.$i"
     fi
     echo "$comp" >"$tmp/c.$i"
@@ -87,7 +56,7 @@ failed=0
 for p in "${pids[@]}"; do
     wait "$p" || failed=$((failed + 1))
 done
-[ "$failed" -eq 0 ] || fail "$failed of $n exports failed: $(cat "$tmp"/e.* | sort | uniq -c)"
+[ "$failed" -eq 0 ] || die "$failed of $n exports failed: $(cat "$tmp"/e.* | sort | uniq -c)"
 
 # Check every export with a few processes in all (spawning is slow on
 # small machines): digests of the bodies, trailers of the headers.
@@ -105,29 +74,29 @@ done < <(awk '
           sub(/^sha256:/, "", d[f]); print n, st[f], (d[f] == "" ? "-" : d[f]) } }
 ' "$tmp"/h.*)
 for i in $(seq "$n"); do
-    [ "${status[$i]:-}" = 200 ] || fail "export $i: status ${status[$i]:-none}"
-    [ "${trailer[$i]}" != - ] || fail "export $i: no digest trailer"
+    [ "${status[$i]:-}" = 200 ] || die "export $i: status ${status[$i]:-none}"
+    [ "${trailer[$i]}" != - ] || die "export $i: no digest trailer"
     [ "${sum[$i]}" = "${trailer[$i]}" ] ||
-        fail "export $i: body ${sum[$i]}, trailer ${trailer[$i]}"
+        die "export $i: body ${sum[$i]}, trailer ${trailer[$i]}"
     comp=$(<"$tmp/c.$i")
     if [ -z "${first[$comp]:-}" ]; then
         first[$comp]=${sum[$i]}
     else
         [ "${first[$comp]}" = "${sum[$i]}" ] ||
-            fail "export $i ($comp) differs from an earlier one"
+            die "export $i ($comp) differs from an earlier one"
     fi
 done
-[ "${#first[@]}" -eq 3 ] || fail "not every compression was exported"
-[ "${first[none]}" != "${first[gzip]}" ] || fail "gzip output equals plain"
+[ "${#first[@]}" -eq 3 ] || die "not every compression was exported"
+[ "${first[none]}" != "${first[gzip]}" ] || die "gzip output equals plain"
 # b.1 is gzip (i % 3 + 1 = 2nd word), b.2 zstd.
 gzip -dc <"$tmp/b.1" | sha256sum | grep -q "^${first[none]} " ||
-    fail "gzip export does not decompress to the plain one"
+    die "gzip export does not decompress to the plain one"
 zstd -dc <"$tmp/b.2" | sha256sum | grep -q "^${first[none]} " ||
-    fail "zstd export does not decompress to the plain one"
-stop_server
+    die "zstd export does not decompress to the plain one"
+it_stop
 grep '"url.path":"/layers/big/export"' "$tmp/trace.log" |
     grep -c '"layerd.outcome":"completed"' | grep -qx "$n" ||
-    fail "not every export was logged as completed"
+    die "not every export was logged as completed"
 
 # ---- the export cap ----
 cat >"$tmp/hold.py" <<'PY'
@@ -147,12 +116,12 @@ while not os.path.exists(go):
 print(len(r.read()), flush=True)
 PY
 # The layer grows so one export cannot sit whole in socket buffers.
-head -c $((12 * 1024 * 1024)) /dev/urandom >"$tmp/store/big/fs/random.bin"
-start_server --max-exports 2
-base="https://127.0.0.1:$port/layers/big/export"
+head -c $((12 * 1024 * 1024)) /dev/urandom >"$IT_STORE/big/fs/random.bin"
+it_serve --max-exports 2
+base="$URL/layers/big/export"
 hold_pids=()
 for k in 1 2; do
-    python3 "$tmp/hold.py" "$port" /layers/big/export "$tmp/go$k" \
+    "$(it_python)" "$tmp/hold.py" "$PORT" /layers/big/export "$tmp/go$k" \
         >"$tmp/hold$k.out" &
     hold_pids+=($!)
 done
@@ -161,15 +130,15 @@ for _ in $(seq 200); do
     sleep 0.05
 done
 [ "$(head -n 1 "$tmp/hold1.out")" = 200 ] && [ "$(head -n 1 "$tmp/hold2.out")" = 200 ] ||
-    fail "the two held exports did not start"
-code=$(curl -sSk --max-time 10 -D "$tmp/h503" -o "$tmp/b503" \
+    die "the two held exports did not start"
+code=$(it_curl -D "$tmp/h503" -o "$tmp/b503" \
     -w '%{http_code}' "$base")
-[ "$code" = 503 ] || fail "third export: status $code, expected 503"
-grep -qi '^Retry-After: [0-9]' "$tmp/h503" || fail "503 without Retry-After"
+[ "$code" = 503 ] || die "third export: status $code, expected 503"
+grep -qi '^Retry-After: [0-9]' "$tmp/h503" || die "503 without Retry-After"
 grep -qi '^Content-Type: application/problem+json' "$tmp/h503" ||
-    fail "503 is not a problem document"
-curl -sSk --max-time 10 -o /dev/null "https://127.0.0.1:$port/layers/big" ||
-    fail "other routes blocked while exports are capped"
+    die "503 is not a problem document"
+it_curl -o /dev/null "$URL/layers/big" ||
+    die "other routes blocked while exports are capped"
 # Ending one held export frees its slot.
 touch "$tmp/go1"
 for _ in $(seq 200); do
@@ -177,16 +146,16 @@ for _ in $(seq 200); do
     sleep 0.05
 done
 [ "$(sed -n 2p "$tmp/hold1.out")" -gt $((12 * 1024 * 1024)) ] ||
-    fail "held export incomplete"
-ok=
+    die "held export incomplete"
+freed=
 for _ in $(seq 50); do
-    code=$(curl -sSk --max-time 30 -o /dev/null -w '%{http_code}' "$base")
-    [ "$code" = 200 ] && ok=1 && break
+    code=$(it_curl --max-time 30 -o /dev/null -w '%{http_code}' "$base")
+    [ "$code" = 200 ] && freed=1 && break
     sleep 0.1
 done
-[ -n "$ok" ] || fail "the slot of a finished export was not freed"
+[ -n "$freed" ] || die "the slot of a finished export was not freed"
 touch "$tmp/go2"
 wait "${hold_pids[@]}"
-stop_server
+it_stop
 
 echo "ok: serve concurrent ($n exports)"

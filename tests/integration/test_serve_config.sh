@@ -8,48 +8,20 @@
 #
 # Env: LAYERD (the binary), LAYERD_SOURCE_DIR.
 set -euo pipefail
-: "${LAYERD:?}" "${LAYERD_SOURCE_DIR:?}"
+# shellcheck source=tests/integration/lib.sh
+source "$(dirname "$0")/lib.sh"
+it_init serve_config 60
+need curl
 
-tmp=$(mktemp -d)
-pid=
-cleanup() {
-    [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
-    wait 2>/dev/null
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() {
-    echo "FAIL: $*" >&2
-    [ -f "$tmp/server.log" ] && tail -n 20 "$tmp/server.log" >&2
-    exit 1
-}
-# wait_port SCHEME: wait for the listening line; sets port.
-wait_port() {
-    port=
-    for _ in $(seq 200); do
-        port=$(sed -n "s|^layerd: listening on $1://127\\.0\\.0\\.1:\\([0-9]*\\)\$|\\1|p" \
-            "$tmp/server.log")
-        [ -n "$port" ] && return 0
-        kill -0 "$pid" 2>/dev/null || fail "server exited at start-up"
-        sleep 0.05
-    done
-    fail "server did not report its port"
-}
-stop_server() {
-    local rc=0
-    kill -TERM "$pid"
-    wait "$pid" || rc=$?
-    pid=
-    [ "$rc" -eq 0 ] || fail "server exited with $rc"
-}
+tmp=$IT_TMP
 # refused WANT_TEXT ARGS...: layerd serve ARGS must exit 2 and say WANT_TEXT.
 refused() {
     local want=$1 rc=0
     shift
     timeout 20 "$LAYERD" serve "$@" >"$tmp/out" 2>"$tmp/err" || rc=$?
-    [ "$rc" -eq 2 ] || fail "serve $* exited $rc, expected 2 ($(cat "$tmp/err"))"
+    [ "$rc" -eq 2 ] || die "serve $* exited $rc, expected 2 ($(cat "$tmp/err"))"
     grep -qF -- "$want" "$tmp/err" ||
-        fail "serve $*: expected '$want' in: $(cat "$tmp/err")"
+        die "serve $*: expected '$want' in: $(cat "$tmp/err")"
 }
 
 mkdir -p "$tmp/store/one/fs"
@@ -57,11 +29,11 @@ echo '{"kind": "diff"}' >"$tmp/store/one/layer.json"
 echo hello >"$tmp/store/one/fs/hello.txt"
 
 # --help
-"$LAYERD" serve --help >"$tmp/help" || fail "--help failed"
+"$LAYERD" serve --help >"$tmp/help" || die "--help failed"
 for opt in --store --listen --cert --key --insecure-http --config --trace \
     --log-format --max-exports --max-connections --idle-timeout --grace \
     --openapi; do
-    grep -q -- "$opt" "$tmp/help" || fail "--help does not mention $opt"
+    grep -q -- "$opt" "$tmp/help" || die "--help does not mention $opt"
 done
 
 # A config file is obeyed; the command line overrides it.
@@ -75,19 +47,19 @@ log-format = text
 max-exports = 3
 grace = 5
 EOF
-"$LAYERD" serve --config "$tmp/layerd.conf" --listen 127.0.0.1:0 \
-    --trace "$tmp/flag-trace.log" 2>"$tmp/server.log" &
-pid=$!
-wait_port https
-curl -sSk --max-time 10 -o /dev/null "https://127.0.0.1:$port/layers/one" ||
-    fail "server from a config file does not serve"
-stop_server
-[ -s "$tmp/flag-trace.log" ] || fail "--trace did not override the file"
-[ ! -e "$tmp/file-trace.log" ] || fail "the file's trace was used"
+# (it_serve adds --listen 127.0.0.1:0; IT_STORE is not set, so the store
+# comes from the file.)
+it_serve --config "$tmp/layerd.conf" --trace "$tmp/flag-trace.log"
+[ "${URL%%:*}" = https ] || die "the file's server does not serve https"
+it_curl -o /dev/null "$URL/layers/one" ||
+    die "server from a config file does not serve"
+it_stop
+[ -s "$tmp/flag-trace.log" ] || die "--trace did not override the file"
+[ ! -e "$tmp/file-trace.log" ] || die "the file's trace was used"
 grep -q '^{' "$tmp/flag-trace.log" &&
-    fail "log-format = text from the file was not applied"
+    die "log-format = text from the file was not applied"
 grep -q ' http.request ok ' "$tmp/flag-trace.log" ||
-    fail "no text span line for the request"
+    die "no text span line for the request"
 
 # Errors name the file and the line.
 printf 'store = dir:%s\n\nbogus = 1\n' "$tmp/store" >"$tmp/bad1.conf"
@@ -123,42 +95,40 @@ refused "unexpected argument" --store "dir:$tmp/store" extra
 rc=0
 "$LAYERD" serve --store "dir:$tmp/nope" --listen 127.0.0.1:0 \
     2>"$tmp/err" || rc=$?
-[ "$rc" -ne 0 ] && [ "$rc" -ne 2 ] || fail "missing store: exit $rc"
-grep -q "nope" "$tmp/err" || fail "missing store not named"
+[ "$rc" -ne 0 ] && [ "$rc" -ne 2 ] || die "missing store: exit $rc"
+grep -q "nope" "$tmp/err" || die "missing store not named"
 
 # --insecure-http: plain HTTP, no TLS, and a warning.
-"$LAYERD" serve --store "dir:$tmp/store" --listen 127.0.0.1:0 \
-    --insecure-http --trace none 2>"$tmp/server.log" &
-pid=$!
-wait_port http
-grep -q 'WARNING: serving plain HTTP' "$tmp/server.log" ||
-    fail "no warning for plain HTTP"
-curl -sS --max-time 10 -o /dev/null "http://127.0.0.1:$port/layers/one" ||
-    fail "--insecure-http does not serve HTTP"
-if curl -sSk --max-time 10 -o /dev/null "https://127.0.0.1:$port/healthz" \
-    2>/dev/null; then
-    fail "--insecure-http answered TLS"
+it_serve --store "dir:$tmp/store" --insecure-http --trace none
+[ "$URL" = "http://127.0.0.1:$PORT" ] || die "not listening on http: $URL"
+grep -q 'WARNING: serving plain HTTP' "$SERVER_LOG" ||
+    die "no warning for plain HTTP"
+it_curl -o /dev/null "$URL/layers/one" ||
+    die "--insecure-http does not serve HTTP"
+if it_curl -o /dev/null "https://127.0.0.1:$PORT/healthz" 2>/dev/null; then
+    die "--insecure-http answered TLS"
 fi
-stop_server
+it_stop
 
 # The open-file limit is raised to the hard limit (started low here).
+SERVER_LOG=$tmp/server.log
 (
     ulimit -Sn 256
     exec "$LAYERD" serve --store "dir:$tmp/store" --listen 127.0.0.1:0 \
-        --trace none 2>"$tmp/server.log"
+        --trace none 2>"$SERVER_LOG"
 ) &
-pid=$!
-wait_port https
-read -r soft hard < <(awk '/^Max open files/ {print $4, $5}' "/proc/$pid/limits")
-[ "$soft" = "$hard" ] || fail "open-file limit not raised: $soft of $hard"
+SERVER_PID=$!
+it_wait_listening
+read -r soft hard < <(awk '/^Max open files/ {print $4, $5}' "/proc/$SERVER_PID/limits")
+[ "$soft" = "$hard" ] || die "open-file limit not raised: $soft of $hard"
 
 # The port is taken: a clear error, not a hang.
 rc=0
 timeout 20 "$LAYERD" serve --store "dir:$tmp/store" \
-    --listen "127.0.0.1:$port" 2>"$tmp/err" || rc=$?
-[ "$rc" -eq 1 ] || fail "busy port: exit $rc"
-grep -q "cannot listen on 127.0.0.1:$port" "$tmp/err" ||
-    fail "busy port not reported: $(cat "$tmp/err")"
-stop_server
+    --listen "127.0.0.1:$PORT" 2>"$tmp/err" || rc=$?
+[ "$rc" -eq 1 ] || die "busy port: exit $rc"
+grep -q "cannot listen on 127.0.0.1:$PORT" "$tmp/err" ||
+    die "busy port not reported: $(cat "$tmp/err")"
+it_stop
 
 echo "ok: serve config"
