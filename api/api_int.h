@@ -164,6 +164,14 @@ int api_entries__open(layer_reader **out, api_call *call,
                       const layer_info *info, layer_span *span);
 
 /**
+ * Check that a layer can be read at all: open a reader and take its first
+ * entry. Answers that stream (an export) call this before their status
+ * goes out, so a layer refused at once gets a problem, not a cut stream.
+ * @return 0 or a negative code (no problem is set)
+ */
+int api_entries__probe(const layer_info *info);
+
+/**
  * Walk a layer's changeset to the entry at path, stopping as soon as the
  * walk passes where it would sort.
  * @param[out] out_reader the reader, positioned on the entry

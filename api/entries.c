@@ -329,6 +329,24 @@ int api_entries__open(layer_reader **out, api_call *call,
     return rc;
 }
 
+int api_entries__probe(const layer_info *info)
+{
+    layer_reader *r = NULL;
+    const layer_entry *e;
+    int rc;
+
+    rc = layer_reader_open(&r, &info->layer, info->parents, info->nparents,
+                           NULL);
+    if (rc == 0)
+        rc = layer_reader_next(&e, r);
+    layer_reader_free(r);
+    if (rc == LAYER_ITEROVER)
+        return 0;
+    if (rc == LAYER_ENOTFOUND)
+        rc = api_problem__recode(LAYER_EBROKEN);
+    return rc;
+}
+
 int api_entries__find(layer_reader **out_reader, const layer_entry **out,
                       api_call *call, const layer_info *info, const char *path,
                       size_t len)

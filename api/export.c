@@ -267,7 +267,8 @@ void api_export__get(api_call *call)
         s->trailers[i].value = s->values[i];
     }
     s->format = format_name(comp);
-    if ((rc = api_layers__resolve(&s->info, call)) < 0)
+    if ((rc = api_layers__resolve(&s->info, call)) < 0 ||
+        (rc = api_entries__probe(s->info)) < 0)
         goto out;
     if ((rc = api_response_add_header(res, "Content-Type", type)) < 0 ||
         (rc = api_response_add_header(res, "Vary", "Accept")) < 0 ||

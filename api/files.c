@@ -448,8 +448,10 @@ void api_files__get(api_call *call)
         goto out;
 
     if ((v = header(call, "If-None-Match")) != NULL && etag_listed(v, etag)) {
+        /* no body; the length is the representation's, as for 200 */
         res->status = 304;
-        res->has_length = false;
+        res->has_length = true;
+        res->content_length = size;
         goto out;
     }
     v = header(call, "If-Range");

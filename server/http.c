@@ -441,11 +441,21 @@ static struct MHD_Response *make_response(srv_request *req, api_response *res)
     struct MHD_Response *r = NULL;
     uint64_t size = res->has_length ? res->content_length : MHD_SIZE_UNKNOWN;
 
-    if (res->head) {
+    if (res->head || res->status == 304) {
         /* Headers only, Content-Length as for GET: MHD sends no body for
-         * HEAD and takes the length from the response size. */
+         * HEAD or 304 and takes the length from the response size. */
         r = MHD_create_response_from_callback(size, 4096, on_read_none, NULL,
                                               NULL);
+        /* Of unknown length, MHD 0.9.75 would frame the HEAD answer as
+         * chunked and still send the final "0" chunk, which a kept-alive
+         * client reads as the start of the next response. An HTTP/1.0
+         * answer has no chunking and closes the connection instead. */
+        if (r != NULL && !res->has_length &&
+            MHD_set_response_options(r, MHD_RF_HTTP_VERSION_1_0_RESPONSE,
+                                     MHD_RO_END) != MHD_YES) {
+            MHD_destroy_response(r);
+            r = NULL;
+        }
     } else if (res->producer.read != NULL) {
         req->producer = res->producer;
         memset(&res->producer, 0, sizeof(res->producer));
