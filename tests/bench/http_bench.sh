@@ -1,0 +1,471 @@
+#!/usr/bin/env bash
+# http_bench.sh LAYERD CORPUS OUT_MD: the HTTPS benchmark of `layerd serve`,
+# appended to OUT_MD as a Markdown section. Progress goes to stderr.
+#
+# CORPUS (a directory tree) is served as a layer of a temporary `dir:`
+# store (DIR/corpus/layer.json + DIR/corpus/fs, a hard-linked copy of
+# CORPUS: the store wants fs/ to be a real directory). Side by side, in
+# one run:
+#
+#   1. HTTPS exports, `curl -k -o /dev/null` of /layers/corpus/export
+#      (one after the other, at least 256 MiB per run), against nginx
+#      (Debian's, started here with its own configuration on loopback,
+#      HTTPS with a self-signed certificate, sendfile on) serving the
+#      same tar, made once by `layerd export`, as a static file.
+#      Throughput in MiB/s, target >= 0.8x nginx; and the server's CPU
+#      time per GiB (utime + stime), steadier than the throughput on a
+#      busy machine.
+#   2. 32 concurrent HTTPS exports (curl in the background, then wait):
+#      total MiB/s and the server's peak RSS (VmHWM, reset through
+#      /proc/PID/clear_refs before each run); nginx's throughput for
+#      reference.
+#   3. /layers/corpus/entries (NDJSON over HTTPS) in entries/s against
+#      `find DIR -printf '%p %s %m %U %G %T@\n' > /dev/null`; target >=
+#      0.5x find.
+#   4. Tracing: export and entries throughput (and server CPU) of a
+#      server with --trace FILE against one with --trace none; target: at
+#      most 3% slower.
+#
+# Both TLS sides use TLS 1.3 with TLS_AES_256_GCM_SHA384 (curl is told to
+# offer only that suite) over 127.0.0.1. The page cache is warm: every
+# command runs once untimed first. The timed runs of the sides of a pair
+# alternate, so drift hits both alike; medians are reported.
+#
+#   BENCH_RUNS            timed runs per measurement (default 5)
+#   HTTP_BENCH_CLIENTS    clients of the concurrent export (default 32)
+#   HTTP_BENCH_CONC_RUNS  runs of the concurrent export (default: BENCH_RUNS,
+#                         at most 3: at 1 GiB each run moves 32 GiB)
+set -euo pipefail
+
+usage() {
+    echo "usage: http_bench.sh LAYERD CORPUS OUT_MD" >&2
+    exit 2
+}
+[[ $# -eq 3 ]] || usage
+LAYERD=$1
+CORPUS=$2
+OUT=$3
+[[ -x $LAYERD && -d $CORPUS ]] || {
+    echo "http_bench.sh: need an executable LAYERD and a CORPUS directory" >&2
+    exit 2
+}
+LAYERD=$(cd "$(dirname "$LAYERD")" && pwd)/$(basename "$LAYERD")
+CORPUS=$(cd "$CORPUS" && pwd)
+RUNS=${BENCH_RUNS:-5}
+CLIENTS=${HTTP_BENCH_CLIENTS:-32}
+CONC_RUNS=${HTTP_BENCH_CONC_RUNS:-$((RUNS < 3 ? RUNS : 3))}
+for v in RUNS CLIENTS CONC_RUNS; do
+    [[ ${!v} =~ ^[1-9][0-9]*$ ]] || {
+        echo "http_bench.sh: $v must be a positive integer, not '${!v}'" >&2
+        exit 2
+    }
+done
+for t in curl nginx openssl find; do
+    command -v "$t" >/dev/null || {
+        echo "http_bench.sh: $t is missing (deploy/deps.sh --bench)" >&2
+        exit 2
+    }
+done
+CIPHER=TLS_AES_256_GCM_SHA384
+
+log() { echo "http_bench: $*" >&2; }
+
+TMPD=$(mktemp -d "${TMPDIR:-/tmp}/layerd-http-bench.XXXXXX")
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do
+        kill "$p" 2>/dev/null || true
+    done
+    for p in "${PIDS[@]}"; do
+        wait "$p" 2>/dev/null || true
+    done
+    rm -rf "$TMPD"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---- the store, the tar, nginx ----
+STORE=$TMPD/store
+mkdir -p "$STORE/corpus"
+echo '{"kind": "diff"}' >"$STORE/corpus/layer.json"
+if ! cp -al "$CORPUS" "$STORE/corpus/fs" 2>/dev/null; then
+    log "cannot hard-link the corpus into $TMPD (another file system?): copying it"
+    rm -rf "$STORE/corpus/fs"
+    cp -a "$CORPUS" "$STORE/corpus/fs"
+fi
+mkdir -p "$TMPD/www"
+"$LAYERD" export --store "dir:$STORE" corpus -o "$TMPD/www/corpus.tar" \
+    2>/dev/null
+# nginx's workers drop root: let them read the tar.
+chmod 0755 "$TMPD" "$TMPD/www"
+chmod 0644 "$TMPD/www/corpus.tar"
+TAR_BYTES=$(stat -c %s "$TMPD/www/corpus.tar")
+FILES=$(find "$CORPUS" -type f | wc -l)
+
+# free_port: a TCP port free on 127.0.0.1 right now.
+free_port() {
+    local p
+    for _ in $(seq 50); do
+        p=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p"
+            return 0
+        fi
+    done
+    return 1
+}
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$TMPD/nginx.key" -out "$TMPD/nginx.crt" -days 1 \
+    -subj /CN=localhost 2>/dev/null
+mkdir -p "$TMPD/nginx/logs" "$TMPD/nginx/tmp"
+# start_nginx: nginx on a free port (a few tries: the port may be taken
+# between the probe and the bind); sets NGINX_PORT and NGINX_PID.
+start_nginx() {
+    local try pid
+    for try in 1 2 3 4 5; do
+        NGINX_PORT=$(free_port)
+cat >"$TMPD/nginx/nginx.conf" <<EOF
+worker_processes $(nproc);
+pid $TMPD/nginx/nginx.pid;
+error_log $TMPD/nginx/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    client_body_temp_path $TMPD/nginx/tmp/body;
+    proxy_temp_path $TMPD/nginx/tmp/proxy;
+    fastcgi_temp_path $TMPD/nginx/tmp/fastcgi;
+    uwsgi_temp_path $TMPD/nginx/tmp/uwsgi;
+    scgi_temp_path $TMPD/nginx/tmp/scgi;
+    types { application/x-tar tar; }
+    server {
+        listen 127.0.0.1:$NGINX_PORT ssl;
+        ssl_certificate $TMPD/nginx.crt;
+        ssl_certificate_key $TMPD/nginx.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        root $TMPD/www;
+    }
+}
+EOF
+        nginx -p "$TMPD/nginx" -c "$TMPD/nginx/nginx.conf" -g 'daemon off;' \
+            2>"$TMPD/nginx/stderr" &
+        pid=$!
+        for _ in $(seq 100); do
+            if curl -sk --max-time 2 -o /dev/null \
+                "https://127.0.0.1:$NGINX_PORT/corpus.tar"; then
+                PIDS+=("$pid")
+                NGINX_PID=$pid
+                return 0
+            fi
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.05
+        done
+        kill "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+        log "nginx try $try failed: $(tail -n 2 "$TMPD/nginx/stderr" "$TMPD/nginx/logs/error.log" 2>/dev/null)"
+    done
+    return 1
+}
+start_nginx || {
+    log "cannot start nginx"
+    exit 1
+}
+NGINX_URL=https://127.0.0.1:$NGINX_PORT/corpus.tar
+
+# start_layerd NAME TRACE: run layerd serve; sets NAME_PID and NAME_URL.
+start_layerd() {
+    local name=$1 port='' pid
+    "$LAYERD" serve --store "dir:$STORE" --listen 127.0.0.1:0 \
+        --trace "$2" --max-exports $((CLIENTS * 2)) \
+        2>"$TMPD/$name.log" &
+    pid=$!
+    PIDS+=("$pid")
+    for _ in $(seq 400); do
+        port=$(sed -n 's|^layerd: listening on https://127\.0\.0\.1:\([0-9]*\)$|\1|p' \
+            "$TMPD/$name.log")
+        [[ -n $port ]] && break
+        kill -0 "$pid" 2>/dev/null || {
+            log "layerd ($name) exited at start-up: $(tail -n 3 "$TMPD/$name.log")"
+            exit 1
+        }
+        sleep 0.05
+    done
+    [[ -n $port ]] || {
+        log "layerd ($name) did not report its port"
+        exit 1
+    }
+    printf -v "${name}_PID" '%s' "$pid"
+    printf -v "${name}_URL" '%s' "https://127.0.0.1:$port"
+}
+start_layerd ON "$TMPD/trace.log"
+start_layerd OFF none
+# shellcheck disable=SC2154 # set by start_layerd
+EXPORT_ON=$ON_URL/layers/corpus/export
+# shellcheck disable=SC2154
+EXPORT_OFF=$OFF_URL/layers/corpus/export
+ENTRIES_ON=$ON_URL/layers/corpus/entries
+ENTRIES_OFF=$OFF_URL/layers/corpus/entries
+
+C=(curl -sS -k --tlsv1.3 --tls13-ciphers "$CIPHER" --max-time 3600)
+
+# ---- measurements ----
+TICK=$(getconf CLK_TCK)
+# nginx's master and workers.
+mapfile -t NGINX_PIDS < <(pgrep -P "$NGINX_PID")
+NGINX_PIDS=("$NGINX_PID" "${NGINX_PIDS[@]}")
+# cpu PID...: the CPU time (user + system) of the processes, in ticks.
+cpu() {
+    local p t=0 f
+    for p in "$@"; do
+        read -r -a f <"/proc/$p/stat"
+        # Fields 14 and 15 (utime, stime); field 2 has no spaces here.
+        t=$((t + f[13] + f[14]))
+    done
+    echo "$t"
+}
+
+# Downloads per export measurement: at least 256 MiB, so that the CPU
+# times (in clock ticks, 10 ms) are fine enough; 1..20.
+XREPS=$(((256 * 1048576 + TAR_BYTES - 1) / TAR_BYTES))
+((XREPS > 20)) && XREPS=20
+
+# export_run URL FILE PID...: XREPS downloads to /dev/null, one after the
+# other; appends "MiB/s server-CPU-seconds-per-GiB" to FILE (throughput
+# over the downloads' own times; the CPU of the PIDs over the run).
+export_run() {
+    local url=$1 file=$2 args=() i c0 c1
+    shift 2
+    for ((i = 0; i < XREPS; i++)); do
+        args+=(-o /dev/null "$url")
+    done
+    c0=$(cpu "$@")
+    "${C[@]}" -w '%{http_code} %{size_download} %{time_total}\n' "${args[@]}" \
+        >"$TMPD/export.w"
+    c1=$(cpu "$@")
+    awk -v want="$TAR_BYTES" -v reps="$XREPS" -v c=$((c1 - c0)) -v hz="$TICK" '
+        $1 != 200 || $2 != want { bad = 1 }
+        { b += $2; t += $3 }
+        END {
+            if (bad || NR != reps) {
+                print "export: a download failed or came out short" > "/dev/stderr"
+                exit 1
+            }
+            printf "%.3f %.3f\n", b / t / 1048576, c / hz / (b / 1073741824)
+        }' "$TMPD/export.w" >>"$file"
+}
+
+ENTRIES=$("${C[@]}" "$ENTRIES_ON" | wc -l)
+FIND_LINES=$(find "$STORE/corpus/fs" -printf '%p %s %m %U %G %T@\n' | wc -l)
+# Requests per entries measurement: enough for ~100,000 entries, 2..50.
+REPS=$((100000 / (ENTRIES > 0 ? ENTRIES : 1)))
+((REPS < 2)) && REPS=2
+((REPS > 50)) && REPS=50
+
+# entries_run URL FILE PID: REPS+1 requests on one kept-alive connection;
+# the first (TLS handshake, connection set-up) is not timed, the others
+# are from the request to the last byte. Appends "entries/s
+# server-CPU-microseconds-per-entry" to FILE (all REPS+1 requests' CPU).
+entries_run() {
+    local args=() i c0 c1
+    for ((i = 0; i <= REPS; i++)); do
+        args+=(-o /dev/null "$1")
+    done
+    c0=$(cpu "$3")
+    "${C[@]}" -w '%{http_code} %{num_connects} %{time_total}\n' "${args[@]}" \
+        >"$TMPD/entries.w"
+    c1=$(cpu "$3")
+    awk -v n="$ENTRIES" -v reps="$REPS" -v c=$((c1 - c0)) -v hz="$TICK" '
+        $1 != 200 { bad = 1 }
+        NR > 1 { t += $3; conns += $2 }
+        END {
+            if (bad || NR != reps + 1 || conns != 0) {
+                print "entries: a request failed or a connection was not reused" > "/dev/stderr"
+                exit 1
+            }
+            printf "%.1f %.3f\n", n * reps / t, c / hz * 1e6 / (n * (reps + 1))
+        }' "$TMPD/entries.w" >>"$2"
+}
+
+# find_run FILE: REPS runs of find; appends entries/s to FILE.
+find_run() {
+    local t0 t1 i
+    t0=$(date +%s%N)
+    for ((i = 0; i < REPS; i++)); do
+        find "$STORE/corpus/fs" -printf '%p %s %m %U %G %T@\n' >/dev/null
+    done
+    t1=$(date +%s%N)
+    awk -v n="$FIND_LINES" -v reps="$REPS" -v a="$t0" -v b="$t1" \
+        'BEGIN { printf "%.1f\n", n * reps / ((b - a) / 1e9) }' >>"$1"
+}
+
+# concurrent_run URL FILE [PID]: CLIENTS downloads at once; appends
+# "MiB/s peak_kib" to FILE (peak RSS of PID over the run, 0 without PID).
+concurrent_run() {
+    local url=$1 pid=${3:-} t0 t1 i pids=() bytes=0 hwm=0 code s
+    if [[ -n $pid ]]; then
+        echo 5 >"/proc/$pid/clear_refs" # reset VmHWM to the current RSS
+    fi
+    t0=$(date +%s%N)
+    for ((i = 0; i < CLIENTS; i++)); do
+        "${C[@]}" -o /dev/null -w '%{http_code} %{size_download}\n' "$url" \
+            >"$TMPD/conc.$i" &
+        pids+=($!)
+    done
+    for i in "${pids[@]}"; do
+        wait "$i" || {
+            log "a concurrent download from $url failed"
+            exit 1
+        }
+    done
+    t1=$(date +%s%N)
+    for ((i = 0; i < CLIENTS; i++)); do
+        read -r code s <"$TMPD/conc.$i"
+        if [[ $code != 200 || $s -ne $TAR_BYTES ]]; then
+            log "concurrent download $i from $url: status $code, $s bytes"
+            exit 1
+        fi
+        bytes=$((bytes + s))
+    done
+    if [[ -n $pid ]]; then
+        hwm=$(awk '/^VmHWM:/ { print $2 }' "/proc/$pid/status")
+    fi
+    awk -v b="$bytes" -v a="$t0" -v z="$t1" -v h="$hwm" \
+        'BEGIN { printf "%.3f %d\n", b / ((z - a) / 1e9) / 1048576, h }' >>"$2"
+}
+
+# median FILE [COLUMN]: the median of a column (default 1) of FILE.
+median() {
+    cut -d' ' -f"${2:-1}" "$1" | sort -g | awk '{ v[NR] = $1 } END {
+        if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+log "corpus $CORPUS: $FILES files, tar $TAR_BYTES bytes, $ENTRIES entries;" \
+    "$RUNS runs, exports x$XREPS and entries x$REPS per run"
+LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
+log "warm-up"
+export_run "$EXPORT_ON" "$TMPD/warm" "$ON_PID"
+export_run "$EXPORT_OFF" "$TMPD/warm" "$OFF_PID"
+export_run "$NGINX_URL" "$TMPD/warm" "${NGINX_PIDS[@]}"
+entries_run "$ENTRIES_ON" "$TMPD/warm" "$ON_PID"
+entries_run "$ENTRIES_OFF" "$TMPD/warm" "$OFF_PID"
+find_run "$TMPD/warm"
+for ((r = 1; r <= RUNS; r++)); do
+    log "run $r/$RUNS: single exports, entries"
+    # The order rotates so that no side always runs first.
+    if ((r % 2)); then
+        export_run "$EXPORT_ON" "$TMPD/x.on" "$ON_PID"
+        export_run "$NGINX_URL" "$TMPD/x.nginx" "${NGINX_PIDS[@]}"
+        export_run "$EXPORT_OFF" "$TMPD/x.off" "$OFF_PID"
+        entries_run "$ENTRIES_ON" "$TMPD/e.on" "$ON_PID"
+        find_run "$TMPD/e.find"
+        entries_run "$ENTRIES_OFF" "$TMPD/e.off" "$OFF_PID"
+    else
+        export_run "$EXPORT_OFF" "$TMPD/x.off" "$OFF_PID"
+        export_run "$NGINX_URL" "$TMPD/x.nginx" "${NGINX_PIDS[@]}"
+        export_run "$EXPORT_ON" "$TMPD/x.on" "$ON_PID"
+        entries_run "$ENTRIES_OFF" "$TMPD/e.off" "$OFF_PID"
+        find_run "$TMPD/e.find"
+        entries_run "$ENTRIES_ON" "$TMPD/e.on" "$ON_PID"
+    fi
+done
+# shellcheck disable=SC2154
+idle_kib=$(awk '/^VmRSS:/ { print $2 }' "/proc/$ON_PID/status")
+for ((r = 1; r <= CONC_RUNS; r++)); do
+    log "run $r/$CONC_RUNS: $CLIENTS concurrent exports"
+    concurrent_run "$EXPORT_ON" "$TMPD/c.on" "$ON_PID"
+    concurrent_run "$NGINX_URL" "$TMPD/c.nginx"
+done
+cut -d' ' -f1 "$TMPD/c.on" >"$TMPD/c.on.mibs"
+cut -d' ' -f2 "$TMPD/c.on" >"$TMPD/c.on.kib"
+cut -d' ' -f1 "$TMPD/c.nginx" >"$TMPD/c.nginx.mibs"
+
+x_on=$(median "$TMPD/x.on")
+x_off=$(median "$TMPD/x.off")
+x_ng=$(median "$TMPD/x.nginx")
+xc_on=$(median "$TMPD/x.on" 2)
+xc_off=$(median "$TMPD/x.off" 2)
+xc_ng=$(median "$TMPD/x.nginx" 2)
+e_on=$(median "$TMPD/e.on")
+e_off=$(median "$TMPD/e.off")
+ec_on=$(median "$TMPD/e.on" 2)
+ec_off=$(median "$TMPD/e.off" 2)
+e_find=$(median "$TMPD/e.find")
+c_on=$(median "$TMPD/c.on.mibs")
+c_ng=$(median "$TMPD/c.nginx.mibs")
+peak_kib=$(sort -n "$TMPD/c.on.kib" | tail -n 1)
+spans=$(wc -l <"$TMPD/trace.log")
+LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
+nginx_v=$(nginx -v 2>&1 | sed 's|.*nginx/|nginx |')
+
+# ratio_row NAME A B TARGET UNIT: "| NAME | A | B | A/B | >= T | met |".
+ratio_row() {
+    awk -v n="$1" -v a="$2" -v b="$3" -v t="$4" 'BEGIN {
+        r = a / b
+        printf "| %s | %.1f | %.1f | %.2fx | >= %.1fx | %s |\n",
+            n, a, b, r, t, (r >= t ? "yes" : "**no**") }'
+}
+# cost_row NAME ON OFF DIRECTION: tracing's cost in percent, from a
+# throughput (DIRECTION up: higher is better) or a CPU cost (down).
+cost_row() {
+    awk -v n="$1" -v a="$2" -v b="$3" -v d="$4" 'BEGIN {
+        c = (d == "up" ? (b - a) / b : (a - b) / b) * 100
+        printf "| %s | %.3f | %.3f | %+.1f%% | <= 3%% | %s |\n",
+            n, a, b, c, (c <= 3 ? "yes" : "**no**") }'
+}
+
+{
+    echo
+    echo "## HTTPS: \`layerd serve\`"
+    echo
+    echo "Written by \`tests/bench/http_bench.sh\`. Corpus: $FILES files," \
+        "served as one layer ($ENTRIES entries, a $TAR_BYTES-byte tar)."
+    echo "Clients: curl $(curl --version | awk 'NR == 1 { print $2 }') on" \
+        "127.0.0.1, TLS 1.3 $CIPHER on both sides; layerd with"
+    echo "\`--trace FILE\` (JSON lines) unless marked; $nginx_v with sendfile on and" \
+        "$(nproc) workers serving the same tar as a static file."
+    echo "Medians of $RUNS runs after one untimed warm-up of each; the sides" \
+        "of a pair alternate. Load average ($(nproc) CPUs) at the start: $LOAD0;"
+    echo "at the end: $LOAD1. The client runs on the same CPUs as the server," \
+        "and other work on the machine skews the throughputs; the server CPU"
+    echo "times (utime + stime of the server's processes over the request) are" \
+        "the steadier measure."
+    echo
+    echo "| Work | layerd | baseline | ratio | target | met |"
+    echo "|---|---:|---:|---:|---:|---|"
+    ratio_row "Export, MiB/s: \`GET /layers/{id}/export\` vs nginx static tar" \
+        "$x_on" "$x_ng" 0.8
+    ratio_row "Entries/s: \`GET /layers/{id}/entries\` (NDJSON) vs \`find -printf\`" \
+        "$e_on" "$e_find" 0.5
+    echo
+    awk -v a="$xc_on" -v b="$xc_ng" 'BEGIN {
+        printf "Server CPU per GiB exported: layerd %.2f s (tar, SHA-256 digest, TLS), nginx %.2f s (TLS).\n", a, b }'
+    echo "Exports: $XREPS downloads per run, one after the other on one" \
+        "connection; MiB/s over their own times."
+    echo "Entries: $REPS requests per run on one kept-alive connection, each" \
+        "timed from request to last byte (the TLS handshake of the first,"
+    printf '%s\n' "untimed, request excluded); find: $REPS runs per run, process start" \
+        "included, \`find DIR -printf '%p %s %m %U %G %T@\\n' > /dev/null\`."
+    echo
+    echo "| Tracing cost | --trace FILE | --trace none | cost of tracing | target | met |"
+    echo "|---|---:|---:|---:|---:|---|"
+    cost_row "Export, MiB/s" "$x_on" "$x_off" up
+    cost_row "Export, server CPU s per GiB" "$xc_on" "$xc_off" down
+    cost_row "Entries, entries/s" "$e_on" "$e_off" up
+    cost_row "Entries, server CPU us per entry" "$ec_on" "$ec_off" down
+    echo
+    echo "| $CLIENTS concurrent exports | total MiB/s | layerd peak RSS (MiB) |"
+    echo "|---|---:|---:|"
+    awk -v a="$c_on" -v k="$peak_kib" -v i="$idle_kib" -v n="$CLIENTS" 'BEGIN {
+        printf "| layerd (--max-exports %d) | %.1f | %.1f (idle before: %.1f) |\n",
+            2 * n, a, k / 1024, i / 1024 }'
+    awk -v a="$c_ng" 'BEGIN { printf "| nginx, static tar | %.1f | - |\n", a }'
+    echo
+    echo "Concurrent: medians of $CONC_RUNS runs, wall time from the first" \
+        "start to the last end; peak RSS: the highest VmHWM over the runs,"
+    echo "reset through /proc/PID/clear_refs before each. The traced server" \
+        "wrote $spans span lines in this benchmark."
+} >>"$OUT"
+log "appended to $OUT"
