@@ -2028,8 +2028,8 @@ static int open_data(layer_reader *r)
         r->data_pad = r->data_left;
         return 0;
     }
-    /* O_NONBLOCK only guarded the open against a swapped-in fifo */
-    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    /* O_NONBLOCK guarded the open against a swapped-in fifo; it has no
+     * effect on reads of a regular file, so it is left set */
     r->data_fd = fd;
     return 0;
 }
