@@ -14,8 +14,10 @@
 #
 # Runs export_bench.sh (layerd export vs tar pipelines), the peak RSS of
 # layerd export on the small corpus and, at default scale, on the default
-# one (memory should not grow with the layer), and reader_rss.sh; writes
-# the report with the machine's description and prints it.
+# one (memory should not grow with the layer), reader_rss.sh, and
+# http_bench.sh (layerd serve against nginx, entries against find, tracing
+# on and off); writes the report with the machine's description and
+# prints it.
 set -euo pipefail
 
 LAYERD=${1:?usage: tests/bench/run.sh LAYERD}
@@ -162,5 +164,7 @@ mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
     echo
     printf '%s\n' "$reader_table"
 } >"$RESULTS"
+echo "run.sh: HTTPS benchmark" >&2
+BENCH_RUNS=$RUNS bash "$HERE/http_bench.sh" "$LAYERD" "$MAIN" "$RESULTS"
 cat "$RESULTS"
 echo "run.sh: wrote $RESULTS" >&2
