@@ -6,13 +6,13 @@
 # The reader's memory should be bounded by tree depth times directory
 # width, not by the number of files, so the two rows should be close.
 # Trees are generated once under WORKDIR (default: $BENCH_DIR, else
-# tests/bench/work) and reused; GENCORPUS names the generator binary (run.sh
+# tests/bench/scratch) and reused; GENCORPUS names the generator binary (run.sh
 # builds it; built here too when missing).
 set -euo pipefail
 
 LAYERD=${1:?usage: reader_rss.sh LAYERD [WORKDIR]}
 HERE=$(cd "$(dirname "$0")" && pwd)
-WORK=${2:-${BENCH_DIR:-$HERE/work}}
+WORK=${2:-${BENCH_DIR:-$HERE/scratch}}
 SIZES=${READER_RSS_SIZES:-20000 200000}
 [[ -x /usr/bin/time ]] || {
     echo "reader_rss.sh: /usr/bin/time is missing (Debian package time)" >&2

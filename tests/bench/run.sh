@@ -5,7 +5,7 @@
 #                 ~50 MiB, for CI smoke runs); default: default
 #   BENCH_RUNS    timed runs per command (default 5; 3 at small scale)
 #   BENCH_DIR     where corpora and the generator live (default
-#                 tests/bench/work, gitignored); corpora are generated once
+#                 tests/bench/scratch, gitignored); corpora are generated once
 #                 and regenerated only when missing or when gencorpus.c or
 #                 its arguments changed
 #   BENCH_RESULTS the report (default tests/bench/RESULTS.md at default
@@ -36,7 +36,7 @@ small) RUNS=${BENCH_RUNS:-3} ;;
     exit 2
     ;;
 esac
-WORK=${BENCH_DIR:-$HERE/work}
+WORK=${BENCH_DIR:-$HERE/scratch}
 mkdir -p "$WORK"
 WORK=$(cd "$WORK" && pwd)
 if [[ $SCALE == default ]]; then
