@@ -1084,6 +1084,29 @@ static int pending_flush(layer_reader *r, layer_file_id id, const char *target,
 /* ---- staging one name --------------------------------------------------- */
 
 /*
+ * Start a staged entry for r->path[0, len), a child of the top frame,
+ * after staging the directories above it that were not emitted yet. On
+ * failure s is still safe to staged_dispose().
+ */
+static int staged_begin(staged *s, layer_reader *r, size_t len,
+                        layer_change change, layer_type type)
+{
+    int rc;
+
+    memset(s, 0, sizeof(*s));
+    s->dirfd = -1;
+    if ((rc = stage_ancestors(r, r->depth)) < 0)
+        return rc;
+    s->path = layer_trystrndup(r->path, len);
+    if (s->path == NULL)
+        return LAYER_ENOMEM;
+    s->path_len = len;
+    s->change = change;
+    s->type = type;
+    return 0;
+}
+
+/*
  * Stage a non-tombstone entry for name in the top frame (path already in
  * r->path with length len), with its ancestors first and hard-link
  * handling. st and xa describe the file in the layer.
@@ -1093,21 +1116,14 @@ static int stage_entry(layer_reader *r, const char *name, size_t len,
                        bool opaque)
 {
     frame *top = &r->frames[r->depth - 1];
-    staged s = {0};
+    staged s;
     layer_type type = type_of(st->stx_mode);
     layer_file_id id = file_id_of(st);
     bool first_of_group = false;
     int rc;
 
-    s.dirfd = -1;
-    if ((rc = stage_ancestors(r, r->depth)) < 0)
-        return rc;
-    s.path = layer_trystrndup(r->path, len);
-    if (s.path == NULL)
-        return LAYER_ENOMEM;
-    s.path_len = len;
-    s.change = change;
-    s.type = type;
+    if ((rc = staged_begin(&s, r, len, change, type)) < 0)
+        goto out;
     s.st = *st;
     s.has_st = true;
     s.opaque = opaque;
@@ -1181,19 +1197,12 @@ out:
 
 static int stage_tombstone(layer_reader *r, size_t len)
 {
-    staged s = {0};
+    staged s;
     int rc;
 
-    s.dirfd = -1;
-    if ((rc = stage_ancestors(r, r->depth)) < 0)
-        return rc;
-    s.path = layer_trystrndup(r->path, len);
-    if (s.path == NULL)
-        return LAYER_ENOMEM;
-    s.path_len = len;
-    s.change = LAYER_CHANGE_DELETE;
-    s.type = LAYER_TYPE_NONE;
-    if ((rc = queue_push(r, &s)) < 0)
+    if ((rc = staged_begin(&s, r, len, LAYER_CHANGE_DELETE, LAYER_TYPE_NONE)) <
+            0 ||
+        (rc = queue_push(r, &s)) < 0)
         staged_dispose(&s);
     return rc;
 }
