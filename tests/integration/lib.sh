@@ -303,6 +303,22 @@ it_big_layer() {
     head -c $(($2 * 1024 * 1024)) /dev/urandom >"$1/big/fs/blob"
 }
 
+# it_wide_layer STORE: a diff layer "wide" in STORE of 24,000 names
+# (200-byte, hard links of one empty file): about 12 MB of entries, more
+# than loopback's socket buffers hold.
+it_wide_layer() {
+    mkdir -p "$1/wide/fs"
+    echo '{"kind": "diff"}' >"$1/wide/layer.json"
+    : >"$1/wide/fs/seed"
+    "$(it_python)" - "$1/wide/fs" <<'PY' || die "cannot build the wide layer"
+import os, sys
+os.chdir(sys.argv[1])
+pad = "n" * 200
+for i in range(24000):
+    os.link("seed", "%s%06d" % (pad, i))
+PY
+}
+
 # it_slowget PORT PATH RATE [PROGRESS]: GET PATH over TLS at RATE bytes/s
 # through a small receive buffer (little of the stream waits in kernel
 # buffers, so the server really holds it open). Prints "complete STATUS

@@ -40,52 +40,17 @@ mkdemo "$D"
 # Layers bigger than what loopback's socket buffers hold (a few MiB), so
 # a client hanging up after 64 KiB leaves the server mid-stream: a 16 MiB
 # export and ~12 MB of entries.
-mkdir -p "$D/big/fs" "$D/wide/fs"
-echo '{"kind": "diff"}' >"$D/big/layer.json"
-echo '{"kind": "diff"}' >"$D/wide/layer.json"
-head -c $((16 << 20)) /dev/urandom >"$D/big/fs/blob"
-: >"$D/wide/fs/seed"
-"$PY" - "$D/wide/fs" <<'EOF' || {
-import os, sys
-os.chdir(sys.argv[1])
-pad = "n" * 200
-for i in range(24000):
-    os.link("seed", "%s%06d" % (pad, i))
-EOF
-    it_log "cannot build the wide layer"
-    exit 1
-}
+it_big_layer "$D" 16
+it_wide_layer "$D"
 
-PID=
-# shellcheck disable=SC2317 # called from the EXIT trap
-stop_server() {
-    if [[ -n $PID ]]; then
-        kill -9 "$PID" 2>/dev/null
-        wait "$PID" 2>/dev/null
-    fi
-    PID=
-}
-trap 'stop_server; it_cleanup' EXIT
+trap it_cleanup EXIT
 
+SERVER_LOG=$IT_TMP/server.log
 "$LAYERD" serve --store "dir:$D" --listen 127.0.0.1:0 --trace none \
-    --max-exports 64 2>"$IT_TMP/server.log" &
-PID=$!
-port=
-for ((i = 0; i < 400; i++)); do
-    port=$(sed -n 's|^layerd: listening on https://127\.0\.0\.1:\([0-9]*\)$|\1|p' \
-        "$IT_TMP/server.log")
-    [[ -n $port ]] && break
-    if ! kill -0 "$PID" 2>/dev/null; then
-        it_log "server exited at start-up: $(tail -n 5 "$IT_TMP/server.log")"
-        exit 1
-    fi
-    sleep 0.05
-done
-[[ -n $port ]] || {
-    it_log "server did not report its port"
-    exit 1
-}
-URL=https://127.0.0.1:$port
+    --max-exports 64 2>"$SERVER_LOG" &
+SERVER_PID=$!
+it_wait_listening
+PID=$SERVER_PID
 
 # Parse a scrape into JSON: {"samples": {"name{k=\"v\",...}": value},
 # "types": {family: type}, "help": {family: text}}, labels sorted by name.

@@ -55,54 +55,19 @@ D=$(cd "$D" && pwd -P)
 # MiB): "big", a 16 MiB export, and "wide", 24,000 entries with long
 # names (~12 MB of NDJSON), hard links to one file so it is quick to
 # build.
-mkdir -p "$D/big/fs" "$D/wide/fs"
-echo '{"kind": "diff"}' >"$D/big/layer.json"
-echo '{"kind": "diff"}' >"$D/wide/layer.json"
-head -c $((16 << 20)) /dev/urandom >"$D/big/fs/blob"
-: >"$D/wide/fs/seed"
-"$(it_python)" - "$D/wide/fs" <<'EOF' || {
-import os, sys
-os.chdir(sys.argv[1])
-pad = "n" * 200
-for i in range(24000):
-    os.link("seed", "%s%06d" % (pad, i))
-EOF
-    it_log "cannot build the wide layer"
-    exit 1
-}
+it_big_layer "$D" 16
+it_wide_layer "$D"
 
-PID=
-# shellcheck disable=SC2317 # called from the EXIT trap
-stop_server() {
-    if [[ -n $PID ]]; then
-        kill -9 "$PID" 2>/dev/null
-        wait "$PID" 2>/dev/null
-    fi
-    PID=
-}
-trap 'stop_server; it_cleanup' EXIT
+trap it_cleanup EXIT
 
 # start_server: run layerd serve on an ephemeral port; sets PID and URL.
 start_server() {
-    local port='' i
+    SERVER_LOG=$IT_TMP/server.log
     "$LAYERD" serve --store "dir:$D" --listen 127.0.0.1:0 --trace "$T" \
-        --max-exports 64 2>"$IT_TMP/server.log" &
-    PID=$!
-    for ((i = 0; i < 400; i++)); do
-        port=$(sed -n 's|^layerd: listening on https://127\.0\.0\.1:\([0-9]*\)$|\1|p' \
-            "$IT_TMP/server.log")
-        [[ -n $port ]] && break
-        if ! kill -0 "$PID" 2>/dev/null; then
-            it_log "server exited at start-up: $(tail -n 5 "$IT_TMP/server.log")"
-            exit 1
-        fi
-        sleep 0.05
-    done
-    if [[ -z $port ]]; then
-        it_log "server did not report its port"
-        exit 1
-    fi
-    URL=https://127.0.0.1:$port
+        --max-exports 64 2>"$SERVER_LOG" &
+    SERVER_PID=$!
+    it_wait_listening
+    PID=$SERVER_PID
 }
 
 # hdr FILE NAME: the first value of header (or trailer) NAME in a curl -D
