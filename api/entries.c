@@ -104,20 +104,27 @@ static int pend_set(entries_stream *s, const char *bytes, size_t n)
     return 0;
 }
 
+/* First room for an entry's JSON: most entries fit, so each is
+ * serialised once; larger ones are serialised again into a grown buffer. */
+#define ENTRY_JSON_FIRST 4096
+
 /* Queue one entry: ",\n" + JSON in an array, JSON + "\n" in NDJSON. */
 static int queue_entry(entries_stream *s, const layer_entry *e)
 {
     json_t *j = api_entry_json(e);
-    size_t need, pre = 0, post = 0;
+    size_t need, room, pre = 0, post = 0;
     int rc = 0;
 
     if (j == NULL)
         return layer_error_set(LAYER_ENOMEM, "out of memory building JSON");
-    need = json_dumpb(j, NULL, 0, JSON_COMPACT);
     if (s->array)
         pre = s->count == 0 ? 1 : 2;
     else
         post = 1;
+    if ((rc = pend_reserve(s, ENTRY_JSON_FIRST)) < 0)
+        goto out;
+    room = s->pend_cap - pre - post;
+    need = json_dumpb(j, s->pend + pre, room, JSON_COMPACT);
     if (need == 0) {
         rc = layer_error_set(LAYER_ENOMEM, "cannot serialise an entry");
         goto out;
@@ -128,14 +135,17 @@ static int queue_entry(entries_stream *s, const layer_entry *e)
                              ENTRY_JSON_MAX);
         goto out;
     }
-    if ((rc = pend_reserve(s, pre + need + post)) < 0)
-        goto out;
+    if (need > room) { /* did not fit: grow and serialise again */
+        if ((rc = pend_reserve(s, pre + need + post)) < 0)
+            goto out;
+        if (json_dumpb(j, s->pend + pre, need, JSON_COMPACT) != need) {
+            rc =
+                layer_error_set(LAYER_ERROR, "JSON serialisation changed size");
+            goto out;
+        }
+    }
     if (pre > 0)
         memcpy(s->pend, s->count == 0 ? "\n" : ",\n", pre);
-    if (json_dumpb(j, s->pend + pre, need, JSON_COMPACT) != need) {
-        rc = layer_error_set(LAYER_ERROR, "JSON serialisation changed size");
-        goto out;
-    }
     if (post > 0)
         s->pend[pre + need] = '\n';
     s->pend_len = pre + need + post;

@@ -8,7 +8,6 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "layer/alloc.h"
 
@@ -125,19 +124,51 @@ json_t *api_json_base64(const unsigned char *data, size_t len)
     return j;
 }
 
+/* Write n decimal digits of v, zero-padded. */
+static char *digits(char *p, unsigned long v, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    return p + n;
+}
+
 int api_time_format(char out[40], const layer_time *t)
 {
-    struct tm tm;
-    time_t sec = (time_t)t->sec;
-    size_t n;
+    /* Civil date from days since 1970-01-01 (Howard Hinnant's
+     * days_from_civil, inverted): pure arithmetic, no locale and no lock,
+     * which matters at four times per entry. */
+    int64_t days = t->sec >= 0 ? t->sec / 86400 : -((-t->sec + 86399) / 86400);
+    int64_t secs = t->sec - days * 86400;
+    int64_t z = days + 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    int64_t doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    int64_t d = doy - (153 * mp + 2) / 5 + 1;
+    int64_t m = mp < 10 ? mp + 3 : mp - 9;
+    int64_t y = yoe + era * 400 + (m <= 2);
+    char *p = out;
 
-    if (gmtime_r(&sec, &tm) == NULL || tm.tm_year + 1900 > 9999 ||
-        tm.tm_year + 1900 < 0)
+    if (y < 0 || y > 9999)
         return -1;
-    n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
-    if (n == 0)
-        return -1;
-    snprintf(out + n, 40 - n, ".%09uZ", (unsigned)(t->nsec % 1000000000u));
+    p = digits(p, (unsigned long)y, 4);
+    *p++ = '-';
+    p = digits(p, (unsigned long)m, 2);
+    *p++ = '-';
+    p = digits(p, (unsigned long)d, 2);
+    *p++ = 'T';
+    p = digits(p, (unsigned long)(secs / 3600), 2);
+    *p++ = ':';
+    p = digits(p, (unsigned long)(secs / 60 % 60), 2);
+    *p++ = ':';
+    p = digits(p, (unsigned long)(secs % 60), 2);
+    *p++ = '.';
+    p = digits(p, t->nsec % 1000000000u, 9);
+    *p++ = 'Z';
+    *p = '\0';
     return 0;
 }
 
