@@ -1931,18 +1931,27 @@ static int make_tombstone_current(layer_reader *r)
     return tomb_next(r);
 }
 
+/* Calls after close, and (with check_failed) after a failure, are
+ * defined errors. */
+static int usable(const layer_reader *r, bool check_failed)
+{
+    if (r->closed)
+        return layer_error_set(LAYER_ECLOSED,
+                               "layer.reader: the reader is closed");
+    if (check_failed && r->failed)
+        return layer_error_set(r->failed,
+                               "layer.reader: the reader failed earlier");
+    return 0;
+}
+
 int layer_reader_next(const layer_entry **out, layer_reader *r)
 {
     int rc;
 
     if (r == NULL || out == NULL)
         return layer_error_set(LAYER_EINVALID, "layer.reader: no reader");
-    if (r->closed)
-        return layer_error_set(LAYER_ECLOSED,
-                               "layer.reader: the reader is closed");
-    if (r->failed)
-        return layer_error_set(r->failed,
-                               "layer.reader: the reader failed earlier");
+    if ((rc = usable(r, true)) < 0)
+        return rc;
     r->has_cur = false;
     for (;;) {
         if (r->qlen > 0) {
@@ -1982,11 +1991,12 @@ int layer_reader_next(const layer_entry **out, layer_reader *r)
 int layer_reader_link_info(uint64_t *out_nlink, layer_file_id *out_id,
                            layer_reader *r)
 {
+    int rc;
+
     if (r == NULL)
         return layer_error_set(LAYER_EINVALID, "layer.reader: no reader");
-    if (r->closed)
-        return layer_error_set(LAYER_ECLOSED,
-                               "layer.reader: the reader is closed");
+    if ((rc = usable(r, false)) < 0)
+        return rc;
     if (!r->has_cur || r->cur.change == LAYER_CHANGE_DELETE)
         return layer_error_set(LAYER_EINVALID,
                                "layer.reader: no current entry with a file");
@@ -2051,12 +2061,8 @@ int layer_reader_read(size_t *out_read, layer_reader *r, void *buf, size_t cap)
     if (out_read == NULL || r == NULL)
         return layer_error_set(LAYER_EINVALID, "layer.reader: no reader");
     *out_read = 0;
-    if (r->closed)
-        return layer_error_set(LAYER_ECLOSED,
-                               "layer.reader: the reader is closed");
-    if (r->failed)
-        return layer_error_set(r->failed,
-                               "layer.reader: the reader failed earlier");
+    if ((rc = usable(r, true)) < 0)
+        return rc;
     if (!r->has_cur || r->cur.type != LAYER_TYPE_FILE || r->data_left == 0)
         return 0;
     if (!r->data_opened && (rc = open_data(r)) < 0)
@@ -2124,12 +2130,8 @@ int layer_reader_seek(layer_reader *r, uint64_t offset)
 
     if (r == NULL)
         return layer_error_set(LAYER_EINVALID, "layer.reader: no reader");
-    if (r->closed)
-        return layer_error_set(LAYER_ECLOSED,
-                               "layer.reader: the reader is closed");
-    if (r->failed)
-        return layer_error_set(r->failed,
-                               "layer.reader: the reader failed earlier");
+    if ((rc = usable(r, true)) < 0)
+        return rc;
     if (!r->has_cur || r->cur.type != LAYER_TYPE_FILE)
         return layer_error_set(LAYER_EINVALID,
                                "layer.reader: the current entry has no data");
@@ -2155,11 +2157,12 @@ int layer_reader_seek(layer_reader *r, uint64_t offset)
 
 int layer_reader_stats_get(layer_reader_stats *out, const layer_reader *r)
 {
+    int rc;
+
     if (r == NULL || out == NULL)
         return layer_error_set(LAYER_EINVALID, "layer.reader: no reader");
-    if (r->closed)
-        return layer_error_set(LAYER_ECLOSED,
-                               "layer.reader: the reader is closed");
+    if ((rc = usable(r, false)) < 0)
+        return rc;
     *out = r->stats;
     return 0;
 }
