@@ -82,6 +82,15 @@ void srv_layer_args_dispose(srv_layer_args *a);
 int srv_layer_args_resolve(layer_info **out, const srv_layer_args *a,
                            layer_span *span);
 
+/*
+ * Read a whole regular file of at most cap bytes into a new NUL-terminated
+ * buffer (*out, layer_free() it; *out_len excludes the NUL). Errors name
+ * it as "<what> file <path>". Returns 0, LAYER_ENOTFOUND, LAYER_EINVALID
+ * (not a regular file), LAYER_ETOOBIG or another negative code.
+ */
+int srv_read_file(char **out, size_t *out_len, const char *path,
+                  const char *what, size_t cap);
+
 /* Map a liblayer error code to an exit status. */
 int srv_exit_status(int code);
 

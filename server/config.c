@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "layer/alloc.h"
 #include "layer/error.h"
 
@@ -239,62 +240,6 @@ int srv_config_set(srv_config *cfg, const char *key, const char *value)
     return 0;
 }
 
-static int read_file(char **out, size_t *out_len, const char *path)
-{
-    int rc = 0;
-    int fd = -1;
-    char *buf = NULL;
-    size_t len = 0;
-    struct stat st;
-
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-        rc = layer_error_set_errno(errno == ENOENT ? LAYER_ENOTFOUND
-                                                   : LAYER_ERROR,
-                                   errno, "cannot open config file %s", path);
-        goto out;
-    }
-    if (fstat(fd, &st) < 0) {
-        rc = layer_error_set_errno(LAYER_ERROR, errno, "cannot stat %s", path);
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc = layer_error_set(LAYER_EINVALID, "%s is not a regular file", path);
-        goto out;
-    }
-    if ((buf = layer_trymalloc(CONFIG_FILE_MAX + 1)) == NULL) {
-        rc = LAYER_ENOMEM;
-        goto out;
-    }
-    for (;;) {
-        ssize_t n = read(fd, buf + len, CONFIG_FILE_MAX + 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = layer_error_set_errno(LAYER_ERROR, errno, "cannot read %s",
-                                       path);
-            goto out;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-        if (len > CONFIG_FILE_MAX) {
-            rc = layer_error_set(LAYER_ETOOBIG,
-                                 "config file %s is larger than %u bytes", path,
-                                 CONFIG_FILE_MAX);
-            goto out;
-        }
-    }
-    buf[len] = '\0';
-    *out = buf;
-    *out_len = len;
-    buf = NULL;
-out:
-    layer_free(buf);
-    if (fd >= 0)
-        close(fd);
-    return rc;
-}
-
 static bool is_space(char c)
 {
     return c == ' ' || c == '\t' || c == '\r';
@@ -355,7 +300,7 @@ int srv_config_load(srv_config *cfg, const char *path)
     size_t lineno = 0;
     const char *p;
 
-    if ((rc = read_file(&text, &len, path)) < 0)
+    if ((rc = srv_read_file(&text, &len, path, "config", CONFIG_FILE_MAX)) < 0)
         goto out;
     p = text;
     while (p < text + len) {

@@ -26,6 +26,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "cli.h"
 #include "layer/alloc.h"
 #include "layer/error.h"
 
@@ -204,45 +205,12 @@ out:
 /* Read a whole PEM file (at most SRV_TLS_FILE_MAX bytes) into a BIO. */
 static int read_pem(BIO **out, const char *path, const char *what)
 {
-    int rc = 0;
-    int fd = -1;
+    int rc;
     char *buf = NULL;
     size_t len = 0;
-    struct stat st;
 
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-        rc = layer_error_set_errno(errno == ENOENT ? LAYER_ENOTFOUND
-                                                   : LAYER_ERROR,
-                                   errno, "cannot open %s file %s", what, path);
-        goto out;
-    }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        rc = layer_error_set(LAYER_EINVALID, "%s file %s is not a regular file",
-                             what, path);
-        goto out;
-    }
-    if ((buf = layer_trymalloc(SRV_TLS_FILE_MAX + 1)) == NULL) {
-        rc = LAYER_ENOMEM;
-        goto out;
-    }
-    for (;;) {
-        ssize_t n = read(fd, buf + len, SRV_TLS_FILE_MAX + 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = layer_error_set_errno(LAYER_ERROR, errno,
-                                       "cannot read %s file %s", what, path);
-            goto out;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-        if (len > SRV_TLS_FILE_MAX) {
-            rc = layer_error_set(LAYER_ETOOBIG, "%s file %s is over %u bytes",
-                                 what, path, SRV_TLS_FILE_MAX);
-            goto out;
-        }
-    }
+    if ((rc = srv_read_file(&buf, &len, path, what, SRV_TLS_FILE_MAX)) < 0)
+        return rc;
     if ((*out = BIO_new(BIO_s_secmem())) == NULL ||
         BIO_write(*out, buf, (int)len) != (int)len) {
         BIO_free(*out);
@@ -251,12 +219,8 @@ static int read_pem(BIO **out, const char *path, const char *what)
         goto out;
     }
 out:
-    if (buf != NULL) {
-        OPENSSL_cleanse(buf, len);
-        layer_free(buf);
-    }
-    if (fd >= 0)
-        close(fd);
+    OPENSSL_cleanse(buf, len);
+    layer_free(buf);
     return rc;
 }
 
