@@ -791,7 +791,9 @@ void layer_span_set_str(layer_span *span, const char *key, const char *value)
     state_restore(&st);
 }
 
-void layer_span_set_int(layer_span *span, const char *key, int64_t value)
+/* Set an int or bool attribute: one path for both scalar kinds. */
+static void set_scalar(layer_span *span, const char *key, attr_type type,
+                       int64_t i, bool b)
 {
     saved_state st;
     span_attr *a;
@@ -799,24 +801,24 @@ void layer_span_set_int(layer_span *span, const char *key, int64_t value)
     if (span == NULL || key == NULL)
         return;
     state_save(&st);
-    a = attr_set(span, key, ATTR_INT, NULL);
-    if (a != NULL)
-        a->v.i = value;
+    a = attr_set(span, key, type, NULL);
+    if (a != NULL) {
+        if (type == ATTR_INT)
+            a->v.i = i;
+        else
+            a->v.b = b;
+    }
     state_restore(&st);
+}
+
+void layer_span_set_int(layer_span *span, const char *key, int64_t value)
+{
+    set_scalar(span, key, ATTR_INT, value, false);
 }
 
 void layer_span_set_bool(layer_span *span, const char *key, bool value)
 {
-    saved_state st;
-    span_attr *a;
-
-    if (span == NULL || key == NULL)
-        return;
-    state_save(&st);
-    a = attr_set(span, key, ATTR_BOOL, NULL);
-    if (a != NULL)
-        a->v.b = value;
-    state_restore(&st);
+    set_scalar(span, key, ATTR_BOOL, 0, value);
 }
 
 void layer_span_set_error(layer_span *span, const char *title, int code)
