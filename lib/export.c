@@ -2,12 +2,12 @@
  * The export pipeline: reader -> tar -> compressor -> consumer, as a
  * bounded pull producer (export.h).
  *
- * Threads and rings. Two rings of RING_SLOTS buffers sit between three
+ * Threads and rings. Two rings of buffers sit between three
  * roles:
  *
  *   producer:  reader entries -> tar headers, file data read straight
  *              into the tar ring's buffer, padding, trailer; with
- *              compression also the diff ID over each tar buffer
+ *              zstd also the diff ID over each tar buffer
  *   stage 2:   tar ring -> output ring, plus the digest of the output:
  *                none: one thread hashes each tar buffer once (diff ID ==
  *                      digest) and moves it into the output ring by
@@ -15,7 +15,12 @@
  *                zstd: one thread streams the tar through libzstd;
  *                gzip: GZIP_WORKERS threads compress whole tar buffers as
  *                      independent chunks (layer/compress.h, pigz style)
- *                      and publish them strictly in order
+ *                      and publish them strictly in order: a chunk done
+ *                      before its turn is parked, and the worker whose
+ *                      chunk is next publishes it after its own, so no
+ *                      worker idles waiting for a slower one; the
+ *                      publisher also feeds the diff ID, so the producer
+ *                      only reads and packs
  *   consumer:  layer_export_read() copies out of the output ring
  *
  * so reading and tar work run apart from compression and hashing, and
@@ -67,7 +72,13 @@
 #include "layer/error.h"
 #include "layer/tar.h"
 
-#define RING_SLOTS 4
+/* Ring depth: 4 buffers per ring, 8 with gzip. gzip chunks finish out of
+ * order (text takes longer than random data); the deeper rings let a
+ * worker that finished early go on with the next chunks, and let the
+ * producer run ahead, while a slow chunk is still being compressed. */
+#define RING_SLOTS      4
+#define RING_SLOTS_GZIP 8
+#define RING_SLOTS_MAX  RING_SLOTS_GZIP
 /* Tar bytes per buffer, and so the gzip chunk size. 256 KiB: per-buffer
  * costs (lock, hash call, a chunk's dictionary setup, the consumer's
  * syscall) vanish, and pigz's 128 KiB chunks show the ratio loss from
@@ -86,9 +97,10 @@
 #define PARENTS_ATTR_MAX 4096
 
 typedef struct ring {
-    unsigned char *buf[RING_SLOTS];
-    size_t off[RING_SLOTS]; /* where the data starts */
-    size_t len[RING_SLOTS];
+    unsigned char *buf[RING_SLOTS_MAX];
+    size_t off[RING_SLOTS_MAX]; /* where the data starts */
+    size_t len[RING_SLOTS_MAX];
+    unsigned slots; /* buffers in use: RING_SLOTS or RING_SLOTS_GZIP */
     unsigned head;  /* oldest filled slot */
     unsigned count; /* filled slots */
     unsigned taken; /* gzip: filled slots from head claimed by workers */
@@ -96,6 +108,21 @@ typedef struct ring {
 } ring;
 
 typedef struct layer_export layer_export;
+
+/* A compressed chunk, parked until its turn to be published. */
+typedef struct gz_done {
+    unsigned char *buf;       /* the compressed bytes, from 0 */
+    const unsigned char *tar; /* its tar bytes, in the tar ring */
+    size_t olen;              /* compressed bytes in buf */
+    size_t len;               /* tar bytes it holds */
+    uint32_t crc;             /* CRC-32 of those tar bytes */
+    bool last;                /* the final chunk (gets the gzip trailer) */
+    bool ready;               /* parked here, not yet published */
+} gz_done;
+
+/* Spare output buffers: every buffer beyond the rings and the workers'
+ * own is one that was parked, and at most RING_SLOTS_MAX can be. */
+#define GZ_SPARE_MAX (2 * RING_SLOTS_MAX + GZIP_WORKERS)
 
 typedef struct gz_worker {
     layer_export *x;
@@ -110,8 +137,8 @@ struct layer_export {
     pthread_mutex_t lock;
     pthread_cond_t tar_space; /* producer waits: tar ring full */
     pthread_cond_t tar_data;  /* stage 2 waits: tar ring empty */
-    pthread_cond_t out_space; /* stage 2 waits: output ring full, or (gzip)
-                                 its chunk's turn */
+    pthread_cond_t out_space; /* stage 2 (or the gzip turn holder) waits:
+                                 output ring full */
     pthread_cond_t out_data;  /* consumer waits: output ring empty */
     ring tarq;
     ring outq;
@@ -131,8 +158,11 @@ struct layer_export {
     layer_compress *comp; /* zstd */
     layer_span *span;
 
+    /* the diff ID, when it differs from the digest: the producer's (zstd)
+     * or the gzip turn holder's */
+    layer_digest diff;
+
     /* producer-private */
-    layer_digest diff; /* diff ID, when it differs from the digest */
     unsigned char *scratch;
     size_t scratch_cap;
 
@@ -140,10 +170,13 @@ struct layer_export {
     layer_digest dig;
 
     /* shared, under lock */
-    uint64_t gz_claim_seq; /* next chunk to claim */
-    uint64_t gz_pub_seq;   /* next chunk to publish */
-    uint32_t gz_crc;       /* CRC-32 of the chunks published so far */
-    uint64_t gz_in;        /* tar bytes of those chunks */
+    uint64_t gz_claim_seq;           /* next chunk to claim */
+    uint64_t gz_pub_seq;             /* next chunk to publish */
+    gz_done gz_done[RING_SLOTS_MAX]; /* parked chunks, by seq % slots */
+    unsigned char *gz_spare[GZ_SPARE_MAX];
+    unsigned gz_nspare;
+    uint32_t gz_crc; /* CRC-32 of the chunks published so far */
+    uint64_t gz_in;  /* tar bytes of those chunks */
     int err;
     int err_errno;
     char err_inner[ERR_MSG_MAX];
@@ -183,11 +216,16 @@ static void broadcast_all_locked(layer_export *x)
 
 /* The consumer may have data, an end or an error now: signal it and
  * disarm a pending notification. Returns whether to call the callback
- * (after unlocking), and which. */
+ * (after unlocking), and which. A blocked reader is woken once half the
+ * output ring is full (or at the end, or on an error) rather than for
+ * every buffer: it then drains several buffers per wake-up, and the
+ * threads switch a few times less per MiB. A non-blocking reader's
+ * callback fires at once. */
 static bool wake_consumer_locked(layer_export *x, void (**fn)(void *),
                                  void **arg)
 {
-    pthread_cond_signal(&x->out_data);
+    if (x->outq.count >= x->outq.slots / 2 || x->outq.closed || x->err != 0)
+        pthread_cond_signal(&x->out_data);
     if (!x->notify_armed)
         return false;
     x->notify_armed = false;
@@ -250,11 +288,14 @@ static bool close_out_locked(layer_export *x, const char *digest,
 /* Drop the head tar buffer once stage 2 is done with it (lock held). */
 static void release_tar_locked(layer_export *x)
 {
-    x->tarq.head = (x->tarq.head + 1) % RING_SLOTS;
+    x->tarq.head = (x->tarq.head + 1) % x->tarq.slots;
     x->tarq.count--;
     if (x->tarq.taken > 0)
         x->tarq.taken--;
-    pthread_cond_signal(&x->tar_space);
+    /* The producer waits only on a full ring; wake it once half is free,
+     * so that it fills several buffers per wake-up. */
+    if (x->tarq.count == x->tarq.slots / 2)
+        pthread_cond_signal(&x->tar_space);
 }
 
 /* ---- producer: reader -> tar ---------------------------------------- */
@@ -292,12 +333,12 @@ static int prod_acquire(producer *p)
     int rc = 0;
 
     pthread_mutex_lock(&x->lock);
-    while (x->tarq.count == RING_SLOTS && !stopping_locked(x))
+    while (x->tarq.count == x->tarq.slots && !stopping_locked(x))
         pthread_cond_wait(&x->tar_space, &x->lock);
     if (stopping_locked(x)) {
         rc = LAYER_ECANCELED;
     } else {
-        p->slot = (x->tarq.head + x->tarq.count) % RING_SLOTS;
+        p->slot = (x->tarq.head + x->tarq.count) % x->tarq.slots;
         p->cur = x->tarq.buf[p->slot];
         p->len = 0;
     }
@@ -335,7 +376,11 @@ static int prod_publish(producer *p, bool final)
             memcpy(x->diff_id, diff_id, sizeof(diff_id));
         x->tarq.closed = true;
     }
-    pthread_cond_broadcast(&x->tar_data);
+    /* one buffer feeds one waiter; the end concerns them all */
+    if (final)
+        pthread_cond_broadcast(&x->tar_data);
+    else
+        pthread_cond_signal(&x->tar_data);
     pthread_mutex_unlock(&x->lock);
     p->prev = p->cur;
     p->cur = NULL;
@@ -480,7 +525,8 @@ static void *producer_main(void *arg)
     producer p = {.x = arg};
     int rc;
 
-    p.hash = p.x->compression != LAYER_COMPRESSION_NONE;
+    /* none: stage 2's digest is the diff ID; gzip: the workers hash */
+    p.hash = p.x->compression == LAYER_COMPRESSION_ZSTD;
     p.dict = p.x->compression == LAYER_COMPRESSION_GZIP;
     rc = produce(&p);
     if (rc < 0 && rc != LAYER_ECANCELED)
@@ -521,11 +567,11 @@ static int take_tar(unsigned char **out_buf, size_t *out_len, layer_export *x)
 /* Wait for a free output slot (lock held). */
 static int out_slot_locked(unsigned *out_slot, layer_export *x)
 {
-    while (x->outq.count == RING_SLOTS && !stopping_locked(x))
+    while (x->outq.count == x->outq.slots && !stopping_locked(x))
         pthread_cond_wait(&x->out_space, &x->lock);
     if (stopping_locked(x))
         return LAYER_ECANCELED;
-    *out_slot = (x->outq.head + x->outq.count) % RING_SLOTS;
+    *out_slot = (x->outq.head + x->outq.count) % x->outq.slots;
     return 0;
 }
 
@@ -696,19 +742,125 @@ static void *stage_main(void *arg)
 /* One chunk: claim the oldest unclaimed tar buffer, compress it into the
  * worker's buffer, wait for its turn, hash and publish it. *out_done is
  * set when no chunk is left. */
+/* A spare output buffer for a worker whose own buffer was parked: from
+ * the pool, else a new one (parking is bounded by the tar ring, so the
+ * pool stays small). */
+static int gz_spare_take(unsigned char **out, layer_export *x)
+{
+    unsigned char *b = NULL;
+
+    pthread_mutex_lock(&x->lock);
+    if (x->gz_nspare > 0)
+        b = x->gz_spare[--x->gz_nspare];
+    pthread_mutex_unlock(&x->lock);
+    if (b == NULL && (b = layer_trymalloc(BUF_ALLOC)) == NULL)
+        return LAYER_ENOMEM;
+    *out = b;
+    return 0;
+}
+
+/* Keep a buffer the turn holder got back from the output ring: as the
+ * worker's own when it has none, else in the pool (lock held). */
+static void gz_keep_locked(layer_export *x, gz_worker *w, unsigned char *b)
+{
+    if (w->buf == NULL)
+        w->buf = b;
+    else if (x->gz_nspare < GZ_SPARE_MAX)
+        x->gz_spare[x->gz_nspare++] = b;
+    else
+        layer_free(b); /* cannot happen: the pool outsizes the rings */
+}
+
+/* Publish chunk gz_pub_seq, which is in *c, and then every parked chunk
+ * that follows it in order. Only the worker holding the turn (the one
+ * whose chunk is gz_pub_seq) gets here, so the output digest, the CRC and
+ * the output ring's tail are its alone; the lock is held on entry and on
+ * return. */
+static int gz_publish_locked(layer_export *x, gz_worker *w, gz_done c)
+{
+    char digest[LAYER_DIGEST_STR_SIZE];
+    char diff_id[LAYER_DIGEST_STR_SIZE];
+    int rc = 0;
+
+    for (;;) {
+        void (*fn)(void *) = NULL;
+        void *arg = NULL;
+        gz_done *next;
+        unsigned oslot;
+        bool fire;
+
+        while (x->outq.count == x->outq.slots && !stopping_locked(x))
+            pthread_cond_wait(&x->out_space, &x->lock);
+        if (stopping_locked(x)) {
+            gz_keep_locked(x, w, c.buf);
+            return LAYER_ECANCELED;
+        }
+        x->gz_crc = x->gz_pub_seq == 0
+                        ? c.crc
+                        : layer_gzip_crc_combine(x->gz_crc, c.crc, c.len);
+        x->gz_in += c.len;
+        pthread_mutex_unlock(&x->lock);
+
+        if (c.last) {
+            layer_gzip_trailer(c.buf + c.olen, x->gz_crc, x->gz_in);
+            c.olen += LAYER_GZIP_TRAILER_SIZE;
+        }
+        /* Both digests in chunk order: the diff ID over the tar bytes
+         * (still in the ring: the slot is released below), the digest
+         * over the gzip bytes. Here rather than on the producer, which is
+         * then free to read ahead while the workers hash. */
+        rc = layer_digest_update(&x->diff, c.tar, c.len);
+        if (rc == 0)
+            rc = layer_digest_update(&x->dig, c.buf, c.olen);
+        if (rc == 0 && c.last)
+            rc = layer_digest_final(diff_id, &x->diff);
+        if (rc == 0 && c.last)
+            rc = layer_digest_final(digest, &x->dig);
+
+        pthread_mutex_lock(&x->lock);
+        if (rc < 0) {
+            gz_keep_locked(x, w, c.buf);
+            return rc;
+        }
+        /* space was checked above and only the turn holder fills the ring */
+        oslot = (x->outq.head + x->outq.count) % x->outq.slots;
+        gz_keep_locked(x, w, x->outq.buf[oslot]);
+        x->outq.buf[oslot] = c.buf;
+        fire = push_out_locked(x, oslot, 0, c.olen, &fn, &arg);
+        release_tar_locked(x);
+        x->gz_pub_seq++;
+        if (c.last) {
+            memcpy(x->diff_id, diff_id, sizeof(diff_id));
+            fire = close_out_locked(x, digest, &fn, &arg) || fire;
+        }
+        if (fire) {
+            pthread_mutex_unlock(&x->lock);
+            fn(arg);
+            pthread_mutex_lock(&x->lock);
+        }
+        if (c.last)
+            return 0;
+        next = &x->gz_done[x->gz_pub_seq % x->tarq.slots];
+        if (!next->ready)
+            return 0; /* the turn passes to whoever finishes that chunk */
+        c = *next;
+        next->ready = false;
+    }
+}
+
+/* One chunk: claim the next tar buffer, compress it, then publish it if
+ * it is its turn, or else park it for the turn holder and move on. */
 static int gz_chunk(bool *out_done, gz_worker *w)
 {
     layer_export *x = w->x;
-    void (*fn)(void *) = NULL;
-    void *arg = NULL;
-    char digest[LAYER_DIGEST_STR_SIZE];
     const unsigned char *tar;
-    unsigned slot, oslot;
+    unsigned slot;
     uint64_t seq;
-    size_t len, olen = 0;
-    uint32_t crc = 0;
-    bool last, fire;
+    gz_done c = {.ready = true};
     int rc;
+
+    if (w->buf == NULL && (rc = gz_spare_take(&w->buf, x)) < 0)
+        return rc;
 
     pthread_mutex_lock(&x->lock);
     while (x->tarq.taken == x->tarq.count && !x->tarq.closed &&
@@ -723,64 +875,38 @@ static int gz_chunk(bool *out_done, gz_worker *w)
         *out_done = true;
         return 0;
     }
-    slot = (x->tarq.head + x->tarq.taken) % RING_SLOTS;
+    slot = (x->tarq.head + x->tarq.taken) % x->tarq.slots;
     x->tarq.taken++;
     seq = x->gz_claim_seq++;
-    last = x->tarq.closed && x->tarq.taken == x->tarq.count;
+    c.last = x->tarq.closed && x->tarq.taken == x->tarq.count;
     tar = x->tarq.buf[slot];
-    len = x->tarq.len[slot];
+    c.len = x->tarq.len[slot];
+    c.tar = tar + TAR_OFF;
     pthread_mutex_unlock(&x->lock);
 
     /* tar[0, TAR_OFF) holds the previous chunk's last bytes (producer) */
-    if ((rc = layer_gzip_chunk(&olen, &crc, w->chunker, seq > 0 ? tar : NULL,
-                               seq > 0 ? TAR_OFF : 0, tar + TAR_OFF, len,
-                               seq == 0, last, w->buf,
+    if ((rc = layer_gzip_chunk(&c.olen, &c.crc, w->chunker,
+                               seq > 0 ? tar : NULL, seq > 0 ? TAR_OFF : 0,
+                               tar + TAR_OFF, c.len, seq == 0, c.last, w->buf,
                                BUF_ALLOC - LAYER_GZIP_TRAILER_SIZE)) < 0)
         return rc;
+    c.buf = w->buf;
 
     pthread_mutex_lock(&x->lock);
-    while ((x->gz_pub_seq != seq || x->outq.count == RING_SLOTS) &&
-           !stopping_locked(x))
-        pthread_cond_wait(&x->out_space, &x->lock);
     if (stopping_locked(x)) {
-        pthread_mutex_unlock(&x->lock);
-        return LAYER_ECANCELED;
+        rc = LAYER_ECANCELED;
+    } else if (x->gz_pub_seq != seq) {
+        /* Not our turn: at most tarq.slots chunks are claimed and not yet
+         * published, so seq's place in the table is free. */
+        x->gz_done[seq % x->tarq.slots] = c;
+        w->buf = NULL;
+    } else {
+        w->buf = NULL;
+        rc = gz_publish_locked(x, w, c);
     }
-    x->gz_crc =
-        x->gz_pub_seq == 0 ? crc : layer_gzip_crc_combine(x->gz_crc, crc, len);
-    x->gz_in += len;
     pthread_mutex_unlock(&x->lock);
-
-    /* Our turn until gz_pub_seq moves: the digest is ours alone. */
-    if (last) {
-        layer_gzip_trailer(w->buf + olen, x->gz_crc, x->gz_in);
-        olen += LAYER_GZIP_TRAILER_SIZE;
-    }
-    if ((rc = layer_digest_update(&x->dig, w->buf, olen)) < 0)
-        return rc;
-    if (last && (rc = layer_digest_final(digest, &x->dig)) < 0)
-        return rc;
-
-    pthread_mutex_lock(&x->lock);
-    /* space was checked above and only the turn holder fills the ring */
-    oslot = (x->outq.head + x->outq.count) % RING_SLOTS;
-    {
-        unsigned char *free_buf = x->outq.buf[oslot];
-
-        x->outq.buf[oslot] = w->buf;
-        w->buf = free_buf;
-    }
-    fire = push_out_locked(x, oslot, 0, olen, &fn, &arg);
-    release_tar_locked(x);
-    x->gz_pub_seq++;
-    if (last)
-        fire = close_out_locked(x, digest, &fn, &arg) || fire;
-    pthread_cond_broadcast(&x->out_space);
-    pthread_mutex_unlock(&x->lock);
-    if (fire)
-        fn(arg);
-    *out_done = last;
-    return 0;
+    *out_done = rc == 0 && c.last;
+    return rc;
 }
 
 static void *gz_main(void *arg)
@@ -896,7 +1022,9 @@ static int export_alloc_work(layer_export *x)
     if (layer_gzip_chunk_bound(RING_BUF_SIZE) > BUF_ALLOC)
         return layer_error_set(LAYER_ERROR,
                                "export buffers too small for a gzip chunk");
-    for (int i = 0; i < RING_SLOTS; i++) {
+    x->tarq.slots = x->outq.slots =
+        x->compression == LAYER_COMPRESSION_GZIP ? RING_SLOTS_GZIP : RING_SLOTS;
+    for (unsigned i = 0; i < x->tarq.slots; i++) {
         x->tarq.buf[i] = layer_trymalloc(BUF_ALLOC);
         x->outq.buf[i] = layer_trymalloc(BUF_ALLOC);
         if (x->tarq.buf[i] == NULL || x->outq.buf[i] == NULL)
@@ -1042,10 +1170,10 @@ int layer_export_read(size_t *out_n, layer_export *x, void *buf, size_t cap,
     if (x->read_off == x->outq.len[head]) {
         pthread_mutex_lock(&x->lock);
         x->read_off = 0;
-        x->outq.head = (head + 1) % RING_SLOTS;
+        x->outq.head = (head + 1) % x->outq.slots;
         x->outq.count--;
-        /* gzip workers wait on this for their turn as well as for room */
-        pthread_cond_broadcast(&x->out_space);
+        /* one waiter at most: the stage thread or the gzip turn holder */
+        pthread_cond_signal(&x->out_space);
         pthread_mutex_unlock(&x->lock);
     }
     return 0;
@@ -1117,10 +1245,14 @@ void layer_export_free(layer_export *x)
     layer_compress_free(x->comp);
     layer_digest_dispose(&x->diff);
     layer_digest_dispose(&x->dig);
-    for (int i = 0; i < RING_SLOTS; i++) {
+    for (unsigned i = 0; i < RING_SLOTS_MAX; i++) {
         layer_free(x->tarq.buf[i]);
         layer_free(x->outq.buf[i]);
+        if (x->gz_done[i].ready)
+            layer_free(x->gz_done[i].buf);
     }
+    for (unsigned i = 0; i < x->gz_nspare; i++)
+        layer_free(x->gz_spare[i]);
     layer_free(x->scratch);
     if (x->sync_init) {
         pthread_cond_destroy(&x->tar_space);

@@ -90,12 +90,13 @@ static layer_dir base_layer(void)
     return d;
 }
 
-/* Run an export to the end with blocking reads of varying sizes. */
-static blob export_all(layer_compression c, int level,
+/* Run an export of the tree at dir to the end with blocking reads of
+ * varying sizes. */
+static blob export_dir(const char *dir, layer_compression c, int level,
                        layer_export_summary *sum)
 {
     layer_export_opts o = {.compression = c, .level = level};
-    layer_dir l = base_layer();
+    layer_dir l = {.path = dir, .kind = LAYER_KIND_DIFF};
     layer_export *x = NULL;
     blob b = {0};
     static unsigned char buf[100000];
@@ -118,6 +119,13 @@ static blob export_all(layer_compression c, int level,
     ck_assert_ptr_null(layer_export_error(x));
     layer_export_free(x);
     return b;
+}
+
+/* The same over the base layer. */
+static blob export_all(layer_compression c, int level,
+                       layer_export_summary *sum)
+{
+    return export_dir(root, c, level, sum);
 }
 
 static char *write_temp(const blob *b)
@@ -319,6 +327,76 @@ START_TEST(test_gzip_export_is_256k_chunks_of_its_tar)
     free(plain.data);
     free(z.data);
     free(want.data);
+}
+END_TEST
+
+/* A tree whose 256 KiB chunks alternate between slow (text) and fast
+ * (zeros) to compress, so that gzip workers finish out of order and
+ * chunks get parked before their turn. */
+static char *make_mixed_tree(void)
+{
+    const size_t chunk = 256 << 10, nchunks = 24;
+    unsigned char *data = calloc(nchunks, chunk);
+    char *dir = fx_tmpdir();
+    unsigned s = 7;
+
+    ck_assert_ptr_nonnull(data);
+    for (size_t i = 0; i < nchunks * chunk; i++) {
+        s = s * 1103515245u + 12345u;
+        if ((i / chunk) % 2 == 0)
+            data[i] = (unsigned char)('a' + (s >> 27) % 20);
+    }
+    fx_file_bytes(dir, "mixed", data, nchunks * chunk, 0644);
+    fx_file_bytes(dir, "tail", data, 12345, 0644);
+    free(data);
+    return dir;
+}
+
+START_TEST(test_gzip_chunks_done_out_of_order_are_published_in_order)
+{
+    char *dir = make_mixed_tree();
+    layer_export_summary plain_s, s;
+    blob plain = export_dir(dir, LAYER_COMPRESSION_NONE, 0, &plain_s);
+    blob first = {0};
+    char want[LAYER_DIGEST_STR_SIZE];
+
+    for (int round = 0; round < 6; round++) {
+        blob z = export_dir(dir, LAYER_COMPRESSION_GZIP, 0, &s);
+        blob tar = gunzip(&z);
+
+        ck_assert_uint_eq(tar.len, plain.len);
+        ck_assert(memcmp(tar.data, plain.data, tar.len) == 0);
+        ck_assert_str_eq(s.diff_id, plain_s.diff_id);
+        ck_assert_int_eq(layer_digest_buffer(want, z.data, z.len), 0);
+        ck_assert_str_eq(s.digest, want);
+        if (round == 0) {
+            first = z;
+        } else {
+            ck_assert_uint_eq(z.len, first.len);
+            ck_assert(memcmp(z.data, first.data, z.len) == 0);
+            free(z.data);
+        }
+        free(tar.data);
+    }
+    /* and freed at any point, parked chunks and all */
+    for (int reads = 0; reads < 8; reads++) {
+        layer_export_opts o = {.compression = LAYER_COMPRESSION_GZIP};
+        layer_dir l = {.path = dir, .kind = LAYER_KIND_DIFF};
+        layer_export *x = NULL;
+        unsigned char buf[65536];
+        size_t n;
+
+        ck_assert_int_eq(layer_export_start(&x, &l, NULL, 0, &o), 0);
+        for (int i = 0; i < reads * 3; i++)
+            ck_assert_int_eq(layer_export_read(&n, x, buf, sizeof(buf), 0), 0);
+        if (reads % 2)
+            usleep(20000);
+        layer_export_free(x);
+    }
+    free(first.data);
+    free(plain.data);
+    fx_rm_rf(dir);
+    free(dir);
 }
 END_TEST
 
@@ -717,6 +795,8 @@ static Suite *export_suite(void)
     tcase_add_test(tc, test_plain_diff_id_is_sha256_of_the_tar);
     tcase_add_test(tc, test_gzip_export_decompresses_to_the_plain_tar);
     tcase_add_test(tc, test_gzip_export_is_256k_chunks_of_its_tar);
+    tcase_add_test(tc,
+                   test_gzip_chunks_done_out_of_order_are_published_in_order);
     tcase_add_test(tc, test_zstd_export_decompresses_to_the_plain_tar);
     tcase_add_test(tc, test_two_runs_give_identical_bytes);
     tcase_add_test(tc, test_free_at_any_point_stops_cleanly);
