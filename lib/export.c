@@ -214,37 +214,59 @@ static void broadcast_all_locked(layer_export *x)
     pthread_cond_broadcast(&x->out_data);
 }
 
-/* The consumer may have data, an end or an error now: signal it and
- * disarm a pending notification. Returns whether to call the callback
- * (after unlocking), and which. A blocked reader is woken once half the
+/* Wake-ups decided under the lock and delivered after it is released
+ * (wakeups_fire()), so that a woken thread does not at once block again
+ * on the mutex its waker still holds, and the consumer's callback runs
+ * with no lock held. */
+typedef struct wakeups {
+    bool tar_space;
+    bool tar_data;
+    bool out_space;
+    bool out_data;
+    void (*fn)(void *arg); /* the consumer's notify callback, or NULL */
+    void *arg;
+} wakeups;
+
+static void wakeups_fire(layer_export *x, const wakeups *w)
+{
+    if (w->tar_space)
+        pthread_cond_signal(&x->tar_space);
+    if (w->tar_data)
+        pthread_cond_signal(&x->tar_data);
+    if (w->out_space)
+        pthread_cond_signal(&x->out_space);
+    if (w->out_data)
+        pthread_cond_signal(&x->out_data);
+    if (w->fn != NULL)
+        w->fn(w->arg);
+}
+
+/* The consumer may have data, an end or an error now: wake it and
+ * disarm a pending notification. A blocked reader is woken once half the
  * output ring is full (or at the end, or on an error) rather than for
  * every buffer: it then drains several buffers per wake-up, and the
  * threads switch a few times less per MiB. A non-blocking reader's
  * callback fires at once. */
-static bool wake_consumer_locked(layer_export *x, void (**fn)(void *),
-                                 void **arg)
+static void wake_consumer_locked(layer_export *x, wakeups *w)
 {
     if (x->outq.count >= x->outq.slots / 2 || x->outq.closed || x->err != 0)
-        pthread_cond_signal(&x->out_data);
+        w->out_data = true;
     if (!x->notify_armed)
-        return false;
+        return;
     x->notify_armed = false;
     if (x->notify_fn == NULL) {
         x->notify_pending = true;
-        return false;
+        return;
     }
-    *fn = x->notify_fn;
-    *arg = x->notify_arg;
-    return true;
+    w->fn = x->notify_fn;
+    w->arg = x->notify_arg;
 }
 
 /* Record a worker's failure (its thread-local message) once and wake all
  * sides. Returns code. */
 static int fail(layer_export *x, int code)
 {
-    void (*fn)(void *) = NULL;
-    void *arg = NULL;
-    bool fire = false;
+    wakeups w = {0};
 
     pthread_mutex_lock(&x->lock);
     if (x->err == 0 &&
@@ -254,39 +276,37 @@ static int fail(layer_export *x, int code)
         snprintf(x->err_inner, sizeof(x->err_inner), "%s", layer_error_last());
         snprintf(x->err_msg, sizeof(x->err_msg), "layer.export failed: %s",
                  x->err_inner);
-        fire = wake_consumer_locked(x, &fn, &arg);
+        wake_consumer_locked(x, &w);
     }
     broadcast_all_locked(x);
     pthread_mutex_unlock(&x->lock);
-    if (fire)
-        fn(arg);
+    wakeups_fire(x, &w);
     return code;
 }
 
 /* Put a filled buffer at the tail of the output ring (lock held). */
-static bool push_out_locked(layer_export *x, unsigned slot, size_t off,
-                            size_t len, void (**fn)(void *), void **arg)
+static void push_out_locked(layer_export *x, unsigned slot, size_t off,
+                            size_t len, wakeups *w)
 {
     x->outq.off[slot] = off;
     x->outq.len[slot] = len;
     x->outq.count++;
     x->size += len;
-    return wake_consumer_locked(x, fn, arg);
+    wake_consumer_locked(x, w);
 }
 
 /* Mark the end of the output (lock held). */
-static bool close_out_locked(layer_export *x, const char *digest,
-                             void (**fn)(void *), void **arg)
+static void close_out_locked(layer_export *x, const char *digest, wakeups *w)
 {
     memcpy(x->digest, digest, sizeof(x->digest));
     if (x->compression == LAYER_COMPRESSION_NONE)
         memcpy(x->diff_id, digest, sizeof(x->diff_id));
     x->outq.closed = true;
-    return wake_consumer_locked(x, fn, arg);
+    wake_consumer_locked(x, w);
 }
 
 /* Drop the head tar buffer once stage 2 is done with it (lock held). */
-static void release_tar_locked(layer_export *x)
+static void release_tar_locked(layer_export *x, wakeups *w)
 {
     x->tarq.head = (x->tarq.head + 1) % x->tarq.slots;
     x->tarq.count--;
@@ -295,7 +315,7 @@ static void release_tar_locked(layer_export *x)
     /* The producer waits only on a full ring; wake it once half is free,
      * so that it fills several buffers per wake-up. */
     if (x->tarq.count == x->tarq.slots / 2)
-        pthread_cond_signal(&x->tar_space);
+        w->tar_space = true;
 }
 
 /* ---- producer: reader -> tar ---------------------------------------- */
@@ -376,12 +396,12 @@ static int prod_publish(producer *p, bool final)
             memcpy(x->diff_id, diff_id, sizeof(diff_id));
         x->tarq.closed = true;
     }
+    pthread_mutex_unlock(&x->lock);
     /* one buffer feeds one waiter; the end concerns them all */
     if (final)
         pthread_cond_broadcast(&x->tar_data);
     else
         pthread_cond_signal(&x->tar_data);
-    pthread_mutex_unlock(&x->lock);
     p->prev = p->cur;
     p->cur = NULL;
     return 0;
@@ -593,29 +613,24 @@ static int stage_acquire(stage *s)
 static int stage_publish(stage *s)
 {
     layer_export *x = s->x;
-    void (*fn)(void *) = NULL;
-    void *arg = NULL;
-    bool fire;
+    wakeups w = {0};
     int rc;
 
     if ((rc = layer_digest_update(&x->dig, s->cur, s->len)) < 0)
         return rc;
     pthread_mutex_lock(&x->lock);
-    fire = push_out_locked(x, s->slot, 0, s->len, &fn, &arg);
+    push_out_locked(x, s->slot, 0, s->len, &w);
     pthread_mutex_unlock(&x->lock);
     s->cur = NULL;
-    if (fire)
-        fn(arg);
+    wakeups_fire(x, &w);
     return 0;
 }
 
 /* No compression: hash the tar buffer and move it to the output ring. */
 static int pass_through(layer_export *x, unsigned char *buf, size_t len)
 {
-    void (*fn)(void *) = NULL;
-    void *arg = NULL;
+    wakeups w = {0};
     unsigned slot;
-    bool fire = false;
     int rc;
 
     if ((rc = layer_digest_update(&x->dig, buf + TAR_OFF, len)) < 0)
@@ -626,12 +641,11 @@ static int pass_through(layer_export *x, unsigned char *buf, size_t len)
         /* swap: the tar slot gets the free output buffer */
         x->tarq.buf[x->tarq.head] = x->outq.buf[slot];
         x->outq.buf[slot] = buf;
-        fire = push_out_locked(x, slot, TAR_OFF, len, &fn, &arg);
-        release_tar_locked(x);
+        push_out_locked(x, slot, TAR_OFF, len, &w);
+        release_tar_locked(x, &w);
     }
     pthread_mutex_unlock(&x->lock);
-    if (fire)
-        fn(arg);
+    wakeups_fire(x, &w);
     return rc;
 }
 
@@ -689,10 +703,8 @@ static int compress_finish(stage *s)
 static int run_stage(stage *s)
 {
     layer_export *x = s->x;
-    void (*fn)(void *) = NULL;
-    void *arg = NULL;
     char digest[LAYER_DIGEST_STR_SIZE];
-    bool fire;
+    wakeups w = {0};
     int rc;
 
     for (;;) {
@@ -711,8 +723,10 @@ static int run_stage(stage *s)
         if ((rc = compress_buffer(s, buf + TAR_OFF, len)) < 0)
             return rc;
         pthread_mutex_lock(&x->lock);
-        release_tar_locked(x);
+        release_tar_locked(x, &w);
         pthread_mutex_unlock(&x->lock);
+        wakeups_fire(x, &w);
+        w.tar_space = false;
     }
     if (x->compression != LAYER_COMPRESSION_NONE &&
         (rc = compress_finish(s)) < 0)
@@ -720,10 +734,9 @@ static int run_stage(stage *s)
     if ((rc = layer_digest_final(digest, &x->dig)) < 0)
         return rc;
     pthread_mutex_lock(&x->lock);
-    fire = close_out_locked(x, digest, &fn, &arg);
+    close_out_locked(x, digest, &w);
     pthread_mutex_unlock(&x->lock);
-    if (fire)
-        fn(arg);
+    wakeups_fire(x, &w);
     return 0;
 }
 
@@ -783,11 +796,9 @@ static int gz_publish_locked(layer_export *x, gz_worker *w, gz_done c)
     int rc = 0;
 
     for (;;) {
-        void (*fn)(void *) = NULL;
-        void *arg = NULL;
+        wakeups wk = {0};
         gz_done *next;
         unsigned oslot;
-        bool fire;
 
         while (x->outq.count == x->outq.slots && !stopping_locked(x))
             pthread_cond_wait(&x->out_space, &x->lock);
@@ -826,18 +837,16 @@ static int gz_publish_locked(layer_export *x, gz_worker *w, gz_done c)
         oslot = (x->outq.head + x->outq.count) % x->outq.slots;
         gz_keep_locked(x, w, x->outq.buf[oslot]);
         x->outq.buf[oslot] = c.buf;
-        fire = push_out_locked(x, oslot, 0, c.olen, &fn, &arg);
-        release_tar_locked(x);
+        push_out_locked(x, oslot, 0, c.olen, &wk);
+        release_tar_locked(x, &wk);
         x->gz_pub_seq++;
         if (c.last) {
             memcpy(x->diff_id, diff_id, sizeof(diff_id));
-            fire = close_out_locked(x, digest, &fn, &arg) || fire;
+            close_out_locked(x, digest, &wk);
         }
-        if (fire) {
-            pthread_mutex_unlock(&x->lock);
-            fn(arg);
-            pthread_mutex_lock(&x->lock);
-        }
+        pthread_mutex_unlock(&x->lock);
+        wakeups_fire(x, &wk);
+        pthread_mutex_lock(&x->lock);
         if (c.last)
             return 0;
         next = &x->gz_done[x->gz_pub_seq % x->tarq.slots];
@@ -1168,13 +1177,18 @@ int layer_export_read(size_t *out_n, layer_export *x, void *buf, size_t cap,
     x->read_off += n;
     *out_n = n;
     if (x->read_off == x->outq.len[head]) {
+        bool wake;
+
         pthread_mutex_lock(&x->lock);
         x->read_off = 0;
         x->outq.head = (head + 1) % x->outq.slots;
         x->outq.count--;
-        /* one waiter at most: the stage thread or the gzip turn holder */
-        pthread_cond_signal(&x->out_space);
+        /* One waiter at most (the stage thread or the gzip turn holder),
+         * and only on a full ring: wake it once half is free. */
+        wake = x->outq.count == x->outq.slots / 2;
         pthread_mutex_unlock(&x->lock);
+        if (wake)
+            pthread_cond_signal(&x->out_space);
     }
     return 0;
 }
