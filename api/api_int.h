@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "api/api.h"
+#include "api/digest_memo.h"
 #include "layer/store.h"
 
 /** The media types served. */
@@ -189,6 +190,29 @@ int api_entries__find(layer_reader **out_reader, const layer_entry **out,
 void api_entries__list(api_call *call);
 void api_entries__get(api_call *call);
 void api_export__get(api_call *call);
+
+/* ---- digest memo (digest_memo.c) ---- */
+
+/** What the memo keeps of an export (api/digest_memo.h). */
+typedef struct api_digest_rec {
+    char key[192]; /**< layer id and export options */
+    char diff_id[72];
+    char digest[72];
+    char fingerprint[72];
+    uint64_t size; /**< bytes produced */
+} api_digest_rec;
+
+/** Copy the record of key into *out and mark it used; false if none (or
+ * m is NULL). */
+bool api_digest_memo__get(api_digest_memo *m, const char *key,
+                          api_digest_rec *out);
+
+/** Record (or replace) rec; a full memo forgets its least recently used
+ * record. NULL m: nothing. */
+void api_digest_memo__put(api_digest_memo *m, const api_digest_rec *rec);
+
+/** Forget the record of key, if any. NULL m: nothing. */
+void api_digest_memo__drop(api_digest_memo *m, const char *key);
 void api_files__get(api_call *call);
 void api_health__healthz(api_call *call);
 void api_health__readyz(api_call *call);

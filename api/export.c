@@ -13,6 +13,14 @@
  * (Docker-Content-Digest over the bytes sent, X-Layer-Diff-Id over the
  * tar), announced up front with a Trailer header.
  *
+ * Digests of immutable layers are remembered (api/digest_memo.h): a
+ * repeated export of such a layer skips the SHA-256 work and sends the
+ * remembered digests, once its fingerprint showed the layer unchanged; a
+ * changed layer gets its stream cut (the digests it would send are not
+ * known) and its record dropped, so the client's retry hashes afresh.
+ * The request span's "export.digests" says which: computed, memo or
+ * stale.
+ *
  * A server-wide cap bounds concurrent exports (api_context.max_exports; 0
  * means no cap): past it the answer is 503 with Retry-After. The slot is
  * taken before the export starts and given back in the producer's free,
@@ -26,6 +34,7 @@
 #include <time.h>
 
 #include "api/metrics.h"
+#include "layer/trace.h"
 #include "layer/alloc.h"
 #include "layer/error.h"
 #include "layer/export.h"
@@ -55,7 +64,11 @@ typedef struct export_stream {
     layer_info *info;
     volatile unsigned *active; /* the slot to give back, or NULL */
     api_metrics *metrics;
-    const char *format; /* "none", "gzip", "zstd" (metrics label) */
+    layer_span *span;      /* the request's */
+    api_digest_memo *memo; /* set when the layer's digests may be kept */
+    api_digest_rec rec;    /* its key; with memo_hit, the digests */
+    bool memo_hit;         /* the export runs without digests */
+    const char *format;    /* "none", "gzip", "zstd" (metrics label) */
     struct timespec started;
     uint64_t bytes;
     bool ended;    /* LAYER_ITEROVER seen: the summary is complete */
@@ -78,6 +91,27 @@ static const char *format_name(layer_compression c)
     return "other";
 }
 
+/* The end of an export that ran without digests: the remembered ones
+ * hold only if the layer is what it was when they were computed. */
+static ssize_t memo_end(export_stream *s, const layer_export_summary *sum)
+{
+    if (sum->warnings != 0 || sum->size != s->rec.size ||
+        strcmp(sum->fingerprint, s->rec.fingerprint) != 0) {
+        api_digest_memo__drop(s->memo, s->rec.key);
+        layer_span_set_str(s->span, "export.digests", "stale");
+        layer_span_set_error_message(s->span,
+                                     "layer.export: the layer changed since "
+                                     "its digests were computed; they are "
+                                     "unknown, so the stream is cut (a retry "
+                                     "computes them)");
+        return API_PRODUCE_ERROR;
+    }
+    snprintf(s->values[0], sizeof(s->values[0]), "%s", s->rec.digest);
+    snprintf(s->values[1], sizeof(s->values[1]), "%s", s->rec.diff_id);
+    s->ended = true;
+    return API_PRODUCE_END;
+}
+
 static ssize_t stream_read(void *ctx, char *buf, size_t cap)
 {
     export_stream *s = ctx;
@@ -96,8 +130,18 @@ static ssize_t stream_read(void *ctx, char *buf, size_t cap)
         return API_PRODUCE_AGAIN;
     if (rc == LAYER_ITEROVER) {
         layer_export_summary_get(&sum, s->x);
+        if (s->memo_hit)
+            return memo_end(s, &sum);
         snprintf(s->values[0], sizeof(s->values[0]), "%s", sum.digest);
         snprintf(s->values[1], sizeof(s->values[1]), "%s", sum.diff_id);
+        if (s->memo != NULL && sum.warnings == 0) {
+            snprintf(s->rec.digest, sizeof(s->rec.digest), "%s", sum.digest);
+            snprintf(s->rec.diff_id, sizeof(s->rec.diff_id), "%s", sum.diff_id);
+            snprintf(s->rec.fingerprint, sizeof(s->rec.fingerprint), "%s",
+                     sum.fingerprint);
+            s->rec.size = sum.size;
+            api_digest_memo__put(s->memo, &s->rec);
+        }
         s->ended = true;
         return API_PRODUCE_END;
     }
@@ -303,6 +347,20 @@ void api_export__get(api_call *call)
     opts.compression = comp;
     opts.level = level;
     opts.span = call->req->span;
+    s->span = call->req->span;
+    if (call->ctx->digests != NULL && !s->info->mutable_) {
+        int n = snprintf(s->rec.key, sizeof(s->rec.key), "%s\n%s\n%d",
+                         s->info->id, s->format, level);
+
+        if (n > 0 && (size_t)n < sizeof(s->rec.key))
+            s->memo = call->ctx->digests;
+    }
+    if (s->memo != NULL && api_digest_memo__get(s->memo, s->rec.key, &s->rec)) {
+        s->memo_hit = true;
+        opts.flags |= LAYER_EXPORT_NO_DIGESTS;
+    }
+    layer_span_set_str(s->span, "export.digests",
+                       s->memo_hit ? "memo" : "computed");
     if ((rc = layer_export_start(&s->x, &s->info->layer, s->info->parents,
                                  s->info->nparents, &opts)) < 0)
         goto out;

@@ -153,6 +153,7 @@ struct layer_export {
     /* configuration */
     layer_compression compression;
     int level;
+    bool digests; /* compute the diff ID and digest (not NO_DIGESTS) */
     layer_tar_opts tar_opts;
     layer_reader *reader;
     layer_compress *comp; /* zstd */
@@ -163,6 +164,7 @@ struct layer_export {
     layer_digest diff;
 
     /* producer-private */
+    layer_digest fp; /* the fingerprint (layer_export_summary) */
     unsigned char *scratch;
     size_t scratch_cap;
 
@@ -192,6 +194,7 @@ struct layer_export {
     char last_warning[WARNING_MAX];
     char diff_id[LAYER_DIGEST_STR_SIZE];
     char digest[LAYER_DIGEST_STR_SIZE];
+    char fingerprint[LAYER_DIGEST_STR_SIZE];
 
     /* consumer-private */
     size_t read_off;
@@ -506,9 +509,44 @@ static int prod_data(producer *p, const layer_entry *e)
     return prod_write(p, NULL, layer_tar_padding(layer_tar_data_size(e)));
 }
 
+/* Feed an entry's metadata to the fingerprint. Fixed-width fields in
+ * host order (a fingerprint is compared on the host that made it), then
+ * the variable-length path and link target. */
+static int fingerprint_entry(layer_digest *d, const layer_entry *e)
+{
+    uint64_t f[20];
+    size_t n = 0;
+    int rc;
+
+    f[n++] = e->path_len;
+    f[n++] = e->link_target != NULL ? e->link_target_len : 0;
+    f[n++] = (uint64_t)e->change;
+    f[n++] = (uint64_t)e->type;
+    f[n++] = e->mode;
+    f[n++] = ((uint64_t)e->uid << 32) | e->gid;
+    f[n++] = e->size;
+    f[n++] = (uint64_t)e->mtime.sec;
+    f[n++] = e->mtime.nsec;
+    f[n++] = (uint64_t)e->ctime.sec;
+    f[n++] = e->ctime.nsec;
+    f[n++] = e->file_id.dev;
+    f[n++] = e->file_id.ino;
+    f[n++] = e->nlink;
+    f[n++] = ((uint64_t)e->rdev_major << 32) | e->rdev_minor;
+    f[n++] = e->opaque;
+    if ((rc = layer_digest_update(d, f, n * sizeof(f[0]))) < 0 ||
+        (rc = layer_digest_update(d, e->path, e->path_len)) < 0)
+        return rc;
+    if (e->link_target != NULL &&
+        (rc = layer_digest_update(d, e->link_target, e->link_target_len)) < 0)
+        return rc;
+    return 0;
+}
+
 static int produce(producer *p)
 {
     layer_export *x = p->x;
+    char fp[LAYER_DIGEST_STR_SIZE];
     const layer_entry *e;
     int rc;
 
@@ -519,6 +557,8 @@ static int produce(producer *p)
         if (rc == LAYER_ITEROVER)
             break;
         if (rc < 0)
+            return rc;
+        if ((rc = fingerprint_entry(&x->fp, e)) < 0)
             return rc;
         if ((rc = prod_header(p, e)) < 0)
             return rc;
@@ -533,8 +573,11 @@ static int produce(producer *p)
      * its span before the last publish, so that its span closes inside
      * the export's (which may end as soon as the output does). The handle
      * stays until free. */
+    if ((rc = layer_digest_final(fp, &x->fp)) < 0)
+        return rc;
     pthread_mutex_lock(&x->lock);
     refresh_stats(x);
+    memcpy(x->fingerprint, fp, sizeof(fp));
     pthread_mutex_unlock(&x->lock);
     layer_reader_close(x->reader);
     return prod_publish(p, true);
@@ -546,7 +589,7 @@ static void *producer_main(void *arg)
     int rc;
 
     /* none: stage 2's digest is the diff ID; gzip: the workers hash */
-    p.hash = p.x->compression == LAYER_COMPRESSION_ZSTD;
+    p.hash = p.x->compression == LAYER_COMPRESSION_ZSTD && p.x->digests;
     p.dict = p.x->compression == LAYER_COMPRESSION_GZIP;
     rc = produce(&p);
     if (rc < 0 && rc != LAYER_ECANCELED)
@@ -616,7 +659,7 @@ static int stage_publish(stage *s)
     wakeups w = {0};
     int rc;
 
-    if ((rc = layer_digest_update(&x->dig, s->cur, s->len)) < 0)
+    if (x->digests && (rc = layer_digest_update(&x->dig, s->cur, s->len)) < 0)
         return rc;
     pthread_mutex_lock(&x->lock);
     push_out_locked(x, s->slot, 0, s->len, &w);
@@ -633,7 +676,8 @@ static int pass_through(layer_export *x, unsigned char *buf, size_t len)
     unsigned slot;
     int rc;
 
-    if ((rc = layer_digest_update(&x->dig, buf + TAR_OFF, len)) < 0)
+    if (x->digests &&
+        (rc = layer_digest_update(&x->dig, buf + TAR_OFF, len)) < 0)
         return rc;
     pthread_mutex_lock(&x->lock);
     rc = out_slot_locked(&slot, x);
@@ -731,7 +775,8 @@ static int run_stage(stage *s)
     if (x->compression != LAYER_COMPRESSION_NONE &&
         (rc = compress_finish(s)) < 0)
         return rc;
-    if ((rc = layer_digest_final(digest, &x->dig)) < 0)
+    digest[0] = '\0';
+    if (x->digests && (rc = layer_digest_final(digest, &x->dig)) < 0)
         return rc;
     pthread_mutex_lock(&x->lock);
     close_out_locked(x, digest, &w);
@@ -820,13 +865,16 @@ static int gz_publish_locked(layer_export *x, gz_worker *w, gz_done c)
          * (still in the ring: the slot is released below), the digest
          * over the gzip bytes. Here rather than on the producer, which is
          * then free to read ahead while the workers hash. */
-        rc = layer_digest_update(&x->diff, c.tar, c.len);
-        if (rc == 0)
-            rc = layer_digest_update(&x->dig, c.buf, c.olen);
-        if (rc == 0 && c.last)
-            rc = layer_digest_final(diff_id, &x->diff);
-        if (rc == 0 && c.last)
-            rc = layer_digest_final(digest, &x->dig);
+        diff_id[0] = digest[0] = '\0';
+        if (x->digests) {
+            rc = layer_digest_update(&x->diff, c.tar, c.len);
+            if (rc == 0)
+                rc = layer_digest_update(&x->dig, c.buf, c.olen);
+            if (rc == 0 && c.last)
+                rc = layer_digest_final(diff_id, &x->diff);
+            if (rc == 0 && c.last)
+                rc = layer_digest_final(digest, &x->dig);
+        }
 
         pthread_mutex_lock(&x->lock);
         if (rc < 0) {
@@ -1053,7 +1101,8 @@ static int export_alloc_work(layer_export *x)
                    0) {
         return rc;
     }
-    if ((rc = layer_digest_init(&x->dig)) < 0)
+    if ((rc = layer_digest_init(&x->dig)) < 0 ||
+        (rc = layer_digest_init(&x->fp)) < 0)
         return rc;
     if (x->compression != LAYER_COMPRESSION_NONE &&
         (rc = layer_digest_init(&x->diff)) < 0)
@@ -1075,7 +1124,8 @@ int layer_export_start(layer_export **out, const layer_dir *layer,
     if (layer == NULL || layer->path == NULL)
         return layer_error_set(LAYER_EINVALID, "export without a layer");
     if (opts->flags &
-        ~(unsigned)(LAYER_EXPORT_ALL_XATTRS | LAYER_EXPORT_CLAMP_MTIME))
+        ~(unsigned)(LAYER_EXPORT_ALL_XATTRS | LAYER_EXPORT_CLAMP_MTIME |
+                    LAYER_EXPORT_NO_DIGESTS))
         return layer_error_set(LAYER_EINVALID, "unknown export flags 0x%x",
                                opts->flags);
     x = layer_trycalloc(1, sizeof(*x));
@@ -1084,6 +1134,7 @@ int layer_export_start(layer_export **out, const layer_dir *layer,
     atomic_init(&x->cancel, false);
     x->compression = opts->compression;
     x->level = opts->level;
+    x->digests = !(opts->flags & LAYER_EXPORT_NO_DIGESTS);
     span_begin(x, layer, parents, nparents, opts->span);
     if ((rc = layer_compress_level(&x->level, opts->compression, opts->level)) <
         0)
@@ -1219,6 +1270,7 @@ void layer_export_summary_get(layer_export_summary *out, const layer_export *cx)
              layer_compression_media_type(x->compression));
     memcpy(out->diff_id, x->diff_id, sizeof(out->diff_id));
     memcpy(out->digest, x->digest, sizeof(out->digest));
+    memcpy(out->fingerprint, x->fingerprint, sizeof(out->fingerprint));
     out->size = x->size;
     out->tar_size = x->tar_size;
     out->entries = x->entries;
@@ -1259,6 +1311,7 @@ void layer_export_free(layer_export *x)
     layer_compress_free(x->comp);
     layer_digest_dispose(&x->diff);
     layer_digest_dispose(&x->dig);
+    layer_digest_dispose(&x->fp);
     for (unsigned i = 0; i < RING_SLOTS_MAX; i++) {
         layer_free(x->tarq.buf[i]);
         layer_free(x->outq.buf[i]);

@@ -32,6 +32,7 @@
 #include <openssl/crypto.h>
 
 #include "api/api.h"
+#include "api/digest_memo.h"
 #include "api/metrics.h"
 #include "cli.h"
 #include "config.h"
@@ -296,6 +297,7 @@ int srv_cmd_serve(int argc, char **argv)
     layer_trace_sink *sink = NULL;
     layer_store *store = NULL;
     api_metrics *metrics = NULL;
+    api_digest_memo *memo = NULL;
     srv_tls *tls = NULL;
     srv_http *srv = NULL;
     char *openapi = NULL;
@@ -361,7 +363,8 @@ int srv_cmd_serve(int argc, char **argv)
     build.openssl = OpenSSL_version(OPENSSL_VERSION_STRING);
     build.zstd = cv.zstd;
     build.isal = cv.isal;
-    if (api_metrics_new(&metrics, &build) < 0) {
+    if (api_metrics_new(&metrics, &build) < 0 ||
+        api_digest_memo_new(&memo, 0) < 0) {
         srv_errorf("serve", "%s", layer_error_last());
         status = SRV_EXIT_FAILURE;
         goto out;
@@ -395,6 +398,7 @@ int srv_cmd_serve(int argc, char **argv)
     ctx.store = store;
     ctx.trace = sink;
     ctx.metrics = metrics;
+    ctx.digests = memo;
     ctx.openapi_path = cfg.openapi != NULL ? cfg.openapi : openapi;
     ctx.max_exports = cfg.max_exports;
     ctx.export_retry_after = EXPORT_RETRY_AFTER;
@@ -436,6 +440,7 @@ out:
     srv_http_free(srv);
     srv_tls_free(tls);
     api_metrics_free(metrics);
+    api_digest_memo_free(memo);
     layer_store_free(store);
     layer_trace_sink_free(sink);
     layer_free(openapi);

@@ -7,6 +7,7 @@
  * span carries its attributes.
  */
 #include <check.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +118,27 @@ static blob export_dir(const char *dir, layer_compression c, int level,
     if (sum != NULL)
         layer_export_summary_get(sum, x);
     ck_assert_ptr_null(layer_export_error(x));
+    layer_export_free(x);
+    return b;
+}
+
+/* An export of dir with extra flags, to the end; its summary in *sum. */
+static blob export_flags(const char *dir, layer_compression c, unsigned flags,
+                         layer_export_summary *sum)
+{
+    layer_export_opts o = {.compression = c, .flags = flags};
+    layer_dir l = {.path = dir, .kind = LAYER_KIND_DIFF};
+    layer_export *x = NULL;
+    blob b = {0};
+    unsigned char buf[65536];
+    size_t n;
+    int rc;
+
+    ck_assert_int_eq(layer_export_start(&x, &l, NULL, 0, &o), 0);
+    while ((rc = layer_export_read(&n, x, buf, sizeof(buf), 0)) == 0)
+        blob_add(&b, buf, n);
+    ck_assert_int_eq(rc, LAYER_ITEROVER);
+    layer_export_summary_get(sum, x);
     layer_export_free(x);
     return b;
 }
@@ -395,6 +417,91 @@ START_TEST(test_gzip_chunks_done_out_of_order_are_published_in_order)
     }
     free(first.data);
     free(plain.data);
+    fx_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_no_digests_gives_the_same_bytes_and_fingerprint)
+{
+    layer_compression cs[] = {LAYER_COMPRESSION_NONE, LAYER_COMPRESSION_GZIP,
+                              LAYER_COMPRESSION_ZSTD};
+
+    for (int i = 0; i < 3; i++) {
+        layer_export_summary a, b;
+        blob x = export_flags(root, cs[i], 0, &a);
+        blob y = export_flags(root, cs[i], LAYER_EXPORT_NO_DIGESTS, &b);
+
+        ck_assert_uint_eq(x.len, y.len);
+        ck_assert(memcmp(x.data, y.data, x.len) == 0);
+        ck_assert_str_ne(a.digest, "");
+        ck_assert_str_ne(a.diff_id, "");
+        ck_assert_str_eq(b.digest, "");
+        ck_assert_str_eq(b.diff_id, "");
+        ck_assert_int_eq(strncmp(a.fingerprint, "sha256:", 7), 0);
+        ck_assert_uint_eq(strlen(a.fingerprint), 71);
+        ck_assert_str_eq(a.fingerprint, b.fingerprint);
+        ck_assert_uint_eq(a.size, b.size);
+        ck_assert_uint_eq(a.entries, b.entries);
+        free(x.data);
+        free(y.data);
+    }
+}
+END_TEST
+
+/* The fingerprint of a small tree, exported plain. */
+static void fingerprint_of(char out[72], const char *dir)
+{
+    layer_export_summary s;
+    blob b =
+        export_flags(dir, LAYER_COMPRESSION_NONE, LAYER_EXPORT_NO_DIGESTS, &s);
+
+    memcpy(out, s.fingerprint, 72);
+    free(b.data);
+}
+
+START_TEST(test_fingerprint_follows_every_change)
+{
+    char *dir = fx_tmpdir();
+    char *f;
+    char a[72], b[72];
+    struct timespec ts[2];
+    struct stat st;
+
+    fx_mkdir(dir, "d", 0755);
+    fx_file(dir, "d/file", "0123456789", 0644);
+    fx_symlink(dir, "link", "d/file");
+    fingerprint_of(a, dir);
+    fingerprint_of(b, dir);
+    ck_assert_str_eq(a, b); /* stable */
+
+    /* same size, mtime put back: only the ctime tells */
+    f = fx_path(dir, "d/file");
+    ck_assert_int_eq(stat(f, &st), 0);
+    usleep(20000);
+    fx_file(dir, "d/file", "9876543210", 0644);
+    ts[0] = st.st_atim;
+    ts[1] = st.st_mtim;
+    ck_assert_int_eq(utimensat(AT_FDCWD, f, ts, 0), 0);
+    fingerprint_of(b, dir);
+    ck_assert_str_ne(a, b);
+
+    memcpy(a, b, sizeof(a));
+    fx_chmod(dir, "d/file", 0600);
+    fingerprint_of(b, dir);
+    ck_assert_str_ne(a, b);
+
+    memcpy(a, b, sizeof(a));
+    fx_file(dir, "d/new", "", 0644);
+    fingerprint_of(b, dir);
+    ck_assert_str_ne(a, b);
+
+    memcpy(a, b, sizeof(a));
+    fx_unlink(dir, "link");
+    fx_symlink(dir, "link", "d/new");
+    fingerprint_of(b, dir);
+    ck_assert_str_ne(a, b);
+    free(f);
     fx_rm_rf(dir);
     free(dir);
 }
@@ -798,6 +905,8 @@ static Suite *export_suite(void)
     tcase_add_test(tc,
                    test_gzip_chunks_done_out_of_order_are_published_in_order);
     tcase_add_test(tc, test_zstd_export_decompresses_to_the_plain_tar);
+    tcase_add_test(tc, test_no_digests_gives_the_same_bytes_and_fingerprint);
+    tcase_add_test(tc, test_fingerprint_follows_every_change);
     tcase_add_test(tc, test_two_runs_give_identical_bytes);
     tcase_add_test(tc, test_free_at_any_point_stops_cleanly);
     tcase_add_test(tc, test_bad_level_is_refused_before_starting);

@@ -20,12 +20,16 @@
 #include "layer/trace.h"
 
 struct api_metrics;
+struct api_digest_memo;
 
 /** Server-wide state the handlers use. Owned by the server. */
 typedef struct api_context {
     layer_store *store;
     layer_trace_sink *trace;     /**< may be NULL */
     struct api_metrics *metrics; /**< may be NULL */
+    /** Digests of earlier exports of immutable layers (api/digest_memo.h);
+     * NULL: every export hashes. */
+    struct api_digest_memo *digests;
     const char *openapi_path;    /**< file served at /openapi.yaml */
     unsigned max_exports;        /**< cap on concurrent exports */
     unsigned export_retry_after; /**< seconds, for 503 answers */

@@ -34,7 +34,13 @@ enum layer_export_flags {
      * security.capability. */
     LAYER_EXPORT_ALL_XATTRS = 1u << 0,
     /** Clamp mtimes to `epoch` (SOURCE_DATE_EPOCH). */
-    LAYER_EXPORT_CLAMP_MTIME = 1u << 1
+    LAYER_EXPORT_CLAMP_MTIME = 1u << 1,
+    /** Compute no SHA-256 over the bytes: the summary's diff_id and digest
+     * stay empty, its fingerprint is computed as always. For a caller
+     * that holds the digests of an earlier export of the same layer with
+     * the same options and the same fingerprint (see
+     * layer_export_summary), and checks the fingerprint at the end. */
+    LAYER_EXPORT_NO_DIGESTS = 1u << 2
 };
 
 /** Export options. Zero-initialise, then set what differs. */
@@ -57,6 +63,14 @@ typedef struct layer_export_summary {
     uint64_t entries;
     uint64_t warnings;
     const char *last_warning; /**< borrowed, or NULL */
+    /** "sha256:<hex>" over the metadata of every entry exported, in order:
+     * path, change, type, mode, owner, size, mtime, ctime, device and
+     * inode, link count, device numbers, link target, opaque flag. The
+     * kernel moves a file's ctime on every change to its data, xattrs or
+     * metadata, so two exports of a tree with equal fingerprints (and
+     * the same options) produced the same bytes, unless a file changed
+     * while it was read (then warnings is not 0). */
+    char fingerprint[72];
 } layer_export_summary;
 
 typedef struct layer_export layer_export;
