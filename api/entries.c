@@ -6,9 +6,10 @@
  * turns as many entries as fit into bytes, one entry at a time, so memory
  * is one serialised entry plus the reader's, however large the layer. An
  * entry bigger than the transport's buffer stays pending and is copied out
- * across calls. The JSON of an entry is api_entry_json() dumped compactly,
- * the same bytes `layerd entries` prints. NDJSON (one entry per line) is
- * the default; `Accept: application/json` gives one array instead.
+ * across calls. The JSON of an entry is api_entry_json_write()'s, written
+ * straight into the pending buffer: the same bytes `layerd entries`
+ * prints. NDJSON (one entry per line) is the default;
+ * `Accept: application/json` gives one array instead.
  *
  * Filters rely on the changeset order (layer_path_compare()): the entries
  * under `prefix` form one contiguous run, so the stream ends as soon as it
@@ -37,9 +38,8 @@
 
 /* Entries visited per read() before yielding to other connections. */
 #define VISIT_BUDGET 4096
-/* Largest serialised entry (xattrs make entries big: Linux allows 64 KiB
- * per value and many values). */
-#define ENTRY_JSON_MAX (16u * 1024u * 1024u)
+/* Largest serialised entry. */
+#define ENTRY_JSON_MAX API_ENTRY_JSON_MAX
 
 static const char *const entry_types[] = {API_TYPE_NDJSON, API_TYPE_JSON};
 
@@ -111,38 +111,30 @@ static int pend_set(entries_stream *s, const char *bytes, size_t n)
 /* Queue one entry: ",\n" + JSON in an array, JSON + "\n" in NDJSON. */
 static int queue_entry(entries_stream *s, const layer_entry *e)
 {
-    json_t *j = api_entry_json(e);
-    size_t need, room, pre = 0, post = 0;
+    size_t need = 0, again = 0, room, pre = 0, post = 0;
     int rc = 0;
 
-    if (j == NULL)
-        return layer_error_set(LAYER_ENOMEM, "out of memory building JSON");
     if (s->array)
         pre = s->count == 0 ? 1 : 2;
     else
         post = 1;
     if ((rc = pend_reserve(s, ENTRY_JSON_FIRST)) < 0)
-        goto out;
+        return rc;
     room = s->pend_cap - pre - post;
-    need = json_dumpb(j, s->pend + pre, room, JSON_COMPACT);
-    if (need == 0) {
-        rc = layer_error_set(LAYER_ENOMEM, "cannot serialise an entry");
-        goto out;
-    }
-    if (need > ENTRY_JSON_MAX) {
-        rc = layer_error_set(LAYER_ETOOBIG,
-                             "%s: its JSON is larger than %u bytes", e->path,
-                             ENTRY_JSON_MAX);
-        goto out;
-    }
+    if ((rc = api_entry_json_write(&need, s->pend + pre, room, e)) < 0)
+        return rc;
+    if (need > ENTRY_JSON_MAX)
+        return layer_error_set(LAYER_ETOOBIG,
+                               "%s: its JSON is larger than %u bytes", e->path,
+                               ENTRY_JSON_MAX);
     if (need > room) { /* did not fit: grow and serialise again */
         if ((rc = pend_reserve(s, pre + need + post)) < 0)
-            goto out;
-        if (json_dumpb(j, s->pend + pre, need, JSON_COMPACT) != need) {
-            rc =
-                layer_error_set(LAYER_ERROR, "JSON serialisation changed size");
-            goto out;
-        }
+            return rc;
+        if ((rc = api_entry_json_write(&again, s->pend + pre, need, e)) < 0)
+            return rc;
+        if (again != need)
+            return layer_error_set(LAYER_ERROR,
+                                   "JSON serialisation changed size");
     }
     if (pre > 0)
         memcpy(s->pend, s->count == 0 ? "\n" : ",\n", pre);
@@ -151,9 +143,7 @@ static int queue_entry(entries_stream *s, const layer_entry *e)
     s->pend_len = pre + need + post;
     s->pend_off = 0;
     s->count++;
-out:
-    json_decref(j);
-    return rc;
+    return 0;
 }
 
 /* Is path under (or equal to) the prefix? */

@@ -29,14 +29,16 @@
  *
  * All access goes through directory fds with O_NOFOLLOW; symlinks are
  * read, never followed. Extended attributes of non-opened files are read
- * through /proc/self/fd/<dirfd>/<name> with the l*xattr calls, which do
- * not follow the last component.
+ * with listxattrat/getxattrat on (dirfd, name), or on kernels before 6.13
+ * through /proc/self/fd/<dirfd>/<name> with the l*xattr calls; neither
+ * follows the last component.
  */
 #include "layer/reader.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +52,7 @@
 #include "layer/error.h"
 #include "layer/trace.h"
 #include "folder_int.h"
+#include "reader_int.h"
 
 /* Deepest directory nesting followed. Each level holds one fd per layer
  * in the chain, so this also bounds the fds of one reader. */
@@ -60,6 +63,11 @@
 /* Linux caps: XATTR_LIST_MAX and XATTR_SIZE_MAX are both 64 KiB. */
 #define READER_XATTR_LIST_MAX 65536
 #define READER_XATTR_SIZE_MAX 65536
+/* First buffer size asked of listxattr and getxattr, retried at the caps
+ * above on ERANGE: the kernel allocates what is asked for each call (64
+ * KiB costs a page allocation, measured ~5% of a listing's CPU), and
+ * nearly every list and value fits in 256 bytes. */
+#define READER_XATTR_FIRST 256
 /* Total xattr bytes kept for one entry. */
 #define READER_XATTR_TOTAL_MAX (1024 * 1024)
 /* getdents64 buffer. */
@@ -129,8 +137,8 @@ typedef struct staged {
     size_t link_len;
     xattrs xa;
     bool opaque;
-    int dirfd;  /* borrowed: where the data is (regular files) */
-    char *name; /* the file's name in dirfd */
+    int dirfd;        /* borrowed: where the data is (regular files) */
+    const char *name; /* the file's name in dirfd: the tail of path */
 } staged;
 
 /* An ancestor directory of a pending link member. */
@@ -358,30 +366,135 @@ static int cmp_xattr(const void *a, const void *b)
 }
 
 /*
+ * Extended attributes of a file that is not open: listxattrat(2) and
+ * getxattrat(2) (Linux 6.13) on (dirfd, name) with AT_SYMLINK_NOFOLLOW.
+ * Before them, the only way without opening the file (which a fifo or a
+ * device forbids, and which moves atimes) was the l*xattr calls on
+ * "/proc/self/fd/<dirfd>/<name>": a /proc lookup and a path walk per
+ * call, about half of the reader's system time on a tree without xattrs.
+ * That path stays as the fallback, taken for good when the kernel lacks
+ * the calls (ENOSYS) or a seccomp filter refuses them (EPERM, which older
+ * container runtimes answer for syscalls they do not know; reading
+ * xattrs never fails with EPERM otherwise). The numbers are the unified
+ * syscall table's (every architecture but alpha).
+ */
+#if !defined(__alpha__)
+#ifndef SYS_getxattrat
+#define SYS_getxattrat 464
+#endif
+#ifndef SYS_listxattrat
+#define SYS_listxattrat 465
+#endif
+#define READER_HAVE_XATTRAT 1
+
+/* struct xattr_args of <linux/xattr.h> (6.13), which older headers lack. */
+typedef struct xattr_at_args {
+    uint64_t value;
+    uint32_t size;
+    uint32_t flags;
+} xattr_at_args;
+#endif
+
+/* Cleared for good once the *xattrat calls turn out to be unavailable. */
+static atomic_bool xattrat_on = true;
+
+void layer_reader__xattrat_set(bool on)
+{
+    atomic_store_explicit(&xattrat_on, on, memory_order_relaxed);
+}
+
+/* Where read_xattrs() reads from: the open file fd, or name in dirfd. */
+typedef struct xsrc {
+    int fd;
+    int dirfd;
+    const char *name;
+    bool proc; /* through proc_path, the fallback */
+    char proc_path[64 + 256];
+} xsrc;
+
+static int xsrc_use_proc(xsrc *s, const char *what)
+{
+    int n = snprintf(s->proc_path, sizeof(s->proc_path), "/proc/self/fd/%d/%s",
+                     s->dirfd, s->name);
+
+    if (n < 0 || (size_t)n >= sizeof(s->proc_path))
+        return layer_error_set(LAYER_ETOOBIG, "layer.reader: %s: name too long",
+                               what);
+    s->proc = true;
+    return 0;
+}
+
+/*
+ * listxattr (attr NULL) or getxattr (attr) of the source, never following
+ * a symlink; like the libc calls, -1 with errno on failure. *rc is set
+ * (and -1 returned) only when the fallback path cannot be built.
+ */
+static ssize_t xsrc_call(int *rc, xsrc *s, const char *attr, void *buf,
+                         size_t size, const char *what)
+{
+    if (s->fd >= 0)
+        return attr ? fgetxattr(s->fd, attr, buf, size)
+                    : flistxattr(s->fd, buf, size);
+#ifdef READER_HAVE_XATTRAT
+    if (!s->proc) {
+        long n;
+
+        if (attr == NULL) {
+            n = syscall(SYS_listxattrat, s->dirfd, s->name, AT_SYMLINK_NOFOLLOW,
+                        buf, size);
+        } else {
+            xattr_at_args a = {(uint64_t)(uintptr_t)buf, (uint32_t)size, 0};
+
+            n = syscall(SYS_getxattrat, s->dirfd, s->name, AT_SYMLINK_NOFOLLOW,
+                        attr, &a, sizeof(a));
+        }
+        if (n >= 0 || (errno != ENOSYS && errno != EPERM))
+            return (ssize_t)n;
+        layer_reader__xattrat_set(false);
+        if ((*rc = xsrc_use_proc(s, what)) < 0)
+            return -1;
+    }
+#else
+    (void)rc;
+    (void)what;
+#endif
+    return attr ? lgetxattr(s->proc_path, attr, buf, size)
+                : llistxattr(s->proc_path, buf, size);
+}
+
+/*
  * Read all extended attributes of a file into x, sorted by name. With
  * fd >= 0 the f*xattr calls are used; otherwise the file is name in
- * dirfd, reached through /proc without following it.
+ * dirfd, read without following it (see xsrc_call()).
  */
 static int read_xattrs(xattrs *x, int fd, int dirfd, const char *name,
                        const char *what)
 {
-    char proc[64 + 256];
+    xsrc src;
     char list[READER_XATTR_LIST_MAX];
     ssize_t len;
     size_t names_len;
     unsigned char *base;
+    int rc = 0;
 
     xattrs_reset(x);
-    if (fd < 0) {
-        int n =
-            snprintf(proc, sizeof(proc), "/proc/self/fd/%d/%s", dirfd, name);
-        if (n < 0 || (size_t)n >= sizeof(proc))
-            return layer_error_set(LAYER_ETOOBIG,
-                                   "layer.reader: %s: name too long", what);
-        len = llistxattr(proc, list, sizeof(list));
-    } else {
-        len = flistxattr(fd, list, sizeof(list));
-    }
+    src.fd = fd;
+    src.dirfd = dirfd;
+    src.name = name;
+    src.proc = false;
+#ifdef READER_HAVE_XATTRAT
+    if (fd < 0 && !atomic_load_explicit(&xattrat_on, memory_order_relaxed) &&
+        (rc = xsrc_use_proc(&src, what)) < 0)
+        return rc;
+#else
+    if (fd < 0 && (rc = xsrc_use_proc(&src, what)) < 0)
+        return rc;
+#endif
+    len = xsrc_call(&rc, &src, NULL, list, READER_XATTR_FIRST, what);
+    if (rc == 0 && len < 0 && errno == ERANGE)
+        len = xsrc_call(&rc, &src, NULL, list, sizeof(list), what);
+    if (rc < 0)
+        return rc;
     if (len < 0) {
         if (errno == ENOTSUP || errno == ENOENT)
             return 0;
@@ -406,10 +519,11 @@ static int read_xattrs(xattrs *x, int fd, int dirfd, const char *name,
         unsigned char vbuf[READER_XATTR_SIZE_MAX];
         ssize_t vl;
 
-        if (fd < 0)
-            vl = lgetxattr(proc, list + p, vbuf, sizeof(vbuf));
-        else
-            vl = fgetxattr(fd, list + p, vbuf, sizeof(vbuf));
+        vl = xsrc_call(&rc, &src, list + p, vbuf, READER_XATTR_FIRST, what);
+        if (rc == 0 && vl < 0 && errno == ERANGE)
+            vl = xsrc_call(&rc, &src, list + p, vbuf, sizeof(vbuf), what);
+        if (rc < 0)
+            return rc;
         if (vl < 0) {
             if (errno == ENODATA) { /* removed meanwhile */
                 p += nl + 1;
@@ -568,13 +682,20 @@ static void names_sort(names *n)
 
 /* ---- whiteouts and the lower view ------------------------------------- */
 
-/* Is name (with stat st) in an overlay layer a whiteout? */
-static int is_whiteout(bool *out, int dirfd, const char *name,
-                       const struct statx *st, xattrs *scratch)
+/*
+ * Is name (with stat st) in an overlay layer a whiteout? An empty regular
+ * file needs its xattrs: they are left in scratch, and *out_read (when
+ * not NULL) says whether they were, so a caller need not read them twice.
+ */
+static int is_whiteout(bool *out, bool *out_read, int dirfd, const char *name,
+                       const char *what, const struct statx *st,
+                       xattrs *scratch)
 {
     int rc;
 
     *out = false;
+    if (out_read)
+        *out_read = false;
     if (S_ISCHR(st->stx_mode) && st->stx_rdev_major == 0 &&
         st->stx_rdev_minor == 0) {
         *out = true;
@@ -582,8 +703,10 @@ static int is_whiteout(bool *out, int dirfd, const char *name,
     }
     if (!S_ISREG(st->stx_mode) || st->stx_size != 0)
         return 0;
-    if ((rc = read_xattrs(scratch, -1, dirfd, name, name)) < 0)
+    if ((rc = read_xattrs(scratch, -1, dirfd, name, what)) < 0)
         return rc;
+    if (out_read)
+        *out_read = true;
     *out = xattrs_find(scratch, WHITEOUT_TRUSTED) != NULL ||
            xattrs_find(scratch, WHITEOUT_USER) != NULL;
     return 0;
@@ -638,7 +761,8 @@ static int lower_lookup(lookup *out, const frame *f, const char *name,
                                          "layer.reader: parent %s: stat", name);
         }
         if (f->lowers[i].diff &&
-            (rc = is_whiteout(&wh, f->lowers[i].fd, name, &st, scratch)) < 0)
+            (rc = is_whiteout(&wh, NULL, f->lowers[i].fd, name, name, &st,
+                              scratch)) < 0)
             return rc;
         if (!wh) {
             out->found = true;
@@ -678,7 +802,8 @@ static int lower_child(lower **out, size_t *out_n, layer_reader *r,
             goto out;
         }
         if (f->lowers[i].diff &&
-            (rc = is_whiteout(&wh, f->lowers[i].fd, name, &st, scratch)) < 0)
+            (rc = is_whiteout(&wh, NULL, f->lowers[i].fd, name, name, &st,
+                              scratch)) < 0)
             goto out;
         if (wh || !S_ISDIR(st.stx_mode))
             break; /* hides everything below */
@@ -749,7 +874,8 @@ static int lower_list(layer_reader *r, names *out, const lower *lowers,
                     LAYER_ERROR, errno, "layer.reader: parent %s: stat", name);
                 goto out;
             }
-            if ((rc = is_whiteout(&wh, lw->fd, name, &st, scratch)) < 0)
+            if ((rc = is_whiteout(&wh, NULL, lw->fd, name, name, &st,
+                                  scratch)) < 0)
                 goto out;
         }
         if (!wh && (rc = names_add(out, name, strlen(name), items[i].src)) < 0)
@@ -813,7 +939,6 @@ static void staged_dispose(staged *s)
 {
     layer_free(s->path);
     layer_free(s->link);
-    layer_free(s->name);
     xattrs_dispose(&s->xa);
     memset(s, 0, sizeof(*s));
     s->dirfd = -1;
@@ -1178,12 +1303,9 @@ static int stage_entry(layer_reader *r, const char *name, size_t len,
         s.link_len = (size_t)n;
     }
     if (s.type == LAYER_TYPE_FILE) {
+        /* the path ends with the name: r->path is top's path + '/' + name */
         s.dirfd = top->fd;
-        s.name = layer_trystrdup(name);
-        if (s.name == NULL) {
-            rc = LAYER_ENOMEM;
-            goto out;
-        }
+        s.name = s.path + len - strlen(name);
     }
     if ((rc = queue_push(r, &s)) < 0)
         goto out;
@@ -1469,16 +1591,17 @@ static int visit(layer_reader *r, const char *name, bool in_up,
     }
 
     if (r->kind == LAYER_KIND_DIFF) {
-        bool wh = false, opq = false;
+        bool wh = false, opq = false, have_xa = false;
         layer_change change = lk.found ? LAYER_CHANGE_MODIFY : LAYER_CHANGE_ADD;
 
-        if ((rc = is_whiteout(&wh, top->fd, name, &st, &scratch)) < 0)
+        if ((rc = is_whiteout(&wh, &have_xa, top->fd, name, r->path, &st,
+                              &xa)) < 0)
             goto out;
         if (wh) {
             rc = lk.found ? stage_tombstone(r, len) : 0;
             goto out;
         }
-        if ((rc = read_xattrs(&xa, -1, top->fd, name, r->path)) < 0)
+        if (!have_xa && (rc = read_xattrs(&xa, -1, top->fd, name, r->path)) < 0)
             goto out;
         if ((rc = check_overlay_features(&xa, r->path)) < 0)
             goto out;

@@ -109,7 +109,7 @@ static int node_from(layer_store__node *out, const docker_ctx *c,
     layer_store__node node = {0};
     char what[128], fwhat[256];
     char *cache = NULL, *diff = NULL, *parent = NULL;
-    size_t len;
+    size_t len = 0;
     int o2 = -1, rc = 0;
 
     snprintf(what, sizeof(what), "docker layer sha256:%s", hex);

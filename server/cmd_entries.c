@@ -1,16 +1,20 @@
 /*
  * layerd entries: print a layer's changeset entries as NDJSON, one
- * api_entry_json() object per line, the same objects the server's
- * /entries endpoint streams.
+ * api_entry_json_write() object per line, the same bytes the server's
+ * /entries endpoint streams. One line buffer is reused for every entry.
  */
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "api/entry_json.h"
 #include "cli.h"
+#include "layer/alloc.h"
 #include "layer/error.h"
 #include "layer/reader.h"
+
+/* First room for one line: most entries' JSON is a few hundred bytes;
+ * the buffer grows (up to API_ENTRY_JSON_MAX) for larger ones. */
+#define LINE_FIRST 4096
 
 static void usage(FILE *f)
 {
@@ -45,6 +49,8 @@ int srv_cmd_entries(int argc, char **argv)
     layer_reader *r = NULL;
     layer_reader_opts opts = {0};
     const layer_entry *e;
+    char *line = NULL;
+    size_t line_cap = 0;
     int status = SRV_EXIT_OK, rc;
 
     status = srv_layer_args_parse(&a, "entries", argc, argv, NULL, NULL, usage);
@@ -67,19 +73,38 @@ int srv_cmd_entries(int argc, char **argv)
         status = srv_exit_status(rc);
         goto out;
     }
+    if ((line = layer_trymalloc(LINE_FIRST)) == NULL) {
+        srv_errorf("entries", "out of memory");
+        status = SRV_EXIT_FAILURE;
+        goto out;
+    }
+    line_cap = LINE_FIRST;
     while ((rc = layer_reader_next(&e, r)) == 0) {
-        json_t *j = api_entry_json(e);
-        char *line = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        size_t need = 0;
 
-        json_decref(j);
-        if (line == NULL) {
-            srv_errorf("entries", "out of memory");
-            status = SRV_EXIT_FAILURE;
-            goto out;
+        /* one spare byte for the newline */
+        if ((rc = api_entry_json_write(&need, line, line_cap - 1, e)) < 0)
+            break;
+        if (need > line_cap - 1) { /* did not fit: grow and write again */
+            char *grown;
+
+            if (need > API_ENTRY_JSON_MAX) {
+                rc = layer_error_set(LAYER_ETOOBIG,
+                                     "%s: its JSON is larger than %u bytes",
+                                     e->path, API_ENTRY_JSON_MAX);
+                break;
+            }
+            if ((grown = layer_tryarray(line, need + 1, 1)) == NULL) {
+                rc = LAYER_ENOMEM;
+                break;
+            }
+            line = grown;
+            line_cap = need + 1;
+            if ((rc = api_entry_json_write(&need, line, line_cap - 1, e)) < 0)
+                break;
         }
-        fputs(line, stdout);
-        fputc('\n', stdout);
-        free(line);
+        line[need] = '\n';
+        fwrite(line, 1, need + 1, stdout);
     }
     if (rc != LAYER_ITEROVER) {
         fflush(stdout);
@@ -99,6 +124,7 @@ int srv_cmd_entries(int argc, char **argv)
         status = SRV_EXIT_FAILURE;
     }
 out:
+    layer_free(line);
     layer_reader_free(r);
     layer_info_free(info);
     layer_span_end(span);

@@ -15,6 +15,7 @@
 #include "fixture.h"
 #include "layer/error.h"
 #include "layer/reader.h"
+#include "../../lib/reader_int.h"
 
 static char *tmp;
 
@@ -832,6 +833,90 @@ START_TEST(test_reader__same_tree_same_sequence)
 }
 END_TEST
 
+/* Entries with their xattrs: "change type path name=value ..." lines. */
+static char *xattr_listing(const char *layer, const char *parent)
+{
+    layer_dir l = {layer, LAYER_KIND_DIFF};
+    layer_dir pd = {parent, LAYER_KIND_DIFF};
+    layer_reader *r = NULL;
+    const layer_entry *e;
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    int rc;
+
+    ck_assert(f != NULL);
+    ck_assert_int_eq(layer_reader_open(&r, &l, &pd, 1, NULL), 0);
+    while ((rc = layer_reader_next(&e, r)) == 0) {
+        fprintf(f, "%s %s %s%s", layer_change_name(e->change),
+                layer_type_name(e->type), e->path, e->opaque ? " opaque" : "");
+        for (size_t i = 0; i < e->xattr_count; i++)
+            fprintf(f, " %s=%.*s", e->xattrs[i].name, (int)e->xattrs[i].len,
+                    (const char *)e->xattrs[i].value);
+        fputc('\n', f);
+    }
+    ck_assert_int_eq(rc, LAYER_ITEROVER);
+    layer_reader_free(r);
+    fclose(f);
+    return out;
+}
+
+/*
+ * Xattrs of every entry type (read with listxattrat/getxattrat on the
+ * entry's name in its directory) come out the same through the fallback
+ * over /proc/self/fd that kernels before 6.13 use, whiteouts and opaque
+ * markers included; symlinks are not followed.
+ */
+START_TEST(test_reader_diff__xattrs_same_through_proc_fallback)
+{
+    char *p = dir("p"), *l = dir("l");
+    static const char want[] = "delete none a\n"
+                               "add block b trusted.b=6\n"
+                               "add char c trusted.c=5\n"
+                               "modify dir d opaque user.d=3\n"
+                               "delete none d/x\n"
+                               "add file f trusted.t=2 user.f=1\n"
+                               "add fifo i trusted.i=7\n"
+                               "add symlink s trusted.s=4\n"
+                               "add symlink t trusted.t=9\n"
+                               "add file z user.z=8\n";
+    char *fast, *slow;
+
+    fx_file(p, "a", "a", 0644);
+    fx_mkdir(p, "d", 0755);
+    fx_file(p, "d/x", "x", 0644);
+    fx_whiteout_xattr(l, "a", "user");
+    fx_mknod(l, "b", S_IFBLK, 8, 1);
+    fx_xattr(l, "b", "trusted.b", "6");
+    fx_mknod(l, "c", S_IFCHR, 1, 3);
+    fx_xattr(l, "c", "trusted.c", "5");
+    fx_mkdir(l, "d", 0755);
+    fx_xattr(l, "d", "trusted.overlay.opaque", "y");
+    fx_xattr(l, "d", "user.d", "3");
+    fx_file(l, "f", "data", 0644);
+    fx_xattr(l, "f", "user.f", "1");
+    fx_xattr(l, "f", "trusted.t", "2");
+    fx_fifo(l, "i");
+    fx_xattr(l, "i", "trusted.i", "7");
+    fx_symlink(l, "s", "f"); /* its target's xattrs must not show */
+    fx_xattr(l, "s", "trusted.s", "4");
+    fx_symlink(l, "t", "/nonexistent");
+    fx_xattr(l, "t", "trusted.t", "9");
+    fx_file(l, "z", "", 0644); /* empty: checked for whiteout first */
+    fx_xattr(l, "z", "user.z", "8");
+    fast = xattr_listing(l, p);
+    layer_reader__xattrat_set(false);
+    slow = xattr_listing(l, p);
+    layer_reader__xattrat_set(true);
+    ck_assert_msg(strcmp(fast, want) == 0, "got:\n%s\nwant:\n%s", fast, want);
+    ck_assert_msg(strcmp(slow, want) == 0, "got:\n%s\nwant:\n%s", slow, want);
+    free(slow);
+    free(fast);
+    free(p);
+    free(l);
+}
+END_TEST
+
 static Suite *reader_suite(void)
 {
     Suite *s = suite_create("reader");
@@ -873,6 +958,7 @@ static Suite *reader_suite(void)
     tcase_add_test(tc, test_reader_read__yields_exact_bytes_in_small_reads);
     tcase_add_test(tc, test_reader_read__seek_skips_ahead_only);
     tcase_add_test(tc, test_reader__same_tree_same_sequence);
+    tcase_add_test(tc, test_reader_diff__xattrs_same_through_proc_fallback);
     suite_add_tcase(s, tc);
     return s;
 }

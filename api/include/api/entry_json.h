@@ -22,12 +22,42 @@
 
 #include "layer/entry.h"
 
+#include <stddef.h>
+
 /**
- * Build the JSON object of an entry.
+ * Largest entry JSON the callers of api_entry_json_write() accept (16 MiB):
+ * xattrs make entries big (Linux allows 64 KiB per value, and the reader
+ * keeps up to 1 MiB of them per entry, which base64 turns into 1.4 MiB).
+ */
+#define API_ENTRY_JSON_MAX (16u * 1024u * 1024u)
+
+/**
+ * Write the compact JSON of an entry (no newline, no NUL) into a caller
+ * buffer. This is the one serialiser of the entry object: the bytes are
+ * what json_dumps(api_entry_json(entry), JSON_COMPACT) gives, with the
+ * fields in the order of DESIGN.md section 4.
+ *
+ * Like snprintf, the output is cut at cap and *out_len is the length the
+ * whole JSON needs: when *out_len > cap, buf holds an incomplete prefix
+ * and the caller writes again into a buffer of *out_len bytes (the same
+ * entry gives the same bytes). Nothing is allocated.
+ *
+ * @param[out] out_len the length of the whole JSON
+ * @param buf where the bytes go (may be NULL when cap is 0); not owned
+ * @param cap the room in buf
+ * @param entry the entry (borrowed)
+ * @return 0, or LAYER_ETOOBIG if the length does not fit in a size_t
+ */
+int api_entry_json_write(size_t *out_len, char *buf, size_t cap,
+                         const layer_entry *entry);
+
+/**
+ * Build the JSON object of an entry: api_entry_json_write()'s output
+ * parsed back, for callers that want a jansson object.
  *
  * @param entry the entry
  * @return a new reference (the caller json_decref()s it), or NULL when
- *         out of memory
+ *         out of memory or when the JSON exceeds API_ENTRY_JSON_MAX
  */
 json_t *api_entry_json(const layer_entry *entry);
 
