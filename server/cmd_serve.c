@@ -95,6 +95,11 @@ static void usage(FILE *f)
         "                        (default %d)\n"
         "  --openapi FILE        the contract served at /openapi.yaml\n"
         "                        (default: found next to the binary)\n"
+        "  --no-digest-memo      hash every export; by default the digests "
+        "of\n"
+        "                        immutable layers are remembered and reused "
+        "while\n"
+        "                        the layer's fingerprint is unchanged\n"
         "  -h, --help            show this help\n"
         "\n"
         "Signals: SIGTERM/SIGINT drain and exit 0, SIGHUP reopens the trace "
@@ -364,7 +369,7 @@ int srv_cmd_serve(int argc, char **argv)
     build.zstd = cv.zstd;
     build.isal = cv.isal;
     if (api_metrics_new(&metrics, &build) < 0 ||
-        api_digest_memo_new(&memo, 0) < 0) {
+        (!cfg.no_digest_memo && api_digest_memo_new(&memo, 0) < 0)) {
         srv_errorf("serve", "%s", layer_error_last());
         status = SRV_EXIT_FAILURE;
         goto out;

@@ -53,6 +53,7 @@ static const setting settings[] = {
     {"idle-timeout", SRV_CFG_IDLE_TIMEOUT, VALUE_UINT, 1, 86400},
     {"grace", SRV_CFG_GRACE, VALUE_UINT, 0, 3600},
     {"openapi", SRV_CFG_OPENAPI, VALUE_STRING, 0, 0},
+    {"no-digest-memo", SRV_CFG_NO_DIGEST_MEMO, VALUE_BOOL, 0, 0},
 };
 
 static const setting *find_setting(const char *key)
@@ -220,7 +221,10 @@ int srv_config_set(srv_config *cfg, const char *key, const char *value)
         cfg->nlisten++;
         break;
     case VALUE_BOOL:
-        if ((rc = parse_bool(&cfg->insecure_http, key, value)) < 0)
+        if ((rc = parse_bool(s->field == SRV_CFG_INSECURE_HTTP
+                                 ? &cfg->insecure_http
+                                 : &cfg->no_digest_memo,
+                             key, value)) < 0)
             return rc;
         break;
     case VALUE_UINT:
@@ -364,6 +368,8 @@ int srv_config_merge(srv_config *dst, const srv_config *src)
     }
     if (take & SRV_CFG_INSECURE_HTTP)
         dst->insecure_http = src->insecure_http;
+    if (take & SRV_CFG_NO_DIGEST_MEMO)
+        dst->no_digest_memo = src->no_digest_memo;
     if (take & SRV_CFG_MAX_EXPORTS)
         dst->max_exports = src->max_exports;
     if (take & SRV_CFG_MAX_CONNECTIONS)

@@ -33,7 +33,8 @@ enum srv_config_field {
     SRV_CFG_MAX_CONNECTIONS = 1u << 8,
     SRV_CFG_IDLE_TIMEOUT = 1u << 9,
     SRV_CFG_GRACE = 1u << 10,
-    SRV_CFG_OPENAPI = 1u << 11
+    SRV_CFG_OPENAPI = 1u << 11,
+    SRV_CFG_NO_DIGEST_MEMO = 1u << 12
 };
 
 /*
@@ -56,6 +57,7 @@ typedef struct srv_config {
     unsigned idle_timeout;
     unsigned grace;
     char *openapi;
+    bool no_digest_memo; /* every export hashes (api/digest_memo.h) */
 } srv_config;
 
 #define SRV_CONFIG_INIT                                                        \

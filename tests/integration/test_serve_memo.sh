@@ -9,7 +9,8 @@
 #   fails, the trace says "stale"), and the export after that computes
 #   the new digests, which match the new bytes;
 # - an added file is caught the same way;
-# - a mutable layer ("mutable": true) always computes.
+# - a mutable layer ("mutable": true) always computes;
+# - so does every export of a server started with --no-digest-memo.
 #
 # Env: LAYERD (the binary), LAYERD_SOURCE_DIR.
 # shellcheck source=tests/integration/lib.sh
@@ -50,8 +51,7 @@ digests_ok() {
 
 # how TRACE-ID: the export.digests attribute of that request's root span.
 how() {
-    local i
-    for i in $(seq 50); do
+    for _ in $(seq 50); do
         if grep -q "\"trace_id\":\"$1\".*\"name\":\"http.request\"" "$T"; then
             jq -r --arg t "$1" \
                 'select(.trace_id == $t and .name == "http.request")
@@ -62,6 +62,7 @@ how() {
     done
     echo "no span"
 }
+
 # trace_of NAME: the trace id of a response (its traceparent header).
 trace_of() {
     it_hdr "$W/$1.h" traceparent | cut -d- -f2
@@ -111,5 +112,14 @@ for run in 1 2; do
         "$(how "$(trace_of "live$run")")"
 done
 
+it_stop
+
+it_serve --no-digest-memo
+for run in 1 2; do
+    expect_rc "--no-digest-memo export #$run" 0 get "off$run" /layers/frozen/export
+    check "--no-digest-memo #$run: trailers match" digests_ok "off$run" none
+    expect_eq "--no-digest-memo #$run: computed" computed \
+        "$(how "$(trace_of "off$run")")"
+done
 it_stop
 it_done
