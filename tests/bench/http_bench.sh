@@ -267,8 +267,10 @@ export_run() {
 
 ENTRIES=$("${C[@]}" "$ENTRIES_ON" | wc -l)
 FIND_LINES=$(find "$STORE/corpus/fs" -printf '%p %s %m %U %G %T@\n' | wc -l)
-# Requests per entries measurement: enough for ~100,000 entries, 2..50.
-REPS=$((100000 / (ENTRIES > 0 ? ENTRIES : 1)))
+# Requests per entries measurement: enough for ~400,000 entries (a few
+# seconds: the tracing-cost comparison needs that much to rise above
+# the noise of a shared machine), 2..50.
+REPS=$((400000 / (ENTRIES > 0 ? ENTRIES : 1)))
 ((REPS < 2)) && REPS=2
 ((REPS > 50)) && REPS=50
 
