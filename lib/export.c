@@ -11,7 +11,9 @@
  *   stage 2:   tar ring -> output ring, plus the digest of the output:
  *                none: one thread hashes each tar buffer once (diff ID ==
  *                      digest) and moves it into the output ring by
- *                      swapping buffer pointers, so bytes are never copied;
+ *                      swapping buffer pointers, so bytes are never copied
+ *                      (without digests there is no stage 2: the producer
+ *                      swaps its buffers into the output ring itself);
  *                zstd: one thread streams the tar through libzstd;
  *                gzip: GZIP_WORKERS threads compress whole tar buffers as
  *                      independent chunks (layer/compress.h, pigz style)
@@ -321,6 +323,13 @@ static void release_tar_locked(layer_export *x, wakeups *w)
         w->tar_space = true;
 }
 
+/* Does the producer publish straight into the output ring (a plain tar
+ * without digests: there is nothing for stage 2 to do)? */
+static bool export_direct(const layer_export *x)
+{
+    return x->compression == LAYER_COMPRESSION_NONE && !x->digests;
+}
+
 /* ---- producer: reader -> tar ---------------------------------------- */
 
 typedef struct producer {
@@ -330,6 +339,7 @@ typedef struct producer {
     unsigned slot;
     size_t len;       /* tar bytes in cur, from TAR_OFF */
     bool hash;        /* the producer computes the diff ID */
+    bool direct;      /* no stage 2: publish into the output ring */
     bool dict;        /* copy the gzip dictionary into each buffer */
     uint64_t entries; /* entries written so far */
 } producer;
@@ -376,12 +386,48 @@ static int prod_acquire(producer *p)
 /* Hand the current buffer to stage 2; the final one also closes the tar
  * ring, in the same critical section, so a gzip worker that claims it
  * knows it is the last chunk. */
+static int out_slot_locked(unsigned *out_slot, layer_export *x);
+
+/* Plain tar without digests: stage 2 would only move buffers, so the
+ * producer moves its buffer into the output ring itself (one thread hop
+ * less per buffer). The tar ring stays empty: its slot gets the output
+ * ring's free buffer in exchange. */
+static int prod_publish_direct(producer *p, bool final)
+{
+    layer_export *x = p->x;
+    wakeups w = {0};
+    unsigned slot;
+    int rc;
+
+    pthread_mutex_lock(&x->lock);
+    rc = out_slot_locked(&slot, x);
+    if (rc == 0) {
+        x->tarq.buf[p->slot] = x->outq.buf[slot];
+        x->outq.buf[slot] = p->cur;
+        x->tar_size += p->len;
+        x->entries = p->entries;
+        refresh_stats(x);
+        push_out_locked(x, slot, TAR_OFF, p->len, &w);
+        if (final) {
+            static const char no_digest[LAYER_DIGEST_STR_SIZE];
+
+            close_out_locked(x, no_digest, &w);
+        }
+    }
+    pthread_mutex_unlock(&x->lock);
+    wakeups_fire(x, &w);
+    p->cur = NULL;
+    return rc;
+}
+
 static int prod_publish(producer *p, bool final)
 {
     layer_export *x = p->x;
     char diff_id[LAYER_DIGEST_STR_SIZE];
     int rc;
 
+    if (p->direct)
+        return prod_publish_direct(p, final);
     if (p->hash &&
         (rc = layer_digest_update(&x->diff, p->cur + TAR_OFF, p->len)) < 0)
         return rc;
@@ -591,6 +637,7 @@ static void *producer_main(void *arg)
     /* none: stage 2's digest is the diff ID; gzip: the workers hash */
     p.hash = p.x->compression == LAYER_COMPRESSION_ZSTD && p.x->digests;
     p.dict = p.x->compression == LAYER_COMPRESSION_GZIP;
+    p.direct = export_direct(p.x);
     rc = produce(&p);
     if (rc < 0 && rc != LAYER_ECANCELED)
         fail(p.x, rc);
@@ -1165,7 +1212,8 @@ int layer_export_start(layer_export **out, const layer_dir *layer,
                                    &x->gz[i])) < 0)
                 goto out;
         }
-    } else if ((rc = start_thread(&x->stage, &x->stage_started, stage_main,
+    } else if (!export_direct(x) &&
+               (rc = start_thread(&x->stage, &x->stage_started, stage_main,
                                   x)) < 0) {
         goto out;
     }
