@@ -34,10 +34,10 @@
 #include <time.h>
 
 #include "api/metrics.h"
-#include "layer/trace.h"
 #include "layer/alloc.h"
 #include "layer/error.h"
 #include "layer/export.h"
+#include "layer/trace.h"
 
 /* The media types an export is offered as, in server preference order. */
 static const char *const export_types[] = {
