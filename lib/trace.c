@@ -885,30 +885,18 @@ static void lb_duration_ms(line_buf *b, int64_t ns)
     lb_printf(b, "%" PRIu64 ".%03u", us / 1000, (unsigned)(us % 1000));
 }
 
-static void render_json_attr(line_buf *b, const span_attr *a)
+/* One attribute: "key":value in JSON lines, key=value in text lines;
+ * strings are quoted the way the line's format wants. */
+static void render_attr(line_buf *b, const span_attr *a, bool json)
 {
-    lb_json_string(b, a->key);
-    lb_put(b, ":", 1);
-    switch (a->type) {
-    case ATTR_STR:
-        lb_json_string(b, a->v.s);
-        break;
-    case ATTR_INT:
-        lb_printf(b, "%" PRId64, a->v.i);
-        break;
-    case ATTR_BOOL:
-        lb_puts(b, a->v.b ? "true" : "false");
-        break;
-    }
-}
+    void (*string)(line_buf *, const char *) =
+        json ? lb_json_string : lb_text_token;
 
-static void render_text_attr(line_buf *b, const span_attr *a)
-{
-    lb_text_token(b, a->key);
-    lb_put(b, "=", 1);
+    string(b, a->key);
+    lb_put(b, json ? ":" : "=", 1);
     switch (a->type) {
     case ATTR_STR:
-        lb_text_token(b, a->v.s);
+        string(b, a->v.s);
         break;
     case ATTR_INT:
         lb_printf(b, "%" PRId64, a->v.i);
@@ -934,10 +922,7 @@ static void render_attrs(line_buf *b, const layer_span *span, bool json,
             lb_put(b, ",", 1);
         else if (!json)
             lb_put(b, " ", 1);
-        if (json)
-            render_json_attr(b, &span->attrs[i]);
-        else
-            render_text_attr(b, &span->attrs[i]);
+        render_attr(b, &span->attrs[i], json);
         if (b->nomem)
             break;
         if (b->over) {
