@@ -134,20 +134,41 @@ out:
     return rc;
 }
 
+/*
+ * Make the identity of a certificate chain: cert_pem (taken, even on
+ * failure) whose leaf certificate is leaf, with the private key pkey
+ * re-encoded and the leaf's fingerprint. Returns 0 or a negative code.
+ */
+static int identity_new(srv_tls **out, char *cert_pem, X509 *leaf,
+                        EVP_PKEY *pkey, bool ephemeral)
+{
+    int rc;
+    srv_tls *tls = layer_trycalloc(1, sizeof(*tls));
+
+    if (tls == NULL) {
+        layer_free(cert_pem);
+        return LAYER_ENOMEM;
+    }
+    tls->cert_pem = cert_pem;
+    tls->ephemeral = ephemeral;
+    if ((rc = encode_key(&tls->key_pem, pkey)) < 0 ||
+        (rc = fingerprint(tls->fingerprint, leaf)) < 0) {
+        srv_tls_free(tls);
+        return rc;
+    }
+    *out = tls;
+    return 0;
+}
+
 int srv_tls_generate(srv_tls **out, unsigned valid_days)
 {
     int rc = 0;
-    srv_tls *tls = NULL;
     EVP_PKEY *pkey = NULL;
     X509 *cert = NULL;
     X509_NAME *name;
     BIO *bio = NULL;
+    char *pem = NULL;
 
-    if ((tls = layer_trycalloc(1, sizeof(*tls))) == NULL) {
-        rc = LAYER_ENOMEM;
-        goto out;
-    }
-    tls->ephemeral = true;
     if ((pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256")) == NULL) {
         rc = ossl_error("cannot generate an EC P-256 key");
         goto out;
@@ -188,17 +209,13 @@ int srv_tls_generate(srv_tls **out, unsigned valid_days)
         rc = ossl_error("cannot PEM-encode the certificate");
         goto out;
     }
-    if ((rc = bio_to_string(&tls->cert_pem, bio)) < 0 ||
-        (rc = encode_key(&tls->key_pem, pkey)) < 0 ||
-        (rc = fingerprint(tls->fingerprint, cert)) < 0)
+    if ((rc = bio_to_string(&pem, bio)) < 0)
         goto out;
-    *out = tls;
-    tls = NULL;
+    rc = identity_new(out, pem, cert, pkey, true);
 out:
     BIO_free(bio);
     X509_free(cert);
     EVP_PKEY_free(pkey);
-    srv_tls_free(tls);
     return rc;
 }
 
@@ -283,20 +300,16 @@ out:
 int srv_tls_load(srv_tls **out, const char *cert_path, const char *key_path)
 {
     int rc = 0;
-    srv_tls *tls = NULL;
     BIO *cert_in = NULL;
     BIO *key_in = NULL;
     X509 *leaf = NULL;
     EVP_PKEY *pkey = NULL;
+    char *chain = NULL;
 
-    if ((tls = layer_trycalloc(1, sizeof(*tls))) == NULL) {
-        rc = LAYER_ENOMEM;
-        goto out;
-    }
     if ((rc = read_pem(&cert_in, cert_path, "certificate")) < 0 ||
         (rc = read_pem(&key_in, key_path, "key")) < 0)
         goto out;
-    if ((rc = load_chain(&tls->cert_pem, &leaf, cert_in, cert_path)) < 0)
+    if ((rc = load_chain(&chain, &leaf, cert_in, cert_path)) < 0)
         goto out;
     if ((pkey = PEM_read_bio_PrivateKey(key_in, NULL, no_passphrase, NULL)) ==
         NULL) {
@@ -328,17 +341,14 @@ int srv_tls_load(srv_tls **out, const char *cert_path, const char *key_path)
                              cert_path);
         goto out;
     }
-    if ((rc = encode_key(&tls->key_pem, pkey)) < 0 ||
-        (rc = fingerprint(tls->fingerprint, leaf)) < 0)
-        goto out;
-    *out = tls;
-    tls = NULL;
+    rc = identity_new(out, chain, leaf, pkey, false);
+    chain = NULL;
 out:
+    layer_free(chain);
     EVP_PKEY_free(pkey);
     X509_free(leaf);
     BIO_free(key_in);
     BIO_free(cert_in);
-    srv_tls_free(tls);
     return rc;
 }
 
