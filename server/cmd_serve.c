@@ -58,70 +58,47 @@
 
 static void usage(FILE *f)
 {
-    fprintf(
-        f,
-        "usage: layerd serve --store STORE [options]\n"
-        "\n"
-        "Serve the layers of STORE over HTTPS (see openapi.yaml).\n"
-        "\n"
-        "options:\n"
-        "  --store STORE         dir:PATH, containers-storage:PATH or "
-        "docker:PATH\n"
-        "  --listen ADDR:PORT    address to listen on, repeatable; IPv6 as\n"
-        "                        [ADDR]:PORT (default " SRV_DEFAULT_LISTEN ")\n"
-        "  --cert FILE           PEM certificate chain, leaf first\n"
-        "  --key FILE            PEM private key of the certificate\n"
-        "                        (without --cert/--key an ephemeral "
-        "self-signed\n"
-        "                        certificate is generated and its "
-        "fingerprint\n"
-        "                        logged)\n"
-        "  --insecure-http       serve plain HTTP instead of HTTPS\n"
-        "  --config FILE         read settings from FILE: 'key = value' "
-        "lines with\n"
-        "                        the long option names as keys; options on "
-        "the\n"
-        "                        command line take precedence\n"
-        "  --trace FILE|-|none   where request spans go (default -: "
-        "stderr)\n"
-        "  --log-format json|text  span line format (default json)\n"
-        "  --max-exports N       concurrent exports before 503 (default "
-        "%d)\n"
-        "  --max-connections N   open connections (default %d)\n"
-        "  --idle-timeout S      close connections idle for S seconds "
-        "(default %d)\n"
-        "  --grace S             on SIGTERM, let requests finish for S "
-        "seconds\n"
-        "                        (default %d)\n"
-        "  --openapi FILE        the contract served at /openapi.yaml\n"
-        "                        (default: found next to the binary)\n"
-        "  --no-digest-memo      hash every export; by default the digests "
-        "of\n"
-        "                        immutable layers are remembered and reused "
-        "while\n"
-        "                        the layer's fingerprint is unchanged\n"
-        "  -h, --help            show this help\n"
-        "\n"
-        "Signals: SIGTERM/SIGINT drain and exit 0, SIGHUP reopens the trace "
-        "file.\n",
-        SRV_DEFAULT_MAX_EXPORTS, SRV_DEFAULT_MAX_CONNECTIONS,
-        SRV_DEFAULT_IDLE_TIMEOUT, SRV_DEFAULT_GRACE);
+    fputs("usage: layerd serve --store STORE [options]\n"
+          "\n"
+          "Serve the layers of STORE over HTTPS (see openapi.yaml).\n"
+          "\n"
+          "options:\n",
+          f);
+    srv_config_help(f);
+    fputs("  --help-config         print the settings, their config-file keys "
+          "and\n"
+          "                        defaults as a Markdown table\n"
+          "  -h, --help            show this help\n"
+          "\n"
+          "Signals: SIGTERM/SIGINT drain and exit 0, SIGHUP reopens the trace "
+          "file.\n"
+          "\n"
+          "exit status: 0 ok, 1 failure, 2 usage (options, config file, "
+          "certificate,\n"
+          "key, listen address), 3 the store, certificate, key or openapi "
+          "file not\n"
+          "found\n",
+          f);
 }
 
-/* Parse argv into flags; *config gets --config. Returns 0 or an exit
- * status (SRV_EXIT_OK after --help). */
-static int parse_args(srv_config *flags, const char **config, int *help,
-                      int argc, char **argv)
+/* Parse argv into flags. Returns 0 or an exit status; *help is 1 after
+ * --help, 2 after --help-config. */
+static int parse_args(srv_config *flags, int *help, int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         const char *eq;
         char key[64];
         const char *value;
+        const srv_setting *s;
         size_t klen;
 
         if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
             *help = 1;
+            return 0;
+        }
+        if (strcmp(arg, "--help-config") == 0) {
+            *help = 2;
             return 0;
         }
         if (strncmp(arg, "--", 2) != 0) {
@@ -136,11 +113,12 @@ static int parse_args(srv_config *flags, const char **config, int *help,
         }
         memcpy(key, arg + 2, klen);
         key[klen] = '\0';
-        if (strcmp(key, "config") != 0 && !srv_config_has_key(key)) {
+        s = srv_config_find(key);
+        if (s == NULL || s->where == SRV_SETTING_FILE_ONLY) {
             srv_errorf("serve", "unknown option '%s'", arg);
             return SRV_EXIT_USAGE;
         }
-        if (srv_config_is_flag(key)) {
+        if (s->type == SRV_SETTING_BOOL) {
             value = eq != NULL ? eq + 1 : "true";
         } else if (eq != NULL) {
             value = eq + 1;
@@ -149,10 +127,6 @@ static int parse_args(srv_config *flags, const char **config, int *help,
         } else {
             srv_errorf("serve", "option '%s' needs a value", arg);
             return SRV_EXIT_USAGE;
-        }
-        if (strcmp(key, "config") == 0) {
-            *config = value;
-            continue;
         }
         if (srv_config_set(flags, key, value) < 0) {
             if (layer_error_last_code() == LAYER_ENOMEM)
@@ -298,7 +272,6 @@ int srv_cmd_serve(int argc, char **argv)
     int rc, help = 0;
     srv_config cfg = SRV_CONFIG_INIT;
     srv_config file = SRV_CONFIG_INIT;
-    const char *config_path = NULL;
     layer_trace_sink *sink = NULL;
     layer_store *store = NULL;
     api_metrics *metrics = NULL;
@@ -315,14 +288,18 @@ int srv_cmd_serve(int argc, char **argv)
     bool masked = false;
     int sfd = -1;
 
-    if ((status = parse_args(&cfg, &config_path, &help, argc, argv)) != 0)
+    if ((status = parse_args(&cfg, &help, argc, argv)) != 0)
         goto out;
-    if (help) {
+    if (help == 1) {
         usage(stdout);
         goto out;
     }
-    if (config_path != NULL) {
-        if ((rc = srv_config_load(&file, config_path)) < 0) {
+    if (help == 2) {
+        srv_config_markdown(stdout);
+        goto out;
+    }
+    if (cfg.config != NULL) {
+        if ((rc = srv_config_load(&file, cfg.config)) < 0) {
             srv_errorf("serve", "%s", layer_error_last());
             status = rc == LAYER_ENOMEM ? SRV_EXIT_FAILURE : SRV_EXIT_USAGE;
             goto out;
@@ -418,8 +395,8 @@ int srv_cmd_serve(int argc, char **argv)
     opts.max_connections = cfg.max_connections;
     opts.idle_timeout = cfg.idle_timeout;
     opts.threads = worker_threads();
-    if ((rc = srv_http_start(&srv, &opts, (const char *const *)cfg.listen,
-                             cfg.nlisten)) < 0) {
+    if ((rc = srv_http_start(&srv, &opts, (const char *const *)cfg.listen.v,
+                             cfg.listen.n)) < 0) {
         srv_errorf("serve", "%s", layer_error_last());
         status = rc == LAYER_EINVALID ? SRV_EXIT_USAGE : SRV_EXIT_FAILURE;
         goto out;

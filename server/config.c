@@ -1,22 +1,25 @@
 /*
- * The settings of `layerd serve`: one table of keys shared by the command
- * line and the config file, so both accept exactly the same names and
- * values and report the same errors. The file is read whole (capped at
- * 1 MiB), then parsed line by line; every error names the line. Merging
- * fills only unset fields, which is how flags override the file.
+ * The settings of `layerd serve`: one table, one row per setting (name,
+ * type, field, default, help), drives everything else. The command line
+ * and the config file accept the same names and values and report the
+ * same errors; merging copies a field only where the destination has
+ * none, which is how flags override the file; the defaults are applied
+ * through the same parser as given values; `--help` and the README's
+ * table are printed from the rows. Adding a setting is adding a field to
+ * srv_config and a row here.
+ *
+ * The file is read whole (capped at 1 MiB), then parsed line by line;
+ * every error names the line.
  */
 
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "layer/alloc.h"
@@ -26,54 +29,144 @@
 #define CONFIG_FILE_MAX (1u << 20)
 #define CONFIG_LINE_MAX 4096
 
-typedef enum value_type {
-    VALUE_STRING,
-    VALUE_LISTEN,
-    VALUE_BOOL,
-    VALUE_UINT
-} value_type;
+/* --help: the column the help text starts at, and the line width. */
+#define HELP_COLUMN 24
+#define HELP_WIDTH  79
 
-typedef struct setting {
-    const char *key;
-    unsigned field;
-    value_type type;
-    unsigned min, max; /* VALUE_UINT range */
-} setting;
+#define FIELD(f) offsetof(srv_config, f)
 
-static const setting settings[] = {
-    {"store", SRV_CFG_STORE, VALUE_STRING, 0, 0},
-    {"listen", SRV_CFG_LISTEN, VALUE_LISTEN, 0, 0},
-    {"cert", SRV_CFG_CERT, VALUE_STRING, 0, 0},
-    {"key", SRV_CFG_KEY, VALUE_STRING, 0, 0},
-    {"insecure-http", SRV_CFG_INSECURE_HTTP, VALUE_BOOL, 0, 0},
-    {"trace", SRV_CFG_TRACE, VALUE_STRING, 0, 0},
-    {"log-format", SRV_CFG_LOG_FORMAT, VALUE_STRING, 0, 0},
-    {"max-exports", SRV_CFG_MAX_EXPORTS, VALUE_UINT, 1, 4096},
-    {"max-connections", SRV_CFG_MAX_CONNECTIONS, VALUE_UINT, 1, 65536},
-    {"idle-timeout", SRV_CFG_IDLE_TIMEOUT, VALUE_UINT, 1, 86400},
-    {"grace", SRV_CFG_GRACE, VALUE_UINT, 0, 3600},
-    {"openapi", SRV_CFG_OPENAPI, VALUE_STRING, 0, 0},
-    {"no-digest-memo", SRV_CFG_NO_DIGEST_MEMO, VALUE_BOOL, 0, 0},
+static const char *const log_formats[] = {"json", "text", NULL};
+
+static const srv_setting settings[] = {
+    {.name = "store",
+     .type = SRV_SETTING_STRING,
+     .offset = FIELD(store),
+     .arg = "STORE",
+     .help = "the store to serve: dir:PATH, containers-storage:PATH or "
+             "docker:PATH (required)"},
+    {.name = "listen",
+     .type = SRV_SETTING_LISTEN,
+     .offset = FIELD(listen),
+     .arg = "ADDR:PORT",
+     .def = "127.0.0.1:8443",
+     .help = "address to listen on, repeatable; IPv6 as [ADDR]:PORT"},
+    {.name = "cert",
+     .type = SRV_SETTING_STRING,
+     .offset = FIELD(cert),
+     .arg = "FILE",
+     .help = "PEM certificate chain, leaf first"},
+    {.name = "key",
+     .type = SRV_SETTING_STRING,
+     .offset = FIELD(key),
+     .arg = "FILE",
+     .help = "PEM private key of the certificate (without --cert and --key "
+             "an ephemeral self-signed certificate is generated and its "
+             "fingerprint logged)"},
+    {.name = "insecure-http",
+     .type = SRV_SETTING_BOOL,
+     .offset = FIELD(insecure_http),
+     .def = "false",
+     .help = "serve plain HTTP instead of HTTPS"},
+    {.name = "config",
+     .type = SRV_SETTING_STRING,
+     .offset = FIELD(config),
+     .arg = "FILE",
+     .where = SRV_SETTING_FLAG_ONLY,
+     .help = "read settings from FILE: 'key = value' lines with the long "
+             "option names as keys; options on the command line take "
+             "precedence"},
+    {.name = "trace",
+     .type = SRV_SETTING_STRING,
+     .offset = FIELD(trace),
+     .arg = "FILE|-|none",
+     .def = "-",
+     .help = "where request spans go: a file, - (standard error) or none"},
+    {.name = "log-format",
+     .type = SRV_SETTING_CHOICE,
+     .offset = FIELD(log_format),
+     .choices = log_formats,
+     .def = "json",
+     .help = "span line format"},
+    {.name = "max-exports",
+     .type = SRV_SETTING_UINT,
+     .offset = FIELD(max_exports),
+     .arg = "N",
+     .def = "16",
+     .min = 1,
+     .max = 4096,
+     .help = "concurrent exports before 503"},
+    {.name = "max-connections",
+     .type = SRV_SETTING_UINT,
+     .offset = FIELD(max_connections),
+     .arg = "N",
+     .def = "1024",
+     .min = 1,
+     .max = 65536,
+     .help = "open connections"},
+    {.name = "idle-timeout",
+     .type = SRV_SETTING_UINT,
+     .offset = FIELD(idle_timeout),
+     .arg = "S",
+     .def = "60",
+     .min = 1,
+     .max = 86400,
+     .help = "close connections idle for S seconds"},
+    {.name = "grace",
+     .type = SRV_SETTING_UINT,
+     .offset = FIELD(grace),
+     .arg = "S",
+     .def = "10",
+     .min = 0,
+     .max = 3600,
+     .help = "on SIGTERM, let requests finish for S seconds"},
+    {.name = "openapi",
+     .type = SRV_SETTING_STRING,
+     .offset = FIELD(openapi),
+     .arg = "FILE",
+     .help = "the contract served at /openapi.yaml (without it, the one "
+             "found next to the binary)"},
+    {.name = "no-digest-memo",
+     .type = SRV_SETTING_BOOL,
+     .offset = FIELD(no_digest_memo),
+     .def = "false",
+     .help = "hash every export; by default the digests of immutable layers "
+             "are remembered and reused while the layer's fingerprint is "
+             "unchanged"},
 };
 
-static const setting *find_setting(const char *key)
+#define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
+
+_Static_assert(NSETTINGS <= 32, "srv_config.set has a bit per setting");
+
+const srv_setting *srv_config_settings(size_t *n)
 {
-    for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
-        if (strcmp(settings[i].key, key) == 0)
+    *n = NSETTINGS;
+    return settings;
+}
+
+const srv_setting *srv_config_find(const char *name)
+{
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        if (strcmp(settings[i].name, name) == 0)
             return &settings[i];
     }
     return NULL;
 }
 
-bool srv_config_has_key(const char *key)
+static uint32_t bit_of(const srv_setting *s)
 {
-    return find_setting(key) != NULL;
+    return (uint32_t)1 << (s - settings);
 }
 
-bool srv_config_is_flag(const char *key)
+/* The field of setting s in cfg. */
+static void *field_of(srv_config *cfg, const srv_setting *s)
 {
-    const setting *s = find_setting(key);
-    return s != NULL && s->type == VALUE_BOOL;
+    return (char *)cfg + s->offset;
+}
+
+static const void *cfield_of(const srv_config *cfg, const srv_setting *s)
+{
+    return (const char *)cfg + s->offset;
 }
 
 static int parse_uint(unsigned *out, const char *key, const char *value,
@@ -178,70 +271,96 @@ static int set_string(char **field, const char *key, const char *value)
     return 0;
 }
 
-int srv_config_set(srv_config *cfg, const char *key, const char *value)
+/* Write the choices of s into buf as "a, b or c": each between quotes,
+ * sep between them and last before the last one. */
+static void join_choices(char *buf, size_t cap, const srv_setting *s,
+                         const char *quote, const char *sep, const char *last)
 {
-    const setting *s = find_setting(key);
+    size_t len = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; s->choices[i] != NULL && len < cap; i++) {
+        const char *before = i == 0 ? "" : s->choices[i + 1] ? sep : last;
+        int n = snprintf(buf + len, cap - len, "%s%s%s%s", before, quote,
+                         s->choices[i], quote);
+
+        if (n < 0)
+            break;
+        len += (size_t)n;
+    }
+}
+
+static int check_choice(const srv_setting *s, const char *value)
+{
+    char list[128];
+
+    for (size_t i = 0; s->choices[i] != NULL; i++) {
+        if (strcmp(value, s->choices[i]) == 0)
+            return 0;
+    }
+    join_choices(list, sizeof(list), s, "", ", ", " or ");
+    return layer_error_set(LAYER_EINVALID, "%s: '%s' is not %s", s->name, value,
+                           list);
+}
+
+static int add_listen(srv_config_listen *l, const char *value)
+{
     char host[256], port[8];
-    unsigned *num = NULL;
     int rc;
 
-    if (s == NULL)
-        return layer_error_set(LAYER_EINVALID, "unknown setting '%s'", key);
-    switch (s->type) {
-    case VALUE_STRING:
-        if (s->field == SRV_CFG_LOG_FORMAT && strcmp(value, "json") != 0 &&
-            strcmp(value, "text") != 0)
-            return layer_error_set(
-                LAYER_EINVALID, "log-format: '%s' is not json or text", value);
-        if (s->field == SRV_CFG_STORE)
-            rc = set_string(&cfg->store, key, value);
-        else if (s->field == SRV_CFG_CERT)
-            rc = set_string(&cfg->cert, key, value);
-        else if (s->field == SRV_CFG_KEY)
-            rc = set_string(&cfg->key, key, value);
-        else if (s->field == SRV_CFG_TRACE)
-            rc = set_string(&cfg->trace, key, value);
-        else if (s->field == SRV_CFG_LOG_FORMAT)
-            rc = set_string(&cfg->log_format, key, value);
-        else
-            rc = set_string(&cfg->openapi, key, value);
-        if (rc < 0)
-            return rc;
-        break;
-    case VALUE_LISTEN:
-        if ((rc = srv_config_parse_listen(host, sizeof(host), port,
-                                          sizeof(port), value)) < 0)
-            return rc;
-        if (cfg->nlisten == SRV_CONFIG_MAX_LISTEN)
-            return layer_error_set(LAYER_ETOOBIG,
-                                   "listen: more than %d addresses",
-                                   SRV_CONFIG_MAX_LISTEN);
-        if ((cfg->listen[cfg->nlisten] = layer_trystrdup(value)) == NULL)
-            return LAYER_ENOMEM;
-        cfg->nlisten++;
-        break;
-    case VALUE_BOOL:
-        if ((rc = parse_bool(s->field == SRV_CFG_INSECURE_HTTP
-                                 ? &cfg->insecure_http
-                                 : &cfg->no_digest_memo,
-                             key, value)) < 0)
-            return rc;
-        break;
-    case VALUE_UINT:
-        if (s->field == SRV_CFG_MAX_EXPORTS)
-            num = &cfg->max_exports;
-        else if (s->field == SRV_CFG_MAX_CONNECTIONS)
-            num = &cfg->max_connections;
-        else if (s->field == SRV_CFG_IDLE_TIMEOUT)
-            num = &cfg->idle_timeout;
-        else
-            num = &cfg->grace;
-        if ((rc = parse_uint(num, key, value, s->min, s->max)) < 0)
-            return rc;
-        break;
-    }
-    cfg->set |= s->field;
+    if ((rc = srv_config_parse_listen(host, sizeof(host), port, sizeof(port),
+                                      value)) < 0)
+        return rc;
+    if (l->n == SRV_CONFIG_MAX_LISTEN)
+        return layer_error_set(LAYER_ETOOBIG, "listen: more than %d addresses",
+                               SRV_CONFIG_MAX_LISTEN);
+    if ((l->v[l->n] = layer_trystrdup(value)) == NULL)
+        return LAYER_ENOMEM;
+    l->n++;
     return 0;
+}
+
+/* Parse value into the field of s (without marking it set). */
+static int apply(srv_config *cfg, const srv_setting *s, const char *value)
+{
+    void *field = field_of(cfg, s);
+    int rc;
+
+    switch (s->type) {
+    case SRV_SETTING_CHOICE:
+        if ((rc = check_choice(s, value)) < 0)
+            return rc;
+        return set_string(field, s->name, value);
+    case SRV_SETTING_STRING:
+        return set_string(field, s->name, value);
+    case SRV_SETTING_LISTEN:
+        return add_listen(field, value);
+    case SRV_SETTING_BOOL:
+        return parse_bool(field, s->name, value);
+    case SRV_SETTING_UINT:
+        return parse_uint(field, s->name, value, s->min, s->max);
+    }
+    return layer_error_set(LAYER_ERROR, "%s: unknown setting type", s->name);
+}
+
+/* Set s from value and mark it given. */
+static int set_row(srv_config *cfg, const srv_setting *s, const char *value)
+{
+    int rc;
+
+    if ((rc = apply(cfg, s, value)) < 0)
+        return rc;
+    cfg->set |= bit_of(s);
+    return 0;
+}
+
+int srv_config_set(srv_config *cfg, const char *name, const char *value)
+{
+    const srv_setting *s = srv_config_find(name);
+
+    if (s == NULL)
+        return layer_error_set(LAYER_EINVALID, "unknown setting '%s'", name);
+    return set_row(cfg, s, value);
 }
 
 static bool is_space(char c)
@@ -265,6 +384,7 @@ static int load_line(srv_config *cfg, const char *line, size_t len)
     const char *eq, *ks, *ke, *vs, *ve;
     char key[64];
     char value[CONFIG_LINE_MAX];
+    const srv_setting *row;
 
     if (memchr(line, '\0', len) != NULL)
         return layer_error_set(LAYER_EINVALID, "NUL byte in line");
@@ -293,7 +413,10 @@ static int load_line(srv_config *cfg, const char *line, size_t len)
     key[ke - ks] = '\0';
     memcpy(value, vs, (size_t)(ve - vs));
     value[ve - vs] = '\0';
-    return srv_config_set(cfg, key, value);
+    row = srv_config_find(key);
+    if (row == NULL || row->where == SRV_SETTING_FLAG_ONLY)
+        return layer_error_set(LAYER_EINVALID, "unknown setting '%s'", key);
+    return set_row(cfg, row, value);
 }
 
 int srv_config_load(srv_config *cfg, const char *path)
@@ -331,96 +454,199 @@ out:
     return rc;
 }
 
-static int merge_string(char **dst, const char *src)
-{
-    if (*dst != NULL || src == NULL)
-        return 0;
-    if ((*dst = layer_trystrdup(src)) == NULL)
-        return LAYER_ENOMEM;
-    return 0;
-}
-
 int srv_config_merge(srv_config *dst, const srv_config *src)
 {
-    unsigned take = src->set & ~dst->set;
-    int rc;
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const srv_setting *s = &settings[i];
+        void *to = field_of(dst, s);
+        const void *from = cfield_of(src, s);
 
-    if ((take & SRV_CFG_STORE) && (rc = merge_string(&dst->store, src->store)))
-        return rc;
-    if ((take & SRV_CFG_CERT) && (rc = merge_string(&dst->cert, src->cert)))
-        return rc;
-    if ((take & SRV_CFG_KEY) && (rc = merge_string(&dst->key, src->key)))
-        return rc;
-    if ((take & SRV_CFG_TRACE) && (rc = merge_string(&dst->trace, src->trace)))
-        return rc;
-    if ((take & SRV_CFG_LOG_FORMAT) &&
-        (rc = merge_string(&dst->log_format, src->log_format)))
-        return rc;
-    if ((take & SRV_CFG_OPENAPI) &&
-        (rc = merge_string(&dst->openapi, src->openapi)))
-        return rc;
-    if (take & SRV_CFG_LISTEN) {
-        for (size_t i = 0; i < src->nlisten; i++) {
-            if ((dst->listen[i] = layer_trystrdup(src->listen[i])) == NULL)
+        if ((dst->set & bit_of(s)) || !(src->set & bit_of(s)))
+            continue;
+        switch (s->type) {
+        case SRV_SETTING_STRING:
+        case SRV_SETTING_CHOICE:
+            if ((*(char **)to = layer_trystrdup(*(char *const *)from)) == NULL)
                 return LAYER_ENOMEM;
-            dst->nlisten = i + 1;
+            break;
+        case SRV_SETTING_LISTEN: {
+            srv_config_listen *l = to;
+            const srv_config_listen *sl = from;
+
+            for (; l->n < sl->n; l->n++) {
+                if ((l->v[l->n] = layer_trystrdup(sl->v[l->n])) == NULL)
+                    return LAYER_ENOMEM;
+            }
+            break;
         }
+        case SRV_SETTING_BOOL:
+            *(bool *)to = *(const bool *)from;
+            break;
+        case SRV_SETTING_UINT:
+            *(unsigned *)to = *(const unsigned *)from;
+            break;
+        }
+        dst->set |= bit_of(s);
     }
-    if (take & SRV_CFG_INSECURE_HTTP)
-        dst->insecure_http = src->insecure_http;
-    if (take & SRV_CFG_NO_DIGEST_MEMO)
-        dst->no_digest_memo = src->no_digest_memo;
-    if (take & SRV_CFG_MAX_EXPORTS)
-        dst->max_exports = src->max_exports;
-    if (take & SRV_CFG_MAX_CONNECTIONS)
-        dst->max_connections = src->max_connections;
-    if (take & SRV_CFG_IDLE_TIMEOUT)
-        dst->idle_timeout = src->idle_timeout;
-    if (take & SRV_CFG_GRACE)
-        dst->grace = src->grace;
-    dst->set |= take;
     return 0;
 }
 
 int srv_config_finish(srv_config *cfg)
 {
-    if (!(cfg->set & SRV_CFG_STORE))
+    int rc;
+
+    if (cfg->store == NULL)
         return layer_error_set(LAYER_EINVALID,
                                "no store: give --store or 'store' in the "
                                "config file");
-    if ((cfg->set & SRV_CFG_CERT) != 0 && (cfg->set & SRV_CFG_KEY) == 0)
+    if (cfg->cert != NULL && cfg->key == NULL)
         return layer_error_set(LAYER_EINVALID, "--cert needs --key");
-    if ((cfg->set & SRV_CFG_KEY) != 0 && (cfg->set & SRV_CFG_CERT) == 0)
+    if (cfg->key != NULL && cfg->cert == NULL)
         return layer_error_set(LAYER_EINVALID, "--key needs --cert");
-    if (cfg->insecure_http && (cfg->set & SRV_CFG_CERT) != 0)
+    if (cfg->insecure_http && cfg->cert != NULL)
         return layer_error_set(LAYER_EINVALID,
                                "--insecure-http and --cert exclude each "
                                "other");
-    if (cfg->nlisten == 0) {
-        if ((cfg->listen[0] = layer_trystrdup(SRV_DEFAULT_LISTEN)) == NULL)
-            return LAYER_ENOMEM;
-        cfg->nlisten = 1;
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const srv_setting *s = &settings[i];
+
+        if (s->def != NULL && !(cfg->set & bit_of(s)) &&
+            (rc = apply(cfg, s, s->def)) < 0)
+            return rc;
     }
-    if (!(cfg->set & SRV_CFG_MAX_EXPORTS))
-        cfg->max_exports = SRV_DEFAULT_MAX_EXPORTS;
-    if (!(cfg->set & SRV_CFG_MAX_CONNECTIONS))
-        cfg->max_connections = SRV_DEFAULT_MAX_CONNECTIONS;
-    if (!(cfg->set & SRV_CFG_IDLE_TIMEOUT))
-        cfg->idle_timeout = SRV_DEFAULT_IDLE_TIMEOUT;
-    if (!(cfg->set & SRV_CFG_GRACE))
-        cfg->grace = SRV_DEFAULT_GRACE;
     return 0;
 }
 
 void srv_config_dispose(srv_config *cfg)
 {
-    layer_free(cfg->store);
-    for (size_t i = 0; i < cfg->nlisten; i++)
-        layer_free(cfg->listen[i]);
-    layer_free(cfg->cert);
-    layer_free(cfg->key);
-    layer_free(cfg->trace);
-    layer_free(cfg->log_format);
-    layer_free(cfg->openapi);
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const srv_setting *s = &settings[i];
+        void *field = field_of(cfg, s);
+
+        if (s->type == SRV_SETTING_STRING || s->type == SRV_SETTING_CHOICE) {
+            layer_free(*(char **)field);
+        } else if (s->type == SRV_SETTING_LISTEN) {
+            srv_config_listen *l = field;
+
+            for (size_t k = 0; k < l->n; k++)
+                layer_free(l->v[k]);
+        }
+    }
     memset(cfg, 0, sizeof(*cfg));
+}
+
+/* Print text from column col, word-wrapped at HELP_WIDTH; continuation
+ * lines start at HELP_COLUMN. */
+static void print_wrapped(FILE *f, size_t col, const char *text)
+{
+    const char *p = text;
+
+    while (*p != '\0') {
+        size_t word = strcspn(p, " ");
+
+        if (col > HELP_COLUMN && col + 1 + word > HELP_WIDTH) {
+            fprintf(f, "\n%*s", HELP_COLUMN, "");
+            col = HELP_COLUMN;
+        } else if (col > HELP_COLUMN) {
+            fputc(' ', f);
+            col++;
+        }
+        fwrite(p, 1, word, f);
+        col += word;
+        p += word;
+        while (*p == ' ')
+            p++;
+    }
+    fputc('\n', f);
+}
+
+void srv_config_help(FILE *f)
+{
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const srv_setting *s = &settings[i];
+        char arg[48] = "", left[80], text[512];
+        int len;
+
+        if (s->where == SRV_SETTING_FILE_ONLY)
+            continue;
+        if (s->type == SRV_SETTING_CHOICE)
+            join_choices(arg, sizeof(arg), s, "", "|", "|");
+        else if (s->type != SRV_SETTING_BOOL)
+            snprintf(arg, sizeof(arg), "%s", s->arg);
+        snprintf(left, sizeof(left), "  --%s%s%s", s->name, arg[0] ? " " : "",
+                 arg);
+        if (s->def != NULL && s->type != SRV_SETTING_BOOL)
+            snprintf(text, sizeof(text), "%s (default %s)", s->help, s->def);
+        else
+            snprintf(text, sizeof(text), "%s", s->help);
+        len = fprintf(f, "%s", left);
+        /* Two spaces at least between the option and its text. */
+        if (len + 2 > HELP_COLUMN)
+            fprintf(f, "\n%*s", HELP_COLUMN, "");
+        else
+            fprintf(f, "%*s", HELP_COLUMN - len, "");
+        print_wrapped(f, HELP_COLUMN, text);
+    }
+}
+
+/* Print s into a Markdown table cell: '|' escaped. */
+static void md_cell(FILE *f, const char *s)
+{
+    for (; *s != '\0'; s++) {
+        if (*s == '|')
+            fputc('\\', f);
+        fputc(*s, f);
+    }
+}
+
+void srv_config_markdown(FILE *f)
+{
+    fputs("| Flag | Config key | Value | Default | Meaning |\n"
+          "| --- | --- | --- | --- | --- |\n",
+          f);
+    for (size_t i = 0; i < NSETTINGS; i++) {
+        const srv_setting *s = &settings[i];
+
+        fputs("| ", f);
+        if (s->where != SRV_SETTING_FILE_ONLY)
+            fprintf(f, "`--%s`", s->name);
+        else
+            fputs("(config file only)", f);
+        fputs(" | ", f);
+        if (s->where != SRV_SETTING_FLAG_ONLY)
+            fprintf(f, "`%s`", s->name);
+        else
+            fputs("(command line only)", f);
+        fputs(" | ", f);
+        switch (s->type) {
+        case SRV_SETTING_CHOICE: {
+            char list[128];
+
+            join_choices(list, sizeof(list), s, "`", ", ", " or ");
+            fputs(list, f);
+            break;
+        }
+        case SRV_SETTING_BOOL:
+            fputs("`true` or `false`", f);
+            break;
+        case SRV_SETTING_UINT:
+            fprintf(f, "`%s`: %u to %u", s->arg, s->min, s->max);
+            break;
+        case SRV_SETTING_STRING:
+        case SRV_SETTING_LISTEN:
+            fputc('`', f);
+            md_cell(f, s->arg);
+            fputc('`', f);
+            break;
+        }
+        fputs(" | ", f);
+        if (s->def != NULL) {
+            fputc('`', f);
+            md_cell(f, s->def);
+            fputc('`', f);
+        }
+        fputs(" | ", f);
+        md_cell(f, s->help);
+        fputs(" |\n", f);
+    }
 }

@@ -3,50 +3,35 @@
 
 /*
  * The settings of `layerd serve`, from the command line and from a config
- * file of `key = value` lines. The keys are the long flags without their
- * dashes; flags override the file.
+ * file of `key = value` lines. One table (srv_config_settings()) describes
+ * every setting; the keys are the long flags without their dashes; flags
+ * override the file, the file overrides the defaults.
  */
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
 
 /* Most --listen addresses accepted. */
 #define SRV_CONFIG_MAX_LISTEN 16
 
-/* Defaults. */
-#define SRV_DEFAULT_LISTEN          "127.0.0.1:8443"
-#define SRV_DEFAULT_MAX_EXPORTS     16
-#define SRV_DEFAULT_MAX_CONNECTIONS 1024
-#define SRV_DEFAULT_IDLE_TIMEOUT    60 /* seconds */
-#define SRV_DEFAULT_GRACE           10 /* seconds */
-
-/* Which fields were given (bit per setting). */
-enum srv_config_field {
-    SRV_CFG_STORE = 1u << 0,
-    SRV_CFG_LISTEN = 1u << 1,
-    SRV_CFG_CERT = 1u << 2,
-    SRV_CFG_KEY = 1u << 3,
-    SRV_CFG_INSECURE_HTTP = 1u << 4,
-    SRV_CFG_TRACE = 1u << 5,
-    SRV_CFG_LOG_FORMAT = 1u << 6,
-    SRV_CFG_MAX_EXPORTS = 1u << 7,
-    SRV_CFG_MAX_CONNECTIONS = 1u << 8,
-    SRV_CFG_IDLE_TIMEOUT = 1u << 9,
-    SRV_CFG_GRACE = 1u << 10,
-    SRV_CFG_OPENAPI = 1u << 11,
-    SRV_CFG_NO_DIGEST_MEMO = 1u << 12
-};
+/* The listen addresses, as given (each one checked). */
+typedef struct srv_config_listen {
+    char *v[SRV_CONFIG_MAX_LISTEN];
+    size_t n;
+} srv_config_listen;
 
 /*
  * The serve settings. Strings are owned (freed by srv_config_dispose()).
- * Initialise with SRV_CONFIG_INIT; a field is meaningful once its bit is in
- * `set` or after srv_config_finish() applied the defaults.
+ * Initialise with SRV_CONFIG_INIT; a field is meaningful once it was set
+ * or after srv_config_finish() applied the defaults.
  */
 typedef struct srv_config {
-    unsigned set; /* srv_config_field bits */
+    uint32_t set; /* bit i: setting i of the table was given */
+    char *config; /* the config file (command line only) */
     char *store;
-    char *listen[SRV_CONFIG_MAX_LISTEN];
-    size_t nlisten;
+    srv_config_listen listen;
     char *cert;
     char *key;
     bool insecure_http;
@@ -65,14 +50,54 @@ typedef struct srv_config {
         0                                                                      \
     }
 
+/* What a setting's value is, and so how it is parsed, merged and freed. */
+typedef enum srv_setting_type {
+    SRV_SETTING_STRING, /* char *, not empty */
+    SRV_SETTING_CHOICE, /* char *, one of choices */
+    SRV_SETTING_LISTEN, /* srv_config_listen; each value appends */
+    SRV_SETTING_BOOL,   /* bool: true/yes/on/1 or false/no/off/0 */
+    SRV_SETTING_UINT    /* unsigned in min..max */
+} srv_setting_type;
+
+/* Where a setting may be given. */
+typedef enum srv_setting_where {
+    SRV_SETTING_BOTH,      /* the command line and the config file */
+    SRV_SETTING_FLAG_ONLY, /* only the command line */
+    SRV_SETTING_FILE_ONLY  /* only the config file */
+} srv_setting_where;
+
 /*
- * Set one setting by key (a long flag name without "--"): strings are
- * copied, numbers and booleans parsed and range-checked, "listen" appends.
- * Returns 0, LAYER_EINVALID for an unknown key or a bad value,
- * LAYER_ETOOBIG past SRV_CONFIG_MAX_LISTEN, LAYER_ENOMEM; the reason is
- * recorded with layer_error_set().
+ * One setting: the config file's parser, the merge of file and flags,
+ * the defaults, `layerd serve --help` and the README's table of settings
+ * (`layerd serve --help-config`) are all driven by these rows.
  */
-int srv_config_set(srv_config *cfg, const char *key, const char *value);
+typedef struct srv_setting {
+    const char *name; /* the config key and the long flag */
+    srv_setting_type type;
+    size_t offset;     /* of the field in srv_config */
+    const char *arg;   /* what the value is in the help: "FILE", "N" */
+    const char *def;   /* the default, parsed like a given value; or NULL */
+    unsigned min, max; /* SRV_SETTING_UINT range */
+    const char *const *choices; /* SRV_SETTING_CHOICE, NULL-terminated */
+    srv_setting_where where;    /* SRV_SETTING_BOTH unless said */
+    const char *help;           /* one sentence, without the default */
+} srv_setting;
+
+/* The settings, in the order of the help; *n gets how many. */
+const srv_setting *srv_config_settings(size_t *n);
+
+/* The setting named `name`, or NULL. */
+const srv_setting *srv_config_find(const char *name);
+
+/*
+ * Set one setting by name (its long flag without "--"), wherever the
+ * table says it may be given: strings are copied, numbers and booleans
+ * parsed and range-checked, "listen" appends.
+ * Returns 0, LAYER_EINVALID for an unknown name or a bad value,
+ * LAYER_ETOOBIG past SRV_CONFIG_MAX_LISTEN, LAYER_ENOMEM; the reason is
+ * recorded with layer_error_set() ("NAME: why").
+ */
+int srv_config_set(srv_config *cfg, const char *name, const char *value);
 
 /*
  * Split a listen address, "HOST:PORT" or "[IPV6]:PORT", into host (at most
@@ -83,20 +108,11 @@ int srv_config_set(srv_config *cfg, const char *key, const char *value);
 int srv_config_parse_listen(char *host, size_t host_cap, char *port,
                             size_t port_cap, const char *spec);
 
-/* True if `key` names a setting. */
-bool srv_config_has_key(const char *key);
-
-/*
- * True if `key` names a setting that takes no value on the command line
- * (a boolean flag such as "insecure-http").
- */
-bool srv_config_is_flag(const char *key);
-
 /*
  * Read a config file into cfg: `key = value` lines, '#' starts a comment
  * line, blank lines ignored, values may be double-quoted. Files over
- * 1 MiB, unknown keys and bad values are refused; the recorded error
- * names the file and line ("FILE:LINE: ...").
+ * 1 MiB, unknown keys (and command-line-only ones) and bad values are
+ * refused; the recorded error names the file and line ("FILE:LINE: ...").
  * Returns 0 or a negative code.
  */
 int srv_config_load(srv_config *cfg, const char *path);
@@ -108,14 +124,27 @@ int srv_config_load(srv_config *cfg, const char *path);
 int srv_config_merge(srv_config *dst, const srv_config *src);
 
 /*
- * Apply the defaults to what is still unset and check the combination
- * (a store is required; --cert and --key come together and not with
- * --insecure-http). Returns 0 or LAYER_EINVALID / LAYER_ENOMEM with the
+ * Check the combination (a store is required; --cert and --key come
+ * together and not with --insecure-http), then apply the defaults to what
+ * is still unset. Returns 0 or LAYER_EINVALID / LAYER_ENOMEM with the
  * reason recorded.
  */
 int srv_config_finish(srv_config *cfg);
 
 /* Release the strings of cfg and reset it to SRV_CONFIG_INIT. */
 void srv_config_dispose(srv_config *cfg);
+
+/*
+ * Print the option lines of `layerd serve --help`: one per command-line
+ * setting, "  --name ARG" and its help wrapped at 80 columns, with the
+ * default.
+ */
+void srv_config_help(FILE *f);
+
+/*
+ * Print the settings as a Markdown table (flag, config key, value,
+ * default, meaning): the table of the README.
+ */
+void srv_config_markdown(FILE *f);
 
 #endif
