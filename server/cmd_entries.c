@@ -42,34 +42,24 @@ static void usage(FILE *f)
 
 int srv_cmd_entries(int argc, char **argv)
 {
-    srv_layer_args a = {0};
-    layer_trace_sink *sink = NULL;
-    layer_span *span = NULL;
-    layer_info *info = NULL;
+    srv_layer_cmd c = {0};
     layer_reader *r = NULL;
     layer_reader_opts opts = {0};
     const layer_entry *e;
     char *line = NULL;
     size_t line_cap = 0;
-    int status = SRV_EXIT_OK, rc;
+    int status, rc;
 
-    status = srv_layer_args_parse(&a, "entries", argc, argv, NULL, NULL, usage);
-    if (status != 0) {
-        if (status == SRV_PARSED_HELP)
-            status = SRV_EXIT_OK;
+    if ((status = srv_layer_args_parse(&c.args, "entries", argc, argv, NULL,
+                                       usage)) != SRV_CONTINUE)
         goto out;
-    }
-    if ((status = srv_trace_open(&sink, a.trace, a.log_format, "none")) != 0)
+    if ((status = srv_layer_cmd_open(&c, "layer.entries")) != 0)
         goto out;
-    layer_span_start(&span, sink, NULL, "layer.entries");
-    if ((status = srv_layer_args_resolve(&info, &a, span)) != 0)
-        goto out;
-    layer_span_set_str(span, "layer.path", info->layer.path);
-    opts.span = span;
-    if ((rc = layer_reader_open(&r, &info->layer, info->parents, info->nparents,
-                                &opts)) < 0) {
+    opts.span = c.span;
+    if ((rc = layer_reader_open(&r, &c.info->layer, c.info->parents,
+                                c.info->nparents, &opts)) < 0) {
         srv_errorf("entries", "%s", layer_error_last());
-        layer_span_set_error(span, "layer.entries", rc);
+        layer_span_set_error(c.span, "layer.entries", rc);
         status = srv_exit_status(rc);
         goto out;
     }
@@ -109,7 +99,7 @@ int srv_cmd_entries(int argc, char **argv)
     if (rc != LAYER_ITEROVER) {
         fflush(stdout);
         srv_errorf("entries", "%s", layer_error_last());
-        layer_span_set_error(span, "layer.entries", rc);
+        layer_span_set_error(c.span, "layer.entries", rc);
         status = srv_exit_status(rc);
         goto out;
     }
@@ -117,7 +107,7 @@ int srv_cmd_entries(int argc, char **argv)
         layer_reader_stats st;
 
         if (layer_reader_stats_get(&st, r) == 0)
-            layer_span_set_int(span, "entries.count", (int64_t)st.entries);
+            layer_span_set_int(c.span, "entries.count", (int64_t)st.entries);
     }
     if (fflush(stdout) != 0 || ferror(stdout)) {
         srv_errorf("entries", "write error on standard output");
@@ -126,9 +116,6 @@ int srv_cmd_entries(int argc, char **argv)
 out:
     layer_free(line);
     layer_reader_free(r);
-    layer_info_free(info);
-    layer_span_end(span);
-    layer_trace_sink_free(sink);
-    srv_layer_args_dispose(&a);
+    srv_layer_cmd_dispose(&c);
     return status;
 }

@@ -169,31 +169,16 @@ typedef struct export_args {
     bool all_xattrs;
 } export_args;
 
-/* Take one option of this subcommand: 1 taken, 0 not ours, -1 usage
- * error (printed). */
-static int take_export_opt(void *ctx, int argc, char **argv, int *i)
-{
-    export_args *x = ctx;
-    static const srv_opt opts[] = {
-        {"--output", offsetof(export_args, output)},
-        {"-o", offsetof(export_args, output)},
-        {"--output-dir", offsetof(export_args, output_dir)},
-        {"--compression", offsetof(export_args, compression)},
-        {"--level", offsetof(export_args, level)},
-        {"--source-date-epoch", offsetof(export_args, epoch)},
-    };
-    const char *arg = argv[*i];
-
-    if (strcmp(arg, "--json") == 0) {
-        x->json = true;
-        return 1;
-    }
-    if (strcmp(arg, "--all-xattrs") == 0) {
-        x->all_xattrs = true;
-        return 1;
-    }
-    return srv_opt_take(x, opts, sizeof(opts) / sizeof(opts[0]), argc, argv, i);
-}
+/* The options of this subcommand, stored into export_args. */
+static const srv_opt export_opts[] = {
+    {"output", 'o', SRV_OPT_STRING, offsetof(export_args, output)},
+    {"output-dir", 0, SRV_OPT_STRING, offsetof(export_args, output_dir)},
+    {"compression", 0, SRV_OPT_STRING, offsetof(export_args, compression)},
+    {"level", 0, SRV_OPT_STRING, offsetof(export_args, level)},
+    {"source-date-epoch", 0, SRV_OPT_STRING, offsetof(export_args, epoch)},
+    {"json", 0, SRV_OPT_FLAG, offsetof(export_args, json)},
+    {"all-xattrs", 0, SRV_OPT_FLAG, offsetof(export_args, all_xattrs)},
+};
 
 /* Parse a whole decimal integer in [lo, hi]. */
 static int parse_int64(int64_t *out, const char *s, int64_t lo, int64_t hi)
@@ -644,41 +629,28 @@ out:
 
 int srv_cmd_export(int argc, char **argv)
 {
-    srv_layer_args a = {0};
+    srv_layer_cmd c = {0};
     export_args x = {0};
+    srv_optgroup own = {export_opts,
+                        sizeof(export_opts) / sizeof(export_opts[0]), &x, NULL};
     layer_export_opts opts;
-    layer_trace_sink *tsink = NULL;
-    layer_span *span = NULL;
-    layer_info *info = NULL;
-    int status = SRV_EXIT_OK;
+    int status;
 
-    status = srv_layer_args_parse(&a, "export", argc, argv, take_export_opt, &x,
-                                  usage);
-    if (status != 0) {
-        if (status == SRV_PARSED_HELP)
-            status = SRV_EXIT_OK;
+    if ((status = srv_layer_args_parse(&c.args, "export", argc, argv, &own,
+                                       usage)) != SRV_CONTINUE)
         goto out;
-    }
     if ((status = build_opts(&opts, &x)) != 0)
         goto out;
-    if ((status = srv_trace_open(&tsink, a.trace, a.log_format, "none")) != 0)
+    if ((status = srv_layer_cmd_open(&c, "cli.export")) != 0)
         goto out;
-    layer_span_start(&span, tsink, NULL, "cli.export");
-    if ((status = srv_layer_args_resolve(&info, &a, span)) != 0)
-        goto out;
-    layer_span_set_str(span, "layer.path", info->layer.path);
-    layer_span_set_str(span, "layer.kind", layer_kind_name(info->layer.kind));
-    opts.span = span;
+    opts.span = c.span;
     if (x.output_dir)
-        status = run_folder(info, x.output_dir, x.json, span);
+        status = run_folder(c.info, x.output_dir, x.json, c.span);
     else
-        status = run_tar(info, &opts, x.output, x.json, span);
+        status = run_tar(c.info, &opts, x.output, x.json, c.span);
     if (status != SRV_EXIT_OK)
-        layer_span_set_error_message(span, "export failed");
+        layer_span_set_error_message(c.span, "export failed");
 out:
-    layer_info_free(info);
-    layer_span_end(span);
-    layer_trace_sink_free(tsink);
-    srv_layer_args_dispose(&a);
+    srv_layer_cmd_dispose(&c);
     return status;
 }

@@ -15,6 +15,7 @@
  * left, stop and exit 0.
  */
 
+#include <assert.h>
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
@@ -81,61 +82,88 @@ static void usage(FILE *f)
           f);
 }
 
-/* Parse argv into flags. Returns 0 or an exit status; *help is 1 after
- * --help, 2 after --help-config. */
-static int parse_args(srv_config *flags, int *help, int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++) {
-        const char *arg = argv[i];
-        const char *eq;
-        char key[64];
-        const char *value;
-        const srv_setting *s;
-        size_t klen;
+/* The command line: the table's settings and --help-config. */
+typedef struct serve_args {
+    srv_config *flags;
+    const srv_setting *rows[SRV_CMDLINE_MAX_OPTS];
+} serve_args;
 
-        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
-            *help = 1;
-            return 0;
-        }
-        if (strcmp(arg, "--help-config") == 0) {
-            *help = 2;
-            return 0;
-        }
-        if (strncmp(arg, "--", 2) != 0) {
-            srv_errorf("serve", "unexpected argument '%s'", arg);
-            return SRV_EXIT_USAGE;
-        }
-        eq = strchr(arg + 2, '=');
-        klen = eq != NULL ? (size_t)(eq - arg - 2) : strlen(arg + 2);
-        if (klen == 0 || klen >= sizeof(key)) {
-            srv_errorf("serve", "unknown option '%s'", arg);
-            return SRV_EXIT_USAGE;
-        }
-        memcpy(key, arg + 2, klen);
-        key[klen] = '\0';
-        s = srv_config_find(key);
-        if (s == NULL || s->where == SRV_SETTING_FILE_ONLY) {
-            srv_errorf("serve", "unknown option '%s'", arg);
-            return SRV_EXIT_USAGE;
-        }
-        if (s->type == SRV_SETTING_BOOL) {
-            value = eq != NULL ? eq + 1 : "true";
-        } else if (eq != NULL) {
-            value = eq + 1;
-        } else if (i + 1 < argc) {
-            value = argv[++i];
-        } else {
-            srv_errorf("serve", "option '%s' needs a value", arg);
-            return SRV_EXIT_USAGE;
-        }
-        if (srv_config_set(flags, key, value) < 0) {
-            if (layer_error_last_code() == LAYER_ENOMEM)
-                return SRV_EXIT_FAILURE;
-            srv_errorf("serve", "--%s", layer_error_last());
-            return SRV_EXIT_USAGE;
-        }
+/* Take the value of a command-line setting (a boolean flag alone means
+ * true). */
+static int take_setting(void *dest, size_t index, const char *value)
+{
+    serve_args *sa = dest;
+    int rc = srv_config_set(sa->flags, sa->rows[index]->name,
+                            value ? value : "true");
+
+    if (rc == LAYER_ENOMEM) {
+        srv_errorf("serve", "out of memory");
+        return SRV_EXIT_FAILURE;
     }
-    return 0;
+    if (rc < 0) {
+        srv_errorf("serve", "--%s", layer_error_last());
+        return SRV_EXIT_USAGE;
+    }
+    return SRV_CONTINUE;
+}
+
+static int take_help_config(void *dest, size_t index, const char *value)
+{
+    (void)dest;
+    (void)index;
+    (void)value;
+    srv_config_markdown(stdout);
+    return SRV_EXIT_OK;
+}
+
+/*
+ * The settings: the command line, over the config file it names, over the
+ * defaults. Returns SRV_CONTINUE, or an exit status after printing the
+ * help or the error: every failure here is a usage error, but for running
+ * out of memory.
+ */
+static int settings(srv_config *cfg, int argc, char **argv)
+{
+    static const srv_opt help_config[] = {{"help-config", 0, SRV_OPT_FLAG, 0}};
+    srv_opt opts[SRV_CMDLINE_MAX_OPTS];
+    serve_args sa = {.flags = cfg};
+    srv_optgroup groups[] = {{opts, 0, &sa, take_setting},
+                             {help_config, 1, NULL, take_help_config}};
+    srv_cmdline cl = {
+        .cmd = "serve", .usage = usage, .groups = groups, .ngroups = 2};
+    srv_config file = SRV_CONFIG_INIT;
+    size_t n;
+    const srv_setting *table = srv_config_settings(&n);
+    int status, rc = 0;
+
+    assert(n <= SRV_CMDLINE_MAX_OPTS - 1);
+    for (size_t i = 0; i < n; i++) {
+        if (table[i].where == SRV_SETTING_FILE_ONLY)
+            continue;
+        sa.rows[groups[0].nopts] = &table[i];
+        opts[groups[0].nopts++] = (srv_opt){
+            table[i].name, 0,
+            table[i].type == SRV_SETTING_BOOL ? SRV_OPT_BOOL : SRV_OPT_STRING,
+            0};
+    }
+    if ((status = srv_cmdline_parse(&cl, argc, argv)) != SRV_CONTINUE)
+        return status;
+    if (cfg->config != NULL) {
+        if ((rc = srv_config_load(&file, cfg->config)) < 0 ||
+            (rc = srv_config_merge(cfg, &file)) < 0)
+            goto out;
+    }
+    rc = srv_config_finish(cfg);
+out:
+    srv_config_dispose(&file);
+    if (rc == 0)
+        return SRV_CONTINUE;
+    if (rc == LAYER_ENOMEM) {
+        srv_errorf("serve", "out of memory");
+        return SRV_EXIT_FAILURE;
+    }
+    srv_errorf("serve", "%s", layer_error_last());
+    return SRV_EXIT_USAGE;
 }
 
 /* Raise the soft open-file limit to the hard limit. */
@@ -269,9 +297,8 @@ static void run(srv_http *srv, api_context *ctx, layer_trace_sink *sink,
 int srv_cmd_serve(int argc, char **argv)
 {
     int status = SRV_EXIT_OK;
-    int rc, help = 0;
+    int rc;
     srv_config cfg = SRV_CONFIG_INIT;
-    srv_config file = SRV_CONFIG_INIT;
     layer_trace_sink *sink = NULL;
     layer_store *store = NULL;
     api_metrics *metrics = NULL;
@@ -288,32 +315,9 @@ int srv_cmd_serve(int argc, char **argv)
     bool masked = false;
     int sfd = -1;
 
-    if ((status = parse_args(&cfg, &help, argc, argv)) != 0)
+    if ((status = settings(&cfg, argc, argv)) != SRV_CONTINUE)
         goto out;
-    if (help == 1) {
-        usage(stdout);
-        goto out;
-    }
-    if (help == 2) {
-        srv_config_markdown(stdout);
-        goto out;
-    }
-    if (cfg.config != NULL) {
-        if ((rc = srv_config_load(&file, cfg.config)) < 0) {
-            srv_errorf("serve", "%s", layer_error_last());
-            status = rc == LAYER_ENOMEM ? SRV_EXIT_FAILURE : SRV_EXIT_USAGE;
-            goto out;
-        }
-        if (srv_config_merge(&cfg, &file) < 0) {
-            status = SRV_EXIT_FAILURE;
-            goto out;
-        }
-    }
-    if ((rc = srv_config_finish(&cfg)) < 0) {
-        srv_errorf("serve", "%s", layer_error_last());
-        status = rc == LAYER_ENOMEM ? SRV_EXIT_FAILURE : SRV_EXIT_USAGE;
-        goto out;
-    }
+    status = SRV_EXIT_OK;
 
     raise_nofile();
     /* Writes to closed sockets must fail with EPIPE, not kill us. */
@@ -430,7 +434,6 @@ out:
         close(sfd);
     if (masked)
         pthread_sigmask(SIG_SETMASK, &oldsigs, NULL);
-    srv_config_dispose(&file);
     srv_config_dispose(&cfg);
     return status;
 }
