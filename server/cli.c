@@ -106,6 +106,13 @@ int srv_exit_status(int code)
     }
 }
 
+int srv_setting_status(int code)
+{
+    if (code == LAYER_EINVALID || code == LAYER_ETOOBIG)
+        return SRV_EXIT_USAGE;
+    return srv_exit_status(code);
+}
+
 int srv_strv_push(srv_strv *sv, const char *s)
 {
     const char **v = layer_tryarray((void *)sv->v, sv->n + 1, sizeof(*v));
@@ -451,7 +458,7 @@ int srv_layer_args_resolve(layer_info **out, const srv_layer_args *a,
     if (a->layer) {
         if ((rc = info_from_dirs(out, a)) < 0) {
             fprintf(stderr, "layerd: %s\n", layer_error_last());
-            return rc == LAYER_EINVALID ? SRV_EXIT_USAGE : srv_exit_status(rc);
+            return srv_setting_status(rc);
         }
         return 0;
     }

@@ -165,6 +165,14 @@ int srv_read_file(char **out, size_t *out_len, const char *path,
 /* Map a liblayer error code to an exit status. */
 int srv_exit_status(int code);
 
+/*
+ * Map the error of using something the command line names (a certificate,
+ * a listen address, a layer directory's kind): a value that cannot be used
+ * (LAYER_EINVALID, LAYER_ETOOBIG) is a usage error, anything else as
+ * srv_exit_status().
+ */
+int srv_setting_status(int code);
+
 /* Print "layerd <cmd>: <message>" to stderr. */
 void srv_errorf(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -349,10 +349,10 @@ int srv_cmd_serve(int argc, char **argv)
     build.openssl = OpenSSL_version(OPENSSL_VERSION_STRING);
     build.zstd = cv.zstd;
     build.isal = cv.isal;
-    if (api_metrics_new(&metrics, &build) < 0 ||
-        (!cfg.no_digest_memo && api_digest_memo_new(&memo, 0) < 0)) {
+    if ((rc = api_metrics_new(&metrics, &build)) < 0 ||
+        (!cfg.no_digest_memo && (rc = api_digest_memo_new(&memo, 0)) < 0)) {
         srv_errorf("serve", "%s", layer_error_last());
-        status = SRV_EXIT_FAILURE;
+        status = srv_exit_status(rc);
         goto out;
     }
     if (!cfg.insecure_http) {
@@ -362,17 +362,16 @@ int srv_cmd_serve(int argc, char **argv)
             rc = srv_tls_generate(&tls, EPHEMERAL_DAYS);
         if (rc < 0) {
             srv_errorf("serve", "%s", layer_error_last());
-            status = rc == LAYER_ENOTFOUND  ? SRV_EXIT_NOTFOUND
-                     : rc == LAYER_EINVALID ? SRV_EXIT_USAGE
-                                            : SRV_EXIT_FAILURE;
+            status = srv_setting_status(rc);
             goto out;
         }
     }
     if (cfg.openapi != NULL) {
         if (access(cfg.openapi, R_OK) != 0) {
+            rc = errno == ENOENT ? LAYER_ENOTFOUND : LAYER_ERROR;
             srv_errorf("serve", "--openapi %s: %s", cfg.openapi,
                        strerror(errno));
-            status = SRV_EXIT_NOTFOUND;
+            status = srv_exit_status(rc);
             goto out;
         }
     } else if ((openapi = find_openapi()) == NULL) {
@@ -402,7 +401,7 @@ int srv_cmd_serve(int argc, char **argv)
     if ((rc = srv_http_start(&srv, &opts, (const char *const *)cfg.listen.v,
                              cfg.listen.n)) < 0) {
         srv_errorf("serve", "%s", layer_error_last());
-        status = rc == LAYER_EINVALID ? SRV_EXIT_USAGE : SRV_EXIT_FAILURE;
+        status = srv_setting_status(rc);
         goto out;
     }
 

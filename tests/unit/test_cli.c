@@ -460,6 +460,11 @@ START_TEST(test_error_codes_map_to_exit_statuses)
     ck_assert_int_eq(srv_exit_status(LAYER_ETOOBIG), SRV_EXIT_INVALID);
     ck_assert_int_eq(srv_exit_status(LAYER_ERROR), SRV_EXIT_FAILURE);
     ck_assert_int_eq(srv_exit_status(LAYER_ENOMEM), SRV_EXIT_FAILURE);
+    /* A setting that cannot be used is the command line's fault. */
+    ck_assert_int_eq(srv_setting_status(LAYER_EINVALID), SRV_EXIT_USAGE);
+    ck_assert_int_eq(srv_setting_status(LAYER_ETOOBIG), SRV_EXIT_USAGE);
+    ck_assert_int_eq(srv_setting_status(LAYER_ENOTFOUND), SRV_EXIT_NOTFOUND);
+    ck_assert_int_eq(srv_setting_status(LAYER_ERROR), SRV_EXIT_FAILURE);
 }
 END_TEST
 
