@@ -35,6 +35,13 @@
  * the list lock, so no cycle can form with MHD's internal mutexes whatever
  * callbacks MHD makes while holding them.
  *
+ * Atomics: the reference counts, the request counters and the flags are
+ * C11 atomics in their default, sequentially consistent order. Each is
+ * touched a few times per request, so a weaker order would save nothing
+ * measurable, and the reference count needs at least acquire-release
+ * anyway: whoever drops the last reference frees the request and must see
+ * every other holder's writes to it.
+ *
  * Shutdown: quiesce closes the listening sockets; stopping sets a flag
  * that makes every reader cut its stream, resumes suspended connections
  * (MHD_stop_daemon must not find one) and stops the daemons.
