@@ -266,7 +266,7 @@ static void start_span(srv_request *req, const char *method,
                        const char *version)
 {
     srv_http *srv = req->srv;
-    layer_trace_sink *sink = srv->opts.api->trace;
+    layer_trace_sink *sink = srv->opts.trace;
     struct MHD_Connection *conn = req->conn;
     const char *tp, *ua;
     uint8_t trace_id[16], parent_id[8];
@@ -624,11 +624,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         if (req->status >= 500)
             layer_span_set_error_message(req->span, "http.request failed: "
                                                     "server error");
-        api_metrics_request(srv->opts.api->metrics, req->route, req->status,
+        api_metrics_request(srv->opts.metrics, req->route, req->status,
                             req->body_bytes);
         if (strcmp(outcome, "client_aborted") == 0 ||
             strcmp(outcome, "timeout") == 0)
-            api_metrics_client_abort(srv->opts.api->metrics, req->route);
+            api_metrics_client_abort(srv->opts.metrics, req->route);
     }
     layer_span_set_str(req->span, "layerd.outcome", outcome);
     if (req->stream_failed && !atomic_load(&srv->stopping))
