@@ -220,6 +220,7 @@ it_serve() {
     fi
     args+=(--trace "$IT_TMP/trace.log" "$@")
     SERVER_LOG=$IT_TMP/server.log
+    : >"$SERVER_LOG" # before the start: see it_wait_listening
     "$LAYERD" "${args[@]}" 2>"$SERVER_LOG" &
     SERVER_PID=$!
     it_wait_listening
@@ -227,7 +228,9 @@ it_serve() {
 
 # it_wait_listening: wait (20 s) until the server SERVER_PID, started by
 # the caller with its stderr in SERVER_LOG, logs its 127.0.0.1 listener;
-# sets PORT and URL.
+# sets PORT and URL. The caller empties SERVER_LOG before it starts the
+# server: the `2>` of a background command truncates the file in the
+# child, possibly after this has read an earlier server's port there.
 it_wait_listening() {
     local i line
     PORT=
