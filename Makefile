@@ -2,12 +2,13 @@
 # a fresh Debian 12 machine (packages via deploy/deps.sh).
 BUILD ?= build
 SANBUILD ?= build-san
+TSANBUILD ?= build-tsan
 BENCHBUILD ?= build-bench
 JOBS ?= $(shell nproc)
 DEMO ?= demo
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build run test test-fast test-san bench fuzz format format-check clean demo
+.PHONY: all deps build run test test-fast test-san test-tsan bench fuzz format format-check clean demo
 
 all: build
 
@@ -28,15 +29,28 @@ run: demo
 	done
 	bash deploy/run-demo.sh $(BUILD)/layerd $(DEMO)
 
-# The whole suite, then the whole suite again under ASan + UBSan.
+# The suite of a sanitizer build: ASan + UBSan, or ThreadSanitizer (the
+# two cannot share a build).
+define san_suite
+	cmake -S . -B $(1) -DCMAKE_BUILD_TYPE=Debug -DLAYERD_WERROR=ON -D$(2)=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(1) -j $(JOBS)
+	LAYERD_SANITIZED=1 bash tests/run.sh $(1)
+endef
+
+# The whole suite, then again under ASan + UBSan, then under TSan.
 test: build
 	bash tests/run.sh $(BUILD)
-	cmake -S . -B $(SANBUILD) -DCMAKE_BUILD_TYPE=Debug -DLAYERD_WERROR=ON -DLAYERD_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
-	cmake --build $(SANBUILD) -j $(JOBS)
-	LAYERD_SANITIZED=1 bash tests/run.sh $(SANBUILD)
+	$(call san_suite,$(SANBUILD),LAYERD_SANITIZE)
+	$(call san_suite,$(TSANBUILD),LAYERD_TSAN)
 
 test-fast: build
 	bash tests/run.sh $(BUILD)
+
+test-san: deps
+	$(call san_suite,$(SANBUILD),LAYERD_SANITIZE)
+
+test-tsan: deps
+	$(call san_suite,$(TSANBUILD),LAYERD_TSAN)
 
 bench:
 	bash deploy/deps.sh --bench
@@ -56,4 +70,4 @@ format-check:
 	bash tests/lint/format.sh
 
 clean:
-	rm -rf $(BUILD) $(SANBUILD) $(BENCHBUILD) build-fuzz
+	rm -rf $(BUILD) $(SANBUILD) $(TSANBUILD) $(BENCHBUILD) build-fuzz

@@ -177,8 +177,7 @@ out:
     return rc;
 }
 
-void api_handle(api_response *out, const api_context *ctx,
-                const api_request *req)
+void api_handle(api_response *out, api_context *ctx, const api_request *req)
 {
     api_call call;
     const route_def *found = NULL;

@@ -9,6 +9,7 @@
  */
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,9 +33,26 @@
 /** Longest query value accepted (bytes). */
 #define API_QUERY_MAX 8192
 
+/**
+ * The server-wide context (api/context.c): the options, copied, then the
+ * state request threads share, which only api/context.c touches.
+ */
+struct api_context {
+    layer_store *store;
+    layer_trace_sink *trace;
+    struct api_metrics *metrics;
+    api_digest_memo *digests;
+    const char *openapi_path;
+    unsigned max_exports;
+    unsigned export_retry_after;
+
+    atomic_uint active_exports;
+    atomic_bool ready;
+};
+
 /** One routed request, as a handler sees it. */
 typedef struct api_call {
-    const api_context *ctx;
+    api_context *ctx;
     const api_request *req;
     api_response *res;
     const char *route; /**< the matched template, static */

@@ -21,11 +21,11 @@
  * The request span's "export.digests" says which: computed, memo or
  * stale.
  *
- * A server-wide cap bounds concurrent exports (api_context.max_exports; 0
- * means no cap): past it the answer is 503 with Retry-After. The slot is
- * taken before the export starts and given back in the producer's free,
- * which the normal end and a client abort both reach. HEAD answers with
- * the headers and starts nothing.
+ * A server-wide cap bounds concurrent exports (api_context_opts.max_exports;
+ * 0 means no cap): past it the answer is 503 with Retry-After. The slot
+ * (api_exports_acquire()) is taken before the export starts and given
+ * back in the producer's free, which the normal end and a client abort
+ * both reach. HEAD answers with the headers and starts nothing.
  */
 #include "api_int.h"
 
@@ -62,7 +62,7 @@ static const layer_compression export_compressions[] = {
 typedef struct export_stream {
     layer_export *x;
     layer_info *info;
-    volatile unsigned *active; /* the slot to give back, or NULL */
+    api_context *slot; /* holds an export slot to give back, or NULL */
     api_metrics *metrics;
     layer_span *span;      /* the request's */
     api_digest_memo *memo; /* set when the layer's digests may be kept */
@@ -195,8 +195,8 @@ static void stream_free(void *ctx)
         stream_finish(s, false);
     layer_export_free(s->x);
     layer_info_free(s->info);
-    if (s->active != NULL)
-        __atomic_sub_fetch(s->active, 1, __ATOMIC_SEQ_CST);
+    if (s->slot != NULL)
+        api_exports_release(s->slot);
     layer_free(s);
 }
 
@@ -327,23 +327,18 @@ void api_export__get(api_call *call)
         res->has_length = false;
         goto out;
     }
-    if (call->ctx->active_exports != NULL) {
-        unsigned n =
-            __atomic_add_fetch(call->ctx->active_exports, 1, __ATOMIC_SEQ_CST);
+    if (api_exports_acquire(call->ctx) < 0) {
+        char detail[96];
 
-        s->active = call->ctx->active_exports;
-        if (call->ctx->max_exports > 0 && n > call->ctx->max_exports) {
-            char detail[96];
-
-            snprintf(detail, sizeof(detail),
-                     "%u exports are running, the most this server allows",
-                     call->ctx->max_exports);
-            rc = LAYER_EBUSY;
-            api_problem__set(call, 503, "too-many-exports", "Too many exports",
-                             detail);
-            goto out;
-        }
+        snprintf(detail, sizeof(detail),
+                 "%u exports are running, the most this server allows",
+                 call->ctx->max_exports);
+        rc = LAYER_EBUSY;
+        api_problem__set(call, 503, "too-many-exports", "Too many exports",
+                         detail);
+        goto out;
     }
+    s->slot = call->ctx;
     opts.compression = comp;
     opts.level = level;
     opts.span = call->req->span;

@@ -3,7 +3,7 @@
  * Prometheus metrics (/metrics) and the API contract (/openapi.yaml).
  *
  * /healthz answers 200 as long as the process can answer at all; /readyz
- * follows api_context.ready (the server clears it while starting and
+ * follows api_is_ready() (the server clears it while starting and
  * draining), so an orchestrator stops routing to a draining instance.
  * /openapi.yaml is read from disk on each request (capped), so the served
  * contract is always the installed file.
@@ -39,7 +39,7 @@ void api_health__healthz(api_call *call)
 
 void api_health__readyz(api_call *call)
 {
-    if (!__atomic_load_n(&call->ctx->ready, __ATOMIC_ACQUIRE)) {
+    if (!api_is_ready(call->ctx)) {
         api_problem__set(call, 503, "not-ready", "Not ready",
                          "the server is starting or draining");
         (void)api_response_add_header(call->res, "Cache-Control", "no-store");

@@ -2,22 +2,35 @@
  * The allocation wrapper. All of liblayer allocates through here so that
  * out-of-memory is reported the same way everywhere (LAYER_ENOMEM, never
  * an abort) and so that tests can make the n-th allocation fail.
+ *
+ * The failure countdown is read by every allocation on every thread, so
+ * it is atomic (relaxed: it orders nothing else). Unset, the cost is one
+ * plain load; set, a compare-and-swap makes exactly one allocation, the
+ * n-th, fail even when several threads allocate at once.
  */
 #include "layer/alloc.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "layer/error.h"
 
-static unsigned long fail_countdown;
+static atomic_ulong fail_countdown;
 
 static int should_fail(void)
 {
-    if (fail_countdown == 0)
-        return 0;
-    return --fail_countdown == 0;
+    unsigned long n =
+        atomic_load_explicit(&fail_countdown, memory_order_relaxed);
+
+    while (n != 0) {
+        if (atomic_compare_exchange_weak_explicit(&fail_countdown, &n, n - 1,
+                                                  memory_order_relaxed,
+                                                  memory_order_relaxed))
+            return n == 1;
+    }
+    return 0;
 }
 
 static void *oom(size_t size)
@@ -86,5 +99,5 @@ void layer_free(void *ptr)
 
 void layer_alloc_fail_after(unsigned long n)
 {
-    fail_countdown = n;
+    atomic_store_explicit(&fail_countdown, n, memory_order_relaxed);
 }

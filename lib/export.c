@@ -1323,13 +1323,24 @@ void layer_export_summary_get(layer_export_summary *out, const layer_export *cx)
     out->tar_size = x->tar_size;
     out->entries = x->entries;
     out->warnings = x->warnings;
-    out->last_warning = x->last_warning[0] ? x->last_warning : NULL;
+    /* The producer rewrites the buffer under the lock until the output is
+     * closed; after that it is never written again, so it can be lent. */
+    out->last_warning =
+        x->outq.closed && x->last_warning[0] ? x->last_warning : NULL;
     pthread_mutex_unlock(&x->lock);
 }
 
-const char *layer_export_error(const layer_export *x)
+const char *layer_export_error(const layer_export *cx)
 {
-    return x->err != 0 ? x->err_msg : NULL;
+    /* err_msg is written once, under the lock, together with err, and
+     * never changes after: only err needs the lock to be read. */
+    layer_export *x = (layer_export *)cx;
+    bool failed;
+
+    pthread_mutex_lock(&x->lock);
+    failed = x->err != 0;
+    pthread_mutex_unlock(&x->lock);
+    return failed ? x->err_msg : NULL;
 }
 
 void layer_export_free(layer_export *x)

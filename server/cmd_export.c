@@ -22,6 +22,7 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -50,9 +51,13 @@
 
 /* The temporary output, removed by the signal handler. A process-wide
  * static because a signal handler can reach nothing else; the CLI runs
- * one export per process. */
+ * one export per process. The handler may run on any thread, an export
+ * worker included, so the flag is a lock-free C11 atomic (which a handler
+ * may use, C11 7.14.1.1) rather than a volatile sig_atomic_t (which only
+ * the interrupted thread is sure to see): set with release after
+ * tmp_path is written, read with acquire before tmp_path is read. */
 static char tmp_path[PATH_MAX];
-static volatile sig_atomic_t tmp_armed;
+static atomic_bool tmp_armed;
 
 static void usage(FILE *f)
 {
@@ -134,7 +139,7 @@ static void usage(FILE *f)
 
 static void on_signal(int sig)
 {
-    if (tmp_armed)
+    if (atomic_load_explicit(&tmp_armed, memory_order_acquire))
         unlink(tmp_path);
     signal(sig, SIG_DFL);
     raise(sig);
@@ -150,12 +155,12 @@ static void arm_cleanup(void)
     sigemptyset(&sa.sa_mask);
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
         sigaction(sigs[i], &sa, NULL);
-    tmp_armed = 1;
+    atomic_store_explicit(&tmp_armed, true, memory_order_release);
 }
 
 static void disarm_cleanup(void)
 {
-    tmp_armed = 0;
+    atomic_store_explicit(&tmp_armed, false, memory_order_relaxed);
 }
 
 /* The options of this subcommand (the layer ones live in srv_layer_args). */

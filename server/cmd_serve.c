@@ -266,9 +266,7 @@ static void run(srv_http *srv, api_context *ctx, layer_trace_sink *sink,
             break;
     }
     srv_http_quiesce(srv);
-    /* A plain store: /readyz readers on kept-alive connections may see
-     * the old value for a moment, which is harmless. */
-    __atomic_store_n(&ctx->ready, false, __ATOMIC_RELEASE);
+    api_set_ready(ctx, false);
     fprintf(stderr,
             "layerd: shutting down: %u request(s) running, waiting up to "
             "%u s\n",
@@ -306,8 +304,8 @@ int srv_cmd_serve(int argc, char **argv)
     srv_tls *tls = NULL;
     srv_http *srv = NULL;
     char *openapi = NULL;
-    volatile unsigned active_exports = 0;
-    api_context ctx;
+    api_context *ctx = NULL;
+    api_context_opts copts;
     api_metrics_build build;
     layer_compress_versions cv;
     srv_http_opts opts;
@@ -379,19 +377,25 @@ int srv_cmd_serve(int argc, char **argv)
                         "/openapi.yaml will answer 404 (see --openapi)\n");
     }
 
-    memset(&ctx, 0, sizeof(ctx));
-    ctx.store = store;
-    ctx.trace = sink;
-    ctx.metrics = metrics;
-    ctx.digests = memo;
-    ctx.openapi_path = cfg.openapi != NULL ? cfg.openapi : openapi;
-    ctx.max_exports = cfg.max_exports;
-    ctx.export_retry_after = EXPORT_RETRY_AFTER;
-    ctx.active_exports = &active_exports;
-    __atomic_store_n(&ctx.ready, true, __ATOMIC_RELEASE);
+    memset(&copts, 0, sizeof(copts));
+    copts.store = store;
+    copts.trace = sink;
+    copts.metrics = metrics;
+    copts.digests = memo;
+    copts.openapi_path = cfg.openapi != NULL ? cfg.openapi : openapi;
+    copts.max_exports = cfg.max_exports;
+    copts.export_retry_after = EXPORT_RETRY_AFTER;
+    if (api_context_new(&ctx, &copts) < 0) {
+        srv_errorf("serve", "%s", layer_error_last());
+        status = SRV_EXIT_FAILURE;
+        goto out;
+    }
+    api_set_ready(ctx, true);
 
     memset(&opts, 0, sizeof(opts));
-    opts.api = &ctx;
+    opts.api = ctx;
+    opts.trace = sink;
+    opts.metrics = metrics;
     opts.tls_cert_pem = tls != NULL ? tls->cert_pem : NULL;
     opts.tls_key_pem = tls != NULL ? tls->key_pem : NULL;
     opts.tls_priorities = SRV_TLS_PRIORITIES;
@@ -417,12 +421,13 @@ int srv_cmd_serve(int argc, char **argv)
         fprintf(stderr, "layerd: listening on %s\n", srv_http_url(srv, i));
     fflush(stderr);
 
-    run(srv, &ctx, sink, sfd, cfg.grace);
+    run(srv, ctx, sink, sfd, cfg.grace);
     srv_http_free(srv);
     srv = NULL;
     fprintf(stderr, "layerd: stopped\n");
 out:
     srv_http_free(srv);
+    api_context_free(ctx);
     srv_tls_free(tls);
     api_metrics_free(metrics);
     api_digest_memo_free(memo);

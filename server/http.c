@@ -35,6 +35,13 @@
  * the list lock, so no cycle can form with MHD's internal mutexes whatever
  * callbacks MHD makes while holding them.
  *
+ * Atomics: the reference counts, the request counters and the flags are
+ * C11 atomics in their default, sequentially consistent order. Each is
+ * touched a few times per request, so a weaker order would save nothing
+ * measurable, and the reference count needs at least acquire-release
+ * anyway: whoever drops the last reference frees the request and must see
+ * every other holder's writes to it.
+ *
  * Shutdown: quiesce closes the listening sockets; stopping sets a flag
  * that makes every reader cut its stream, resumes suspended connections
  * (MHD_stop_daemon must not find one) and stops the daemons.
@@ -259,7 +266,7 @@ static void start_span(srv_request *req, const char *method,
                        const char *version)
 {
     srv_http *srv = req->srv;
-    layer_trace_sink *sink = srv->opts.api->trace;
+    layer_trace_sink *sink = srv->opts.trace;
     struct MHD_Connection *conn = req->conn;
     const char *tp, *ua;
     uint8_t trace_id[16], parent_id[8];
@@ -617,11 +624,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         if (req->status >= 500)
             layer_span_set_error_message(req->span, "http.request failed: "
                                                     "server error");
-        api_metrics_request(srv->opts.api->metrics, req->route, req->status,
+        api_metrics_request(srv->opts.metrics, req->route, req->status,
                             req->body_bytes);
         if (strcmp(outcome, "client_aborted") == 0 ||
             strcmp(outcome, "timeout") == 0)
-            api_metrics_client_abort(srv->opts.api->metrics, req->route);
+            api_metrics_client_abort(srv->opts.metrics, req->route);
     }
     layer_span_set_str(req->span, "layerd.outcome", outcome);
     if (req->stream_failed && !atomic_load(&srv->stopping))

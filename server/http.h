@@ -13,6 +13,7 @@
 
 #include "api/api.h"
 #include "api/metrics.h"
+#include "layer/trace.h"
 
 /* Most listening sockets (a name may resolve to several addresses). */
 #define SRV_HTTP_MAX_SOCKETS 32
@@ -21,10 +22,12 @@
 #define SRV_HTTP_URL_MAX 96
 
 typedef struct srv_http_opts {
-    /* Handlers' state; borrowed, must outlive the server. Its trace sink
-     * receives the "http.request" root spans and its metrics the
-     * request counters. */
-    const api_context *api;
+    /* Handlers' state; borrowed, must outlive the server. */
+    api_context *api;
+    /* Where the "http.request" root spans go, and the request counters:
+     * the ones the context was given (borrowed; NULL: none). */
+    layer_trace_sink *trace;
+    api_metrics *metrics;
     /* PEM certificate chain and key; both NULL for plain HTTP. */
     const char *tls_cert_pem;
     const char *tls_key_pem;

@@ -41,9 +41,11 @@ static void check(int cond, const char *what)
 
 static char store_dir[256];
 static layer_store *store;
+static api_context *ctx;
 
 static void remove_store(void)
 {
+    api_context_free(ctx);
     layer_store_free(store);
     rmdir(store_dir);
 }
@@ -51,6 +53,7 @@ static void remove_store(void)
 static void open_store(void)
 {
     const char *tmp = getenv("TMPDIR");
+    api_context_opts opts;
     char spec[300];
 
     snprintf(store_dir, sizeof(store_dir), "%s/fuzz_urlpath.XXXXXX",
@@ -58,6 +61,10 @@ static void open_store(void)
     check(mkdtemp(store_dir) != NULL, "mkdtemp");
     snprintf(spec, sizeof(spec), "dir:%s", store_dir);
     check(layer_store_open(&store, spec) == 0, "store open");
+    memset(&opts, 0, sizeof(opts));
+    opts.store = store;
+    opts.max_exports = 1;
+    check(api_context_new(&ctx, &opts) == 0, "context");
     atexit(remove_store);
 }
 
@@ -138,22 +145,16 @@ static void check_handle(const char *path)
         "/layers/{id}/entries/{path}",
         "/layers/{id}/files/{path}",
     };
-    unsigned active = 0;
-    api_context ctx;
     api_request req;
     api_response res;
     bool known = false;
 
-    memset(&ctx, 0, sizeof(ctx));
-    ctx.store = store;
-    ctx.max_exports = 1;
-    ctx.active_exports = &active;
     memset(&req, 0, sizeof(req));
     req.method = "GET";
     req.raw_path = path;
     req.header = no_value;
     req.query = no_value;
-    api_handle(&res, &ctx, &req);
+    api_handle(&res, ctx, &req);
     check(res.status >= 200 && res.status <= 599, "status");
     check(res.route != NULL, "route");
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
@@ -168,7 +169,7 @@ static void check_handle(const char *path)
         json_decref(j);
     }
     api_response_dispose(&res);
-    check(active == 0, "export slot leaked");
+    check(api_exports_active(ctx) == 0, "export slot leaked");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -9,6 +9,9 @@
 #
 # A test script sources this file, calls `it_init NAME [SECONDS]`, runs
 # checks with `ok`/`fail`/`check`/`expect_eq`, and ends with `it_done`.
+# A check this machine cannot make (an optional tool or locale is
+# missing) is reported with `skip`: printed, counted, and listed by
+# tests/run.sh (through $LAYERD_SKIP_LOG), never passed silently.
 # it_init re-executes the script under `timeout` (the limit doubles when
 # LAYERD_SANITIZED=1), makes a private temporary directory $IT_TMP and
 # removes it on exit, unmounting anything the test mounted below it.
@@ -23,6 +26,7 @@ set -uo pipefail
 
 IT_FAILS=0
 IT_CHECKS=0
+IT_SKIPS=0
 IT_NAME=${IT_NAME:-test}
 IT_TMP=
 
@@ -111,6 +115,15 @@ fail() {
     printf 'FAIL %s\n' "$*"
 }
 
+# skip DESC: a check that cannot be made here; DESC says which and why.
+skip() {
+    IT_SKIPS=$((IT_SKIPS + 1))
+    printf 'SKIP %s\n' "$*"
+    if [[ -n ${LAYERD_SKIP_LOG:-} ]]; then
+        printf '%s: %s\n' "$IT_NAME" "$*" >>"$LAYERD_SKIP_LOG"
+    fi
+}
+
 # check DESC CMD...: run CMD, pass if it exits 0.
 check() {
     local desc=$1
@@ -147,11 +160,15 @@ expect_rc() {
 
 # it_done: print the tally and exit with the result.
 it_done() {
+    local skipped=
+    if [[ $IT_SKIPS -ne 0 ]]; then
+        skipped=", $IT_SKIPS skipped"
+    fi
     if [[ $IT_FAILS -ne 0 ]]; then
-        it_log "$IT_FAILS of $IT_CHECKS checks failed"
+        it_log "$IT_FAILS of $IT_CHECKS checks failed$skipped"
         exit 1
     fi
-    it_log "all $IT_CHECKS checks passed"
+    it_log "all $IT_CHECKS checks passed$skipped"
     exit 0
 }
 
@@ -220,6 +237,7 @@ it_serve() {
     fi
     args+=(--trace "$IT_TMP/trace.log" "$@")
     SERVER_LOG=$IT_TMP/server.log
+    : >"$SERVER_LOG" # before the start: see it_wait_listening
     "$LAYERD" "${args[@]}" 2>"$SERVER_LOG" &
     SERVER_PID=$!
     it_wait_listening
@@ -227,7 +245,9 @@ it_serve() {
 
 # it_wait_listening: wait (20 s) until the server SERVER_PID, started by
 # the caller with its stderr in SERVER_LOG, logs its 127.0.0.1 listener;
-# sets PORT and URL.
+# sets PORT and URL. The caller empties SERVER_LOG before it starts the
+# server: the `2>` of a background command truncates the file in the
+# child, possibly after this has read an earlier server's port there.
 it_wait_listening() {
     local i line
     PORT=

@@ -62,7 +62,7 @@ if command -v script >/dev/null; then
     check "nothing binary reached the terminal" \
         bash -c "! grep -qa 'ustar' '$IT_TMP/tty.out'"
 else
-    echo "skip the terminal guard: script(1) is not installed"
+    skip "the terminal guard: script(1) is not installed"
 fi
 
 # ---- -o atomicity: a failing export leaves FILE as it was ----

@@ -46,6 +46,7 @@ it_wide_layer "$D"
 trap it_cleanup EXIT
 
 SERVER_LOG=$IT_TMP/server.log
+: >"$SERVER_LOG"
 "$LAYERD" serve --store "dir:$D" --listen 127.0.0.1:0 --trace none \
     --max-exports 64 2>"$SERVER_LOG" &
 SERVER_PID=$!

@@ -112,6 +112,7 @@ it_stop
 
 # The open-file limit is raised to the hard limit (started low here).
 SERVER_LOG=$tmp/server.log
+: >"$SERVER_LOG"
 (
     ulimit -Sn 256
     exec "$LAYERD" serve --store "dir:$tmp/store" --listen 127.0.0.1:0 \

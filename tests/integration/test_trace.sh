@@ -63,6 +63,7 @@ trap it_cleanup EXIT
 # start_server: run layerd serve on an ephemeral port; sets PID and URL.
 start_server() {
     SERVER_LOG=$IT_TMP/server.log
+    : >"$SERVER_LOG"
     "$LAYERD" serve --store "dir:$D" --listen 127.0.0.1:0 --trace "$T" \
         --max-exports 64 2>"$SERVER_LOG" &
     SERVER_PID=$!

@@ -5,24 +5,21 @@
  * problem bodies, the 405 Allow header, export negotiation (400/406),
  * the export concurrency cap, pagination of /layers, the entries stream
  * (NDJSON and array, byte-exact against the reader, prefix/after/limit),
- * single entries, file bytes with Range, and the Win32 backup framing.
- * Producers are drained the way the server does: bounded reads, AGAIN
- * answered by waiting for the wake, trailers after END.
+ * and single entries (api/files.c has its own tests, test_files.c).
+ * Requests and draining go through the shared harness (api_harness.h).
  */
 #include <check.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "../../api/api_int.h"
 #include "api/api.h"
 #include "api/entry_json.h"
 #include "api/metrics.h"
 #include "api/urlpath.h"
+#include "api_harness.h"
 #include "fixture.h"
 #include "layer/alloc.h"
 #include "layer/error.h"
@@ -33,268 +30,61 @@
 /* ---- the demo store, built once per test case ---- */
 
 static char *demo_root;
-static char *store_path;
-static layer_store *store;
 static api_metrics *metrics;
-static unsigned active_exports;
-static api_context ctx;
-static layer_span *span; /* the request span of the current test */
+static char *openapi;
+static ah_env env;
 
 static void demo_setup(void)
 {
-    const char *src = getenv("LAYERD_SOURCE_DIR");
-    char *cmd, *spec, *openapi;
+    api_context_opts opts;
+    char *store_path;
 
-    ck_assert_msg(src != NULL, "LAYERD_SOURCE_DIR is not set");
-    demo_root = fx_tmpdir();
+    demo_root = ah_demo_store();
     store_path = fx_path(demo_root, "store");
-    ck_assert(asprintf(&cmd,
-                       "bash '%s/tests/fixtures/mkdemo.sh' '%s' "
-                       ">/dev/null",
-                       src, store_path) > 0);
-    ck_assert_msg(system(cmd) == 0, "mkdemo.sh failed");
-    free(cmd);
-    ck_assert(asprintf(&spec, "dir:%s", store_path) > 0);
-    ck_assert_int_eq(layer_store_open(&store, spec), 0);
-    free(spec);
     ck_assert_int_eq(api_metrics_new(&metrics, NULL), 0);
-    ck_assert(asprintf(&openapi, "%s/openapi.yaml", src) > 0);
-    memset(&ctx, 0, sizeof(ctx));
-    ctx.store = store;
-    ctx.metrics = metrics;
-    ctx.openapi_path = openapi;
-    ctx.max_exports = 4;
-    ctx.export_retry_after = 7;
-    ctx.active_exports = &active_exports;
-    ctx.ready = true;
+    ck_assert(
+        asprintf(&openapi, "%s/openapi.yaml", getenv("LAYERD_SOURCE_DIR")) > 0);
+    memset(&opts, 0, sizeof(opts));
+    opts.metrics = metrics;
+    opts.openapi_path = openapi;
+    opts.max_exports = 4;
+    opts.export_retry_after = 7;
+    ah_open(&env, store_path, &opts);
+    free(store_path);
 }
 
 static void demo_teardown(void)
 {
-    layer_store_free(store);
+    ah_close(&env);
     api_metrics_free(metrics);
-    free((char *)ctx.openapi_path);
+    free(openapi);
     fx_rm_rf(demo_root);
-    free(store_path);
     free(demo_root);
 }
 
+/* Each test runs with a request span of its own, on a ready server. */
 static void span_setup(void)
 {
-    ck_assert_int_eq(layer_span_start(&span, NULL, NULL, "http.request"), 0);
-    active_exports = 0;
-    ctx.max_exports = 4;
-    ctx.ready = true;
+    ck_assert_int_eq(layer_span_start(&env.span, NULL, NULL, "http.request"),
+                     0);
+    api_set_ready(env.ctx, true);
 }
 
 static void span_teardown(void)
 {
-    layer_span_end(span);
-    span = NULL;
-}
-
-/* ---- fake requests ---- */
-
-typedef struct fake {
-    const char *headers[8][2];
-    const char *query[8][2];
-} fake;
-
-static const char *lookup(const char *const table[8][2], const char *name,
-                          bool fold)
-{
-    for (size_t i = 0; i < 8 && table[i][0] != NULL; i++) {
-        if (fold ? strcasecmp(table[i][0], name) == 0
-                 : strcmp(table[i][0], name) == 0)
-            return table[i][1];
-    }
-    return NULL;
-}
-
-static const char *fake_header(void *conn, const char *name)
-{
-    return lookup((const char *const(*)[2])((fake *)conn)->headers, name, true);
-}
-
-static const char *fake_query(void *conn, const char *name)
-{
-    return lookup((const char *const(*)[2])((fake *)conn)->query, name, false);
+    layer_span_end(env.span);
+    env.span = NULL;
 }
 
 static void request(api_response *res, const char *method, const char *path,
-                    const fake *f)
+                    const ah_fake *f)
 {
-    static const fake none;
-    api_request req;
-
-    memset(&req, 0, sizeof(req));
-    req.method = method;
-    req.raw_path = path;
-    req.header = fake_header;
-    req.query = fake_query;
-    req.conn = (void *)(f != NULL ? f : &none);
-    req.client_address = "127.0.0.1";
-    req.span = span;
-    api_handle(res, &ctx, &req);
+    ah_request(res, &env, method, path, f);
 }
 
-static void get(api_response *res, const char *path, const fake *f)
+static void get(api_response *res, const char *path, const ah_fake *f)
 {
-    request(res, "GET", path, f);
-}
-
-static const char *hdr(const api_response *res, const char *name)
-{
-    for (size_t i = 0; i < res->nheaders; i++) {
-        if (strcasecmp(res->headers[i].name, name) == 0)
-            return res->headers[i].value;
-    }
-    return NULL;
-}
-
-/* AGAIN answers seen by the last drain. */
-static unsigned drain_agains;
-
-static void woke(void *arg)
-{
-    __atomic_store_n((int *)arg, 1, __ATOMIC_SEQ_CST);
-}
-
-/* Wait (at most 30 s) until *flag is set. */
-static void wait_flag(int *flag)
-{
-    struct timespec ts = {0, 1000000};
-
-    for (int i = 0; i < 30000; i++) {
-        if (__atomic_load_n(flag, __ATOMIC_SEQ_CST))
-            return;
-        nanosleep(&ts, NULL);
-    }
-    ck_abort_msg("the producer never called its wake");
-}
-
-/*
- * The body of a response: the bytes, or everything its producer yields in
- * reads of at most cap bytes. *result is API_PRODUCE_END or _ERROR. The
- * result is malloc()ed and NUL-terminated.
- */
-static char *drain_result(api_response *res, size_t cap, size_t *out_len,
-                          int *result)
-{
-    api_producer *p = &res->producer;
-    char *out = NULL, *buf = malloc(cap);
-    size_t len = 0;
-    int flag = 0;
-
-    ck_assert_ptr_nonnull(buf);
-    *result = API_PRODUCE_END;
-    drain_agains = 0;
-    if (p->read == NULL) {
-        out = malloc(res->body_len + 1);
-        if (res->body_len > 0)
-            memcpy(out, res->body, res->body_len);
-        out[res->body_len] = '\0';
-        *out_len = res->body_len;
-        free(buf);
-        return out;
-    }
-    if (p->set_wake != NULL)
-        p->set_wake(p->ctx, woke, &flag);
-    for (;;) {
-        ssize_t n;
-
-        __atomic_store_n(&flag, 0, __ATOMIC_SEQ_CST);
-        n = p->read(p->ctx, buf, cap);
-        if (n > 0) {
-            ck_assert_uint_le((size_t)n, cap);
-            out = realloc(out, len + (size_t)n + 1);
-            memcpy(out + len, buf, (size_t)n);
-            len += (size_t)n;
-            continue;
-        }
-        if (n == API_PRODUCE_AGAIN) {
-            drain_agains++;
-            wait_flag(&flag);
-            continue;
-        }
-        *result = (int)n;
-        break;
-    }
-    if (p->finish != NULL)
-        p->finish(p->ctx, *result == API_PRODUCE_END);
-    free(buf);
-    if (out == NULL)
-        out = malloc(1);
-    out[len] = '\0';
-    *out_len = len;
-    return out;
-}
-
-static char *drain(api_response *res, size_t cap, size_t *out_len)
-{
-    int result;
-    char *out = drain_result(res, cap, out_len, &result);
-
-    ck_assert_int_eq(result, API_PRODUCE_END);
-    return out;
-}
-
-static json_t *body_json(api_response *res)
-{
-    size_t len;
-    char *body = drain(res, 65536, &len);
-    json_error_t err;
-    json_t *j = json_loadb(body, len, 0, &err);
-
-    ck_assert_msg(j != NULL, "not JSON (%s): %s", err.text, body);
-    free(body);
-    return j;
-}
-
-/* Is j equal to the JSON text want? */
-static bool json_is(const json_t *j, const char *want)
-{
-    json_t *w = json_loads(want, 0, NULL);
-    bool eq;
-
-    ck_assert_msg(w != NULL, "bad JSON in a test: %s", want);
-    eq = json_equal(j, w);
-    json_decref(w);
-    return eq;
-}
-
-static const char *jstr(const json_t *obj, const char *key)
-{
-    return json_string_value(json_object_get(obj, key));
-}
-
-/* Check a problem response: status, problem+json, type slug, instance,
- * trace id. */
-static void assert_problem(api_response *res, int status, const char *slug,
-                           const char *instance)
-{
-    json_t *j;
-    char want[128], trace[33];
-
-    ck_assert_int_eq(res->status, status);
-    ck_assert_str_eq(hdr(res, "Content-Type"), "application/problem+json");
-    ck_assert(res->has_length);
-    ck_assert_uint_eq(res->content_length, res->body_len);
-    j = body_json(res);
-    if (slug != NULL)
-        snprintf(want, sizeof(want), "https://layerd.dev/problems/%s", slug);
-    else
-        snprintf(want, sizeof(want), "about:blank");
-    ck_assert_str_eq(jstr(j, "type"), want);
-    ck_assert_int_eq(json_integer_value(json_object_get(j, "status")), status);
-    ck_assert_ptr_nonnull(jstr(j, "title"));
-    ck_assert_ptr_nonnull(jstr(j, "detail"));
-    ck_assert_str_eq(jstr(j, "instance"), instance);
-    layer_span_trace_id_hex(span, trace);
-    ck_assert_str_eq(jstr(j, "trace_id"), trace);
-    /* problems never show host paths */
-    ck_assert_ptr_null(strstr(jstr(j, "detail"), demo_root));
-    json_decref(j);
+    ah_request(res, &env, "GET", path, f);
 }
 
 /* ---- the expected changeset, straight from the reader ---- */
@@ -315,7 +105,7 @@ static void expected_load_once(expected *x, const char *id)
     int rc;
 
     memset(x, 0, sizeof(*x));
-    ck_assert_int_eq(layer_store_resolve(&info, store, id), 0);
+    ck_assert_int_eq(layer_store_resolve(&info, env.store, id), 0);
     ck_assert_int_eq(layer_reader_open(&r, &info->layer, info->parents,
                                        info->nparents, NULL),
                      0);
@@ -415,12 +205,12 @@ START_TEST(test_healthz_answers_ok_json)
 
     get(&res, "/healthz", NULL);
     ck_assert_int_eq(res.status, 200);
-    ck_assert_str_eq(hdr(&res, "Content-Type"), "application/json");
+    ck_assert_str_eq(ah_header(&res, "Content-Type"), "application/json");
     ck_assert_str_eq(res.route, "/healthz");
-    layer_traceparent_format(span, tp);
-    ck_assert_str_eq(hdr(&res, "traceparent"), tp);
-    j = body_json(&res);
-    ck_assert_str_eq(jstr(j, "status"), "ok");
+    layer_traceparent_format(env.span, tp);
+    ck_assert_str_eq(ah_header(&res, "traceparent"), tp);
+    j = ah_body_json(&res);
+    ck_assert_str_eq(ah_jstr(j, "status"), "ok");
     json_decref(j);
     api_response_dispose(&res);
 }
@@ -433,9 +223,9 @@ START_TEST(test_readyz_follows_the_ready_flag)
     get(&res, "/readyz", NULL);
     ck_assert_int_eq(res.status, 200);
     api_response_dispose(&res);
-    ctx.ready = false;
+    api_set_ready(env.ctx, false);
     get(&res, "/readyz", NULL);
-    assert_problem(&res, 503, "not-ready", "/readyz");
+    ah_assert_problem(&env, &res, 503, "not-ready", "/readyz");
     api_response_dispose(&res);
 }
 END_TEST
@@ -446,7 +236,7 @@ START_TEST(test_openapi_is_served_as_yaml)
 
     get(&res, "/openapi.yaml", NULL);
     ck_assert_int_eq(res.status, 200);
-    ck_assert_str_eq(hdr(&res, "Content-Type"), "application/yaml");
+    ck_assert_str_eq(ah_header(&res, "Content-Type"), "application/yaml");
     ck_assert_uint_gt(res.body_len, 1000);
     ck_assert_int_eq(strncmp(res.body, "openapi: 3.1", 12), 0);
     api_response_dispose(&res);
@@ -459,7 +249,7 @@ START_TEST(test_metrics_are_prometheus_text)
 
     get(&res, "/metrics", NULL);
     ck_assert_int_eq(res.status, 200);
-    ck_assert_str_eq(hdr(&res, "Content-Type"),
+    ck_assert_str_eq(ah_header(&res, "Content-Type"),
                      "text/plain; version=0.0.4; charset=utf-8");
     ck_assert_ptr_nonnull(strstr(res.body, "layerd_exports_active"));
     api_response_dispose(&res);
@@ -471,15 +261,15 @@ START_TEST(test_unknown_path_is_a_404_problem)
     api_response res;
 
     get(&res, "/nope", NULL);
-    assert_problem(&res, 404, NULL, "/nope");
+    ah_assert_problem(&env, &res, 404, NULL, "/nope");
     ck_assert_str_eq(res.route, "unmatched");
-    ck_assert_ptr_nonnull(hdr(&res, "traceparent"));
+    ck_assert_ptr_nonnull(ah_header(&res, "traceparent"));
     api_response_dispose(&res);
     get(&res, "/layers/", NULL);
-    assert_problem(&res, 404, NULL, "/layers/");
+    ah_assert_problem(&env, &res, 404, NULL, "/layers/");
     api_response_dispose(&res);
     get(&res, "/layers/base/bogus", NULL);
-    assert_problem(&res, 404, NULL, "/layers/base/bogus");
+    ah_assert_problem(&env, &res, 404, NULL, "/layers/base/bogus");
     api_response_dispose(&res);
 }
 END_TEST
@@ -493,8 +283,8 @@ START_TEST(test_other_methods_get_405_with_allow)
         api_response res;
 
         request(&res, methods[i], "/layers/base", NULL);
-        assert_problem(&res, 405, NULL, "/layers/base");
-        ck_assert_str_eq(hdr(&res, "Allow"), "GET, HEAD");
+        ah_assert_problem(&env, &res, 405, NULL, "/layers/base");
+        ck_assert_str_eq(ah_header(&res, "Allow"), "GET, HEAD");
         ck_assert_str_eq(res.route, "/layers/{id}");
         api_response_dispose(&res);
     }
@@ -509,7 +299,7 @@ START_TEST(test_head_answers_like_get_with_head_set)
     ck_assert_int_eq(res.status, 200);
     ck_assert(res.head);
     ck_assert(res.has_length);
-    ck_assert_str_eq(hdr(&res, "Content-Type"), "application/json");
+    ck_assert_str_eq(ah_header(&res, "Content-Type"), "application/json");
     api_response_dispose(&res);
 }
 END_TEST
@@ -519,20 +309,20 @@ START_TEST(test_malformed_paths_are_400)
     api_response res;
 
     get(&res, "/layers/%zz", NULL);
-    assert_problem(&res, 400, "invalid-request", "/layers/%zz");
+    ah_assert_problem(&env, &res, 400, "invalid-request", "/layers/%zz");
     api_response_dispose(&res);
     get(&res, "/layers/a%00b", NULL);
-    assert_problem(&res, 400, "invalid-request", "/layers/a%00b");
+    ah_assert_problem(&env, &res, 400, "invalid-request", "/layers/a%00b");
     api_response_dispose(&res);
     /* an escaped '/' never splits an id: it is one malformed id */
     get(&res, "/layers/a%2Fb", NULL);
-    assert_problem(&res, 400, "invalid-id", "/layers/a%2Fb");
+    ah_assert_problem(&env, &res, 400, "invalid-id", "/layers/a%2Fb");
     api_response_dispose(&res);
     get(&res, "/layers/..", NULL);
-    assert_problem(&res, 400, "invalid-id", "/layers/..");
+    ah_assert_problem(&env, &res, 400, "invalid-id", "/layers/..");
     api_response_dispose(&res);
     get(&res, "/layers/%2e%2e/entries", NULL);
-    assert_problem(&res, 400, "invalid-id", "/layers/%2e%2e/entries");
+    ah_assert_problem(&env, &res, 400, "invalid-id", "/layers/%2e%2e/entries");
     api_response_dispose(&res);
 }
 END_TEST
@@ -548,7 +338,8 @@ START_TEST(test_overlong_paths_are_414)
     p[n] = '\0';
     get(&res, p, NULL);
     ck_assert_int_eq(res.status, 414);
-    ck_assert_str_eq(hdr(&res, "Content-Type"), "application/problem+json");
+    ck_assert_str_eq(ah_header(&res, "Content-Type"),
+                     "application/problem+json");
     api_response_dispose(&res);
     free(p);
 }
@@ -586,24 +377,24 @@ static json_t *layer_ids(json_t *doc)
     size_t i;
 
     json_array_foreach(json_object_get(doc, "layers"), i, l)
-        json_array_append_new(ids, json_string(jstr(l, "id")));
+        json_array_append_new(ids, json_string(ah_jstr(l, "id")));
     return ids;
 }
 
 START_TEST(test_layers_are_paginated_in_id_order)
 {
     api_response res;
-    fake f = {.query = {{"limit", "2"}}};
+    ah_fake f = {.query = {{"limit", "2"}}};
     json_t *j, *ids;
 
     get(&res, "/layers", &f);
     ck_assert_int_eq(res.status, 200);
-    ck_assert_str_eq(hdr(&res, "Link"),
+    ck_assert_str_eq(ah_header(&res, "Link"),
                      "</layers?limit=2&after=base>; rel=\"next\"");
-    j = body_json(&res);
+    j = ah_body_json(&res);
     ids = layer_ids(j);
-    ck_assert(json_is(ids, "[\"app\", \"base\"]"));
-    ck_assert_str_eq(jstr(j, "next"), "base");
+    ck_assert(ah_json_is(ids, "[\"app\", \"base\"]"));
+    ck_assert_str_eq(ah_jstr(j, "next"), "base");
     json_decref(ids);
     json_decref(j);
     api_response_dispose(&res);
@@ -611,20 +402,20 @@ START_TEST(test_layers_are_paginated_in_id_order)
     f.query[1][0] = "after";
     f.query[1][1] = "base";
     get(&res, "/layers", &f);
-    j = body_json(&res);
+    j = ah_body_json(&res);
     ids = layer_ids(j);
-    ck_assert(json_is(ids, "[\"patch\", \"snap-base\"]"));
-    ck_assert_str_eq(jstr(j, "next"), "snap-base");
+    ck_assert(ah_json_is(ids, "[\"patch\", \"snap-base\"]"));
+    ck_assert_str_eq(ah_jstr(j, "next"), "snap-base");
     json_decref(ids);
     json_decref(j);
     api_response_dispose(&res);
 
     f.query[1][1] = "snap-base";
     get(&res, "/layers", &f);
-    ck_assert_ptr_null(hdr(&res, "Link"));
-    j = body_json(&res);
+    ck_assert_ptr_null(ah_header(&res, "Link"));
+    j = ah_body_json(&res);
     ids = layer_ids(j);
-    ck_assert(json_is(ids, "[\"snap-top\"]"));
+    ck_assert(ah_json_is(ids, "[\"snap-top\"]"));
     ck_assert_ptr_null(json_object_get(j, "next"));
     json_decref(ids);
     json_decref(j);
@@ -639,17 +430,17 @@ START_TEST(test_layer_list_objects_omit_absent_fields)
     size_t i;
 
     get(&res, "/layers", NULL);
-    j = body_json(&res);
+    j = ah_body_json(&res);
     ck_assert_uint_eq(json_array_size(json_object_get(j, "layers")), 5);
     json_array_foreach(json_object_get(j, "layers"), i, l)
     {
-        const char *id = jstr(l, "id");
+        const char *id = ah_jstr(l, "id");
         bool base = strcmp(id, "base") == 0 || strcmp(id, "snap-base") == 0;
 
-        ck_assert_str_eq(jstr(l, "store"), "dir");
+        ck_assert_str_eq(ah_jstr(l, "store"), "dir");
         ck_assert(json_is_false(json_object_get(l, "mutable")));
-        ck_assert_ptr_nonnull(jstr(l, "created"));
-        ck_assert_str_eq(jstr(l, "kind"),
+        ck_assert_ptr_nonnull(ah_jstr(l, "created"));
+        ck_assert_str_eq(ah_jstr(l, "kind"),
                          strncmp(id, "snap", 4) == 0 ? "snapshot" : "diff");
         /* base layers have no parent member at all, never null */
         ck_assert(base == (json_object_get(l, "parent") == NULL));
@@ -666,15 +457,15 @@ START_TEST(test_layer_list_parameters_are_validated)
     api_response res;
 
     for (size_t i = 0; i < 6; i++) {
-        fake f = {.query = {{"limit", bad_limits[i]}}};
+        ah_fake f = {.query = {{"limit", bad_limits[i]}}};
 
         get(&res, "/layers", &f);
-        assert_problem(&res, 400, "invalid-parameter", "/layers");
+        ah_assert_problem(&env, &res, 400, "invalid-parameter", "/layers");
         api_response_dispose(&res);
     }
-    fake f = {.query = {{"after", "../x"}}};
+    ah_fake f = {.query = {{"after", "../x"}}};
     get(&res, "/layers", &f);
-    assert_problem(&res, 400, "invalid-parameter", "/layers");
+    ah_assert_problem(&env, &res, 400, "invalid-parameter", "/layers");
     api_response_dispose(&res);
 }
 END_TEST
@@ -688,22 +479,22 @@ START_TEST(test_one_layer_shows_its_parent_chain)
 
     get(&res, "/layers/patch", NULL);
     ck_assert_int_eq(res.status, 200);
-    raw = drain(&res, 4096, &len);
-    ck_assert_ptr_null(strstr(raw, store_path)); /* no host paths */
+    raw = ah_drain(&res, 4096, &len);
+    ck_assert_ptr_null(strstr(raw, demo_root)); /* no host paths */
     j = json_loads(raw, 0, NULL);
-    ck_assert_str_eq(jstr(j, "id"), "patch");
-    ck_assert_str_eq(jstr(j, "parent"), "app");
-    ck_assert(json_is(json_object_get(j, "parents"), "[\"app\", \"base\"]"));
-    ck_assert_str_eq(jstr(j, "kind"), "diff");
-    ck_assert_str_eq(jstr(j, "store"), "dir");
-    ck_assert_str_eq(jstr(j, "created"), "2023-11-15T00:13:20Z");
+    ck_assert_str_eq(ah_jstr(j, "id"), "patch");
+    ck_assert_str_eq(ah_jstr(j, "parent"), "app");
+    ck_assert(ah_json_is(json_object_get(j, "parents"), "[\"app\", \"base\"]"));
+    ck_assert_str_eq(ah_jstr(j, "kind"), "diff");
+    ck_assert_str_eq(ah_jstr(j, "store"), "dir");
+    ck_assert_str_eq(ah_jstr(j, "created"), "2023-11-15T00:13:20Z");
     ck_assert(json_is_false(json_object_get(j, "mutable")));
     json_decref(j);
     free(raw);
     api_response_dispose(&res);
 
     get(&res, "/layers/base", NULL);
-    j = body_json(&res);
+    j = ah_body_json(&res);
     ck_assert_uint_eq(json_array_size(json_object_get(j, "parents")), 0);
     ck_assert_ptr_null(json_object_get(j, "parent"));
     json_decref(j);
@@ -716,10 +507,10 @@ START_TEST(test_unknown_layer_is_404)
     api_response res;
 
     get(&res, "/layers/nope", NULL);
-    assert_problem(&res, 404, "not-found", "/layers/nope");
+    ah_assert_problem(&env, &res, 404, "not-found", "/layers/nope");
     api_response_dispose(&res);
     get(&res, "/layers/nope/entries", NULL);
-    assert_problem(&res, 404, "not-found", "/layers/nope/entries");
+    ah_assert_problem(&env, &res, 404, "not-found", "/layers/nope/entries");
     api_response_dispose(&res);
 }
 END_TEST
@@ -791,20 +582,6 @@ static void sha256_hex(char out[72], const void *data, size_t len)
         snprintf(out + 7 + 2 * i, 3, "%02x", md[i]);
 }
 
-static const char *trailer(api_response *res, const char *name)
-{
-    const api_header *t = NULL;
-    size_t n;
-
-    ck_assert_ptr_nonnull(res->producer.trailers);
-    n = res->producer.trailers(res->producer.ctx, &t);
-    for (size_t i = 0; i < n; i++) {
-        if (strcasecmp(t[i].name, name) == 0)
-            return t[i].value;
-    }
-    return NULL;
-}
-
 START_TEST(test_export_streams_a_tar_with_digest_trailers)
 {
     api_response res;
@@ -814,90 +591,93 @@ START_TEST(test_export_streams_a_tar_with_digest_trailers)
 
     get(&res, "/layers/base/export", NULL);
     ck_assert_int_eq(res.status, 200);
-    ck_assert_str_eq(hdr(&res, "Content-Type"),
+    ck_assert_str_eq(ah_header(&res, "Content-Type"),
                      "application/vnd.oci.image.layer.v1.tar");
-    ck_assert_str_eq(hdr(&res, "Trailer"),
+    ck_assert_str_eq(ah_header(&res, "Trailer"),
                      "Docker-Content-Digest, X-Layer-Diff-Id");
     ck_assert(!res.has_length);
-    ck_assert_uint_eq(active_exports, 1);
-    body = drain(&res, 16384, &len);
+    ck_assert_uint_eq(api_exports_active(env.ctx), 1);
+    body = ah_drain(&res, 16384, &len);
     ck_assert_uint_gt(len, 312000);
     ck_assert_uint_eq(len % 512, 0);
     ck_assert_mem_eq(body + len - 1024, zeros, 1024);
     ck_assert_mem_eq(body + 257, "ustar\0", 6);
     sha256_hex(want, body, len);
-    ck_assert_str_eq(trailer(&res, "Docker-Content-Digest"), want);
-    ck_assert_str_eq(trailer(&res, "X-Layer-Diff-Id"), want);
+    ck_assert_str_eq(ah_trailer(&res, "Docker-Content-Digest"), want);
+    ck_assert_str_eq(ah_trailer(&res, "X-Layer-Diff-Id"), want);
     free(body);
     api_response_dispose(&res);
-    ck_assert_uint_eq(active_exports, 0);
+    ck_assert_uint_eq(api_exports_active(env.ctx), 0);
 }
 END_TEST
 
 START_TEST(test_export_compression_comes_from_query_or_accept)
 {
     api_response res;
-    fake q = {.query = {{"compression", "gzip"}}};
-    fake a = {
+    ah_fake q = {.query = {{"compression", "gzip"}}};
+    ah_fake a = {
         .headers = {{"Accept", "application/vnd.oci.image.layer.v1.tar+zstd"}}};
-    fake d = {.headers = {{"accept", "application/vnd.docker.image.rootfs."
-                                     "diff.tar.gzip, */*"}}};
+    ah_fake d = {.headers = {{"accept", "application/vnd.docker.image.rootfs."
+                                        "diff.tar.gzip, */*"}}};
     size_t len;
     char *body, want[72];
 
     get(&res, "/layers/app/export", &q);
-    ck_assert_str_eq(hdr(&res, "Content-Type"),
+    ck_assert_str_eq(ah_header(&res, "Content-Type"),
                      "application/vnd.oci.image.layer.v1.tar+gzip");
-    body = drain(&res, 65536, &len);
+    body = ah_drain(&res, 65536, &len);
     ck_assert_uint_gt(len, 18);
     ck_assert_int_eq((unsigned char)body[0], 0x1f);
     ck_assert_int_eq((unsigned char)body[1], 0x8b);
     sha256_hex(want, body, len);
-    ck_assert_str_eq(trailer(&res, "Docker-Content-Digest"), want);
-    ck_assert_str_ne(trailer(&res, "X-Layer-Diff-Id"), want);
+    ck_assert_str_eq(ah_trailer(&res, "Docker-Content-Digest"), want);
+    ck_assert_str_ne(ah_trailer(&res, "X-Layer-Diff-Id"), want);
     free(body);
     api_response_dispose(&res);
 
     get(&res, "/layers/app/export", &a);
-    ck_assert_str_eq(hdr(&res, "Content-Type"),
+    ck_assert_str_eq(ah_header(&res, "Content-Type"),
                      "application/vnd.oci.image.layer.v1.tar+zstd");
-    body = drain(&res, 65536, &len);
+    body = ah_drain(&res, 65536, &len);
     ck_assert_mem_eq(body, "\x28\xb5\x2f\xfd", 4);
     free(body);
     api_response_dispose(&res);
 
     get(&res, "/layers/app/export", &d);
-    ck_assert_str_eq(hdr(&res, "Content-Type"),
+    ck_assert_str_eq(ah_header(&res, "Content-Type"),
                      "application/vnd.docker.image.rootfs.diff.tar.gzip");
-    body = drain(&res, 65536, &len);
+    body = ah_drain(&res, 65536, &len);
     ck_assert_int_eq((unsigned char)body[0], 0x1f);
     free(body);
     api_response_dispose(&res);
-    ck_assert_uint_eq(active_exports, 0);
+    ck_assert_uint_eq(api_exports_active(env.ctx), 0);
 }
 END_TEST
 
 START_TEST(test_export_refuses_bad_compression_and_unmatched_accept)
 {
     api_response res;
-    fake bad = {.query = {{"compression", "lz4"}}};
-    fake json = {.headers = {{"Accept", "application/json"}}};
-    fake lvl = {.query = {{"level", "3"}}};
-    fake lvl2 = {.query = {{"compression", "gzip"}, {"level", "fast"}}};
+    ah_fake bad = {.query = {{"compression", "lz4"}}};
+    ah_fake json = {.headers = {{"Accept", "application/json"}}};
+    ah_fake lvl = {.query = {{"level", "3"}}};
+    ah_fake lvl2 = {.query = {{"compression", "gzip"}, {"level", "fast"}}};
 
     get(&res, "/layers/base/export", &bad);
-    assert_problem(&res, 400, "unsupported-compression", "/layers/base/export");
+    ah_assert_problem(&env, &res, 400, "unsupported-compression",
+                      "/layers/base/export");
     api_response_dispose(&res);
     get(&res, "/layers/base/export", &json);
-    assert_problem(&res, 406, NULL, "/layers/base/export");
+    ah_assert_problem(&env, &res, 406, NULL, "/layers/base/export");
     api_response_dispose(&res);
     get(&res, "/layers/base/export", &lvl);
-    assert_problem(&res, 400, "invalid-parameter", "/layers/base/export");
+    ah_assert_problem(&env, &res, 400, "invalid-parameter",
+                      "/layers/base/export");
     api_response_dispose(&res);
     get(&res, "/layers/base/export", &lvl2);
-    assert_problem(&res, 400, "invalid-parameter", "/layers/base/export");
+    ah_assert_problem(&env, &res, 400, "invalid-parameter",
+                      "/layers/base/export");
     api_response_dispose(&res);
-    ck_assert_uint_eq(active_exports, 0);
+    ck_assert_uint_eq(api_exports_active(env.ctx), 0);
 }
 END_TEST
 
@@ -905,13 +685,23 @@ START_TEST(test_export_past_the_cap_is_503_with_retry_after)
 {
     api_response res;
 
-    ctx.max_exports = 1;
-    active_exports = 1;
+    /* the cap is 4: take every slot */
+    for (int i = 0; i < 4; i++)
+        ck_assert_int_eq(api_exports_acquire(env.ctx), 0);
+    ck_assert_int_eq(api_exports_acquire(env.ctx), LAYER_EBUSY);
     get(&res, "/layers/base/export", NULL);
-    assert_problem(&res, 503, "too-many-exports", "/layers/base/export");
-    ck_assert_str_eq(hdr(&res, "Retry-After"), "7");
+    ah_assert_problem(&env, &res, 503, "too-many-exports",
+                      "/layers/base/export");
+    ck_assert_str_eq(ah_header(&res, "Retry-After"), "7");
     api_response_dispose(&res);
-    ck_assert_uint_eq(active_exports, 1); /* the slot was given back */
+    /* the refused export took no slot */
+    ck_assert_uint_eq(api_exports_active(env.ctx), 4);
+    api_exports_release(env.ctx);
+    get(&res, "/layers/base/export", NULL);
+    ck_assert_int_eq(res.status, 200);
+    ck_assert_uint_eq(api_exports_active(env.ctx), 4);
+    api_response_dispose(&res);
+    ck_assert_uint_eq(api_exports_active(env.ctx), 3);
 }
 END_TEST
 
@@ -924,9 +714,9 @@ START_TEST(test_export_head_starts_nothing)
     ck_assert(res.head);
     ck_assert(!res.has_length);
     ck_assert_ptr_null(res.producer.read);
-    ck_assert_str_eq(hdr(&res, "Content-Type"),
+    ck_assert_str_eq(ah_header(&res, "Content-Type"),
                      "application/vnd.oci.image.layer.v1.tar");
-    ck_assert_uint_eq(active_exports, 0);
+    ck_assert_uint_eq(api_exports_active(env.ctx), 0);
     api_response_dispose(&res);
 }
 END_TEST
@@ -935,25 +725,14 @@ START_TEST(test_export_abort_releases_the_slot)
 {
     api_response res;
     char buf[512];
-    ssize_t n;
-
-    int flag = 0;
 
     get(&res, "/layers/base/export", NULL);
-    ck_assert_uint_eq(active_exports, 1);
-    res.producer.set_wake(res.producer.ctx, woke, &flag);
+    ck_assert_uint_eq(api_exports_active(env.ctx), 1);
     /* one read, then the client goes away */
-    for (;;) {
-        __atomic_store_n(&flag, 0, __ATOMIC_SEQ_CST);
-        n = res.producer.read(res.producer.ctx, buf, sizeof(buf));
-        if (n != API_PRODUCE_AGAIN)
-            break;
-        wait_flag(&flag);
-    }
-    ck_assert_int_gt(n, 0);
+    ck_assert_int_gt(ah_read(&res, buf, sizeof(buf)), 0);
     res.producer.finish(res.producer.ctx, false);
     api_response_dispose(&res);
-    ck_assert_uint_eq(active_exports, 0);
+    ck_assert_uint_eq(api_exports_active(env.ctx), 0);
 }
 END_TEST
 
@@ -993,17 +772,18 @@ START_TEST(test_entries_ndjson_matches_the_reader_byte_for_byte)
         snprintf(path, sizeof(path), "/layers/%s/entries", layers[k]);
         get(&res, path, NULL);
         ck_assert_int_eq(res.status, 200);
-        ck_assert_str_eq(hdr(&res, "Content-Type"), "application/x-ndjson");
+        ck_assert_str_eq(ah_header(&res, "Content-Type"),
+                         "application/x-ndjson");
         ck_assert(!res.has_length);
         /* a tiny buffer: entries are cut across reads and rejoined */
-        got = drain(&res, 7, &len);
+        got = ah_drain(&res, 7, &len);
         assert_same_text(got, want);
         ck_assert_uint_eq(count_lines(got), x.n);
         free(got);
         api_response_dispose(&res);
 
         get(&res, path, NULL);
-        got = drain(&res, 1 << 20, &len);
+        got = ah_drain(&res, 1 << 20, &len);
         assert_same_text(got, want);
         free(got);
         api_response_dispose(&res);
@@ -1017,14 +797,14 @@ START_TEST(test_entries_as_one_json_array)
 {
     expected x;
     api_response res;
-    fake f = {.headers = {{"Accept", "application/json"}}};
+    ah_fake f = {.headers = {{"Accept", "application/json"}}};
     json_t *arr;
 
     expected_load(&x, "app");
     get(&res, "/layers/app/entries", &f);
     ck_assert_int_eq(res.status, 200);
-    ck_assert_str_eq(hdr(&res, "Content-Type"), "application/json");
-    arr = body_json(&res);
+    ck_assert_str_eq(ah_header(&res, "Content-Type"), "application/json");
+    arr = ah_body_json(&res);
     ck_assert(json_is_array(arr));
     ck_assert_uint_eq(json_array_size(arr), x.n);
     for (size_t i = 0; i < x.n; i++) {
@@ -1041,7 +821,7 @@ START_TEST(test_entries_as_one_json_array)
     f.query[0][0] = "prefix";
     f.query[0][1] = "no/such/dir";
     get(&res, "/layers/app/entries", &f);
-    arr = body_json(&res);
+    arr = ah_body_json(&res);
     ck_assert(json_is_array(arr));
     ck_assert_uint_eq(json_array_size(arr), 0);
     json_decref(arr);
@@ -1060,11 +840,11 @@ START_TEST(test_entries_prefix_after_and_limit_select_a_run)
 
     keep_prefix = "usr";
     {
-        fake f = {.query = {{"prefix", "usr"}}};
+        ah_fake f = {.query = {{"prefix", "usr"}}};
 
         want = expected_ndjson(&x, keep_under, 0);
         get(&res, "/layers/base/entries", &f);
-        got = drain(&res, 100, &len);
+        got = ah_drain(&res, 100, &len);
         assert_same_text(got, want);
         ck_assert_uint_gt(count_lines(got), 5);
         free(got);
@@ -1073,22 +853,22 @@ START_TEST(test_entries_prefix_after_and_limit_select_a_run)
     }
     keep_after = "etc/hostname";
     {
-        fake f = {.query = {{"after", "etc/hostname"}}};
+        ah_fake f = {.query = {{"after", "etc/hostname"}}};
 
         want = expected_ndjson(&x, keep_past, 0);
         get(&res, "/layers/base/entries", &f);
-        got = drain(&res, 4096, &len);
+        got = ah_drain(&res, 4096, &len);
         assert_same_text(got, want);
         free(got);
         free(want);
         api_response_dispose(&res);
     }
     {
-        fake f = {.query = {{"limit", "3"}}};
+        ah_fake f = {.query = {{"limit", "3"}}};
 
         want = expected_ndjson(&x, NULL, 3);
         get(&res, "/layers/base/entries", &f);
-        got = drain(&res, 4096, &len);
+        got = ah_drain(&res, 4096, &len);
         assert_same_text(got, want);
         ck_assert_uint_eq(count_lines(got), 3);
         free(got);
@@ -1097,13 +877,13 @@ START_TEST(test_entries_prefix_after_and_limit_select_a_run)
     }
     keep_prefix = "etc";
     {
-        fake f = {.query = {{"prefix", "etc/"},
-                            {"after", "etc/hostname"},
-                            {"limit", "2"}}};
+        ah_fake f = {.query = {{"prefix", "etc/"},
+                               {"after", "etc/hostname"},
+                               {"limit", "2"}}};
 
         want = expected_ndjson(&x, keep_under_and_past, 2);
         get(&res, "/layers/base/entries", &f);
-        got = drain(&res, 4096, &len);
+        got = ah_drain(&res, 4096, &len);
         assert_same_text(got, want);
         ck_assert_uint_eq(count_lines(got), 2);
         free(got);
@@ -1123,7 +903,7 @@ START_TEST(test_entries_paging_with_after_visits_everything_once)
     expected_load(&x, "patch");
     all = expected_ndjson(&x, NULL, 0);
     for (int page = 0; page < 100; page++) {
-        fake f = {.query = {{"limit", "2"}, {"after", after}}};
+        ah_fake f = {.query = {{"limit", "2"}, {"after", after}}};
         api_response res;
         size_t len;
         char *got;
@@ -1132,7 +912,7 @@ START_TEST(test_entries_paging_with_after_visits_everything_once)
         if (after[0] == '\0')
             f.query[1][0] = NULL;
         get(&res, "/layers/patch/entries", &f);
-        got = drain(&res, 333, &len);
+        got = ah_drain(&res, 333, &len);
         api_response_dispose(&res);
         if (len == 0) {
             free(got);
@@ -1147,7 +927,7 @@ START_TEST(test_entries_paging_with_after_visits_everything_once)
         {
             json_t *e = json_loads(last, 0, NULL);
 
-            snprintf(after, sizeof(after), "%s", jstr(e, "path"));
+            snprintf(after, sizeof(after), "%s", ah_jstr(e, "path"));
             json_decref(e);
         }
         free(got);
@@ -1168,17 +948,18 @@ START_TEST(test_entries_parameters_are_validated)
     api_response res;
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        fake f = {.query = {{bad[i][0], bad[i][1]}}};
+        ah_fake f = {.query = {{bad[i][0], bad[i][1]}}};
 
         get(&res, "/layers/base/entries", &f);
-        assert_problem(&res, 400, "invalid-parameter", "/layers/base/entries");
+        ah_assert_problem(&env, &res, 400, "invalid-parameter",
+                          "/layers/base/entries");
         api_response_dispose(&res);
     }
     {
-        fake f = {.headers = {{"Accept", "text/html"}}};
+        ah_fake f = {.headers = {{"Accept", "text/html"}}};
 
         get(&res, "/layers/base/entries", &f);
-        assert_problem(&res, 406, NULL, "/layers/base/entries");
+        ah_assert_problem(&env, &res, 406, NULL, "/layers/base/entries");
         api_response_dispose(&res);
     }
 }
@@ -1215,9 +996,9 @@ START_TEST(test_one_entry_is_the_same_object)
     ck_assert_ptr_nonnull(want);
     get(&res, "/layers/base/entries/etc/os-release", NULL);
     ck_assert_int_eq(res.status, 200);
-    ck_assert_str_eq(hdr(&res, "Content-Type"), "application/json");
+    ck_assert_str_eq(ah_header(&res, "Content-Type"), "application/json");
     ck_assert_str_eq(res.route, "/layers/{id}/entries/{path}");
-    got = body_json(&res);
+    got = ah_body_json(&res);
     ck_assert(json_equal(got, want));
     ck_assert_ptr_nonnull(json_object_get(got, "xattrs"));
     json_decref(got);
@@ -1227,8 +1008,8 @@ START_TEST(test_one_entry_is_the_same_object)
 
     /* a tombstone is an entry too */
     get(&res, "/layers/app/entries/etc/motd", NULL);
-    got = body_json(&res);
-    ck_assert_str_eq(jstr(got, "change"), "delete");
+    got = ah_body_json(&res);
+    ck_assert_str_eq(ah_jstr(got, "change"), "delete");
     json_decref(got);
     api_response_dispose(&res);
 }
@@ -1239,22 +1020,25 @@ START_TEST(test_missing_or_bad_entry_paths)
     api_response res;
 
     get(&res, "/layers/base/entries/etc/nope", NULL);
-    assert_problem(&res, 404, "not-found", "/layers/base/entries/etc/nope");
+    ah_assert_problem(&env, &res, 404, "not-found",
+                      "/layers/base/entries/etc/nope");
     api_response_dispose(&res);
     get(&res, "/layers/base/entries/etc//hostname", NULL);
-    assert_problem(&res, 400, "invalid-path",
-                   "/layers/base/entries/etc//hostname");
+    ah_assert_problem(&env, &res, 400, "invalid-path",
+                      "/layers/base/entries/etc//hostname");
     api_response_dispose(&res);
     get(&res, "/layers/base/entries/%2e%2e/etc", NULL);
-    assert_problem(&res, 400, "invalid-path",
-                   "/layers/base/entries/%2e%2e/etc");
+    ah_assert_problem(&env, &res, 400, "invalid-path",
+                      "/layers/base/entries/%2e%2e/etc");
     api_response_dispose(&res);
     get(&res, "/layers/base/entries/etc/", NULL);
-    assert_problem(&res, 400, "invalid-path", "/layers/base/entries/etc/");
+    ah_assert_problem(&env, &res, 400, "invalid-path",
+                      "/layers/base/entries/etc/");
     api_response_dispose(&res);
     /* once decoded, %252e%252e is a literal name: simply absent */
     get(&res, "/layers/base/entries/%252e%252e", NULL);
-    assert_problem(&res, 404, "not-found", "/layers/base/entries/%252e%252e");
+    ah_assert_problem(&env, &res, 404, "not-found",
+                      "/layers/base/entries/%252e%252e");
     api_response_dispose(&res);
 }
 END_TEST
@@ -1262,14 +1046,11 @@ END_TEST
 /* A layer wider than one read()'s visit budget (4096 entries). */
 static void wide_setup(void)
 {
-    char *spec, *fs;
+    char *fs;
 
     demo_root = fx_tmpdir();
-    fx_mkdir(demo_root, "wide", 0755);
-    fx_mkdir(demo_root, "wide/fs", 0755);
-    fx_mkdir(demo_root, "wide/fs/a", 0755);
-    fx_file(demo_root, "wide/layer.json", "{\"kind\": \"diff\"}\n", 0644);
-    fs = fx_path(demo_root, "wide/fs");
+    fs = ah_layer(demo_root, "wide", "{\"kind\": \"diff\"}\n");
+    fx_mkdir(fs, "a", 0755);
     for (int i = 0; i < 5000; i++) {
         char name[32];
 
@@ -1278,256 +1059,46 @@ static void wide_setup(void)
     }
     fx_file(fs, "z", "last\n", 0644);
     free(fs);
-    store_path = NULL;
-    ck_assert(asprintf(&spec, "dir:%s", demo_root) > 0);
-    ck_assert_int_eq(layer_store_open(&store, spec), 0);
-    free(spec);
-    memset(&ctx, 0, sizeof(ctx));
-    ctx.store = store;
-    ctx.active_exports = &active_exports;
-    ctx.ready = true;
+    ah_open(&env, demo_root, NULL);
 }
 
 static void wide_teardown(void)
 {
-    layer_store_free(store);
+    ah_close(&env);
     fx_rm_rf(demo_root);
     free(demo_root);
 }
 
 START_TEST(test_entries_skipping_a_wide_run_yields_between_reads)
 {
-    fake f = {.query = {{"prefix", "z"}}};
+    ah_fake f = {.query = {{"prefix", "z"}}};
     api_response res;
+    ah_drained d;
     size_t len;
     char *got;
     json_t *j;
 
     get(&res, "/layers/wide/entries", &f);
     ck_assert_int_eq(res.status, 200);
-    got = drain(&res, 65536, &len);
+    ah_drain_result(&d, &res, 65536);
+    ck_assert_int_eq(d.result, API_PRODUCE_END);
     /* 5002 entries precede z: more than one budget, so the producer
      * woke itself and returned AGAIN instead of blocking the server */
-    ck_assert_uint_ge(drain_agains, 1);
-    ck_assert_uint_eq(count_lines(got), 1);
-    j = json_loads(got, 0, NULL);
-    ck_assert_str_eq(jstr(j, "path"), "z");
+    ck_assert_uint_ge(d.agains, 1);
+    ck_assert_uint_eq(count_lines(d.body), 1);
+    j = json_loads(d.body, 0, NULL);
+    ck_assert_str_eq(ah_jstr(j, "path"), "z");
     json_decref(j);
-    free(got);
+    free(d.body);
     api_response_dispose(&res);
 
     /* and from a cursor deep inside the run */
     f.query[0][0] = "after";
     f.query[0][1] = "a/f04998";
     get(&res, "/layers/wide/entries", &f);
-    got = drain(&res, 65536, &len);
+    got = ah_drain(&res, 65536, &len);
     ck_assert_uint_eq(count_lines(got), 2); /* a/f04999 and z */
     free(got);
-    api_response_dispose(&res);
-}
-END_TEST
-
-/* ---- files ---- */
-
-START_TEST(test_file_bytes_with_validators)
-{
-    api_response res;
-    size_t len;
-    char *body;
-
-    get(&res, "/layers/base/files/etc/hostname", NULL);
-    ck_assert_int_eq(res.status, 200);
-    ck_assert(res.has_length);
-    ck_assert_uint_eq(res.content_length, 5);
-    ck_assert_str_eq(hdr(&res, "Content-Type"), "application/octet-stream");
-    ck_assert_str_eq(hdr(&res, "Accept-Ranges"), "bytes");
-    ck_assert_ptr_nonnull(hdr(&res, "ETag"));
-    ck_assert_int_eq(hdr(&res, "ETag")[0], '"');
-    body = drain(&res, 2, &len);
-    ck_assert_uint_eq(len, 5);
-    ck_assert_str_eq(body, "base\n");
-    free(body);
-    api_response_dispose(&res);
-
-    /* the data of a hard link is its group's */
-    get(&res, "/layers/base/files/usr/bin/tool-alias", NULL);
-    ck_assert_int_eq(res.status, 200);
-    body = drain(&res, 4096, &len);
-    ck_assert_str_eq(body, "#!/bin/sh\necho \"tool v1\"\n");
-    free(body);
-    api_response_dispose(&res);
-}
-END_TEST
-
-START_TEST(test_file_single_range_is_206)
-{
-    api_response res;
-    fake f = {.headers = {{"Range", "bytes=1-2"}}};
-    size_t len;
-    char *body;
-
-    get(&res, "/layers/base/files/etc/hostname", &f);
-    ck_assert_int_eq(res.status, 206);
-    ck_assert_str_eq(hdr(&res, "Content-Range"), "bytes 1-2/5");
-    ck_assert_uint_eq(res.content_length, 2);
-    body = drain(&res, 4096, &len);
-    ck_assert_str_eq(body, "as");
-    free(body);
-    api_response_dispose(&res);
-
-    f.headers[0][1] = "bytes=-3";
-    get(&res, "/layers/base/files/etc/hostname", &f);
-    ck_assert_str_eq(hdr(&res, "Content-Range"), "bytes 2-4/5");
-    body = drain(&res, 4096, &len);
-    ck_assert_str_eq(body, "se\n");
-    free(body);
-    api_response_dispose(&res);
-
-    f.headers[0][1] = "bytes=300000-";
-    get(&res, "/layers/base/files/usr/share/data.bin", &f);
-    ck_assert_int_eq(res.status, 206);
-    ck_assert_str_eq(hdr(&res, "Content-Range"), "bytes 300000-311999/312000");
-    body = drain(&res, 1000, &len);
-    ck_assert_uint_eq(len, 12000);
-    {
-        char *file = fx_path(store_path, "base/fs/usr/share/data.bin");
-        FILE *fp = fopen(file, "rb");
-        char want[12000];
-
-        ck_assert_ptr_nonnull(fp);
-        ck_assert_int_eq(fseek(fp, 300000, SEEK_SET), 0);
-        ck_assert_uint_eq(fread(want, 1, sizeof(want), fp), sizeof(want));
-        ck_assert_mem_eq(body, want, sizeof(want));
-        fclose(fp);
-        free(file);
-    }
-    free(body);
-    api_response_dispose(&res);
-}
-END_TEST
-
-START_TEST(test_file_unsatisfiable_range_is_416)
-{
-    api_response res;
-    fake f = {.headers = {{"Range", "bytes=5-"}}};
-
-    get(&res, "/layers/base/files/etc/hostname", &f);
-    assert_problem(&res, 416, NULL, "/layers/base/files/etc/hostname");
-    ck_assert_str_eq(hdr(&res, "Content-Range"), "bytes */5");
-    api_response_dispose(&res);
-}
-END_TEST
-
-START_TEST(test_file_several_ranges_get_the_whole_file)
-{
-    api_response res;
-    fake f = {.headers = {{"Range", "bytes=0-0,2-3"}}};
-
-    get(&res, "/layers/base/files/etc/hostname", &f);
-    ck_assert_int_eq(res.status, 200);
-    ck_assert_ptr_null(hdr(&res, "Content-Range"));
-    ck_assert_uint_eq(res.content_length, 5);
-    api_response_dispose(&res);
-}
-END_TEST
-
-START_TEST(test_file_if_none_match_is_304)
-{
-    api_response res;
-    fake f = {.headers = {{"If-None-Match", NULL}}};
-    char etag[160];
-
-    get(&res, "/layers/base/files/etc/hostname", NULL);
-    snprintf(etag, sizeof(etag), "%s", hdr(&res, "ETag"));
-    api_response_dispose(&res);
-    f.headers[0][1] = etag;
-    get(&res, "/layers/base/files/etc/hostname", &f);
-    ck_assert_int_eq(res.status, 304);
-    ck_assert_str_eq(hdr(&res, "ETag"), etag);
-    ck_assert_ptr_null(res.producer.read);
-    api_response_dispose(&res);
-}
-END_TEST
-
-START_TEST(test_file_of_other_types_or_deleted)
-{
-    api_response res;
-
-    get(&res, "/layers/base/files/etc", NULL);
-    assert_problem(&res, 409, "not-a-file", "/layers/base/files/etc");
-    api_response_dispose(&res);
-    get(&res, "/layers/base/files/etc/localtime", NULL);
-    assert_problem(&res, 409, "not-a-file", "/layers/base/files/etc/localtime");
-    api_response_dispose(&res);
-    get(&res, "/layers/app/files/etc/motd", NULL);
-    assert_problem(&res, 404, "deleted", "/layers/app/files/etc/motd");
-    api_response_dispose(&res);
-    get(&res, "/layers/app/files/etc/passwd", NULL); /* unchanged in app */
-    assert_problem(&res, 404, "not-found", "/layers/app/files/etc/passwd");
-    api_response_dispose(&res);
-    get(&res, "/layers/base/files/etc/hostname?x", NULL);
-    ck_assert_int_eq(res.status, 200);
-    api_response_dispose(&res);
-}
-END_TEST
-
-static uint32_t le32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
-static uint64_t le64(const unsigned char *p)
-{
-    return le32(p) | (uint64_t)le32(p + 4) << 32;
-}
-
-START_TEST(test_file_as_win32_backup_streams)
-{
-    static const char data[] = "NAME=\"layerd demo\"\nID=demo\n";
-    api_response res;
-    fake f = {.query = {{"format", "win32-backup"}}};
-    const unsigned char *b, *ea;
-    size_t len, dlen = sizeof(data) - 1;
-    char *body;
-
-    get(&res, "/layers/base/files/etc/os-release", &f);
-    ck_assert_int_eq(res.status, 200);
-    ck_assert_str_eq(hdr(&res, "Content-Type"),
-                     "application/vnd.layerd.win32-backup");
-    body = drain(&res, 3, &len);
-    ck_assert_uint_eq(len, res.content_length);
-    b = (const unsigned char *)body;
-    /* BACKUP_DATA: id 1, attributes 0, size, no name, then the bytes */
-    ck_assert_uint_eq(le32(b), 1);
-    ck_assert_uint_eq(le32(b + 4), 0);
-    ck_assert_uint_eq(le64(b + 8), dlen);
-    ck_assert_uint_eq(le32(b + 16), 0);
-    ck_assert_mem_eq(b + 20, data, dlen);
-    /* BACKUP_EA_DATA right after, no padding between streams */
-    b += 20 + dlen;
-    ck_assert_uint_eq(le32(b), 2);
-    ck_assert_uint_eq(le32(b + 16), 0);
-    ea = b + 20;
-    /* one FILE_FULL_EA_INFORMATION: user.layerd.origin = base */
-    ck_assert_uint_eq(le32(ea), 0); /* the last entry */
-    ck_assert_uint_eq(ea[4], 0);
-    ck_assert_uint_eq(ea[5], strlen("user.layerd.origin"));
-    ck_assert_uint_eq(ea[6] | ea[7] << 8, 4);
-    ck_assert_mem_eq(ea + 8, "user.layerd.origin\0base", 23);
-    /* 8 + 18 + 1 + 4 = 31, padded to 32 */
-    ck_assert_uint_eq(le64(b + 8), 32);
-    ck_assert_uint_eq(len, 20 + dlen + 20 + 32);
-    free(body);
-    api_response_dispose(&res);
-
-    /* no xattrs: the DATA stream alone */
-    get(&res, "/layers/base/files/etc/hostname", &f);
-    ck_assert_uint_eq(res.content_length, 25);
-    body = drain(&res, 4096, &len);
-    ck_assert_uint_eq(len, 25);
-    ck_assert_str_eq(body + 20, "base\n");
-    free(body);
     api_response_dispose(&res);
 }
 END_TEST
@@ -1599,17 +1170,6 @@ static Suite *api_suite(void)
     tcase_add_test(tc, test_entries_skipping_a_wide_run_yields_between_reads);
     suite_add_tcase(s, tc);
 
-    tc = tcase_create("files");
-    tcase_add_unchecked_fixture(tc, demo_setup, demo_teardown);
-    tcase_add_checked_fixture(tc, span_setup, span_teardown);
-    tcase_add_test(tc, test_file_bytes_with_validators);
-    tcase_add_test(tc, test_file_single_range_is_206);
-    tcase_add_test(tc, test_file_unsatisfiable_range_is_416);
-    tcase_add_test(tc, test_file_several_ranges_get_the_whole_file);
-    tcase_add_test(tc, test_file_if_none_match_is_304);
-    tcase_add_test(tc, test_file_of_other_types_or_deleted);
-    tcase_add_test(tc, test_file_as_win32_backup_streams);
-    suite_add_tcase(s, tc);
     return s;
 }
 

@@ -3,8 +3,9 @@
  * tar, the diff ID is the SHA-256 of the tar and the digest that of the
  * bytes produced, compressed output decompresses to the plain tar, runs
  * are byte-identical, freeing mid-stream stops cleanly, non-blocking
- * reads notify, errors are reported with their message, and the export
- * span carries its attributes.
+ * reads notify, errors are reported with their message (also to a thread
+ * that asks while the export runs), and the export span carries its
+ * attributes.
  */
 #include <check.h>
 #include <fcntl.h>
@@ -726,6 +727,35 @@ START_TEST(test_reader_failure_is_reported_with_its_message)
 }
 END_TEST
 
+/* A thread that is not reading (a progress display, a watchdog) may ask
+ * for the error while the workers run; under ThreadSanitizer this pins
+ * that the question takes the export's lock. */
+START_TEST(test_error_can_be_asked_while_the_export_runs)
+{
+    char *bad = fx_tmpdir();
+    layer_dir l = {.path = bad, .kind = LAYER_KIND_DIFF};
+    layer_export *x = NULL;
+    const char *msg = NULL;
+
+    fx_mkdir(bad, "a", 0755);
+    fx_file(bad, "a/x", "x", 0644);
+    fx_mkdir(bad, "b", 0755);
+    fx_xattr(bad, "b", "trusted.overlay.redirect", "/elsewhere");
+    ck_assert_int_eq(layer_export_start(&x, &l, NULL, 0, NULL), 0);
+    /* no read: the producer fails on its own, at b */
+    for (int i = 0; i < 60000 && msg == NULL; i++) {
+        msg = layer_export_error(x);
+        if (msg == NULL)
+            usleep(1000);
+    }
+    ck_assert_ptr_nonnull(msg);
+    ck_assert_ptr_nonnull(strstr(msg, "redirect"));
+    layer_export_free(x);
+    fx_rm_rf(bad);
+    free(bad);
+}
+END_TEST
+
 START_TEST(test_whiteouts_and_clamped_mtimes)
 {
     char *lower = fx_tmpdir(), *upper = fx_tmpdir();
@@ -917,6 +947,7 @@ static Suite *export_suite(void)
     tcase_add_test(tc, test_nonblocking_reads_are_notified);
     tcase_add_test(tc, test_notify_installed_after_eagain_still_fires);
     tcase_add_test(tc, test_reader_failure_is_reported_with_its_message);
+    tcase_add_test(tc, test_error_can_be_asked_while_the_export_runs);
     tcase_add_test(tc, test_whiteouts_and_clamped_mtimes);
     tcase_add_test(tc, test_export_span_carries_results);
     tcase_add_test(tc, test_large_pax_headers_across_buffers);

@@ -1,52 +1,44 @@
 /*
  * Tests for api/files.c: GET /layers/{id}/files/{path} over a small dir:
- * store built with the fixture helpers. They pin the Win32 backup framing
- * (DATA then EA streams, FILE_FULL_EA_INFORMATION offsets and padding),
- * that every single range is exactly the matching slice of the whole
- * representation, raw or backup, the 206/416/200 choices of RFC 9110
- * (several ranges, bad syntax, If-Range, empty files), HEAD, 304, and
- * that a range deep into a big file is reached by reading forward across
- * several read() calls that yield through the wake.
+ * store built with the fixture helpers, driven through the API harness
+ * (api_harness.h). They pin the answer for a whole file (type, ranges,
+ * validators), the Win32 backup framing (DATA then EA streams,
+ * FILE_FULL_EA_INFORMATION offsets and padding), that every single range
+ * is exactly the matching slice of the whole representation, raw or
+ * backup, the 206/416/200 choices of RFC 9110 (several ranges, bad syntax,
+ * If-Range, empty files), HEAD, 304, files a layer deleted or did not
+ * change, and that a range deep into a big file is reached by seeking,
+ * not by reading forward.
  */
 #include <check.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "api/api.h"
+#include "api_harness.h"
 #include "fixture.h"
-#include "layer/alloc.h"
-#include "layer/error.h"
-#include "layer/store.h"
-#include "layer/trace.h"
 
 /* 20 MiB + a bit: more than the 16 MiB a read() may discard. */
 #define BIG_SIZE (20u * 1024u * 1024u + 123u)
 
 static char *root;
-static layer_store *store;
-static api_context ctx;
-static unsigned active;
+static ah_env env;
 
 static unsigned char big_byte(size_t i)
 {
     return (unsigned char)((i * 7u + i / 251u) % 251u);
 }
 
+/* l1: a base layer of every kind of entry; l2 on it deletes empty.txt and
+ * adds new.txt. */
 static void store_setup(void)
 {
-    char *fs, *spec, *big;
+    char *fs, *big;
     char value[301];
 
     root = fx_tmpdir();
-    fx_mkdir(root, "l1", 0755);
-    fx_mkdir(root, "l1/fs", 0755);
-    fx_file(root, "l1/layer.json", "{\"kind\": \"diff\"}\n", 0644);
-    fs = fx_path(root, "l1/fs");
+    fs = ah_layer(root, "l1", "{\"kind\": \"diff\"}\n");
     fx_file(fs, "xa.txt", "hello", 0644);
     memset(value, 'v', 300);
     value[300] = '\0';
@@ -65,137 +57,37 @@ static void store_setup(void)
     fx_file_bytes(fs, "big.bin", big, BIG_SIZE, 0644);
     free(big);
     free(fs);
-
-    ck_assert(asprintf(&spec, "dir:%s", root) > 0);
-    ck_assert_int_eq(layer_store_open(&store, spec), 0);
-    free(spec);
-    memset(&ctx, 0, sizeof(ctx));
-    ctx.store = store;
-    ctx.max_exports = 1;
-    ctx.active_exports = &active;
-    ctx.ready = true;
+    fs = ah_layer(root, "l2", "{\"kind\": \"diff\", \"parent\": \"l1\"}\n");
+    fx_whiteout_chr(fs, "empty.txt");
+    fx_file(fs, "new.txt", "new\n", 0644);
+    free(fs);
+    ah_open(&env, root, NULL);
 }
 
 static void store_teardown(void)
 {
-    layer_store_free(store);
+    ah_close(&env);
     fx_rm_rf(root);
     free(root);
 }
 
-typedef struct fake {
-    const char *headers[4][2];
-    const char *query[4][2];
-} fake;
-
-static const char *fake_header(void *conn, const char *name)
-{
-    fake *f = conn;
-
-    for (size_t i = 0; i < 4 && f->headers[i][0] != NULL; i++) {
-        if (strcasecmp(f->headers[i][0], name) == 0)
-            return f->headers[i][1];
-    }
-    return NULL;
-}
-
-static const char *fake_query(void *conn, const char *name)
-{
-    fake *f = conn;
-
-    for (size_t i = 0; i < 4 && f->query[i][0] != NULL; i++) {
-        if (strcmp(f->query[i][0], name) == 0)
-            return f->query[i][1];
-    }
-    return NULL;
-}
-
 static void request(api_response *res, const char *method, const char *path,
-                    const fake *f)
+                    const ah_fake *f)
 {
-    static const fake none;
-    api_request req;
-
-    memset(&req, 0, sizeof(req));
-    req.method = method;
-    req.raw_path = path;
-    req.header = fake_header;
-    req.query = fake_query;
-    req.conn = (void *)(f != NULL ? f : &none);
-    api_handle(res, &ctx, &req);
+    ah_request(res, &env, method, path, f);
 }
 
-static const char *hdr(const api_response *res, const char *name)
-{
-    for (size_t i = 0; i < res->nheaders; i++) {
-        if (strcasecmp(res->headers[i].name, name) == 0)
-            return res->headers[i].value;
-    }
-    return NULL;
-}
-
-static void woke(void *arg)
-{
-    __atomic_store_n((int *)arg, 1, __ATOMIC_SEQ_CST);
-}
-
-/* The whole body, in reads of at most cap bytes; *agains counts AGAIN. */
-static unsigned char *drain(api_response *res, size_t cap, size_t *out_len,
-                            unsigned *agains)
-{
-    api_producer *p = &res->producer;
-    unsigned char *out = malloc(res->has_length ? res->content_length + 1 : 1);
-    char *buf = malloc(cap);
-    size_t len = 0;
-    int flag = 0;
-
-    *agains = 0;
-    if (p->read == NULL) {
-        if (res->body_len > 0)
-            memcpy(out, res->body, res->body_len);
-        *out_len = res->body_len;
-        free(buf);
-        return out;
-    }
-    ck_assert(res->has_length);
-    if (p->set_wake != NULL)
-        p->set_wake(p->ctx, woke, &flag);
-    for (;;) {
-        ssize_t n;
-
-        __atomic_store_n(&flag, 0, __ATOMIC_SEQ_CST);
-        n = p->read(p->ctx, buf, cap);
-        if (n > 0) {
-            ck_assert_uint_le(len + (size_t)n, res->content_length);
-            memcpy(out + len, buf, (size_t)n);
-            len += (size_t)n;
-            continue;
-        }
-        if (n == API_PRODUCE_AGAIN) {
-            /* the producer woke itself before returning */
-            ck_assert_int_eq(__atomic_load_n(&flag, __ATOMIC_SEQ_CST), 1);
-            (*agains)++;
-            continue;
-        }
-        ck_assert_int_eq(n, API_PRODUCE_END);
-        break;
-    }
-    free(buf);
-    ck_assert_uint_eq(len, res->content_length);
-    *out_len = len;
-    return out;
-}
-
-static unsigned char *get_body(const char *path, const fake *f, int status,
+/* GET path; the status must be status; the body drained in reads of at
+ * most cap bytes (free() it). */
+static unsigned char *get_body(const char *path, const ah_fake *f, int status,
                                size_t cap, size_t *len)
 {
     api_response res;
-    unsigned agains;
     unsigned char *body;
 
     request(&res, "GET", path, f);
     ck_assert_int_eq(res.status, status);
-    body = drain(&res, cap, len, &agains);
+    body = (unsigned char *)ah_drain(&res, cap, len);
     api_response_dispose(&res);
     return body;
 }
@@ -211,9 +103,46 @@ static uint64_t le64(const unsigned char *p)
     return le32(p) | (uint64_t)le32(p + 4) << 32;
 }
 
+START_TEST(test_whole_file_has_its_type_ranges_and_etag)
+{
+    ah_fake backup = {.query = {{"format", "win32-backup"}}};
+    api_response res;
+    size_t len;
+    char *body;
+
+    request(&res, "GET", "/layers/l1/files/xa.txt", NULL);
+    ck_assert_int_eq(res.status, 200);
+    ck_assert_str_eq(res.route, "/layers/{id}/files/{path}");
+    ck_assert(res.has_length);
+    ck_assert_uint_eq(res.content_length, 5);
+    ck_assert_str_eq(ah_header(&res, "Content-Type"),
+                     "application/octet-stream");
+    ck_assert_str_eq(ah_header(&res, "Accept-Ranges"), "bytes");
+    ck_assert_ptr_nonnull(ah_header(&res, "ETag"));
+    ck_assert_int_eq(ah_header(&res, "ETag")[0], '"');
+    /* reads smaller than the file are rejoined */
+    body = ah_drain(&res, 2, &len);
+    ck_assert_str_eq(body, "hello");
+    free(body);
+    api_response_dispose(&res);
+
+    request(&res, "GET", "/layers/l1/files/xa.txt", &backup);
+    ck_assert_int_eq(res.status, 200);
+    ck_assert_str_eq(ah_header(&res, "Content-Type"),
+                     "application/vnd.layerd.win32-backup");
+    api_response_dispose(&res);
+
+    /* a query that slipped into the path is not part of the name */
+    request(&res, "GET", "/layers/l1/files/xa.txt?x", NULL);
+    ck_assert_int_eq(res.status, 200);
+    ck_assert_uint_eq(res.content_length, 5);
+    api_response_dispose(&res);
+}
+END_TEST
+
 START_TEST(test_backup_ea_entries_are_aligned_and_chained)
 {
-    fake f = {.query = {{"format", "win32-backup"}}};
+    ah_fake f = {.query = {{"format", "win32-backup"}}};
     size_t len;
     unsigned char *b = get_body("/layers/l1/files/xa.txt", &f, 200, 4096, &len);
     const unsigned char *ea, *e;
@@ -256,7 +185,7 @@ END_TEST
 
 START_TEST(test_backup_without_xattrs_has_only_data)
 {
-    fake f = {.query = {{"format", "win32-backup"}}};
+    ah_fake f = {.query = {{"format", "win32-backup"}}};
     size_t len;
     unsigned char *b =
         get_body("/layers/l1/files/empty.txt", &f, 200, 64, &len);
@@ -271,17 +200,16 @@ END_TEST
 /* Every range [first, last] (sampled) is the slice of the whole. */
 static void check_ranges(const char *path, const char *format)
 {
-    fake whole = {.query = {{"format", format}}};
+    ah_fake whole = {.query = {{"format", format}}};
     size_t total;
     unsigned char *all = get_body(path, &whole, 200, 4096, &total);
 
     for (size_t first = 0; first < total; first += 7) {
         for (size_t last = first; last < total; last += 13) {
             char range[64], want_cr[96];
-            fake f = {.headers = {{"Range", range}},
-                      .query = {{"format", format}}};
+            ah_fake f = {.headers = {{"Range", range}},
+                         .query = {{"format", format}}};
             api_response res;
-            unsigned agains;
             size_t len;
             unsigned char *b;
 
@@ -290,8 +218,8 @@ static void check_ranges(const char *path, const char *format)
                      total);
             request(&res, "GET", path, &f);
             ck_assert_int_eq(res.status, 206);
-            ck_assert_str_eq(hdr(&res, "Content-Range"), want_cr);
-            b = drain(&res, 5, &len, &agains);
+            ck_assert_str_eq(ah_header(&res, "Content-Range"), want_cr);
+            b = (unsigned char *)ah_drain(&res, 5, &len);
             ck_assert_uint_eq(len, last - first + 1);
             ck_assert_mem_eq(b, all + first, len);
             free(b);
@@ -311,41 +239,42 @@ END_TEST
 
 START_TEST(test_deep_range_seeks_to_its_start)
 {
-    fake f = {.headers = {{"Range", "bytes=18000000-"}}};
+    ah_fake f = {.headers = {{"Range", "bytes=18000000-"}}};
     api_response res;
-    unsigned agains;
-    size_t len;
-    unsigned char *b;
+    ah_drained d;
+    const unsigned char *b;
 
     request(&res, "GET", "/layers/l1/files/big.bin", &f);
     ck_assert_int_eq(res.status, 206);
     ck_assert_uint_eq(res.content_length, BIG_SIZE - 18000000u);
-    b = drain(&res, 65536, &len, &agains);
+    ah_drain_result(&d, &res, 65536);
+    ck_assert_int_eq(d.result, API_PRODUCE_END);
     /* the reader seeks: nothing to wait for, no discarded reads */
-    ck_assert_uint_eq(agains, 0);
-    ck_assert_uint_eq(len, BIG_SIZE - 18000000u);
-    for (size_t i = 0; i < len; i++) {
+    ck_assert_uint_eq(d.agains, 0);
+    ck_assert_uint_eq(d.len, BIG_SIZE - 18000000u);
+    b = (const unsigned char *)d.body;
+    for (size_t i = 0; i < d.len; i++) {
         if (b[i] != big_byte(18000000u + i))
             ck_abort_msg("byte %zu differs", i);
     }
-    free(b);
+    free(d.body);
     api_response_dispose(&res);
 }
 END_TEST
 
 START_TEST(test_suffix_range_longer_than_the_file_is_all_of_it)
 {
-    fake f = {.headers = {{"Range", "bytes=-100"}}};
+    ah_fake f = {.headers = {{"Range", "bytes=-100"}}};
     api_response res;
 
     request(&res, "GET", "/layers/l1/files/xa.txt", &f);
     ck_assert_int_eq(res.status, 206);
-    ck_assert_str_eq(hdr(&res, "Content-Range"), "bytes 0-4/5");
+    ck_assert_str_eq(ah_header(&res, "Content-Range"), "bytes 0-4/5");
     api_response_dispose(&res);
     f.headers[0][1] = "bytes=3-999";
     request(&res, "GET", "/layers/l1/files/xa.txt", &f);
     ck_assert_int_eq(res.status, 206);
-    ck_assert_str_eq(hdr(&res, "Content-Range"), "bytes 3-4/5");
+    ck_assert_str_eq(ah_header(&res, "Content-Range"), "bytes 3-4/5");
     api_response_dispose(&res);
 }
 END_TEST
@@ -356,13 +285,13 @@ START_TEST(test_unsatisfiable_ranges_are_416)
                                       "bytes=99-100"};
 
     for (size_t i = 0; i < 4; i++) {
-        fake f = {.headers = {{"Range", bad[i]}}};
+        ah_fake f = {.headers = {{"Range", bad[i]}}};
         api_response res;
 
         request(&res, "GET", "/layers/l1/files/xa.txt", &f);
         ck_assert_msg(res.status == 416, "%s gave %d", bad[i], res.status);
-        ck_assert_str_eq(hdr(&res, "Content-Range"), "bytes */5");
-        ck_assert_str_eq(hdr(&res, "Content-Type"), "application/problem+json");
+        ck_assert_str_eq(ah_header(&res, "Content-Range"), "bytes */5");
+        ah_assert_problem(&env, &res, 416, NULL, "/layers/l1/files/xa.txt");
         api_response_dispose(&res);
     }
 }
@@ -375,12 +304,12 @@ START_TEST(test_ignored_ranges_send_everything)
         "bytes=",        "bytes=1",   "bytes=--1", "bytes=1-2-3"};
 
     for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++) {
-        fake f = {.headers = {{"Range", ignored[i]}}};
+        ah_fake f = {.headers = {{"Range", ignored[i]}}};
         api_response res;
 
         request(&res, "GET", "/layers/l1/files/xa.txt", &f);
         ck_assert_msg(res.status == 200, "%s gave %d", ignored[i], res.status);
-        ck_assert_ptr_null(hdr(&res, "Content-Range"));
+        ck_assert_ptr_null(ah_header(&res, "Content-Range"));
         ck_assert_uint_eq(res.content_length, 5);
         api_response_dispose(&res);
     }
@@ -389,7 +318,7 @@ END_TEST
 
 START_TEST(test_range_on_an_empty_file_is_ignored)
 {
-    fake f = {.headers = {{"Range", "bytes=0-"}}};
+    ah_fake f = {.headers = {{"Range", "bytes=0-"}}};
     api_response res;
 
     request(&res, "GET", "/layers/l1/files/empty.txt", &f);
@@ -403,13 +332,14 @@ END_TEST
 
 START_TEST(test_if_range_must_match_the_etag)
 {
-    fake f = {.headers = {{"Range", "bytes=0-1"}, {"If-Range", "\"stale\""}}};
+    ah_fake f = {
+        .headers = {{"Range", "bytes=0-1"}, {"If-Range", "\"stale\""}}};
     char etag[128];
     api_response res;
 
     request(&res, "GET", "/layers/l1/files/xa.txt", &f);
     ck_assert_int_eq(res.status, 200);
-    snprintf(etag, sizeof(etag), "%s", hdr(&res, "ETag"));
+    snprintf(etag, sizeof(etag), "%s", ah_header(&res, "ETag"));
     api_response_dispose(&res);
     f.headers[1][1] = etag;
     request(&res, "GET", "/layers/l1/files/xa.txt", &f);
@@ -420,19 +350,19 @@ END_TEST
 
 START_TEST(test_etags_differ_between_formats_and_files)
 {
-    fake b = {.query = {{"format", "win32-backup"}}};
-    fake nm = {.headers = {{"If-None-Match", NULL}}};
+    ah_fake b = {.query = {{"format", "win32-backup"}}};
+    ah_fake nm = {.headers = {{"If-None-Match", NULL}}};
     char raw[128], backup[128], other[128], list[300];
     api_response res;
 
     request(&res, "GET", "/layers/l1/files/xa.txt", NULL);
-    snprintf(raw, sizeof(raw), "%s", hdr(&res, "ETag"));
+    snprintf(raw, sizeof(raw), "%s", ah_header(&res, "ETag"));
     api_response_dispose(&res);
     request(&res, "GET", "/layers/l1/files/xa.txt", &b);
-    snprintf(backup, sizeof(backup), "%s", hdr(&res, "ETag"));
+    snprintf(backup, sizeof(backup), "%s", ah_header(&res, "ETag"));
     api_response_dispose(&res);
     request(&res, "GET", "/layers/l1/files/h1", NULL);
-    snprintf(other, sizeof(other), "%s", hdr(&res, "ETag"));
+    snprintf(other, sizeof(other), "%s", ah_header(&res, "ETag"));
     api_response_dispose(&res);
     ck_assert_str_ne(raw, backup);
     ck_assert_str_ne(raw, other);
@@ -441,6 +371,9 @@ START_TEST(test_etags_differ_between_formats_and_files)
     nm.headers[0][1] = list;
     request(&res, "GET", "/layers/l1/files/xa.txt", &nm);
     ck_assert_int_eq(res.status, 304);
+    /* a 304 names the representation it stands for, and has no body */
+    ck_assert_str_eq(ah_header(&res, "ETag"), raw);
+    ck_assert_ptr_null(res.producer.read);
     api_response_dispose(&res);
     nm.headers[0][1] = other;
     request(&res, "GET", "/layers/l1/files/xa.txt", &nm);
@@ -451,7 +384,7 @@ END_TEST
 
 START_TEST(test_head_has_the_length_and_no_body)
 {
-    fake f = {.headers = {{"Range", "bytes=1-"}}};
+    ah_fake f = {.headers = {{"Range", "bytes=1-"}}};
     api_response res;
 
     request(&res, "HEAD", "/layers/l1/files/big.bin", NULL);
@@ -484,22 +417,44 @@ START_TEST(test_non_files_and_bad_formats_are_refused)
     static const char *const others[] = {"/layers/l1/files/dir",
                                          "/layers/l1/files/sym",
                                          "/layers/l1/files/fifo"};
-    fake bogus = {.query = {{"format", "tar"}}};
+    ah_fake bogus = {.query = {{"format", "tar"}}};
     api_response res;
 
     for (size_t i = 0; i < 3; i++) {
         request(&res, "GET", others[i], NULL);
-        ck_assert_msg(res.status == 409, "%s gave %d", others[i], res.status);
+        ah_assert_problem(&env, &res, 409, "not-a-file", others[i]);
         api_response_dispose(&res);
     }
     request(&res, "GET", "/layers/l1/files/xa.txt", &bogus);
-    ck_assert_int_eq(res.status, 400);
+    ah_assert_problem(&env, &res, 400, "invalid-parameter",
+                      "/layers/l1/files/xa.txt");
     api_response_dispose(&res);
     request(&res, "GET", "/layers/l1/files/missing", NULL);
-    ck_assert_int_eq(res.status, 404);
+    ah_assert_problem(&env, &res, 404, "not-found", "/layers/l1/files/missing");
     api_response_dispose(&res);
     request(&res, "GET", "/layers/l1/files/dir/../xa.txt", NULL);
-    ck_assert_int_eq(res.status, 400);
+    ah_assert_problem(&env, &res, 400, "invalid-path",
+                      "/layers/l1/files/dir/../xa.txt");
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_a_layer_serves_only_what_it_changed)
+{
+    api_response res;
+    size_t len;
+    unsigned char *b;
+
+    b = get_body("/layers/l2/files/new.txt", NULL, 200, 64, &len);
+    ck_assert_uint_eq(len, 4);
+    ck_assert_mem_eq(b, "new\n", 4);
+    free(b);
+    request(&res, "GET", "/layers/l2/files/empty.txt", NULL);
+    ah_assert_problem(&env, &res, 404, "deleted", "/layers/l2/files/empty.txt");
+    api_response_dispose(&res);
+    /* unchanged in l2: its parent's file is not l2's to serve */
+    request(&res, "GET", "/layers/l2/files/xa.txt", NULL);
+    ah_assert_problem(&env, &res, 404, "not-found", "/layers/l2/files/xa.txt");
     api_response_dispose(&res);
 }
 END_TEST
@@ -526,6 +481,7 @@ static Suite *files_suite(void)
 
     tcase_set_timeout(tc, 120);
     tcase_add_unchecked_fixture(tc, store_setup, store_teardown);
+    tcase_add_test(tc, test_whole_file_has_its_type_ranges_and_etag);
     tcase_add_test(tc, test_backup_ea_entries_are_aligned_and_chained);
     tcase_add_test(tc, test_backup_without_xattrs_has_only_data);
     tcase_add_test(tc, test_every_range_is_the_slice_of_the_whole);
@@ -539,6 +495,7 @@ static Suite *files_suite(void)
     tcase_add_test(tc, test_head_has_the_length_and_no_body);
     tcase_add_test(tc, test_hard_link_serves_its_groups_data);
     tcase_add_test(tc, test_non_files_and_bad_formats_are_refused);
+    tcase_add_test(tc, test_a_layer_serves_only_what_it_changed);
     tcase_add_test(tc, test_client_abort_midway_releases_the_reader);
     suite_add_tcase(s, tc);
     return s;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../../lib/json_int.h"
+#include "fixture.h"
 #include "layer/alloc.h"
 #include "layer/error.h"
 
@@ -167,8 +168,10 @@ START_TEST(numbers_ignore_the_process_locale)
 
     /* A locale with a decimal comma, if the machine has one. */
     if (setlocale(LC_NUMERIC, "de_DE.UTF-8") == NULL &&
-        setlocale(LC_NUMERIC, "fr_FR.UTF-8") == NULL)
-        setlocale(LC_NUMERIC, "C");
+        setlocale(LC_NUMERIC, "fr_FR.UTF-8") == NULL) {
+        FX_SKIP("no locale with a decimal comma (de_DE.UTF-8, fr_FR.UTF-8)");
+        return;
+    }
     v = parse_ok("2.75");
     ck_assert_int_eq(layer_json__number(&d, v), 0);
     ck_assert(d == 2.75);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "api/metrics.h"
+#include "fixture.h"
 #include "layer/alloc.h"
 #include "layer/error.h"
 
@@ -528,8 +529,7 @@ START_TEST(test_output_parses_with_prometheus_client)
     int st;
 
     if (py == NULL && !any_python) {
-        fprintf(stderr, "SKIP test_output_parses_with_prometheus_client: "
-                        "python3 not found\n");
+        FX_SKIP("python3 not found");
         api_metrics_free(m);
         return;
     }

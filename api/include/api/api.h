@@ -22,8 +22,9 @@
 struct api_metrics;
 struct api_digest_memo;
 
-/** Server-wide state the handlers use. Owned by the server. */
-typedef struct api_context {
+/** What the handlers are given to work with. Borrowed pointers: each must
+ * outlive the context. */
+typedef struct api_context_opts {
     layer_store *store;
     layer_trace_sink *trace;     /**< may be NULL */
     struct api_metrics *metrics; /**< may be NULL */
@@ -31,14 +32,50 @@ typedef struct api_context {
      * NULL: every export hashes. */
     struct api_digest_memo *digests;
     const char *openapi_path;    /**< file served at /openapi.yaml */
-    unsigned max_exports;        /**< cap on concurrent exports */
+    unsigned max_exports;        /**< cap on concurrent exports; 0: none */
     unsigned export_retry_after; /**< seconds, for 503 answers */
-    /** Live count of running exports; handlers use atomics on it. */
-    volatile unsigned *active_exports;
-    /** /readyz answer. Written by the server's main thread while request
-     * threads read it: both sides use __atomic loads and stores. */
-    bool ready;
-} api_context;
+} api_context_opts;
+
+/**
+ * Server-wide state the handlers share: the options above and the state
+ * that request threads change while they run (the running exports, the
+ * readiness). Those are C11 atomics inside the context, reached only
+ * through the functions below, so any thread may call them.
+ */
+typedef struct api_context api_context;
+
+/**
+ * Create a context. It starts not ready (api_set_ready()) with no export
+ * running.
+ *
+ * @param[out] out the context; free with api_context_free()
+ * @param opts the options (copied; what they point to is borrowed)
+ * @return 0 or LAYER_ENOMEM
+ */
+int api_context_new(api_context **out, const api_context_opts *opts);
+
+/** Free a context (NULL is accepted). No request may be running on it. */
+void api_context_free(api_context *ctx);
+
+/** Set the /readyz answer: the server clears it while it starts and while
+ * it drains. */
+void api_set_ready(api_context *ctx, bool ready);
+
+/** The /readyz answer. */
+bool api_is_ready(const api_context *ctx);
+
+/**
+ * Take an export slot.
+ * @return 0, or LAYER_EBUSY when max_exports exports are running (nothing
+ *         is taken then)
+ */
+int api_exports_acquire(api_context *ctx);
+
+/** Give back a slot that api_exports_acquire() gave. */
+void api_exports_release(api_context *ctx);
+
+/** Exports running now (slots taken and not yet given back). */
+unsigned api_exports_active(const api_context *ctx);
 
 /** A request, as the server hands it over. Strings are borrowed. */
 typedef struct api_request {
@@ -120,8 +157,7 @@ typedef struct api_response {
  * @param ctx server state
  * @param req the request
  */
-void api_handle(api_response *out, const api_context *ctx,
-                const api_request *req);
+void api_handle(api_response *out, api_context *ctx, const api_request *req);
 
 /**
  * Add a header (both strings copied).

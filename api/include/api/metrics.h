@@ -25,7 +25,7 @@
  * as route="unmatched" (no route matched the request).
  *
  * Every update function accepts a NULL registry and does nothing, like
- * api_context.metrics being NULL.
+ * api_context_opts.metrics being NULL.
  */
 
 #include <stdbool.h>

@@ -52,7 +52,8 @@ void layer_free(void *ptr);
 /**
  * Test hook: make the n-th allocation from now (1 = the next one) fail;
  * 0 disables. Used by tests that check every failure path releases what
- * it took. Not thread-safe; tests only.
+ * it took. Tests only; any thread may call it (with other threads
+ * allocating, which allocation is the n-th is theirs to decide).
  */
 void layer_alloc_fail_after(unsigned long n);
 

@@ -62,7 +62,9 @@ typedef struct layer_export_summary {
     uint64_t tar_size;   /**< bytes of the tar */
     uint64_t entries;
     uint64_t warnings;
-    const char *last_warning; /**< borrowed, or NULL */
+    /** The last warning, borrowed from the export; NULL until the end of
+     * the stream, or when there was none. */
+    const char *last_warning;
     /** "sha256:<hex>" over the metadata of every entry exported, in order:
      * path, change, type, mode, owner, size, mtime, ctime, device and
      * inode, link count, device numbers, link target, opaque flag. The
@@ -139,7 +141,8 @@ void layer_export_set_notify(layer_export *x, void (*fn)(void *arg), void *arg);
  */
 void layer_export_summary_get(layer_export_summary *out, const layer_export *x);
 
-/** The error message of a failed export (borrowed), or NULL. */
+/** The error message of a failed export (borrowed, valid until
+ * layer_export_free()), or NULL. Any thread may ask. */
 const char *layer_export_error(const layer_export *x);
 
 /**

@@ -7,6 +7,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,32 @@
 #include <unistd.h>
 
 #include "layer/error.h"
+
+void fx_skip(const char *test, const char *fmt, ...)
+{
+    const char *log = getenv("LAYERD_SKIP_LOG");
+    size_t n = strlen(test);
+    char why[512];
+    va_list ap;
+
+    /* START_TEST(name) defines name_fn */
+    if (n > 3 && strcmp(test + n - 3, "_fn") == 0)
+        n -= 3;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof(why), fmt, ap);
+    va_end(ap);
+    /* e.g. "SKIP test_json numbers_ignore_the_process_locale: ..." */
+    fprintf(stderr, "SKIP %s %.*s: %s\n", program_invocation_short_name, (int)n,
+            test, why);
+    if (log != NULL && log[0] != '\0') {
+        FILE *f = fopen(log, "a");
+
+        ck_assert_msg(f != NULL, "cannot open %s: %s", log, strerror(errno));
+        fprintf(f, "%s %.*s: %s\n", program_invocation_short_name, (int)n, test,
+                why);
+        ck_assert_int_eq(fclose(f), 0);
+    }
+}
 
 char *fx_tmpdir(void)
 {

@@ -12,6 +12,17 @@
 
 #include "layer/reader.h"
 
+/*
+ * Skip the running test: what it checks cannot be checked on this machine
+ * (an optional locale or tool is missing). Prints "SKIP <runner> <test>:
+ * <why>" and appends it (without SKIP) to the file $LAYERD_SKIP_LOG names,
+ * if set, where tests/run.sh counts and lists the skips. The caller then
+ * returns: Check counts the test as passed, so the skip is shown there.
+ */
+#define FX_SKIP(...) fx_skip(__func__, __VA_ARGS__)
+void fx_skip(const char *test, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* A new empty directory under $TMPDIR (or /tmp); free() the result. */
 char *fx_tmpdir(void);
 /* Remove a tree (no symlink is followed). */

@@ -1,0 +1,84 @@
+/*
+ * The server-wide context (api/api.h): the handlers' options and the two
+ * things request threads change while they run, the number of running
+ * exports and the readiness flag. Both are C11 atomics that only this
+ * file touches.
+ *
+ * Memory orders: relaxed everywhere, because neither value hands any
+ * other memory from one thread to another. The export count only bounds
+ * a number: every change is a read-modify-write on the one object, and
+ * those are totally ordered whatever the memory order, so the count is
+ * exact and a compare-and-swap never lets it pass the cap. The readiness
+ * flag is a hint to load balancers; a request thread that sees a change a
+ * moment late answers as it would have a moment earlier. The options are
+ * written once, before the server starts its threads (pthread_create
+ * orders them before anything a request thread reads).
+ */
+#include "api_int.h"
+
+#include <assert.h>
+
+#include "layer/alloc.h"
+#include "layer/error.h"
+
+int api_context_new(api_context **out, const api_context_opts *opts)
+{
+    api_context *ctx = layer_trycalloc(1, sizeof(*ctx));
+
+    if (ctx == NULL)
+        return LAYER_ENOMEM;
+    ctx->store = opts->store;
+    ctx->trace = opts->trace;
+    ctx->metrics = opts->metrics;
+    ctx->digests = opts->digests;
+    ctx->openapi_path = opts->openapi_path;
+    ctx->max_exports = opts->max_exports;
+    ctx->export_retry_after = opts->export_retry_after;
+    atomic_init(&ctx->active_exports, 0);
+    atomic_init(&ctx->ready, false);
+    *out = ctx;
+    return 0;
+}
+
+void api_context_free(api_context *ctx)
+{
+    layer_free(ctx);
+}
+
+void api_set_ready(api_context *ctx, bool ready)
+{
+    atomic_store_explicit(&ctx->ready, ready, memory_order_relaxed);
+}
+
+bool api_is_ready(const api_context *ctx)
+{
+    return atomic_load_explicit(&ctx->ready, memory_order_relaxed);
+}
+
+int api_exports_acquire(api_context *ctx)
+{
+    unsigned n =
+        atomic_load_explicit(&ctx->active_exports, memory_order_relaxed);
+
+    do {
+        if (ctx->max_exports > 0 && n >= ctx->max_exports)
+            return LAYER_EBUSY;
+    } while (!atomic_compare_exchange_weak_explicit(&ctx->active_exports, &n,
+                                                    n + 1, memory_order_relaxed,
+                                                    memory_order_relaxed));
+    return 0;
+}
+
+void api_exports_release(api_context *ctx)
+{
+    unsigned was = atomic_fetch_sub_explicit(&ctx->active_exports, 1,
+                                             memory_order_relaxed);
+
+    assert(was > 0);
+    (void)was;
+}
+
+unsigned api_exports_active(const api_context *ctx)
+{
+    return atomic_load_explicit(&ctx->active_exports, memory_order_relaxed);
+}
