@@ -32,6 +32,10 @@
  * with listxattrat/getxattrat on (dirfd, name), or on kernels before 6.13
  * through /proc/self/fd/<dirfd>/<name> with the l*xattr calls; neither
  * follows the last component.
+ *
+ * Errors are recorded where they happen, naming the object (a path
+ * relative to the layer, or "layer DIR" / "parent DIR"); the caller (the
+ * reader's span, the CLI, the API) adds the operation once.
  */
 #include "layer/reader.h"
 
@@ -418,8 +422,7 @@ static int xsrc_use_proc(xsrc *s, const char *what)
                      s->dirfd, s->name);
 
     if (n < 0 || (size_t)n >= sizeof(s->proc_path))
-        return layer_error_set(LAYER_ETOOBIG, "layer.reader: %s: name too long",
-                               what);
+        return layer_error_set(LAYER_ETOOBIG, "%s: name too long", what);
     s->proc = true;
     return 0;
 }
@@ -498,8 +501,7 @@ static int read_xattrs(xattrs *x, int fd, int dirfd, const char *name,
     if (len < 0) {
         if (errno == ENOTSUP || errno == ENOENT)
             return 0;
-        return layer_error_set_errno(LAYER_ERROR, errno,
-                                     "layer.reader: %s: listxattr", what);
+        return layer_error_set_errno(LAYER_ERROR, errno, "%s: listxattr", what);
     }
     names_len = (size_t)len;
     if (names_len == 0)
@@ -529,14 +531,12 @@ static int read_xattrs(xattrs *x, int fd, int dirfd, const char *name,
                 p += nl + 1;
                 continue;
             }
-            return layer_error_set_errno(LAYER_ERROR, errno,
-                                         "layer.reader: %s: getxattr %s", what,
-                                         list + p);
+            return layer_error_set_errno(LAYER_ERROR, errno, "%s: getxattr %s",
+                                         what, list + p);
         }
         if (x->blob_len + (size_t)vl > READER_XATTR_TOTAL_MAX)
             return layer_error_set(LAYER_ETOOBIG,
-                                   "layer.reader: %s: extended attributes "
-                                   "exceed %d bytes",
+                                   "%s: extended attributes exceed %d bytes",
                                    what, READER_XATTR_TOTAL_MAX);
         if (x->blob_len + (size_t)vl > x->blob_cap) {
             size_t cap = x->blob_cap * 2 + (size_t)vl;
@@ -640,14 +640,13 @@ static int list_dir(layer_reader *r, names *out, int fd, int src,
     int rc = 0;
 
     if (lseek(fd, 0, SEEK_SET) < 0)
-        return layer_error_set_errno(LAYER_ERROR, errno,
-                                     "layer.reader: %s: rewind", what);
+        return layer_error_set_errno(LAYER_ERROR, errno, "%s: rewind", what);
     for (;;) {
         long n = syscall(SYS_getdents64, fd, r->dents, READER_DENTS_BUF);
 
         if (n < 0)
-            return layer_error_set_errno(
-                LAYER_ERROR, errno, "layer.reader: %s: read directory", what);
+            return layer_error_set_errno(LAYER_ERROR, errno,
+                                         "%s: read directory", what);
         if (n == 0)
             break;
         for (long p = 0; p < n;) {
@@ -724,16 +723,15 @@ static int check_overlay_features(const xattrs *x, const char *path)
     if (xattrs_find(x, "trusted.overlay.redirect") ||
         xattrs_find(x, "user.overlay.redirect"))
         return layer_error_set(LAYER_EUNSUPPORTED,
-                               "layer.reader: %s: overlay redirect "
-                               "(redirect_dir) cannot be exported from the "
-                               "layer directory",
+                               "%s: overlay redirect (redirect_dir) cannot be "
+                               "exported from the layer directory",
                                path);
     if (xattrs_find(x, "trusted.overlay.metacopy") ||
         xattrs_find(x, "user.overlay.metacopy"))
-        return layer_error_set(LAYER_EUNSUPPORTED,
-                               "layer.reader: %s: overlay metacopy file "
-                               "holds no data in the layer directory",
-                               path);
+        return layer_error_set(
+            LAYER_EUNSUPPORTED,
+            "%s: overlay metacopy file holds no data in the layer directory",
+            path);
     return 0;
 }
 
@@ -757,8 +755,8 @@ static int lower_lookup(lookup *out, const frame *f, const char *name,
         if (do_statx(&st, f->lowers[i].fd, name) < 0) {
             if (errno == ENOENT)
                 continue;
-            return layer_error_set_errno(LAYER_ERROR, errno,
-                                         "layer.reader: parent %s: stat", name);
+            return layer_error_set_errno(LAYER_ERROR, errno, "parent %s: stat",
+                                         name);
         }
         if (f->lowers[i].diff &&
             (rc = is_whiteout(&wh, NULL, f->lowers[i].fd, name, name, &st,
@@ -797,8 +795,8 @@ static int lower_child(lower **out, size_t *out_n, layer_reader *r,
         if (do_statx(&st, f->lowers[i].fd, name) < 0) {
             if (errno == ENOENT)
                 continue;
-            rc = layer_error_set_errno(LAYER_ERROR, errno,
-                                       "layer.reader: parent %s: stat", name);
+            rc = layer_error_set_errno(LAYER_ERROR, errno, "parent %s: stat",
+                                       name);
             goto out;
         }
         if (f->lowers[i].diff &&
@@ -809,8 +807,8 @@ static int lower_child(lower **out, size_t *out_n, layer_reader *r,
             break; /* hides everything below */
         fd = open_dir_at(r, f->lowers[i].fd, name);
         if (fd < 0) {
-            rc = layer_error_set_errno(LAYER_ERROR, errno,
-                                       "layer.reader: parent %s: open", name);
+            rc = layer_error_set_errno(LAYER_ERROR, errno, "parent %s: open",
+                                       name);
             goto out;
         }
         v[n].fd = fd;
@@ -870,8 +868,8 @@ static int lower_list(layer_reader *r, names *out, const lower *lowers,
             if (do_statx(&st, lw->fd, name) < 0) {
                 if (errno == ENOENT)
                     continue;
-                rc = layer_error_set_errno(
-                    LAYER_ERROR, errno, "layer.reader: parent %s: stat", name);
+                rc = layer_error_set_errno(LAYER_ERROR, errno,
+                                           "parent %s: stat", name);
                 goto out;
             }
             if ((rc = is_whiteout(&wh, NULL, lw->fd, name, name, &st,
@@ -897,12 +895,10 @@ static int path_set(size_t *out_len, layer_reader *r, const frame *f,
     size_t len = f->path_len + (f->path_len ? 1 : 0) + nl;
 
     if (len >= READER_PATH_MAX)
-        return layer_error_set(LAYER_ETOOBIG,
-                               "layer.reader: path longer than %d bytes "
-                               "under %.*s",
-                               READER_PATH_MAX,
-                               (int)(f->path_len > 200 ? 200 : f->path_len),
-                               r->path);
+        return layer_error_set(
+            LAYER_ETOOBIG, "path longer than %d bytes under %.*s",
+            READER_PATH_MAX, (int)(f->path_len > 200 ? 200 : f->path_len),
+            r->path);
     if (len + 1 > r->path_cap) {
         size_t cap = r->path_cap ? r->path_cap : 256;
         char *p;
@@ -1276,8 +1272,7 @@ static int stage_entry(layer_reader *r, const char *name, size_t len,
         ssize_t n;
 
         if (cap > READER_PATH_MAX) {
-            rc = layer_error_set(LAYER_ETOOBIG,
-                                 "layer.reader: %s: symlink target too long",
+            rc = layer_error_set(LAYER_ETOOBIG, "%s: symlink target too long",
                                  s.path);
             goto out;
         }
@@ -1288,15 +1283,13 @@ static int stage_entry(layer_reader *r, const char *name, size_t len,
         }
         n = readlinkat(top->fd, name, s.link, cap);
         if (n < 0) {
-            rc = layer_error_set_errno(LAYER_ERROR, errno,
-                                       "layer.reader: %s: readlink", s.path);
+            rc = layer_error_set_errno(LAYER_ERROR, errno, "%s: readlink",
+                                       s.path);
             goto out;
         }
         if ((size_t)n >= cap) { /* grew since the stat */
             rc = layer_error_set(LAYER_ECHANGED,
-                                 "layer.reader: %s: symlink changed while "
-                                 "read",
-                                 s.path);
+                                 "%s: symlink changed while read", s.path);
             goto out;
         }
         s.link[n] = '\0';
@@ -1342,8 +1335,7 @@ static int push_frame(layer_reader *r, int fd, size_t path_len,
         close(fd);
         lowers_free(lowers, nlowers);
         return layer_error_set(LAYER_ETOOBIG,
-                               "layer.reader: directories nested deeper "
-                               "than %d levels",
+                               "directories nested deeper than %d levels",
                                READER_MAX_DEPTH);
     }
     if (r->depth == r->frames_cap) {
@@ -1440,8 +1432,8 @@ static int same_file(bool *out, layer_reader *r, int ufd, int lfd,
         ssize_t nb = readlinkat(lfd, name, b, sizeof(b));
 
         if (na < 0 || nb < 0)
-            return layer_error_set_errno(LAYER_ERROR, errno,
-                                         "layer.reader: %s: readlink", name);
+            return layer_error_set_errno(LAYER_ERROR, errno, "%s: readlink",
+                                         name);
         *out = na == nb && memcmp(a, b, (size_t)na) == 0;
         return 0;
     }
@@ -1463,8 +1455,8 @@ static int same_file(bool *out, layer_reader *r, int ufd, int lfd,
         if (fb < 0 && errno == EPERM)
             fb = openat(lfd, name, flags);
         if (fa < 0 || fb < 0) {
-            rc = layer_error_set_errno(
-                LAYER_ERROR, errno, "layer.reader: %s: open to compare", name);
+            rc = layer_error_set_errno(LAYER_ERROR, errno,
+                                       "%s: open to compare", name);
             goto out;
         }
         *out = true;
@@ -1473,15 +1465,15 @@ static int same_file(bool *out, layer_reader *r, int ufd, int lfd,
             ssize_t nb, got = 0;
 
             if (na < 0) {
-                rc = layer_error_set_errno(LAYER_ERROR, errno,
-                                           "layer.reader: %s: read", name);
+                rc =
+                    layer_error_set_errno(LAYER_ERROR, errno, "%s: read", name);
                 goto out;
             }
             while (got < na) {
                 nb = read(fb, ba + READER_CMP_BUF + got, (size_t)(na - got));
                 if (nb < 0) {
-                    rc = layer_error_set_errno(LAYER_ERROR, errno,
-                                               "layer.reader: %s: read", name);
+                    rc = layer_error_set_errno(LAYER_ERROR, errno, "%s: read",
+                                               name);
                     goto out;
                 }
                 if (nb == 0)
@@ -1527,8 +1519,7 @@ static int descend(layer_reader *r, const char *name, size_t len,
         return rc;
     fd = open_dir_at(r, top->fd, name);
     if (fd < 0) {
-        rc = layer_error_set_errno(LAYER_ERROR, errno, "layer.reader: %s: open",
-                                   r->path);
+        rc = layer_error_set_errno(LAYER_ERROR, errno, "%s: open", r->path);
         lowers_free(cl, ncl);
         return rc;
     }
@@ -1564,8 +1555,7 @@ static int visit(layer_reader *r, const char *name, bool in_up,
             rc = 0;
             goto out;
         }
-        rc = layer_error_set_errno(LAYER_ERROR, errno, "layer.reader: %s: stat",
-                                   r->path);
+        rc = layer_error_set_errno(LAYER_ERROR, errno, "%s: stat", r->path);
         goto out;
     }
     if (type_of(st.stx_mode) == LAYER_TYPE_NONE) {
@@ -1579,8 +1569,7 @@ static int visit(layer_reader *r, const char *name, bool in_up,
             if (do_statx(&lk.st, top->lowers[low_layer].fd, name) < 0) {
                 if (errno != ENOENT) {
                     rc = layer_error_set_errno(LAYER_ERROR, errno,
-                                               "layer.reader: parent %s: stat",
-                                               r->path);
+                                               "parent %s: stat", r->path);
                     goto out;
                 }
                 lk.found = false;
@@ -1745,15 +1734,13 @@ static int tomb_next(layer_reader *r)
         if (n < 0) {
             if (ferror(r->tomb))
                 return layer_error_set_errno(LAYER_ERROR, errno,
-                                             "layer.reader: tombstones.txt: "
-                                             "read");
+                                             "tombstones.txt: read");
             return 0;
         }
         len = (size_t)n;
         if (len > READER_TOMBSTONE_LINE_MAX)
             return layer_error_set(LAYER_EBROKEN,
-                                   "layer.reader: tombstones.txt: line "
-                                   "longer than %d bytes",
+                                   "tombstones.txt: line longer than %d bytes",
                                    READER_TOMBSTONE_LINE_MAX);
         while (len > 0 &&
                (r->tomb_line[len - 1] == '\n' || r->tomb_line[len - 1] == '\r'))
@@ -1763,16 +1750,14 @@ static int tomb_next(layer_reader *r)
             continue; /* hcsshim panics on empty lines; we skip them */
         if (layer_folder__unescape(r->tomb_line, &len) < 0)
             return layer_error_set(LAYER_EBROKEN,
-                                   "layer.reader: tombstones.txt: bad "
-                                   "escape in line");
+                                   "tombstones.txt: bad escape in line");
         if (r->tomb_line[0] == '/' || strstr(r->tomb_line, "//") ||
             strcmp(r->tomb_line, "..") == 0 ||
             strncmp(r->tomb_line, "../", 3) == 0 ||
             strstr(r->tomb_line, "/../") ||
             (len >= 3 && strcmp(r->tomb_line + len - 3, "/..") == 0))
             return layer_error_set(LAYER_EBROKEN,
-                                   "layer.reader: tombstones.txt: invalid "
-                                   "path");
+                                   "tombstones.txt: invalid path");
         r->tomb_have = true;
         return 0;
     }
@@ -1788,18 +1773,17 @@ static int open_tombstones(layer_reader *r, int folder_fd)
         if (errno == ENOENT)
             return 0;
         return layer_error_set_errno(LAYER_ERROR, errno,
-                                     "layer.reader: tombstones.txt: open");
+                                     "tombstones.txt: open");
     }
     r->tomb = fdopen(fd, "r");
     if (r->tomb == NULL) {
         close(fd);
         return layer_error_set_errno(LAYER_ERROR, errno,
-                                     "layer.reader: tombstones.txt: open");
+                                     "tombstones.txt: open");
     }
     n = getline(&r->tomb_line, &r->tomb_len, r->tomb);
     if (n < 0)
-        return layer_error_set(LAYER_EBROKEN,
-                               "layer.reader: tombstones.txt: empty");
+        return layer_error_set(LAYER_EBROKEN, "tombstones.txt: empty");
     {
         const char *line = r->tomb_line;
 
@@ -1807,8 +1791,7 @@ static int open_tombstones(layer_reader *r, int folder_fd)
             line += 3;
         if (strncmp(line, "Version 1.0", 11) != 0 ||
             (line[11] != '\n' && line[11] != '\r' && line[11] != '\0'))
-            return layer_error_set(LAYER_EBROKEN,
-                                   "layer.reader: invalid tombstones file");
+            return layer_error_set(LAYER_EBROKEN, "invalid tombstones file");
     }
     return tomb_next(r);
 }
@@ -1826,11 +1809,9 @@ static int open_root(int *out, const char *path, const char *what)
 
     if (fd < 0) {
         if (errno == ENOENT || errno == ENOTDIR)
-            return layer_error_set_errno(LAYER_ENOTFOUND, errno,
-                                         "layer.reader: open failed: %s %s",
-                                         what, path);
-        return layer_error_set_errno(
-            LAYER_ERROR, errno, "layer.reader: open failed: %s %s", what, path);
+            return layer_error_set_errno(LAYER_ENOTFOUND, errno, "%s %s", what,
+                                         path);
+        return layer_error_set_errno(LAYER_ERROR, errno, "%s %s", what, path);
     }
     *out = fd;
     return 0;
@@ -1848,16 +1829,13 @@ int layer_reader_open(layer_reader **out, const layer_dir *layer,
 
     if (out == NULL || layer == NULL || layer->path == NULL ||
         (nparents > 0 && parents == NULL))
-        return layer_error_set(LAYER_EINVALID,
-                               "layer.reader: open failed: missing argument");
+        return layer_error_set(LAYER_EINVALID, "missing argument");
     if (layer->kind == LAYER_KIND_FOLDER && nparents > 0)
         return layer_error_set(LAYER_EINVALID,
-                               "layer.reader: open failed: a transport "
-                               "folder is read without parents");
+                               "a transport folder is read without parents");
     if (access("/proc/self/fd", X_OK) != 0)
         return layer_error_set_errno(LAYER_EUNSUPPORTED, errno,
-                                     "layer.reader: open failed: /proc is "
-                                     "not mounted");
+                                     "/proc is not mounted");
     r = layer_trycalloc(1, sizeof(*r));
     if (r == NULL)
         return LAYER_ENOMEM;
@@ -1893,9 +1871,7 @@ int layer_reader_open(layer_reader **out, const layer_dir *layer,
             if (parents[i].path == NULL ||
                 parents[i].kind == LAYER_KIND_FOLDER) {
                 rc = layer_error_set(LAYER_EINVALID,
-                                     "layer.reader: open failed: parent %zu "
-                                     "is not a layer directory",
-                                     i);
+                                     "parent %zu is not a layer directory", i);
                 goto out;
             }
             if ((rc = open_root(&lowers[nl].fd, parents[i].path, "parent")) < 0)
@@ -1924,9 +1900,9 @@ int layer_reader_open(layer_reader **out, const layer_dir *layer,
         fd = openat(r->root_fd, "Files",
                     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0) {
-            rc = layer_error_set_errno(
-                errno == ENOENT ? LAYER_ENOTFOUND : LAYER_ERROR, errno,
-                "layer.reader: open failed: %s/Files", layer->path);
+            rc = layer_error_set_errno(errno == ENOENT ? LAYER_ENOTFOUND
+                                                       : LAYER_ERROR,
+                                       errno, "%s/Files", layer->path);
             goto out;
         }
         if ((rc = open_tombstones(r, r->root_fd)) < 0)
@@ -1934,8 +1910,8 @@ int layer_reader_open(layer_reader **out, const layer_dir *layer,
     } else {
         fd = dup(r->root_fd);
         if (fd < 0) {
-            rc = layer_error_set_errno(LAYER_ERROR, errno,
-                                       "layer.reader: open failed: dup");
+            rc = layer_error_set_errno(LAYER_ERROR, errno, "layer %s: dup",
+                                       layer->path);
             goto out;
         }
     }
@@ -2059,11 +2035,9 @@ static int make_tombstone_current(layer_reader *r)
 static int usable(const layer_reader *r, bool check_failed)
 {
     if (r->closed)
-        return layer_error_set(LAYER_ECLOSED,
-                               "layer.reader: the reader is closed");
+        return layer_error_set(LAYER_ECLOSED, "the reader is closed");
     if (check_failed && r->failed)
-        return layer_error_set(r->failed,
-                               "layer.reader: the reader failed earlier");
+        return layer_error_set(r->failed, "the reader failed earlier");
     return 0;
 }
 
@@ -2072,7 +2046,7 @@ int layer_reader_next(const layer_entry **out, layer_reader *r)
     int rc;
 
     if (r == NULL || out == NULL)
-        return layer_error_set(LAYER_EINVALID, "layer.reader: no reader");
+        return layer_error_set(LAYER_EINVALID, "no reader");
     if ((rc = usable(r, true)) < 0)
         return rc;
     r->has_cur = false;
@@ -2117,12 +2091,11 @@ int layer_reader_link_info(uint64_t *out_nlink, layer_file_id *out_id,
     int rc;
 
     if (r == NULL)
-        return layer_error_set(LAYER_EINVALID, "layer.reader: no reader");
+        return layer_error_set(LAYER_EINVALID, "no reader");
     if ((rc = usable(r, false)) < 0)
         return rc;
     if (!r->has_cur || r->cur.change == LAYER_CHANGE_DELETE)
-        return layer_error_set(LAYER_EINVALID,
-                               "layer.reader: no current entry with a file");
+        return layer_error_set(LAYER_EINVALID, "no current entry with a file");
     *out_nlink = r->cur.nlink;
     *out_id = r->cur.file_id;
     return 0;
@@ -2152,8 +2125,8 @@ static int open_data(layer_reader *r)
         fd = openat(r->cur_st.dirfd, r->cur_st.name, flags);
     }
     if (fd < 0 && errno != ENOENT && errno != ELOOP)
-        return layer_error_set_errno(LAYER_ERROR, errno,
-                                     "layer.reader: %s: open", r->cur.path);
+        return layer_error_set_errno(LAYER_ERROR, errno, "%s: open",
+                                     r->cur.path);
     if (fd >= 0 &&
         (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
          st.st_ino != r->cur.file_id.ino || st.st_dev != r->cur.file_id.dev)) {
@@ -2163,9 +2136,7 @@ static int open_data(layer_reader *r)
     if (fd < 0) {
         if (r->flags & LAYER_READER_STRICT)
             return layer_error_set(LAYER_ECHANGED,
-                                   "layer.reader: %s: file replaced while "
-                                   "read",
-                                   r->cur.path);
+                                   "%s: file replaced while read", r->cur.path);
         warn(r, "file replaced while read; zero-filled");
         r->data_pad = r->data_left;
         return 0;
@@ -2182,7 +2153,7 @@ int layer_reader_read(size_t *out_read, layer_reader *r, void *buf, size_t cap)
     int rc;
 
     if (out_read == NULL || r == NULL)
-        return layer_error_set(LAYER_EINVALID, "layer.reader: no reader");
+        return layer_error_set(LAYER_EINVALID, "no reader");
     *out_read = 0;
     if ((rc = usable(r, true)) < 0)
         return rc;
@@ -2198,16 +2169,14 @@ int layer_reader_read(size_t *out_read, layer_reader *r, void *buf, size_t cap)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            return fail(r, layer_error_set_errno(LAYER_ERROR, errno,
-                                                 "layer.reader: %s: read",
+            return fail(r, layer_error_set_errno(LAYER_ERROR, errno, "%s: read",
                                                  r->cur.path));
         }
         if (n == 0) { /* shrank */
             if (r->flags & LAYER_READER_STRICT)
-                return fail(r, layer_error_set(
-                                   LAYER_ECHANGED,
-                                   "layer.reader: %s: file shrank while read",
-                                   r->cur.path));
+                return fail(r, layer_error_set(LAYER_ECHANGED,
+                                               "%s: file shrank while read",
+                                               r->cur.path));
             warn(r, "file shrank while read; padded with zeros");
             r->data_pad = r->data_left - got;
             break;
@@ -2231,10 +2200,9 @@ int layer_reader_read(size_t *out_read, layer_reader *r, void *buf, size_t cap)
              st.st_mtim.tv_sec != r->cur_st.st.stx_mtime.tv_sec ||
              (uint32_t)st.st_mtim.tv_nsec != r->cur_st.st.stx_mtime.tv_nsec)) {
             if (r->flags & LAYER_READER_STRICT)
-                return fail(r, layer_error_set(
-                                   LAYER_ECHANGED,
-                                   "layer.reader: %s: file changed while read",
-                                   r->cur.path));
+                return fail(r, layer_error_set(LAYER_ECHANGED,
+                                               "%s: file changed while read",
+                                               r->cur.path));
             warn(r, (uint64_t)st.st_size > r->cur_st.st.stx_size
                         ? "file grew while read; cut to its listed size"
                         : "file changed as we read it");
@@ -2252,16 +2220,15 @@ int layer_reader_seek(layer_reader *r, uint64_t offset)
     int rc;
 
     if (r == NULL)
-        return layer_error_set(LAYER_EINVALID, "layer.reader: no reader");
+        return layer_error_set(LAYER_EINVALID, "no reader");
     if ((rc = usable(r, true)) < 0)
         return rc;
     if (!r->has_cur || r->cur.type != LAYER_TYPE_FILE)
-        return layer_error_set(LAYER_EINVALID,
-                               "layer.reader: the current entry has no data");
+        return layer_error_set(LAYER_EINVALID, "the current entry has no data");
     pos = r->cur.size - r->data_left;
     if (offset < pos || offset > r->cur.size)
         return layer_error_set(
-            LAYER_EINVALID, "layer.reader: seek to %llu outside %llu..%llu",
+            LAYER_EINVALID, "seek to %llu outside %llu..%llu",
             (unsigned long long)offset, (unsigned long long)pos,
             (unsigned long long)r->cur.size);
     if (offset == pos)
@@ -2269,8 +2236,7 @@ int layer_reader_seek(layer_reader *r, uint64_t offset)
     if (!r->data_opened && (rc = open_data(r)) < 0)
         return fail(r, rc);
     if (r->data_fd >= 0 && lseek(r->data_fd, (off_t)offset, SEEK_SET) < 0)
-        return fail(r, layer_error_set_errno(LAYER_ERROR, errno,
-                                             "layer.reader: %s: seek",
+        return fail(r, layer_error_set_errno(LAYER_ERROR, errno, "%s: seek",
                                              r->cur.path));
     if (r->data_pad > 0) /* already padding: the rest is zeros */
         r->data_pad = r->cur.size - offset;
@@ -2283,7 +2249,7 @@ int layer_reader_stats_get(layer_reader_stats *out, const layer_reader *r)
     int rc;
 
     if (r == NULL || out == NULL)
-        return layer_error_set(LAYER_EINVALID, "layer.reader: no reader");
+        return layer_error_set(LAYER_EINVALID, "no reader");
     if ((rc = usable(r, false)) < 0)
         return rc;
     *out = r->stats;
