@@ -1848,10 +1848,7 @@ int layer_reader_open(layer_reader **out, const layer_dir *layer,
     if (opts && opts->span) {
         layer_span_start(&r->span, NULL, opts->span, "layer.reader");
         layer_span_set_str(r->span, "layer.path", layer->path);
-        layer_span_set_str(r->span, "layer.kind",
-                           layer->kind == LAYER_KIND_DIFF       ? "diff"
-                           : layer->kind == LAYER_KIND_SNAPSHOT ? "snapshot"
-                                                                : "folder");
+        layer_span_set_str(r->span, "layer.kind", layer_kind_name(layer->kind));
         layer_span_set_int(r->span, "layer.parents.count", (int64_t)nparents);
     }
     r->dents = layer_trymalloc(READER_DENTS_BUF);
@@ -2322,4 +2319,39 @@ void layer_reader_free(layer_reader *r)
         return;
     layer_reader_close(r);
     layer_free(r);
+}
+
+/* ---- kinds ----------------------------------------------------------------
+ */
+
+const char *layer_kind_name(layer_kind kind)
+{
+    switch (kind) {
+    case LAYER_KIND_DIFF:
+        return "diff";
+    case LAYER_KIND_SNAPSHOT:
+        return "snapshot";
+    case LAYER_KIND_FOLDER:
+        return "folder";
+    }
+    return "unknown";
+}
+
+int layer_kind_parse(layer_kind *out, const char *name)
+{
+    static const layer_kind kinds[] = {LAYER_KIND_DIFF, LAYER_KIND_SNAPSHOT,
+                                       LAYER_KIND_FOLDER};
+
+    if (name != NULL) {
+        for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+            if (strcmp(name, layer_kind_name(kinds[i])) == 0) {
+                *out = kinds[i];
+                return 0;
+            }
+        }
+    }
+    return layer_error_set(LAYER_EINVALID,
+                           "unknown layer kind \"%.32s\" (expected diff, "
+                           "snapshot or folder)",
+                           name ? name : "");
 }
