@@ -15,7 +15,7 @@
 #include "fixture.h"
 #include "layer/error.h"
 #include "layer/reader.h"
-#include "../../lib/reader_int.h"
+#include "../../lib/xattr_int.h"
 
 static char *tmp;
 
@@ -906,9 +906,9 @@ START_TEST(test_reader_diff__xattrs_same_through_proc_fallback)
     fx_file(l, "z", "", 0644); /* empty: checked for whiteout first */
     fx_xattr(l, "z", "user.z", "8");
     fast = xattr_listing(l, p);
-    layer_reader__xattrat_set(false);
+    layer_xattr__xattrat_set(false);
     slow = xattr_listing(l, p);
-    layer_reader__xattrat_set(true);
+    layer_xattr__xattrat_set(true);
     ck_assert_msg(strcmp(fast, want) == 0, "got:\n%s\nwant:\n%s", fast, want);
     ck_assert_msg(strcmp(slow, want) == 0, "got:\n%s\nwant:\n%s", slow, want);
     free(slow);
