@@ -95,40 +95,6 @@ bool layer_id_valid(const char *id, size_t len)
     return true;
 }
 
-/* ---- kinds ---- */
-
-const char *layer_kind_name(layer_kind kind)
-{
-    switch (kind) {
-    case LAYER_KIND_DIFF:
-        return "diff";
-    case LAYER_KIND_SNAPSHOT:
-        return "snapshot";
-    case LAYER_KIND_FOLDER:
-        return "folder";
-    }
-    return "unknown";
-}
-
-int layer_kind_parse(layer_kind *out, const char *name)
-{
-    static const layer_kind kinds[] = {LAYER_KIND_DIFF, LAYER_KIND_SNAPSHOT,
-                                       LAYER_KIND_FOLDER};
-
-    if (name != NULL) {
-        for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
-            if (strcmp(name, layer_kind_name(kinds[i])) == 0) {
-                *out = kinds[i];
-                return 0;
-            }
-        }
-    }
-    return layer_error_set(LAYER_EINVALID,
-                           "unknown layer kind \"%.32s\" (expected diff, "
-                           "snapshot or folder)",
-                           name ? name : "");
-}
-
 /* ---- shared helpers for the back ends ---- */
 
 void layer_store__node_dispose(layer_store__node *node)

@@ -534,7 +534,9 @@ static int run_tar(const layer_info *info, const layer_export_opts *opts,
     if (rc != LAYER_ITEROVER) {
         const char *msg = layer_export_error(x);
 
-        srv_errorf("export", "%s", msg ? msg : layer_error_last());
+        /* the bare message: "layerd export: " is the operation here, and
+         * msg carries the span's "layer.export failed: " */
+        srv_errorf("export", "%s", layer_error_last());
         layer_span_set_error_message(span, msg ? msg : layer_error_last());
         status = srv_exit_status(rc);
         goto out;

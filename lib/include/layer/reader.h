@@ -29,6 +29,24 @@ typedef enum layer_kind {
     LAYER_KIND_FOLDER = 2
 } layer_kind;
 
+/**
+ * The name of a kind: "diff", "snapshot" or "folder" (the values of
+ * `--kind` and of a dir: store's layer.json "kind").
+ *
+ * @param kind the kind
+ * @return a static string; "unknown" for a value outside the enum
+ */
+const char *layer_kind_name(layer_kind kind);
+
+/**
+ * Parse a kind name, as layer_kind_name() spells it (case-sensitive).
+ *
+ * @param[out] out the kind; untouched on failure
+ * @param name the name, or NULL
+ * @return 0, or LAYER_EINVALID for NULL or an unknown name
+ */
+int layer_kind_parse(layer_kind *out, const char *name);
+
 /** A layer directory and how to read it. */
 typedef struct layer_dir {
     const char *path;
@@ -57,14 +75,19 @@ typedef struct layer_reader layer_reader;
 /**
  * Open a reader over a layer.
  *
- * @param[out] out the reader; free it with layer_reader_close()
+ * @param[out] out the reader; free it with layer_reader_free() (which
+ *             closes it first)
  * @param layer the layer directory and its kind
  * @param parents the parent chain, nearest parent first; may be NULL when
  *        nparents is 0 (a base layer: every entry is an addition)
  * @param nparents number of parents
  * @param opts options, or NULL for the defaults
  * @return 0, LAYER_ENOTFOUND if a directory does not exist,
- *         LAYER_EINVALID for bad arguments, or another negative code
+ *         LAYER_EINVALID for bad arguments, LAYER_EUNSUPPORTED for an
+ *         overlay redirect or metacopy marker on the layer's root or when
+ *         /proc is not mounted, or another negative code. The message names the
+ *         directory ("layer DIR: ...", "parent DIR: ..."); the caller adds
+ *         the operation.
  */
 int layer_reader_open(layer_reader **out, const layer_dir *layer,
                       const layer_dir *parents, size_t nparents,
@@ -129,10 +152,12 @@ typedef struct layer_reader_stats {
 } layer_reader_stats;
 
 /**
- * Counters so far.
+ * Counters so far. Read them before layer_reader_close(): a closed reader
+ * answers LAYER_ECLOSED (its span got the final counts at close).
+ *
  * @param[out] out the counters
- * @param r the reader (may be closed? no: must be open)
- * @return 0 or LAYER_ECLOSED
+ * @param r the reader, open
+ * @return 0, LAYER_EINVALID for NULL arguments, or LAYER_ECLOSED
  */
 int layer_reader_stats_get(layer_reader_stats *out, const layer_reader *r);
 

@@ -112,17 +112,4 @@ void layer_info_free(layer_info *info);
 /** Free a store. NULL is accepted. */
 void layer_store_free(layer_store *store);
 
-/**
- * Kind name: "diff", "snapshot" or "folder".
- * @return a static string
- */
-const char *layer_kind_name(layer_kind kind);
-
-/**
- * Parse a kind name.
- * @param[out] out the kind
- * @return 0 or LAYER_EINVALID
- */
-int layer_kind_parse(layer_kind *out, const char *name);
-
 #endif
