@@ -33,7 +33,7 @@
 
 #include <jansson.h>
 
-#include "api/entry_json.h"
+#include "api/json_bytes.h"
 #include "cli.h"
 #include "layer/alloc.h"
 #include "layer/compress.h"
