@@ -542,10 +542,10 @@ static int run_tar(const layer_info *info, const layer_export_opts *opts,
     }
     progress_clear(&prog);
     if (rc != LAYER_ITEROVER) {
-        const char *msg = layer_export_error(x);
-
-        srv_errorf("export", "%s", msg ? msg : layer_error_last());
-        layer_span_set_error_message(span, msg ? msg : layer_error_last());
+        /* The worker's message is this thread's now; the span adds the
+         * operation, the CLI its name. */
+        srv_errorf("export", "%s", layer_error_last());
+        layer_span_set_error(span, "layer.export", rc);
         status = srv_exit_status(rc);
         goto out;
     }
