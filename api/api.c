@@ -22,6 +22,7 @@
 #include "layer/alloc.h"
 #include "layer/error.h"
 #include "layer/store.h"
+#include "layer/text.h"
 #include "layer/trace.h"
 
 typedef struct route_def {
@@ -70,17 +71,13 @@ static bool literal_matches(const char *seg, size_t len, const char *lit,
         if (n == sizeof(buf))
             return false;
         if (c == '%') {
-            unsigned v = 0;
+            unsigned char v;
 
-            /* The whole path's escapes were checked already. */
-            for (size_t k = 1; k <= 2; k++) {
-                int h = (unsigned char)seg[i + k];
-
-                v = v * 16 + (unsigned)(h <= '9'   ? h - '0'
-                                        : h <= 'F' ? h - 'A' + 10
-                                                   : h - 'a' + 10);
-            }
-            c = (int)v;
+            /* The whole path's escapes were checked already
+             * (api_urlpath_escapes_valid()), so this cannot fail. */
+            if (i + 2 >= len || !layer_text_hex_decode(&v, seg + i + 1, 1, 0))
+                return false;
+            c = v;
             i += 2;
         }
         buf[n++] = (char)c;

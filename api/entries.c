@@ -6,9 +6,9 @@
  * turns as many entries as fit into bytes, one entry at a time, so memory
  * is one serialised entry plus the reader's, however large the layer. An
  * entry bigger than the transport's buffer stays pending and is copied out
- * across calls. The JSON of an entry is api_entry_json_write()'s, written
- * straight into the pending buffer: the same bytes `layerd entries`
- * prints. NDJSON (one entry per line) is the default;
+ * across calls. The JSON of an entry is api_entry_json_append()'s,
+ * written straight into the pending buffer: the same bytes `layerd
+ * entries` prints. NDJSON (one entry per line) is the default;
  * `Accept: application/json` gives one array instead.
  *
  * Filters rely on the changeset order (layer_path_compare()): the entries
@@ -38,8 +38,8 @@
 
 /* Entries visited per read() before yielding to other connections. */
 #define VISIT_BUDGET 4096
-/* Largest serialised entry. */
-#define ENTRY_JSON_MAX API_ENTRY_JSON_MAX
+/* Largest pending piece: one serialised entry and its ",\n" and "\n". */
+#define PEND_MAX (API_ENTRY_JSON_MAX + 3)
 
 static const char *const entry_types[] = {API_TYPE_NDJSON, API_TYPE_JSON};
 
@@ -67,81 +67,40 @@ typedef struct entries_stream {
     uint64_t visited;
     bool array;
     phase phase;
-    char *pend; /* queued bytes not yet handed out */
-    size_t pend_len, pend_off, pend_cap;
+    layer_text_buf pend; /* queued bytes; those from pend_off on not yet
+                            handed out */
+    size_t pend_off;
     void (*wake)(void *arg);
     void *wake_arg;
     bool finished;
 } entries_stream;
 
-/* Make room for n bytes in the (drained) pending buffer. */
-static int pend_reserve(entries_stream *s, size_t n)
-{
-    char *grown;
-
-    if (n <= s->pend_cap)
-        return 0;
-    if (n > ENTRY_JSON_MAX)
-        return layer_error_set(LAYER_ETOOBIG,
-                               "an entry's JSON is larger than %u bytes",
-                               ENTRY_JSON_MAX);
-    if ((grown = layer_tryarray(s->pend, n, 1)) == NULL)
-        return LAYER_ENOMEM;
-    s->pend = grown;
-    s->pend_cap = n;
-    return 0;
-}
-
+/* Queue bytes in the (drained) pending buffer. */
 static int pend_set(entries_stream *s, const char *bytes, size_t n)
 {
-    int rc;
-
-    if ((rc = pend_reserve(s, n)) < 0)
-        return rc;
-    memcpy(s->pend, bytes, n);
-    s->pend_len = n;
+    layer_text_buf_truncate(&s->pend, 0);
     s->pend_off = 0;
-    return 0;
+    return layer_text_buf_add(&s->pend, bytes, n);
 }
 
-/* First room for an entry's JSON: most entries fit, so each is
- * serialised once; larger ones are serialised again into a grown buffer. */
-#define ENTRY_JSON_FIRST 4096
-
-/* Queue one entry: ",\n" + JSON in an array, JSON + "\n" in NDJSON. */
+/* Queue one entry: ",\n" + JSON in an array, JSON + "\n" in NDJSON. On
+ * failure nothing stays queued. */
 static int queue_entry(entries_stream *s, const layer_entry *e)
 {
-    size_t need = 0, again = 0, room, pre = 0, post = 0;
     int rc = 0;
 
-    if (s->array)
-        pre = s->count == 0 ? 1 : 2;
-    else
-        post = 1;
-    if ((rc = pend_reserve(s, ENTRY_JSON_FIRST)) < 0)
-        return rc;
-    room = s->pend_cap - pre - post;
-    if ((rc = api_entry_json_write(&need, s->pend + pre, room, e)) < 0)
-        return rc;
-    if (need > ENTRY_JSON_MAX)
-        return layer_error_set(LAYER_ETOOBIG,
-                               "%s: its JSON is larger than %u bytes", e->path,
-                               ENTRY_JSON_MAX);
-    if (need > room) { /* did not fit: grow and serialise again */
-        if ((rc = pend_reserve(s, pre + need + post)) < 0)
-            return rc;
-        if ((rc = api_entry_json_write(&again, s->pend + pre, need, e)) < 0)
-            return rc;
-        if (again != need)
-            return layer_error_set(LAYER_ERROR,
-                                   "JSON serialisation changed size");
-    }
-    if (pre > 0)
-        memcpy(s->pend, s->count == 0 ? "\n" : ",\n", pre);
-    if (post > 0)
-        s->pend[pre + need] = '\n';
-    s->pend_len = pre + need + post;
+    layer_text_buf_truncate(&s->pend, 0);
     s->pend_off = 0;
+    if (s->array)
+        rc = layer_text_buf_adds(&s->pend, s->count == 0 ? "\n" : ",\n");
+    if (rc == 0)
+        rc = api_entry_json_append(&s->pend, e);
+    if (rc == 0 && !s->array)
+        rc = layer_text_buf_add(&s->pend, "\n", 1);
+    if (rc < 0) {
+        layer_text_buf_truncate(&s->pend, 0);
+        return rc;
+    }
     s->count++;
     return 0;
 }
@@ -236,12 +195,12 @@ static ssize_t stream_read(void *ctx, char *buf, size_t cap)
     int rc;
 
     while (used < cap) {
-        if (s->pend_off < s->pend_len) {
-            size_t n = s->pend_len - s->pend_off;
+        if (s->pend_off < s->pend.len) {
+            size_t n = s->pend.len - s->pend_off;
 
             if (n > cap - used)
                 n = cap - used;
-            memcpy(buf + used, s->pend + s->pend_off, n);
+            memcpy(buf + used, s->pend.p + s->pend_off, n);
             s->pend_off += n;
             used += n;
             continue;
@@ -271,7 +230,7 @@ static ssize_t stream_read(void *ctx, char *buf, size_t cap)
         }
         if ((rc = advance(s, &budget)) < 0)
             return stream_fail(s, rc, used);
-        if (s->wake == NULL && budget == 0 && s->pend_off >= s->pend_len)
+        if (s->wake == NULL && budget == 0 && s->pend_off >= s->pend.len)
             budget = VISIT_BUDGET; /* no wake installed: keep going */
     }
     if (used > 0)
@@ -308,7 +267,7 @@ static void stream_free(void *ctx)
     layer_info_free(s->info);
     layer_free(s->prefix);
     layer_free(s->after);
-    layer_free(s->pend);
+    layer_text_buf_dispose(&s->pend);
     layer_free(s);
 }
 
@@ -405,6 +364,7 @@ void api_entries__list(api_call *call)
         rc = LAYER_ENOMEM;
         goto out;
     }
+    s->pend = (layer_text_buf)LAYER_TEXT_BUF_INIT(PEND_MAX, "the entry stream");
     s->array = type == 1;
     s->phase = s->array ? PHASE_HEAD : PHASE_BODY;
     if ((rc = api_query__uint(&limit, call, "limit", 0, 1, UINT64_MAX / 2)) <

@@ -10,9 +10,12 @@
  * this module used to build: the same key order, integers in decimal,
  * strings escaped as jansson escapes them (\" \\ \b \f \n \r \t, other
  * bytes below 0x20 as \u00XX with upper-case hex, '/' and DEL raw, valid
- * UTF-8 raw). api_entry_json() parses that output back into an object for
- * the callers that want one (/entries/{path}), so the field order and
- * rules live in one place.
+ * UTF-8 raw). api_entry_json_append() is how callers use it: it writes
+ * into the spare room of a capped buffer and, when the entry did not fit,
+ * grows the buffer to the size the writer reported and writes once more.
+ * api_entry_json() parses that output back into an object for the callers
+ * that want one (/entries/{path}), so the field order and rules live in
+ * one place. UTF-8, base64 and the RFC 3339 times come from layer/text.h.
  */
 #include "api/entry_json.h"
 
@@ -20,202 +23,13 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "layer/alloc.h"
 #include "layer/error.h"
-
-static const char b64_tbl[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-/* Length of the valid UTF-8 sequence at s, or 0 if invalid. */
-static size_t utf8_seq(const unsigned char *s, size_t len)
-{
-    unsigned c = s[0];
-    size_t n;
-    unsigned min;
-    unsigned cp;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF) {
-        n = 2;
-        min = 0x80;
-        cp = c & 0x1F;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-        n = 3;
-        min = 0x800;
-        cp = c & 0x0F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-        n = 4;
-        min = 0x10000;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (len < n)
-        return 0;
-    for (size_t i = 1; i < n; i++) {
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-        return 0;
-    return n;
-}
+#include "layer/text.h"
 
 /* Is s[0, len) valid UTF-8 without NUL (a JSON string as it stands)? */
 static bool utf8_clean(const char *s, size_t len)
 {
-    const unsigned char *u = (const unsigned char *)s;
-
-    for (size_t i = 0; i < len;) {
-        size_t n = u[i] != 0 ? utf8_seq(u + i, len - i) : 0;
-
-        if (n == 0)
-            return false;
-        i += n;
-    }
-    return true;
-}
-
-/* Base64 of len bytes into dst (room for (len + 2) / 3 * 4 bytes). */
-static size_t b64_encode(char *dst, const unsigned char *data, size_t len)
-{
-    size_t o = 0;
-
-    for (size_t i = 0; i < len; i += 3) {
-        unsigned v = (unsigned)data[i] << 16;
-
-        if (i + 1 < len)
-            v |= (unsigned)data[i + 1] << 8;
-        if (i + 2 < len)
-            v |= data[i + 2];
-        dst[o++] = b64_tbl[(v >> 18) & 63];
-        dst[o++] = b64_tbl[(v >> 12) & 63];
-        dst[o++] = i + 1 < len ? b64_tbl[(v >> 6) & 63] : '=';
-        dst[o++] = i + 2 < len ? b64_tbl[v & 63] : '=';
-    }
-    return o;
-}
-
-json_t *api_json_string_bytes(const char *s, size_t len, int *out_lossy)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    char *buf;
-    size_t o = 0;
-    json_t *j;
-    int lossy = !utf8_clean(s, len);
-
-    if (out_lossy)
-        *out_lossy = lossy;
-    if (!lossy)
-        return json_stringn(s, len);
-    if (len > (SIZE_MAX - 1) / 3)
-        return NULL;
-    buf = layer_trymalloc(len * 3 + 1);
-    if (buf == NULL)
-        return NULL;
-    for (size_t i = 0; i < len;) {
-        size_t n = u[i] != 0 ? utf8_seq(u + i, len - i) : 0;
-
-        if (n == 0) {
-            memcpy(buf + o, "\xEF\xBF\xBD", 3); /* U+FFFD */
-            o += 3;
-            i++;
-        } else {
-            memcpy(buf + o, s + i, n);
-            o += n;
-            i += n;
-        }
-    }
-    j = json_stringn(buf, o);
-    layer_free(buf);
-    return j;
-}
-
-json_t *api_json_base64(const unsigned char *data, size_t len)
-{
-    char *buf;
-    size_t o;
-    json_t *j;
-
-    if (len > (SIZE_MAX - 3) / 4 * 3)
-        return NULL;
-    buf = layer_trymalloc((len + 2) / 3 * 4 + 1);
-    if (buf == NULL)
-        return NULL;
-    o = b64_encode(buf, data, len);
-    j = json_stringn(buf, o);
-    layer_free(buf);
-    return j;
-}
-
-/* Length of api_time_format()'s output: "YYYY-MM-DDTHH:MM:SS.NNNNNNNNNZ". */
-#define TIME_LEN 30
-
-static const char digit_pairs[] = "00010203040506070809"
-                                  "10111213141516171819"
-                                  "20212223242526272829"
-                                  "30313233343536373839"
-                                  "40414243444546474849"
-                                  "50515253545556575859"
-                                  "60616263646566676869"
-                                  "70717273747576777879"
-                                  "80818283848586878889"
-                                  "90919293949596979899";
-
-/* Write n decimal digits of v (< 10^n), zero-padded, two at a time: the
- * times are four per entry and this was their main cost. */
-static char *digits(char *p, unsigned long v, int n)
-{
-    int i = n;
-
-    while (i >= 2) {
-        i -= 2;
-        memcpy(p + i, digit_pairs + (v % 100) * 2, 2);
-        v /= 100;
-    }
-    if (i == 1)
-        p[0] = (char)('0' + v % 10);
-    return p + n;
-}
-
-int api_time_format(char out[40], const layer_time *t)
-{
-    /* Civil date from days since 1970-01-01 (Howard Hinnant's
-     * days_from_civil, inverted): pure arithmetic, no locale and no lock,
-     * which matters at four times per entry. */
-    int64_t days = t->sec >= 0 ? t->sec / 86400 : -((-t->sec + 86399) / 86400);
-    int64_t secs = t->sec - days * 86400;
-    int64_t z = days + 719468;
-    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    int64_t d = doy - (153 * mp + 2) / 5 + 1;
-    int64_t m = mp < 10 ? mp + 3 : mp - 9;
-    int64_t y = yoe + era * 400 + (m <= 2);
-    char *p = out;
-
-    if (y < 0 || y > 9999)
-        return -1;
-    p = digits(p, (unsigned long)y, 4);
-    *p++ = '-';
-    p = digits(p, (unsigned long)m, 2);
-    *p++ = '-';
-    p = digits(p, (unsigned long)d, 2);
-    *p++ = 'T';
-    p = digits(p, (unsigned long)(secs / 3600), 2);
-    *p++ = ':';
-    p = digits(p, (unsigned long)(secs / 60 % 60), 2);
-    *p++ = ':';
-    p = digits(p, (unsigned long)(secs % 60), 2);
-    *p++ = '.';
-    p = digits(p, t->nsec % 1000000000u, 9);
-    *p++ = 'Z';
-    *p = '\0';
-    return 0;
+    return layer_text_utf8_valid(s, len) && memchr(s, '\0', len) == NULL;
 }
 
 /* ---- the writer ---------------------------------------------------------
@@ -291,7 +105,7 @@ static bool put_text(writer *w, const char *s, size_t len)
                 i++;
                 continue;
             }
-            if ((n = utf8_seq(u + i, len - i)) != 0) {
+            if ((n = layer_text_utf8_len(u + i, len - i)) != 0) {
                 i += n;
                 continue;
             }
@@ -334,18 +148,19 @@ static void put_b64(writer *w, const unsigned char *data, size_t len)
     for (size_t i = 0; i < len; i += 192) {
         size_t n = len - i < 192 ? len - i : 192;
 
-        put(w, chunk, b64_encode(chunk, data + i, n));
+        put(w, chunk, layer_text_base64(chunk, data + i, n));
     }
 }
 
-/* A time as a string field ("mtime" and the like); out of range:
- * omitted. `key` is the literal ,"name":" . */
+/* A time as a string field ("mtime" and the like), RFC 3339 UTC with
+ * nanoseconds; out of range: omitted. `key` is the literal ,"name":" . */
 #define PUT_TIME(w, key, t)                                                    \
     do {                                                                       \
-        char tbuf_[40];                                                        \
-        if (api_time_format(tbuf_, (t)) == 0) {                                \
+        char tbuf_[LAYER_TEXT_RFC3339_MAX];                                    \
+        int tlen_ = layer_text_rfc3339(tbuf_, (t)->sec, (t)->nsec, 9);         \
+        if (tlen_ >= 0) {                                                      \
             PUT_LIT((w), key);                                                 \
-            put((w), tbuf_, TIME_LEN);                                         \
+            put((w), tbuf_, (size_t)tlen_);                                    \
             PUT_LIT((w), "\"");                                                \
         }                                                                      \
     } while (0)
@@ -444,24 +259,49 @@ out:
     return 0;
 }
 
+/* First room for an entry's JSON: most entries fit, so each is written
+ * once; a larger one is written again into the room it said it needs. */
+#define ENTRY_JSON_FIRST 4096
+
+int api_entry_json_append(layer_text_buf *buf, const layer_entry *e)
+{
+    size_t first = buf->max > buf->len ? buf->max - buf->len : 0;
+    size_t room, need = 0, again = 0;
+    int rc;
+
+    if (first > ENTRY_JSON_FIRST)
+        first = ENTRY_JSON_FIRST;
+    if ((rc = layer_text_buf_reserve(buf, first)) < 0)
+        return rc;
+    room = buf->alloc - buf->len - 1; /* the buffer keeps a NUL */
+    rc = api_entry_json_write(&need, buf->p + buf->len, room, e);
+    if (rc == 0 && need > room) {
+        if (need > buf->max - buf->len)
+            rc = layer_error_set(LAYER_ETOOBIG,
+                                 "entry %s: its JSON (%zu bytes) does not fit "
+                                 "in %s (%zu bytes)",
+                                 e->path, need, buf->what, buf->max);
+        else if ((rc = layer_text_buf_reserve(buf, need)) == 0 &&
+                 (rc = api_entry_json_write(&again, buf->p + buf->len, need,
+                                            e)) == 0 &&
+                 again != need)
+            rc = layer_error_set(LAYER_ERROR, "entry %s: its JSON changed size",
+                                 e->path);
+    }
+    if (rc == 0)
+        buf->len += need;
+    /* On failure the bytes written past len are dropped. */
+    buf->p[buf->len] = '\0';
+    return rc;
+}
+
 json_t *api_entry_json(const layer_entry *e)
 {
-    char stack[4096];
-    char *buf = stack;
-    size_t need = 0, again = 0;
+    layer_text_buf buf = LAYER_TEXT_BUF_INIT(API_ENTRY_JSON_MAX, "an entry");
     json_t *j = NULL;
 
-    if (api_entry_json_write(&need, stack, sizeof(stack), e) < 0)
-        goto out;
-    if (need > sizeof(stack)) {
-        if (need > API_ENTRY_JSON_MAX ||
-            (buf = layer_trymalloc(need)) == NULL ||
-            api_entry_json_write(&again, buf, need, e) < 0 || again != need)
-            goto out;
-    }
-    j = json_loadb(buf, need, 0, NULL);
-out:
-    if (buf != stack)
-        layer_free(buf);
+    if (api_entry_json_append(&buf, e) == 0)
+        j = json_loadb(buf.p, buf.len, 0, NULL);
+    layer_text_buf_dispose(&buf);
     return j;
 }

@@ -100,10 +100,10 @@ static ssize_t memo_end(export_stream *s, const layer_export_summary *sum)
         api_digest_memo__drop(s->memo, s->rec.key);
         layer_span_set_str(s->span, "export.digests", "stale");
         layer_span_set_error_message(s->span,
-                                     "layer.export: the layer changed since "
-                                     "its digests were computed; they are "
-                                     "unknown, so the stream is cut (a retry "
-                                     "computes them)");
+                                     "layer.export failed: the layer changed "
+                                     "since its digests were computed; they "
+                                     "are unknown, so the stream is cut (a "
+                                     "retry computes them)");
         return API_PRODUCE_ERROR;
     }
     snprintf(s->values[0], sizeof(s->values[0]), "%s", s->rec.digest);

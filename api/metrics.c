@@ -24,6 +24,7 @@
 
 #include "layer/alloc.h"
 #include "layer/error.h"
+#include "layer/text.h"
 
 /* The label value of overflowed and unknown label sets. */
 #define OTHER     "other"
@@ -198,43 +199,20 @@ static format_stat *format_entry(api_metrics *m, const char *format)
 }
 
 /* Allocation failures inside an update must not replace the caller's
- * error message; save it around the locked section. */
-typedef struct saved_error {
-    int code;
-    char msg[1024];
-} saved_error;
-
-static void error_save(saved_error *s)
-{
-    const char *msg = layer_error_last();
-    size_t n = strnlen(msg, sizeof(s->msg) - 1);
-
-    s->code = layer_error_last_code();
-    memcpy(s->msg, msg, n);
-    s->msg[n] = '\0';
-}
-
-static void error_restore(const saved_error *s)
-{
-    if (layer_error_last_code() == LAYER_ENOMEM && s->code != LAYER_ENOMEM) {
-        if (s->code == LAYER_OK)
-            layer_error_clear();
-        else
-            layer_error_set(s->code, "%s", s->msg);
-    }
-}
+ * error message: updates save the thread's error state around the locked
+ * section (layer_error_save()). */
 
 void api_metrics_request(api_metrics *m, const char *route, int status,
                          uint64_t response_bytes)
 {
-    saved_error se;
+    layer_error_state se;
     bool other;
     size_t ri;
     int code = status >= STATUS_MIN && status <= STATUS_MAX ? status : 0;
 
     if (m == NULL)
         return;
-    error_save(&se);
+    layer_error_save(&se);
     pthread_mutex_lock(&m->lock);
     ri = route_index(m, route, &other);
     if (other) {
@@ -260,18 +238,18 @@ void api_metrics_request(api_metrics *m, const char *route, int status,
         }
     }
     pthread_mutex_unlock(&m->lock);
-    error_restore(&se);
+    layer_error_restore(&se);
 }
 
 void api_metrics_client_abort(api_metrics *m, const char *route)
 {
-    saved_error se;
+    layer_error_state se;
     bool other;
     size_t ri;
 
     if (m == NULL)
         return;
-    error_save(&se);
+    layer_error_save(&se);
     pthread_mutex_lock(&m->lock);
     ri = route_index(m, route, &other);
     if (other)
@@ -279,7 +257,7 @@ void api_metrics_client_abort(api_metrics *m, const char *route)
     else
         m->routes[ri].aborts++;
     pthread_mutex_unlock(&m->lock);
-    error_restore(&se);
+    layer_error_restore(&se);
 }
 
 void api_metrics_export_started(api_metrics *m, const char *format)
@@ -295,7 +273,7 @@ void api_metrics_export_started(api_metrics *m, const char *format)
 void api_metrics_export_finished(api_metrics *m, const char *format,
                                  double seconds, uint64_t bytes, bool ok)
 {
-    saved_error se;
+    layer_error_state se;
     format_stat *f;
     uint64_t ns;
     size_t b;
@@ -311,7 +289,7 @@ void api_metrics_export_finished(api_metrics *m, const char *format,
         ns = (uint64_t)(seconds * 1e9 + 0.5);
     for (b = 0; b < NBUCKETS && ns > bucket_ns[b]; b++)
         ;
-    error_save(&se);
+    layer_error_save(&se);
     pthread_mutex_lock(&m->lock);
     m->exports_active--;
     if (b < NBUCKETS)
@@ -325,7 +303,7 @@ void api_metrics_export_finished(api_metrics *m, const char *format,
     else
         f->failed++;
     pthread_mutex_unlock(&m->lock);
-    error_restore(&se);
+    layer_error_restore(&se);
 }
 
 void api_metrics_entry_stream_started(api_metrics *m)
@@ -348,169 +326,82 @@ void api_metrics_entry_stream_finished(api_metrics *m)
 
 /* --- rendering ----------------------------------------------------- */
 
-typedef struct text_buf {
-    char *p;
-    size_t len;
-    size_t cap;
-    int rc; /* first failure: LAYER_ENOMEM or LAYER_ETOOBIG */
-} text_buf;
-
-static void tb_put(text_buf *t, const char *s, size_t n)
-{
-    if (t->rc < 0)
-        return;
-    if (n > API_METRICS_MAX_TEXT - t->len) {
-        t->rc = layer_error_set(LAYER_ETOOBIG, "metrics text over %d bytes",
-                                API_METRICS_MAX_TEXT);
-        return;
-    }
-    if (t->len + n + 1 > t->cap) {
-        size_t ncap = t->cap ? t->cap : 4096;
-        char *np;
-
-        while (ncap < t->len + n + 1)
-            ncap *= 2;
-        np = layer_tryarray(t->p, ncap, 1);
-        if (np == NULL) {
-            t->rc = LAYER_ENOMEM;
-            return;
-        }
-        t->p = np;
-        t->cap = ncap;
-    }
-    memcpy(t->p + t->len, s, n);
-    t->len += n;
-    t->p[t->len] = '\0';
-}
-
-static void tb_puts(text_buf *t, const char *s)
-{
-    tb_put(t, s, strlen(s));
-}
-
-static void tb_printf(text_buf *t, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void tb_printf(text_buf *t, const char *fmt, ...)
-{
-    char tmp[64];
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    /* Numbers only; they always fit. */
-    if (n < 0 || (size_t)n >= sizeof(tmp)) {
-        if (t->rc == 0)
-            t->rc = layer_error_set(LAYER_ERROR, "metrics number format");
-        return;
-    }
-    tb_put(t, tmp, (size_t)n);
-}
-
-/* Length of the valid UTF-8 sequence at s (RFC 3629), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t len)
-{
-    unsigned char c = s[0], lo = 0x80, hi = 0xbf;
-    size_t need;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        need = 1;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        need = 2;
-        lo = c == 0xe0 ? 0xa0 : 0x80;
-        hi = c == 0xed ? 0x9f : 0xbf;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        need = 3;
-        lo = c == 0xf0 ? 0x90 : 0x80;
-        hi = c == 0xf4 ? 0x8f : 0xbf;
-    } else {
-        return 0;
-    }
-    if (len <= need || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i <= need; i++) {
-        if (s[i] < 0x80 || s[i] > 0xbf)
-            return 0;
-    }
-    return need + 1;
-}
+/* The text is rendered into one layer_text_buf capped at
+ * API_METRICS_MAX_TEXT; its first failure sticks and is checked once at
+ * the end. */
 
 /* A label value per the exposition format: '\' '"' and newline escaped.
  * The format requires UTF-8, so invalid bytes and other control
  * characters become U+FFFD. */
-static void tb_label_value(text_buf *t, const char *value)
+static void tb_label_value(layer_text_buf *t, const char *value)
 {
     const unsigned char *s = (const unsigned char *)value;
     size_t len = strlen(value);
 
     for (size_t i = 0; i < len;) {
-        size_t n = utf8_len(s + i, len - i);
+        size_t n = layer_text_utf8_len(s + i, len - i);
 
         if (s[i] == '\\') {
-            tb_put(t, "\\\\", 2);
+            layer_text_buf_add(t, "\\\\", 2);
         } else if (s[i] == '"') {
-            tb_put(t, "\\\"", 2);
+            layer_text_buf_add(t, "\\\"", 2);
         } else if (s[i] == '\n') {
-            tb_put(t, "\\n", 2);
+            layer_text_buf_add(t, "\\n", 2);
         } else if (n == 0 || s[i] < 0x20 || s[i] == 0x7f) {
-            tb_put(t, "\xef\xbf\xbd", 3);
+            layer_text_buf_add(t, "\xef\xbf\xbd", 3);
             n = 1;
         } else {
-            tb_put(t, value + i, n);
+            layer_text_buf_add(t, value + i, n);
         }
         i += n ? n : 1;
     }
 }
 
-static void tb_label(text_buf *t, bool first, const char *name,
+static void tb_label(layer_text_buf *t, bool first, const char *name,
                      const char *value)
 {
-    tb_puts(t, first ? "{" : ",");
-    tb_puts(t, name);
-    tb_puts(t, "=\"");
+    layer_text_buf_adds(t, first ? "{" : ",");
+    layer_text_buf_adds(t, name);
+    layer_text_buf_adds(t, "=\"");
     tb_label_value(t, value);
-    tb_puts(t, "\"");
+    layer_text_buf_adds(t, "\"");
 }
 
-static void tb_family(text_buf *t, const char *name, const char *type,
+static void tb_family(layer_text_buf *t, const char *name, const char *type,
                       const char *help)
 {
-    tb_puts(t, "# HELP ");
-    tb_puts(t, name);
-    tb_puts(t, " ");
-    tb_puts(t, help);
-    tb_puts(t, "\n# TYPE ");
-    tb_puts(t, name);
-    tb_puts(t, " ");
-    tb_puts(t, type);
-    tb_puts(t, "\n");
+    layer_text_buf_adds(t, "# HELP ");
+    layer_text_buf_adds(t, name);
+    layer_text_buf_adds(t, " ");
+    layer_text_buf_adds(t, help);
+    layer_text_buf_adds(t, "\n# TYPE ");
+    layer_text_buf_adds(t, name);
+    layer_text_buf_adds(t, " ");
+    layer_text_buf_adds(t, type);
+    layer_text_buf_adds(t, "\n");
 }
 
-static void tb_u64_line(text_buf *t, uint64_t v)
+static void tb_u64_line(layer_text_buf *t, uint64_t v)
 {
-    tb_printf(t, "} %" PRIu64 "\n", v);
+    layer_text_buf_addf(t, "} %" PRIu64 "\n", v);
 }
 
 /* Nanoseconds as decimal seconds, exact: "1.5", "0.000001", "3". */
-static void tb_seconds(text_buf *t, uint64_t ns)
+static void tb_seconds(layer_text_buf *t, uint64_t ns)
 {
     char frac[16];
     int n;
 
-    tb_printf(t, "%" PRIu64, ns / 1000000000);
+    layer_text_buf_addf(t, "%" PRIu64, ns / 1000000000);
     if (ns % 1000000000 == 0)
         return;
     n = snprintf(frac, sizeof(frac), ".%09" PRIu64, ns % 1000000000);
     while (n > 1 && frac[n - 1] == '0')
         n--;
-    tb_put(t, frac, (size_t)n);
+    layer_text_buf_add(t, frac, (size_t)n);
 }
 
-static void render_requests(text_buf *t, const api_metrics *m)
+static void render_requests(layer_text_buf *t, const api_metrics *m)
 {
     char code[8];
 
@@ -520,7 +411,7 @@ static void render_requests(text_buf *t, const api_metrics *m)
         const request_stat *r = &m->requests[i];
 
         snprintf(code, sizeof(code), "%d", r->code);
-        tb_puts(t, "layerd_http_requests_total");
+        layer_text_buf_adds(t, "layerd_http_requests_total");
         tb_label(t, true, "route", m->routes[r->route].route);
         tb_label(t, false, "code", code);
         tb_u64_line(t, r->count);
@@ -529,14 +420,14 @@ static void render_requests(text_buf *t, const api_metrics *m)
         if (m->other_requests[c] == 0)
             continue;
         snprintf(code, sizeof(code), "%d", c);
-        tb_puts(t, "layerd_http_requests_total");
+        layer_text_buf_adds(t, "layerd_http_requests_total");
         tb_label(t, true, "route", OTHER);
         tb_label(t, false, "code", code);
         tb_u64_line(t, m->other_requests[c]);
     }
 }
 
-static void render_routes(text_buf *t, const api_metrics *m, bool aborts)
+static void render_routes(layer_text_buf *t, const api_metrics *m, bool aborts)
 {
     const char *name = aborts ? "layerd_http_client_aborts_total"
                               : "layerd_http_response_bytes_total";
@@ -550,27 +441,27 @@ static void render_routes(text_buf *t, const api_metrics *m, bool aborts)
         tb_family(t, name, "counter",
                   "HTTP response body bytes sent, by route template.");
     for (size_t i = 0; i < m->nroutes; i++) {
-        tb_puts(t, name);
+        layer_text_buf_adds(t, name);
         tb_label(t, true, "route", m->routes[i].route);
         tb_u64_line(t, aborts ? m->routes[i].aborts : m->routes[i].bytes);
     }
     other_used =
         aborts ? m->other_route.aborts != 0 : m->other_route.bytes != 0;
     if (other_used) {
-        tb_puts(t, name);
+        layer_text_buf_adds(t, name);
         tb_label(t, true, "route", OTHER);
         tb_u64_line(t, aborts ? m->other_route.aborts : m->other_route.bytes);
     }
 }
 
-static void render_gauge(text_buf *t, const char *name, const char *help,
+static void render_gauge(layer_text_buf *t, const char *name, const char *help,
                          int64_t v)
 {
     tb_family(t, name, "gauge", help);
-    tb_printf(t, "%s %" PRId64 "\n", name, v);
+    layer_text_buf_addf(t, "%s %" PRId64 "\n", name, v);
 }
 
-static void render_histogram(text_buf *t, const api_metrics *m)
+static void render_histogram(layer_text_buf *t, const api_metrics *m)
 {
     const char *name = "layerd_export_duration_seconds";
     uint64_t cum = 0;
@@ -579,31 +470,32 @@ static void render_histogram(text_buf *t, const api_metrics *m)
               "Time from the start to the end of an export, in seconds.");
     for (size_t b = 0; b < NBUCKETS; b++) {
         cum += m->buckets[b];
-        tb_puts(t, "layerd_export_duration_seconds_bucket");
+        layer_text_buf_adds(t, "layerd_export_duration_seconds_bucket");
         tb_label(t, true, "le", bucket_le[b]);
         tb_u64_line(t, cum);
     }
-    tb_puts(t, "layerd_export_duration_seconds_bucket");
+    layer_text_buf_adds(t, "layerd_export_duration_seconds_bucket");
     tb_label(t, true, "le", "+Inf");
     tb_u64_line(t, m->duration_count);
-    tb_puts(t, "layerd_export_duration_seconds_sum ");
+    layer_text_buf_adds(t, "layerd_export_duration_seconds_sum ");
     tb_seconds(t, m->duration_sum_ns);
-    tb_printf(t, "\nlayerd_export_duration_seconds_count %" PRIu64 "\n",
-              m->duration_count);
+    layer_text_buf_addf(t,
+                        "\nlayerd_export_duration_seconds_count %" PRIu64 "\n",
+                        m->duration_count);
 }
 
-static void render_format_line(text_buf *t, const char *name,
+static void render_format_line(layer_text_buf *t, const char *name,
                                const char *format, const char *result,
                                uint64_t v)
 {
-    tb_puts(t, name);
+    layer_text_buf_adds(t, name);
     tb_label(t, true, "format", format);
     if (result != NULL)
         tb_label(t, false, "result", result);
     tb_u64_line(t, v);
 }
 
-static void render_formats(text_buf *t, const api_metrics *m)
+static void render_formats(layer_text_buf *t, const api_metrics *m)
 {
     const format_stat *o = &m->other_format;
     bool other_used = o->ok || o->failed || o->bytes;
@@ -631,23 +523,26 @@ static void render_formats(text_buf *t, const api_metrics *m)
                            o->bytes);
 }
 
-static void render_build(text_buf *t, const api_metrics *m)
+static void render_build(layer_text_buf *t, const api_metrics *m)
 {
     tb_family(t, "layerd_build_info", "gauge",
               "Versions of layerd and the libraries it runs with; always 1.");
-    tb_puts(t, "layerd_build_info");
+    layer_text_buf_adds(t, "layerd_build_info");
     for (size_t i = 0; i < 5; i++)
         tb_label(t, i == 0, build_labels[i], m->build[i]);
-    tb_puts(t, "} 1\n");
+    layer_text_buf_adds(t, "} 1\n");
 }
 
 int api_metrics_render(char **out, size_t *len, api_metrics *m)
 {
-    text_buf t = {NULL, 0, 0, 0};
+    layer_text_buf t =
+        LAYER_TEXT_BUF_INIT(API_METRICS_MAX_TEXT, "the metrics text");
     int rc = 0;
 
     if (m == NULL)
         return layer_error_set(LAYER_EINVALID, "no metrics registry");
+    /* A few KiB in practice: one allocation up front. */
+    (void)layer_text_buf_reserve(&t, 8192);
     pthread_mutex_lock(&m->lock);
     render_requests(&t, m);
     render_routes(&t, m, false);
@@ -661,12 +556,10 @@ int api_metrics_render(char **out, size_t *len, api_metrics *m)
     render_formats(&t, m);
     render_build(&t, m);
     pthread_mutex_unlock(&m->lock);
-    if ((rc = t.rc) < 0)
+    if ((rc = t.err) < 0)
         goto out;
-    *out = t.p;
-    *len = t.len;
-    t.p = NULL;
+    *out = layer_text_buf_detach(&t, len);
 out:
-    layer_free(t.p);
+    layer_text_buf_dispose(&t);
     return rc;
 }

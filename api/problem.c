@@ -19,7 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "api/entry_json.h"
+#include "api/json_bytes.h"
 #include "layer/error.h"
 #include "layer/trace.h"
 

@@ -13,17 +13,7 @@
 
 #include "layer/alloc.h"
 #include "layer/error.h"
-
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
+#include "layer/text.h"
 
 /* Decode the escape at in[i] ('%'); -1 if malformed or NUL. */
 static int escape_at(const char *in, size_t len, size_t i)
@@ -32,8 +22,8 @@ static int escape_at(const char *in, size_t len, size_t i)
 
     if (len - i < 3)
         return -1;
-    hi = hexval((unsigned char)in[i + 1]);
-    lo = hexval((unsigned char)in[i + 2]);
+    hi = layer_text_hex_value((unsigned char)in[i + 1], 0);
+    lo = layer_text_hex_value((unsigned char)in[i + 2], 0);
     if (hi < 0 || lo < 0 || (hi == 0 && lo == 0))
         return -1;
     return hi * 16 + lo;

@@ -11,8 +11,10 @@
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "layer/error.h"
+#include "layer/text.h"
 
 static pthread_once_t md_once = PTHREAD_ONCE_INIT;
 static EVP_MD *md_sha256;
@@ -55,23 +57,16 @@ int layer_digest_update(layer_digest *d, const void *data, size_t len)
 
 int layer_digest_final(char out[LAYER_DIGEST_STR_SIZE], layer_digest *d)
 {
-    static const char hex[] = "0123456789abcdef";
     static const char prefix[] = "sha256:";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
-    char *p = out;
 
     if (d->ctx == NULL)
         return layer_error_set(LAYER_ERROR, "digest used before init");
     if (EVP_DigestFinal_ex(d->ctx, md, &n) != 1 || n != 32)
         return layer_error_set(LAYER_ERROR, "EVP_DigestFinal_ex failed");
-    for (size_t i = 0; i < sizeof(prefix) - 1; i++)
-        *p++ = prefix[i];
-    for (unsigned i = 0; i < n; i++) {
-        *p++ = hex[md[i] >> 4];
-        *p++ = hex[md[i] & 15];
-    }
-    *p = '\0';
+    memcpy(out, prefix, sizeof(prefix) - 1);
+    layer_text_hex_encode(out + sizeof(prefix) - 1, md, n);
     return 0;
 }
 

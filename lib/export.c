@@ -94,7 +94,6 @@
  * depend on this; 2 matches the 2-core machines we run on (the producer
  * needs far less than a core). */
 #define GZIP_WORKERS     2
-#define ERR_MSG_MAX      1100
 #define WARNING_MAX      512
 #define PARENTS_ATTR_MAX 4096
 
@@ -182,9 +181,8 @@ struct layer_export {
     uint32_t gz_crc; /* CRC-32 of the chunks published so far */
     uint64_t gz_in;  /* tar bytes of those chunks */
     int err;
-    int err_errno;
-    char err_inner[ERR_MSG_MAX];
-    char err_msg[ERR_MSG_MAX + 32];
+    layer_error_state err_state; /* the failing worker's, whole */
+    char err_msg[LAYER_ERROR_MSG_MAX + 32];
     void (*notify_fn)(void *arg);
     void *notify_arg;
     bool notify_armed;   /* an EAGAIN is waiting for its callback */
@@ -277,10 +275,9 @@ static int fail(layer_export *x, int code)
     if (x->err == 0 &&
         !atomic_load_explicit(&x->cancel, memory_order_relaxed)) {
         x->err = code;
-        x->err_errno = layer_error_errno();
-        snprintf(x->err_inner, sizeof(x->err_inner), "%s", layer_error_last());
+        layer_error_save(&x->err_state);
         snprintf(x->err_msg, sizeof(x->err_msg), "layer.export failed: %s",
-                 x->err_inner);
+                 x->err_state.msg);
         wake_consumer_locked(x, &w);
     }
     broadcast_all_locked(x);
@@ -1081,9 +1078,9 @@ static void span_finish(layer_export *x, const char *outcome)
     if (outcome != NULL)
         layer_span_set_str(x->span, "export.outcome", outcome);
     if (x->err != 0) {
-        if (x->err_errno != 0)
+        if (x->err_state.err != 0)
             snprintf(msg, sizeof(msg), "%s (%s)", x->err_msg,
-                     layer_errno_name(x->err_errno));
+                     layer_errno_name(x->err_state.err));
         else
             snprintf(msg, sizeof(msg), "%s", x->err_msg);
         layer_span_set_error_message(x->span, msg);
@@ -1244,8 +1241,10 @@ int layer_export_read(size_t *out_n, layer_export *x, void *buf, size_t cap,
         if (x->err != 0) {
             /* The span ends in free(), once the workers and the reader
              * (whose span is a child) are gone. */
+            /* The worker's error, as it recorded it, on this thread. */
             rc = x->err;
-            layer_error_set(rc, "%s", x->err_inner);
+            layer_error_restore(&x->err_state);
+            layer_error_recode(rc);
             pthread_mutex_unlock(&x->lock);
             return rc;
         }

@@ -37,8 +37,10 @@
 #include <unistd.h>
 
 #include "layer/alloc.h"
-#include "layer/error.h"
 #include "folder_int.h"
+#include "layer/error.h"
+#include "layer/file.h"
+#include "layer/text.h"
 
 #define FILES_DIR       "Files"
 #define TOMBSTONES_FILE "tombstones.txt"
@@ -124,6 +126,128 @@ int layer_folder__unescape(char *line, size_t *len)
     return 0;
 }
 
+/* ---- tombstones.txt reading ------------------------------------------- */
+
+struct layer_folder__tombstones {
+    int fd;
+    layer_file_lines lines;
+    char what[64 + 4096]; /* "<folder>/tombstones.txt", for messages */
+};
+
+void layer_folder__tombstones_free(layer_folder__tombstones *t)
+{
+    if (t == NULL)
+        return;
+    layer_file_lines_dispose(&t->lines);
+    if (t->fd >= 0)
+        close(t->fd);
+    layer_free(t);
+}
+
+int layer_folder__tombstones_open(layer_folder__tombstones **out, int folder_fd,
+                                  const char *folder)
+{
+    static const char version[] = LAYER_FOLDER_TOMBSTONES_VERSION;
+    layer_folder__tombstones *t = NULL;
+    struct stat st;
+    char *line;
+    size_t len;
+    int rc = 0;
+
+    *out = NULL;
+    if ((t = layer_trycalloc(1, sizeof(*t))) == NULL)
+        return LAYER_ENOMEM;
+    t->fd = -1;
+    snprintf(t->what, sizeof(t->what), "%s%s" TOMBSTONES_FILE,
+             folder != NULL ? folder : "", folder != NULL ? "/" : "");
+    /* O_NONBLOCK: a FIFO under the name is refused below, not waited on. */
+    t->fd = openat(folder_fd, TOMBSTONES_FILE,
+                   O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (t->fd < 0) {
+        if (errno != ENOENT)
+            rc = layer_error_set_errno(LAYER_ERROR, errno, "cannot open %s",
+                                       t->what);
+        goto out;
+    }
+    if (fstat(t->fd, &st) < 0) {
+        rc = layer_error_set_errno(LAYER_ERROR, errno, "cannot stat %s",
+                                   t->what);
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc =
+            layer_error_set(LAYER_EBROKEN, "%s is not a regular file", t->what);
+        goto out;
+    }
+    if ((rc = layer_file_lines_init(
+             &t->lines, t->fd, LAYER_FOLDER__TOMBSTONE_LINE_MAX, t->what)) < 0)
+        goto out;
+    rc = layer_file_lines_next(&line, &len, &t->lines);
+    if (rc == LAYER_ITEROVER) {
+        rc = layer_error_set(LAYER_EBROKEN, "%s is empty", t->what);
+        goto out;
+    }
+    if (rc == LAYER_ETOOBIG)
+        rc = layer_error_recode(LAYER_EBROKEN);
+    if (rc < 0)
+        goto out;
+    if (len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
+        line += 3;
+        len -= 3;
+    }
+    if (len < sizeof(version) - 1 ||
+        memcmp(line, version, sizeof(version) - 1) != 0 ||
+        (len > sizeof(version) - 1 && line[sizeof(version) - 1] != '\r')) {
+        rc = layer_error_set(LAYER_EBROKEN, "%s does not start with \"%s\"",
+                             t->what, version);
+        goto out;
+    }
+    *out = t;
+    t = NULL;
+out:
+    layer_folder__tombstones_free(t);
+    return rc;
+}
+
+/* A tombstone must name a path inside the layer: relative, no empty
+ * segment, no "..". */
+static bool tombstone_path_ok(const char *p, size_t len)
+{
+    return p[0] != '/' && strstr(p, "//") == NULL && strcmp(p, "..") != 0 &&
+           strncmp(p, "../", 3) != 0 && strstr(p, "/../") == NULL &&
+           !(len >= 3 && strcmp(p + len - 3, "/..") == 0);
+}
+
+int layer_folder__tombstones_next(const char **out_path, size_t *out_len,
+                                  layer_folder__tombstones *t)
+{
+    char *line;
+    size_t len;
+    int rc;
+
+    for (;;) {
+        if ((rc = layer_file_lines_next(&line, &len, &t->lines)) < 0)
+            return rc == LAYER_ETOOBIG ? layer_error_recode(LAYER_EBROKEN) : rc;
+        while (len > 0 && line[len - 1] == '\r')
+            line[--len] = '\0';
+        if (len == 0)
+            continue; /* hcsshim panics on empty lines; we skip them */
+        if (layer_folder__unescape(line, &len) < 0)
+            return layer_error_set(LAYER_EBROKEN, "%s: line %llu: bad escape",
+                                   t->what,
+                                   (unsigned long long)t->lines.lineno);
+        if (!tombstone_path_ok(line, len))
+            return layer_error_set(LAYER_EBROKEN,
+                                   "%s: line %llu: not a relative path "
+                                   "inside the layer",
+                                   t->what,
+                                   (unsigned long long)t->lines.lineno);
+        *out_path = line;
+        *out_len = len;
+        return 0;
+    }
+}
+
 /* ---- helpers ---------------------------------------------------------- */
 
 static int write_all(int fd, const void *data, size_t len, const char *what)
@@ -136,8 +260,7 @@ static int write_all(int fd, const void *data, size_t len, const char *what)
         if (n < 0) {
             if (errno == EINTR)
                 continue;
-            return layer_error_set_errno(LAYER_ERROR, errno,
-                                         "layer.folder: write %s", what);
+            return layer_error_set_errno(LAYER_ERROR, errno, "write %s", what);
         }
         p += n;
         len -= (size_t)n;
@@ -183,17 +306,15 @@ static int set_xattrs(int fd, int parent_fd, const char *name,
         int len = snprintf(proc, sizeof(proc), "/proc/self/fd/%d/%s", parent_fd,
                            name);
         if (len < 0 || (size_t)len >= sizeof(proc))
-            return layer_error_set(LAYER_EINVALID,
-                                   "layer.folder: %s: name too long", path);
+            return layer_error_set(LAYER_EINVALID, "%s: name too long", path);
     }
     for (size_t i = 0; i < n; i++) {
         int r = fd >= 0
                     ? fsetxattr(fd, xs[i].name, xs[i].value, xs[i].len, 0)
                     : lsetxattr(proc, xs[i].name, xs[i].value, xs[i].len, 0);
         if (r < 0)
-            return layer_error_set_errno(LAYER_ERROR, errno,
-                                         "layer.folder: %s: set xattr %s", path,
-                                         xs[i].name);
+            return layer_error_set_errno(LAYER_ERROR, errno, "%s: set xattr %s",
+                                         path, xs[i].name);
     }
     return 0;
 }
@@ -212,16 +333,13 @@ static int frame_apply(const frame *fr, const char *path)
     if (!fr->apply)
         return 0;
     if (fchown(fr->fd, fr->uid, fr->gid) < 0)
-        return layer_error_set_errno(LAYER_ERROR, errno,
-                                     "layer.folder: %s: chown", path);
+        return layer_error_set_errno(LAYER_ERROR, errno, "%s: chown", path);
     if (fchmod(fr->fd, fr->mode & 07777) < 0)
-        return layer_error_set_errno(LAYER_ERROR, errno,
-                                     "layer.folder: %s: chmod", path);
+        return layer_error_set_errno(LAYER_ERROR, errno, "%s: chmod", path);
     if (set_xattrs(fr->fd, -1, NULL, fr->xattrs, fr->nxattrs, path) < 0)
         return LAYER_ERROR;
     if (futimens(fr->fd, fr->times) < 0)
-        return layer_error_set_errno(LAYER_ERROR, errno,
-                                     "layer.folder: %s: set times", path);
+        return layer_error_set_errno(LAYER_ERROR, errno, "%s: set times", path);
     return 0;
 }
 
@@ -335,8 +453,8 @@ static int find_parent(size_t *out_base, fexp *f, const layer_entry *e)
 
     if (nlen == 0 || nlen > 255 || (nlen == 1 && name[0] == '.') ||
         (nlen == 2 && name[0] == '.' && name[1] == '.'))
-        return layer_error_set(
-            LAYER_EINVALID, "layer.folder: invalid entry path \"%s\"", e->path);
+        return layer_error_set(LAYER_EINVALID, "invalid entry path \"%s\"",
+                               e->path);
     for (;;) {
         const frame *top = &f->stack[f->depth - 1];
 
@@ -345,7 +463,7 @@ static int find_parent(size_t *out_base, fexp *f, const layer_entry *e)
             break;
         if (f->depth == 1)
             return layer_error_set(LAYER_EBROKEN,
-                                   "layer.folder: %s: its directory was "
+                                   "%s: its directory was "
                                    "not emitted before it",
                                    e->path);
         if ((rc = pop(f)) < 0)
@@ -362,19 +480,17 @@ static int node_meta(int dfd, const char *name, const layer_entry *e,
     struct timespec ts[2];
 
     if (fchownat(dfd, name, e->uid, e->gid, AT_SYMLINK_NOFOLLOW) < 0)
-        return layer_error_set_errno(LAYER_ERROR, errno,
-                                     "layer.folder: %s: chown", e->path);
+        return layer_error_set_errno(LAYER_ERROR, errno, "%s: chown", e->path);
     /* fchmodat follows a symlink, but this is a device or FIFO we just
      * created in a directory only we write to. */
     if (chmod_it && fchmodat(dfd, name, e->mode & 07777, 0) < 0)
-        return layer_error_set_errno(LAYER_ERROR, errno,
-                                     "layer.folder: %s: chmod", e->path);
+        return layer_error_set_errno(LAYER_ERROR, errno, "%s: chmod", e->path);
     if (set_xattrs(-1, dfd, name, e->xattrs, e->xattr_count, e->path) < 0)
         return LAYER_ERROR;
     entry_times(ts, e);
     if (utimensat(dfd, name, ts, AT_SYMLINK_NOFOLLOW) < 0)
-        return layer_error_set_errno(LAYER_ERROR, errno,
-                                     "layer.folder: %s: set times", e->path);
+        return layer_error_set_errno(LAYER_ERROR, errno, "%s: set times",
+                                     e->path);
     return 0;
 }
 
@@ -387,8 +503,7 @@ static int write_file(fexp *f, int dfd, const char *name, const layer_entry *e)
     fd = openat(dfd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
                 0600);
     if (fd < 0) {
-        rc = layer_error_set_errno(LAYER_ERROR, errno,
-                                   "layer.folder: %s: create", e->path);
+        rc = layer_error_set_errno(LAYER_ERROR, errno, "%s: create", e->path);
         goto out;
     }
     while (left > 0) {
@@ -397,8 +512,8 @@ static int write_file(fexp *f, int dfd, const char *name, const layer_entry *e)
         if ((rc = layer_reader_read(&got, f->reader, f->buf, want)) < 0)
             goto out;
         if (got == 0) {
-            rc = layer_error_set(
-                LAYER_ERROR, "layer.folder: %s: reader ended early", e->path);
+            rc =
+                layer_error_set(LAYER_ERROR, "%s: reader ended early", e->path);
             goto out;
         }
         if ((rc = write_all(fd, f->buf, got, e->path)) < 0)
@@ -407,22 +522,21 @@ static int write_file(fexp *f, int dfd, const char *name, const layer_entry *e)
         f->sum.bytes += got;
     }
     if (fchown(fd, e->uid, e->gid) < 0 || fchmod(fd, e->mode & 07777) < 0) {
-        rc = layer_error_set_errno(
-            LAYER_ERROR, errno, "layer.folder: %s: set owner or mode", e->path);
+        rc = layer_error_set_errno(LAYER_ERROR, errno, "%s: set owner or mode",
+                                   e->path);
         goto out;
     }
     if ((rc = set_xattrs(fd, -1, NULL, e->xattrs, e->xattr_count, e->path)) < 0)
         goto out;
     entry_times(ts, e);
     if (futimens(fd, ts) < 0) {
-        rc = layer_error_set_errno(LAYER_ERROR, errno,
-                                   "layer.folder: %s: set times", e->path);
+        rc =
+            layer_error_set_errno(LAYER_ERROR, errno, "%s: set times", e->path);
         goto out;
     }
 out:
     if (fd >= 0 && close(fd) < 0 && rc == 0)
-        rc = layer_error_set_errno(LAYER_ERROR, errno,
-                                   "layer.folder: %s: close", e->path);
+        rc = layer_error_set_errno(LAYER_ERROR, errno, "%s: close", e->path);
     return rc;
 }
 
@@ -439,8 +553,7 @@ static int write_hardlink(fexp *f, int dfd, const char *name,
     const char *tbase;
 
     if (target == NULL || tlen == 0 || memchr(target, '\0', tlen) != NULL) {
-        rc = layer_error_set(LAYER_EINVALID,
-                             "layer.folder: %s: hard link without target",
+        rc = layer_error_set(LAYER_EINVALID, "%s: hard link without target",
                              e->path);
         goto out;
     }
@@ -459,16 +572,15 @@ static int write_hardlink(fexp *f, int dfd, const char *name,
         tfd = (int)syscall(SYS_openat2, f->stack[0].fd, dir, &how, sizeof(how));
         if (tfd < 0) {
             rc = layer_error_set_errno(LAYER_ERROR, errno,
-                                       "layer.folder: %s: open link target "
+                                       "%s: open link target "
                                        "directory %s",
                                        e->path, dir);
             goto out;
         }
     }
     if (linkat(tfd >= 0 ? tfd : f->stack[0].fd, tbase, dfd, name, 0) < 0) {
-        rc = layer_error_set_errno(LAYER_ERROR, errno,
-                                   "layer.folder: %s: link to %.*s", e->path,
-                                   (int)tlen, target);
+        rc = layer_error_set_errno(LAYER_ERROR, errno, "%s: link to %.*s",
+                                   e->path, (int)tlen, target);
         goto out;
     }
 out:
@@ -492,12 +604,12 @@ static int write_entry(fexp *f, const layer_entry *e)
     switch (e->type) {
     case LAYER_TYPE_DIR:
         if (mkdirat(dfd, name, 0700) < 0)
-            return layer_error_set_errno(LAYER_ERROR, errno,
-                                         "layer.folder: %s: mkdir", e->path);
+            return layer_error_set_errno(LAYER_ERROR, errno, "%s: mkdir",
+                                         e->path);
         fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
-            return layer_error_set_errno(LAYER_ERROR, errno,
-                                         "layer.folder: %s: open", e->path);
+            return layer_error_set_errno(LAYER_ERROR, errno, "%s: open",
+                                         e->path);
         return push(f, fd, e);
     case LAYER_TYPE_FILE:
         return write_file(f, dfd, name, e);
@@ -506,14 +618,13 @@ static int write_entry(fexp *f, const layer_entry *e)
     case LAYER_TYPE_SYMLINK:
         if (e->link_target == NULL || e->link_target_len > LINK_MAX_LEN ||
             memchr(e->link_target, '\0', e->link_target_len) != NULL)
-            return layer_error_set(LAYER_EINVALID,
-                                   "layer.folder: %s: bad symlink target",
+            return layer_error_set(LAYER_EINVALID, "%s: bad symlink target",
                                    e->path);
         memcpy(target, e->link_target, e->link_target_len);
         target[e->link_target_len] = '\0';
         if (symlinkat(target, dfd, name) < 0)
-            return layer_error_set_errno(LAYER_ERROR, errno,
-                                         "layer.folder: %s: symlink", e->path);
+            return layer_error_set_errno(LAYER_ERROR, errno, "%s: symlink",
+                                         e->path);
         return node_meta(dfd, name, e, false);
     case LAYER_TYPE_CHAR:
     case LAYER_TYPE_BLOCK:
@@ -526,15 +637,14 @@ static int write_entry(fexp *f, const layer_entry *e)
                         : makedev(e->rdev_major, e->rdev_minor);
 
         if (mknodat(dfd, name, kind | 0600, dev) < 0)
-            return layer_error_set_errno(LAYER_ERROR, errno,
-                                         "layer.folder: %s: mknod", e->path);
+            return layer_error_set_errno(LAYER_ERROR, errno, "%s: mknod",
+                                         e->path);
         return node_meta(dfd, name, e, true);
     }
     case LAYER_TYPE_NONE:
         break;
     }
-    return layer_error_set(LAYER_EINVALID,
-                           "layer.folder: %s: entry without a type", e->path);
+    return layer_error_set(LAYER_EINVALID, "%s: entry without a type", e->path);
 }
 
 /* Remove a tree below pfd/name without following symlinks. Best
@@ -601,8 +711,8 @@ static int open_dest_parent(int *out_fd, char *base, size_t base_cap,
     if (blen == 0 || blen >= base_cap || (blen == 1 && b[0] == '.') ||
         (blen == 2 && b[0] == '.' && b[1] == '.') ||
         memchr(b, '/', blen) != NULL) {
-        rc = layer_error_set(LAYER_EINVALID,
-                             "layer.folder: invalid destination \"%s\"", dest);
+        rc =
+            layer_error_set(LAYER_EINVALID, "invalid destination \"%s\"", dest);
         goto out;
     }
     memcpy(base, b, blen);
@@ -621,7 +731,7 @@ static int open_dest_parent(int *out_fd, char *base, size_t base_cap,
     if (fd < 0) {
         rc = layer_error_set_errno(errno == ENOENT ? LAYER_ENOTFOUND
                                                    : LAYER_ERROR,
-                                   errno, "layer.folder: open %s", parent);
+                                   errno, "open %s", parent);
         goto out;
     }
     *out_fd = fd;
@@ -638,23 +748,21 @@ static int make_tmp(fexp *f, const char *base)
 
     if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
         return layer_error_set_errno(LAYER_ERROR, errno,
-                                     "layer.folder: getrandom");
-    for (int i = 0; i < 8; i++)
-        snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+                                     "getrandom for a temporary name");
+    layer_text_hex_encode(hex, rnd, sizeof(rnd));
     n = snprintf(f->tmp_name, sizeof(f->tmp_name), "%s.tmp-%s", base, hex);
     if (n < 0 || (size_t)n >= sizeof(f->tmp_name) || n > 255)
-        return layer_error_set(LAYER_EINVALID,
-                               "layer.folder: destination name too long");
+        return layer_error_set(LAYER_EINVALID, "destination name too long");
     if (mkdirat(f->parent_fd, f->tmp_name, 0700) < 0)
-        return layer_error_set_errno(
-            errno == EEXIST ? LAYER_EEXISTS : LAYER_ERROR, errno,
-            "layer.folder: mkdir %s", f->tmp_name);
+        return layer_error_set_errno(errno == EEXIST ? LAYER_EEXISTS
+                                                     : LAYER_ERROR,
+                                     errno, "mkdir %s", f->tmp_name);
     f->tmp_made = true;
     f->root_fd = openat(f->parent_fd, f->tmp_name,
                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (f->root_fd < 0)
-        return layer_error_set_errno(LAYER_ERROR, errno,
-                                     "layer.folder: open %s", f->tmp_name);
+        return layer_error_set_errno(LAYER_ERROR, errno, "open %s",
+                                     f->tmp_name);
     return 0;
 }
 
@@ -664,13 +772,13 @@ static int open_layout(fexp *f)
     int fd;
 
     if (mkdirat(f->root_fd, FILES_DIR, 0700) < 0)
-        return layer_error_set_errno(LAYER_ERROR, errno,
-                                     "layer.folder: mkdir " FILES_DIR);
+        return layer_error_set_errno(LAYER_ERROR, errno, "mkdir %s/" FILES_DIR,
+                                     f->tmp_name);
     fd = openat(f->root_fd, FILES_DIR,
                 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
-        return layer_error_set_errno(LAYER_ERROR, errno,
-                                     "layer.folder: open " FILES_DIR);
+        return layer_error_set_errno(LAYER_ERROR, errno, "open %s/" FILES_DIR,
+                                     f->tmp_name);
     if (push(f, fd, NULL) < 0)
         return LAYER_ENOMEM;
     f->tomb_fd =
@@ -678,7 +786,7 @@ static int open_layout(fexp *f)
                O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (f->tomb_fd < 0)
         return layer_error_set_errno(LAYER_ERROR, errno,
-                                     "layer.folder: create " TOMBSTONES_FILE);
+                                     "create %s/" TOMBSTONES_FILE, f->tmp_name);
     memcpy(f->tbuf, version, sizeof(version) - 1);
     f->tlen = sizeof(version) - 1;
     return 0;
@@ -718,11 +826,12 @@ static int run(fexp *f)
     if (close(f->tomb_fd) < 0) {
         f->tomb_fd = -1;
         return layer_error_set_errno(LAYER_ERROR, errno,
-                                     "layer.folder: close " TOMBSTONES_FILE);
+                                     "close %s/" TOMBSTONES_FILE, f->tmp_name);
     }
     f->tomb_fd = -1;
     if (fchmod(f->stack[0].fd, 0755) < 0 || fchmod(f->root_fd, 0755) < 0)
-        return layer_error_set_errno(LAYER_ERROR, errno, "layer.folder: chmod");
+        return layer_error_set_errno(LAYER_ERROR, errno, "chmod %s",
+                                     f->tmp_name);
     return 0;
 }
 
@@ -739,13 +848,13 @@ int layer_folder_export(const layer_dir *layer, const layer_dir *parents,
     memset(&f, 0, sizeof(f));
     f.parent_fd = f.root_fd = f.tomb_fd = -1;
     if (dest == NULL || layer == NULL) {
-        rc = layer_error_set(LAYER_EINVALID, "layer.folder: no destination");
+        rc = layer_error_set(LAYER_EINVALID, "no destination");
         goto out;
     }
     if ((rc = open_dest_parent(&f.parent_fd, base, sizeof(base), dest)) < 0)
         goto out;
     if (fstatat(f.parent_fd, base, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-        rc = layer_error_set(LAYER_EEXISTS, "layer.folder: %s exists", dest);
+        rc = layer_error_set(LAYER_EEXISTS, "%s exists", dest);
         goto out;
     }
     f.buf = layer_trymalloc(COPY_BUF_SIZE);
@@ -766,7 +875,7 @@ int layer_folder_export(const layer_dir *layer, const layer_dir *parents,
                   RENAME_NOREPLACE) < 0) {
         rc =
             layer_error_set_errno(errno == EEXIST ? LAYER_EEXISTS : LAYER_ERROR,
-                                  errno, "layer.folder: rename to %s", dest);
+                                  errno, "rename to %s", dest);
         goto out;
     }
     f.tmp_made = false;

@@ -15,6 +15,10 @@
 
 #include <stddef.h>
 
+/** Longest tombstones.txt line accepted, without its newline (64 KiB with
+ * it): a path of PATH_MAX bytes escaped takes at most 8 KiB. */
+#define LAYER_FOLDER__TOMBSTONE_LINE_MAX 65535
+
 /**
  * Undo the tombstones.txt escaping of one line in place.
  *
@@ -35,5 +39,43 @@ int layer_folder__unescape(char *line, size_t *len);
  * @return the number of bytes written
  */
 size_t layer_folder__escape(char *out, const char *path, size_t len);
+
+/** The deleted paths of a folder's tombstones.txt, read one at a time. */
+typedef struct layer_folder__tombstones layer_folder__tombstones;
+
+/**
+ * Open a folder's tombstones.txt and check its version line ("Version
+ * 1.0", after an optional UTF-8 BOM, ending the line or followed by '\r').
+ * The file is read with a bounded line reader (no line over
+ * LAYER_FOLDER__TOMBSTONE_LINE_MAX bytes is ever held) and must be a
+ * regular file: a FIFO under the name is refused, not waited on.
+ *
+ * @param[out] out the reader, or NULL when the folder has no
+ *             tombstones.txt (nothing was deleted); free with
+ *             layer_folder__tombstones_free()
+ * @param folder_fd the folder's directory fd (not kept)
+ * @param folder the folder's path, for messages; may be NULL
+ * @return 0; LAYER_EBROKEN for a file that is not a regular file, is
+ *         empty or has no version line; LAYER_ERROR, LAYER_ENOMEM
+ */
+int layer_folder__tombstones_open(layer_folder__tombstones **out, int folder_fd,
+                                  const char *folder);
+
+/**
+ * The next deleted path: unescaped, with a '\r' before the newline
+ * dropped and empty lines skipped.
+ *
+ * @param[out] out_path the path, NUL-terminated, borrowed until the next
+ *             call
+ * @param[out] out_len its length
+ * @return 0; LAYER_ITEROVER after the last one; LAYER_EBROKEN for a line
+ *         that is too long, badly escaped, or not a relative path without
+ *         ".." (the message names the line); LAYER_ERROR on a read error
+ */
+int layer_folder__tombstones_next(const char **out_path, size_t *out_len,
+                                  layer_folder__tombstones *t);
+
+/** Close the file and free the reader; NULL is accepted. */
+void layer_folder__tombstones_free(layer_folder__tombstones *t);
 
 #endif

@@ -66,8 +66,6 @@
 #define READER_PATH_MAX 32768
 /* getdents64 buffer. */
 #define READER_DENTS_BUF 32768
-/* Longest tombstones.txt line. */
-#define READER_TOMBSTONE_LINE_MAX 65536
 
 /* ---- small containers ---------------------------------------------- */
 
@@ -166,8 +164,8 @@ struct layer_reader {
     bool data_warned;
 
     /* folder kind */
-    FILE *tomb;
-    char *tomb_line;
+    layer_folder__tombstones *tomb;
+    const char *tomb_line; /* the next tombstone, borrowed from tomb */
     size_t tomb_len;
     bool tomb_have;
 
@@ -1169,81 +1167,28 @@ static int walk_step(layer_reader *r)
 
 /* ---- folder tombstones -------------------------------------------------- */
 
-/* Load the next tombstone line into r->tomb_line (tomb_have). */
+/* Load the next tombstone into r->tomb_line (tomb_have). */
 static int tomb_next(layer_reader *r)
 {
-    ssize_t n;
+    int rc;
 
     r->tomb_have = false;
     if (r->tomb == NULL)
         return 0;
-    for (;;) {
-        size_t len;
-
-        n = getline(&r->tomb_line, &r->tomb_len, r->tomb);
-        if (n < 0) {
-            if (ferror(r->tomb))
-                return layer_error_set_errno(LAYER_ERROR, errno,
-                                             "tombstones.txt: read");
-            return 0;
-        }
-        len = (size_t)n;
-        if (len > READER_TOMBSTONE_LINE_MAX)
-            return layer_error_set(LAYER_EBROKEN,
-                                   "tombstones.txt: line longer than %d bytes",
-                                   READER_TOMBSTONE_LINE_MAX);
-        while (len > 0 &&
-               (r->tomb_line[len - 1] == '\n' || r->tomb_line[len - 1] == '\r'))
-            len--;
-        r->tomb_line[len] = '\0';
-        if (len == 0)
-            continue; /* hcsshim panics on empty lines; we skip them */
-        if (layer_folder__unescape(r->tomb_line, &len) < 0)
-            return layer_error_set(LAYER_EBROKEN,
-                                   "tombstones.txt: bad escape in line");
-        if (r->tomb_line[0] == '/' || strstr(r->tomb_line, "//") ||
-            strcmp(r->tomb_line, "..") == 0 ||
-            strncmp(r->tomb_line, "../", 3) == 0 ||
-            strstr(r->tomb_line, "/../") ||
-            (len >= 3 && strcmp(r->tomb_line + len - 3, "/..") == 0))
-            return layer_error_set(LAYER_EBROKEN,
-                                   "tombstones.txt: invalid path");
-        r->tomb_have = true;
+    rc = layer_folder__tombstones_next(&r->tomb_line, &r->tomb_len, r->tomb);
+    if (rc == LAYER_ITEROVER)
         return 0;
-    }
+    if (rc < 0)
+        return rc;
+    r->tomb_have = true;
+    return 0;
 }
 
-static int open_tombstones(layer_reader *r, int folder_fd)
+static int open_tombstones(layer_reader *r, int folder_fd, const char *folder)
 {
-    int fd =
-        openat(folder_fd, "tombstones.txt", O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    ssize_t n;
+    int rc = layer_folder__tombstones_open(&r->tomb, folder_fd, folder);
 
-    if (fd < 0) {
-        if (errno == ENOENT)
-            return 0;
-        return layer_error_set_errno(LAYER_ERROR, errno,
-                                     "tombstones.txt: open");
-    }
-    r->tomb = fdopen(fd, "r");
-    if (r->tomb == NULL) {
-        close(fd);
-        return layer_error_set_errno(LAYER_ERROR, errno,
-                                     "tombstones.txt: open");
-    }
-    n = getline(&r->tomb_line, &r->tomb_len, r->tomb);
-    if (n < 0)
-        return layer_error_set(LAYER_EBROKEN, "tombstones.txt: empty");
-    {
-        const char *line = r->tomb_line;
-
-        if (strncmp(line, "\xEF\xBB\xBF", 3) == 0)
-            line += 3;
-        if (strncmp(line, "Version 1.0", 11) != 0 ||
-            (line[11] != '\n' && line[11] != '\r' && line[11] != '\0'))
-            return layer_error_set(LAYER_EBROKEN, "invalid tombstones file");
-    }
-    return tomb_next(r);
+    return rc < 0 ? rc : tomb_next(r);
 }
 
 /* ---- public API --------------------------------------------------------- */
@@ -1345,7 +1290,7 @@ static int push_root(layer_reader *r, const layer_dir *layer, lower *lowers,
                                        errno, "%s/Files", layer->path);
             goto out;
         }
-        if ((rc = open_tombstones(r, r->root_fd)) < 0)
+        if ((rc = open_tombstones(r, r->root_fd, layer->path)) < 0)
             goto out;
     } else {
         fd = dup(r->root_fd);
@@ -1496,7 +1441,7 @@ static void make_current(layer_reader *r, staged *s)
 static int make_tombstone_current(layer_reader *r)
 {
     staged s = {0};
-    size_t len = strlen(r->tomb_line);
+    size_t len = r->tomb_len;
 
     s.dirfd = -1;
     s.path = layer_trystrndup(r->tomb_line, len);
@@ -1533,9 +1478,8 @@ int layer_reader_next(const layer_entry **out, layer_reader *r)
             staged *s = &r->queue[r->qhead];
 
             /* folder: a tombstone sorting first goes out first */
-            if (r->tomb_have &&
-                layer_path_compare(r->tomb_line, strlen(r->tomb_line), s->path,
-                                   s->path_len) < 0) {
+            if (r->tomb_have && layer_path_compare(r->tomb_line, r->tomb_len,
+                                                   s->path, s->path_len) < 0) {
                 if ((rc = make_tombstone_current(r)) < 0)
                     return fail(r, rc);
                 *out = &r->cur;
@@ -1775,10 +1719,8 @@ void layer_reader_close(layer_reader *r)
     if (r->root_fd >= 0)
         close(r->root_fd);
     r->root_fd = -1;
-    if (r->tomb)
-        fclose(r->tomb);
+    layer_folder__tombstones_free(r->tomb);
     r->tomb = NULL;
-    free(r->tomb_line); /* from getline() */
     r->tomb_line = NULL;
     layer_free(r->path);
     r->path = NULL;

@@ -24,14 +24,15 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "json_int.h"
 #include "layer/alloc.h"
 #include "layer/error.h"
+#include "layer/file.h"
 #include "store_int.h"
 
 struct layer_store {
@@ -138,95 +139,13 @@ void layer_store__strv_dispose(layer_store__strv *sv)
 int layer_store__read_file(char **out, size_t *out_len, int dirfd,
                            const char *name, size_t cap, const char *what)
 {
-    struct stat st;
-    char *buf = NULL;
-    size_t len = 0, size;
-    int fd = -1, rc = 0;
+    int rc = layer_file_read(out, out_len, dirfd, name, cap,
+                             LAYER_FILE_NOFOLLOW, what);
 
-    /* O_NONBLOCK: a FIFO planted under the name must not hang us; it is
-     * refused as not a regular file right after. */
-    fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) {
-        if (errno == ENOENT || errno == ENOTDIR)
-            rc = layer_error_set(LAYER_ENOTFOUND, "%s: not found", what);
-        else if (errno == ELOOP)
-            rc = layer_error_set(LAYER_EBROKEN, "%s: is a symlink", what);
-        else
-            rc = layer_error_set_errno(LAYER_ERROR, errno, "%s: open", what);
-        goto out;
-    }
-    if (fstat(fd, &st) < 0) {
-        rc = layer_error_set_errno(LAYER_ERROR, errno, "%s: stat", what);
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc = layer_error_set(LAYER_EBROKEN, "%s: not a regular file", what);
-        goto out;
-    }
-    if ((uint64_t)st.st_size > cap) {
-        rc = layer_error_set(LAYER_EBROKEN,
-                             "%s: %lld bytes is larger than the %zu allowed",
-                             what, (long long)st.st_size, cap);
-        goto out;
-    }
-    /* One byte more than the cap tells a file that grew past it. */
-    size = (size_t)st.st_size + 1;
-    for (;;) {
-        ssize_t n;
-
-        if (len == size) {
-            size_t nsize = size > cap / 2 ? cap + 1 : size * 2;
-            char *nbuf;
-
-            if (len > cap) {
-                rc = layer_error_set(LAYER_EBROKEN,
-                                     "%s: larger than the %zu bytes allowed",
-                                     what, cap);
-                goto out;
-            }
-            nbuf = layer_tryarray(buf, nsize, 1);
-            if (nbuf == NULL) {
-                rc = LAYER_ENOMEM;
-                goto out;
-            }
-            buf = nbuf;
-            size = nsize;
-        } else if (buf == NULL) {
-            buf = layer_trymalloc(size);
-            if (buf == NULL) {
-                rc = LAYER_ENOMEM;
-                goto out;
-            }
-        }
-        n = read(fd, buf + len, size - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = layer_error_set_errno(LAYER_ERROR, errno, "%s: read", what);
-            goto out;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-    }
-    if (len == size) {
-        /* Full to the last byte: make room for the terminator. */
-        char *nbuf = layer_tryarray(buf, size + 1, 1);
-
-        if (nbuf == NULL) {
-            rc = LAYER_ENOMEM;
-            goto out;
-        }
-        buf = nbuf;
-    }
-    buf[len] = '\0';
-    *out = buf;
-    *out_len = len;
-    buf = NULL;
-out:
-    layer_free(buf);
-    if (fd >= 0)
-        close(fd);
+    /* A store's metadata file that is a symlink, a FIFO or too big: the
+     * store is broken, whoever asked. */
+    if (rc == LAYER_EINVALID || rc == LAYER_ETOOBIG)
+        rc = layer_error_recode(LAYER_EBROKEN);
     return rc;
 }
 
@@ -362,10 +281,61 @@ bool layer_store__rfc3339_valid(const char *s, size_t len)
            digits_in(s + i + 4, 2, 0, 59);
 }
 
-int layer_store__json_string(char **out, size_t *out_len, const layer_json *obj,
+int layer_store__json_parse(json_t **out, const char *data, size_t len,
+                            unsigned flags, const char *what)
+{
+    /* Any value at the top (the caller checks its type and says so); NUL
+     * escapes kept for layer_store__json_string() to refuse by name. */
+    size_t jflags =
+        JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL |
+        ((flags & LAYER_STORE__JSON_UNIQUE_KEYS) ? JSON_REJECT_DUPLICATES : 0);
+    json_error_t err;
+    json_t *doc;
+
+    if (len > LAYER_STORE__FILE_MAX)
+        return layer_error_set(LAYER_EBROKEN,
+                               "%s: document of %zu bytes is larger than the "
+                               "%u allowed",
+                               what, len, LAYER_STORE__FILE_MAX);
+    if ((doc = json_loadb(data, len, jflags, &err)) == NULL) {
+        if (json_error_code(&err) == json_error_out_of_memory)
+            return layer_error_set(LAYER_ENOMEM, "%s: out of memory", what);
+        return layer_error_set(LAYER_EBROKEN,
+                               "%s: invalid JSON at line %d, column %d "
+                               "(byte %d): %s",
+                               what, err.line, err.column, err.position,
+                               err.text);
+    }
+    *out = doc;
+    return 0;
+}
+
+/* How messages name a JSON value's type. */
+static const char *json_type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "object";
+    case JSON_ARRAY:
+        return "array";
+    case JSON_STRING:
+        return "string";
+    case JSON_INTEGER:
+    case JSON_REAL:
+        return "number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "boolean";
+    case JSON_NULL:
+        return "null";
+    }
+    return "?";
+}
+
+int layer_store__json_string(char **out, size_t *out_len, const json_t *obj,
                              const char *key, const char *what)
 {
-    const layer_json *v = layer_json__get(obj, key);
+    const json_t *v = json_object_get(obj, key);
     const char *s;
     size_t len;
     char *copy;
@@ -373,13 +343,14 @@ int layer_store__json_string(char **out, size_t *out_len, const layer_json *obj,
     *out = NULL;
     if (out_len)
         *out_len = 0;
-    if (v == NULL || layer_json__type(v) == LAYER_JSON_NULL)
+    if (v == NULL || json_is_null(v))
         return 0;
-    s = layer_json__string(v, &len);
-    if (s == NULL)
+    if (!json_is_string(v))
         return layer_error_set(LAYER_EBROKEN,
                                "%s: \"%s\" is a %s, not a string", what, key,
-                               layer_json__type_name(layer_json__type(v)));
+                               json_type_name(v));
+    s = json_string_value(v);
+    len = json_string_length(v);
     if (memchr(s, '\0', len) != NULL)
         return layer_error_set(LAYER_EBROKEN, "%s: \"%s\" contains NUL", what,
                                key);
@@ -390,6 +361,23 @@ int layer_store__json_string(char **out, size_t *out_len, const layer_json *obj,
     if (out_len)
         *out_len = len;
     return 0;
+}
+
+int layer_store__data_dir(char **out, const layer_store__root *root,
+                          const char *top, const char *rel, const char *what)
+{
+    char desc[LAYER_ID_MAX + 256];
+    int fd, rc;
+
+    fd = openat(root->fd, top, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return layer_error_set(LAYER_EBROKEN, "%s: %s/ is missing", what, top);
+    snprintf(desc, sizeof(desc), "%s: %s/%s", what, top, rel);
+    rc = layer_store__check_dir(fd, rel, desc);
+    close(fd);
+    if (rc < 0)
+        return rc;
+    return layer_store__path(out, root->path, top, rel, (char *)NULL);
 }
 
 /* ---- the store ---- */
@@ -495,27 +483,42 @@ void layer_store_free(layer_store *store)
 
 /* The root directory and a back-end snapshot, for one call. */
 typedef struct session {
-    int root;
+    layer_store__root root;
     void *ctx;
 } session;
+
+#define SESSION_INIT                                                           \
+    {                                                                          \
+        {-1, NULL}, NULL                                                       \
+    }
 
 static int session_begin(session *ss, const layer_store *store)
 {
     ss->ctx = NULL;
-    ss->root = open(store->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (ss->root < 0)
+    ss->root.path = store->root;
+    ss->root.fd = open(store->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (ss->root.fd < 0)
         return layer_error_set_errno(errno == ENOENT ? LAYER_ENOTFOUND
                                                      : LAYER_ERROR,
                                      errno, "store %s", store->spec);
-    return store->backend->begin(&ss->ctx, ss->root, store->root);
+    if (store->backend->ctx_size == 0) {
+        ss->ctx = &ss->root;
+        return 0;
+    }
+    if ((ss->ctx = layer_trycalloc(1, store->backend->ctx_size)) == NULL)
+        return LAYER_ENOMEM;
+    return store->backend->begin(ss->ctx, &ss->root);
 }
 
 static void session_end(session *ss, const layer_store *store)
 {
-    store->backend->end(ss->ctx);
-    if (ss->root >= 0)
-        close(ss->root);
-    ss->root = -1;
+    if (ss->ctx != NULL && ss->ctx != &ss->root) {
+        store->backend->end(ss->ctx);
+        layer_free(ss->ctx);
+    }
+    if (ss->root.fd >= 0)
+        close(ss->root.fd);
+    ss->root.fd = -1;
     ss->ctx = NULL;
 }
 
@@ -541,7 +544,7 @@ void layer_info_free(layer_info *info)
 
 int layer_store_resolve(layer_info **out, layer_store *store, const char *id)
 {
-    session ss = {-1, NULL};
+    session ss = SESSION_INIT;
     layer_store__node node = {0};
     layer_info *info = NULL;
     const char *child;
@@ -559,7 +562,7 @@ int layer_store_resolve(layer_info **out, layer_store *store, const char *id)
     }
     if ((rc = session_begin(&ss, store)) < 0)
         goto out;
-    rc = store->backend->lookup(&node, ss.ctx, id, LAYER_STORE__ALIASES);
+    rc = store->backend->lookup(&node, ss.ctx, id, len, LAYER_STORE__ALIASES);
     if (rc == LAYER_ENOTFOUND) {
         rc = layer_error_set(LAYER_ENOTFOUND, "layer %s not found in %s", id,
                              store->spec);
@@ -635,7 +638,7 @@ int layer_store_resolve(layer_info **out, layer_store *store, const char *id)
             }
             info->parent_ids = ids;
         }
-        rc = store->backend->lookup(&node, ss.ctx, pid, 0);
+        rc = store->backend->lookup(&node, ss.ctx, pid, strlen(pid), 0);
         if (rc == LAYER_ENOTFOUND)
             rc = layer_error_set(LAYER_EBROKEN, "layer %s: parent %s not found",
                                  child, pid);
@@ -661,7 +664,7 @@ int layer_store_resolve(layer_info **out, layer_store *store, const char *id)
 out:
     layer_store__node_dispose(&node);
     layer_info_free(info);
-    if (store != NULL && ss.root >= 0)
+    if (store != NULL && ss.root.fd >= 0)
         session_end(&ss, store);
     return rc;
 }
@@ -674,7 +677,7 @@ static int cmp_str(const void *a, const void *b)
 int layer_store_list(char ***out_ids, size_t *out_count, layer_store *store,
                      const char *after, size_t limit)
 {
-    session ss = {-1, NULL};
+    session ss = SESSION_INIT;
     layer_store__strv all = {0};
     char **ids = NULL;
     size_t count = 0, first = 0, n;
@@ -724,7 +727,7 @@ int layer_store_list(char ***out_ids, size_t *out_count, layer_store *store,
 out:
     layer_store_ids_free(ids, count);
     layer_store__strv_dispose(&all);
-    if (store != NULL && ss.root >= 0)
+    if (store != NULL && ss.root.fd >= 0)
         session_end(&ss, store);
     return rc;
 }

@@ -31,7 +31,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "json_int.h"
 #include "layer/alloc.h"
 #include "layer/error.h"
 #include "store_int.h"
@@ -43,7 +42,7 @@
 #define WHAT_MAX 320
 
 typedef struct record {
-    const layer_json *obj;
+    const json_t *obj;
     const char *id; /* borrowed from obj; may be invalid */
     size_t id_len;
     size_t order;   /* position in file order */
@@ -52,10 +51,9 @@ typedef struct record {
 } record;
 
 typedef struct cs_ctx {
-    int root;
-    const char *root_path;
+    const layer_store__root *root;
     const char *driver; /* "overlay" or "vfs" */
-    layer_json *docs[2];
+    json_t *docs[2];
     record *recs;   /* file order, stable file first */
     record **by_id; /* the same, sorted by id, then file order */
     size_t nrecs;
@@ -66,20 +64,44 @@ static void cs_end(void *ctx)
 {
     cs_ctx *c = ctx;
 
-    if (c == NULL)
-        return;
     for (size_t i = 0; i < 2; i++)
-        layer_json__free(c->docs[i]);
+        json_decref(c->docs[i]);
     layer_free(c->recs);
     layer_free(c->by_id);
     layer_store__strv_dispose(&c->container_layers);
-    layer_free(c);
 }
 
-/* Parse dir/file as a JSON array of objects; a missing or empty file is
- * NULL (no records). */
-static int load_array(layer_json **out, int root, const char *dir,
-                      const char *file, const char *root_path)
+int layer_store__cs_parse_list(json_t **out, const char *data, size_t len,
+                               const char *what)
+{
+    json_t *doc = NULL;
+    int rc;
+
+    /* Go's encoding/json writes these; a repeated key keeps its last
+     * value there, and here. */
+    if ((rc = layer_store__json_parse(&doc, data, len, 0, what)) < 0)
+        goto out;
+    if (!json_is_array(doc)) {
+        rc = layer_error_set(LAYER_EBROKEN, "%s: not a JSON array", what);
+        goto out;
+    }
+    for (size_t i = 0; i < json_array_size(doc); i++) {
+        if (!json_is_object(json_array_get(doc, i))) {
+            rc = layer_error_set(LAYER_EBROKEN,
+                                 "%s: item %zu is not a JSON object", what, i);
+            goto out;
+        }
+    }
+    *out = doc;
+    doc = NULL;
+out:
+    json_decref(doc);
+    return rc;
+}
+
+/* Read and parse dir/file; a missing or empty file is NULL (no records). */
+static int load_list(json_t **out, const layer_store__root *root,
+                     const char *dir, const char *file)
 {
     char rel[64], what[WHAT_MAX];
     char *data = NULL;
@@ -88,33 +110,13 @@ static int load_array(layer_json **out, int root, const char *dir,
 
     *out = NULL;
     snprintf(rel, sizeof(rel), "%s/%s", dir, file);
-    snprintf(what, sizeof(what), "%.200s/%s", root_path, rel);
-    rc = layer_store__read_file(&data, &len, root, rel, LAYER_STORE__FILE_MAX,
-                                what);
-    if (rc == LAYER_ENOTFOUND) {
+    snprintf(what, sizeof(what), "%.200s/%s", root->path, rel);
+    rc = layer_store__read_file(&data, &len, root->fd, rel,
+                                LAYER_STORE__FILE_MAX, what);
+    if (rc == LAYER_ENOTFOUND)
         rc = 0;
-        goto out;
-    }
-    if (rc < 0 || len == 0)
-        goto out;
-    if ((rc = layer_json__parse(out, data, len, what)) < 0)
-        goto out;
-    if (layer_json__type(*out) != LAYER_JSON_ARRAY) {
-        rc = layer_error_set(LAYER_EBROKEN, "%s: not a JSON array", what);
-        goto out;
-    }
-    for (size_t i = 0; i < layer_json__size(*out); i++) {
-        if (layer_json__type(layer_json__at(*out, i)) != LAYER_JSON_OBJECT) {
-            rc = layer_error_set(LAYER_EBROKEN,
-                                 "%s: item %zu is not a JSON object", what, i);
-            goto out;
-        }
-    }
-out:
-    if (rc < 0) {
-        layer_json__free(*out);
-        *out = NULL;
-    }
+    else if (rc == 0 && len > 0)
+        rc = layer_store__cs_parse_list(out, data, len, what);
     layer_free(data);
     return rc;
 }
@@ -158,6 +160,26 @@ static const record *find_id(const cs_ctx *c, const char *id, size_t len)
     return NULL;
 }
 
+int layer_store__cs_container_layers(layer_store__strv *out, const json_t *list,
+                                     const char *what)
+{
+    for (size_t i = 0; i < json_array_size(list); i++) {
+        const json_t *v = json_object_get(json_array_get(list, i), "layer");
+        int rc;
+
+        if (v == NULL)
+            continue;
+        if (!json_is_string(v))
+            return layer_error_set(LAYER_EBROKEN,
+                                   "%s: item %zu: \"layer\" is not a string",
+                                   what, i);
+        if ((rc = layer_store__strv_add(out, json_string_value(v),
+                                        json_string_length(v))) < 0)
+            return rc;
+    }
+    return 0;
+}
+
 /* The "layer" of every container: those layers are still written to. */
 static int load_containers(cs_ctx *c)
 {
@@ -167,89 +189,64 @@ static int load_containers(cs_ctx *c)
     int rc = 0;
 
     snprintf(dir, sizeof(dir), "%s-containers", c->driver);
-    for (size_t f = 0; f < 2; f++) {
-        layer_json *doc = NULL;
+    for (size_t f = 0; f < 2 && rc == 0; f++) {
+        json_t *doc = NULL;
         char what[WHAT_MAX];
 
-        snprintf(what, sizeof(what), "%.200s/%s/%s", c->root_path, dir,
+        snprintf(what, sizeof(what), "%.200s/%s/%s", c->root->path, dir,
                  files[f]);
-        if ((rc = load_array(&doc, c->root, dir, files[f], c->root_path)) < 0)
+        if ((rc = load_list(&doc, c->root, dir, files[f])) < 0)
             return rc;
-        for (size_t i = 0; i < layer_json__size(doc); i++) {
-            const layer_json *v =
-                layer_json__get(layer_json__at(doc, i), "layer");
-            const char *s;
-            size_t len;
-
-            if (v == NULL)
-                continue;
-            s = layer_json__string(v, &len);
-            if (s == NULL) {
-                rc = layer_error_set(LAYER_EBROKEN,
-                                     "%s: item %zu: \"layer\" is not a string",
-                                     what, i);
-                break;
-            }
-            if ((rc = layer_store__strv_add(&c->container_layers, s, len)) < 0)
-                break;
-        }
-        layer_json__free(doc);
-        if (rc < 0)
-            return rc;
+        rc = layer_store__cs_container_layers(&c->container_layers, doc, what);
+        json_decref(doc);
     }
-    return 0;
+    return rc;
 }
 
-static int cs_begin(void **out_ctx, int root, const char *root_path)
+static int cs_begin(void *ctx, const layer_store__root *root)
 {
     static const char *const drivers[] = {"overlay", "vfs"};
     static const char *const unsupported[] = {"btrfs", "zfs", "aufs",
                                               "devmapper"};
     static const char *const files[] = {"layers.json", "volatile-layers.json"};
-    cs_ctx *c = NULL;
+    cs_ctx *c = ctx;
     char dir[32];
     struct stat st;
     int rc = 0;
 
-    c = layer_trycalloc(1, sizeof(*c));
-    if (c == NULL) {
-        rc = LAYER_ENOMEM;
-        goto out;
-    }
     c->root = root;
-    c->root_path = root_path;
     for (size_t i = 0; i < 2 && c->driver == NULL; i++) {
         snprintf(dir, sizeof(dir), "%s-layers", drivers[i]);
-        if (fstatat(root, dir, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        if (fstatat(root->fd, dir, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
             S_ISDIR(st.st_mode))
             c->driver = drivers[i];
     }
     if (c->driver == NULL) {
         for (size_t i = 0; i < 4; i++) {
             snprintf(dir, sizeof(dir), "%s-layers", unsupported[i]);
-            if (fstatat(root, dir, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+            if (fstatat(root->fd, dir, &st, AT_SYMLINK_NOFOLLOW) == 0) {
                 rc = layer_error_set(LAYER_EUNSUPPORTED,
                                      "containers-storage:%.200s: the %s "
                                      "driver is not supported (overlay and "
                                      "vfs are)",
-                                     root_path, unsupported[i]);
+                                     root->path, unsupported[i]);
                 goto out;
             }
         }
         rc = layer_error_set(LAYER_EBROKEN,
                              "containers-storage:%.200s: neither "
                              "overlay-layers/ nor vfs-layers/ exists",
-                             root_path);
+                             root->path);
         goto out;
     }
     snprintf(dir, sizeof(dir), "%s-layers", c->driver);
     for (size_t f = 0; f < 2; f++) {
-        if ((rc = load_array(&c->docs[f], root, dir, files[f], root_path)) < 0)
+        if ((rc = load_list(&c->docs[f], root, dir, files[f])) < 0)
             goto out;
     }
     {
         size_t total =
-            layer_json__size(c->docs[0]) + layer_json__size(c->docs[1]);
+            json_array_size(c->docs[0]) + json_array_size(c->docs[1]);
 
         c->recs = layer_trycalloc(total ? total : 1, sizeof(*c->recs));
         c->by_id = layer_trycalloc(total ? total : 1, sizeof(*c->by_id));
@@ -259,18 +256,20 @@ static int cs_begin(void **out_ctx, int root, const char *root_path)
         }
     }
     for (size_t f = 0; f < 2; f++) {
-        for (size_t i = 0; i < layer_json__size(c->docs[f]); i++) {
-            const layer_json *obj = layer_json__at(c->docs[f], i);
+        for (size_t i = 0; i < json_array_size(c->docs[f]); i++) {
+            const json_t *obj = json_array_get(c->docs[f], i);
+            const json_t *id = json_object_get(obj, "id");
             record *r = &c->recs[c->nrecs];
 
-            r->id = layer_json__string(layer_json__get(obj, "id"), &r->id_len);
-            if (r->id == NULL) {
+            if (!json_is_string(id)) {
                 rc = layer_error_set(LAYER_EBROKEN,
                                      "%.200s/%s/%s: item %zu has no string "
                                      "\"id\"",
-                                     root_path, dir, files[f], i);
+                                     root->path, dir, files[f], i);
                 goto out;
             }
+            r->id = json_string_value(id);
+            r->id_len = json_string_length(id);
             r->obj = obj;
             r->order = c->nrecs;
             r->volatile_ = f == 1;
@@ -285,143 +284,115 @@ static int cs_begin(void **out_ctx, int root, const char *root_path)
         if (cmp_id(c->by_id[i]->id, c->by_id[i]->id_len, c->by_id[i - 1]->id,
                    c->by_id[i - 1]->id_len) == 0)
             c->by_id[i]->dup = true;
-    if ((rc = load_containers(c)) < 0)
-        goto out;
-    *out_ctx = c;
-    c = NULL;
+    rc = load_containers(c);
 out:
-    cs_end(c);
     return rc;
 }
 
-static bool incomplete(const record *r)
+static bool incomplete(const json_t *rec)
 {
-    const layer_json *flags = layer_json__get(r->obj, "flags");
-    bool b = false;
-
-    return layer_json__bool(&b, layer_json__get(flags, "incomplete")) == 0 && b;
+    return json_is_true(
+        json_object_get(json_object_get(rec, "flags"), "incomplete"));
 }
 
-static int node_from(layer_store__node *out, const cs_ctx *c, const record *r)
+int layer_store__cs_parse_layer(layer_store__node *node, const json_t *rec)
 {
-    layer_store__node node = {0};
+    const json_t *idv = json_object_get(rec, "id");
+    const char *id = json_string_value(idv);
+    size_t idlen = json_string_length(idv);
     char what[LAYER_ID_MAX + 64], *digest = NULL;
     size_t n;
     int rc = 0;
 
-    if (!layer_id_valid(r->id, r->id_len)) {
+    if (id == NULL || !layer_id_valid(id, idlen)) {
         rc = layer_error_set(LAYER_EBROKEN,
                              "containers-storage: a layer record has an "
                              "invalid id");
         goto out;
     }
-    node.id = layer_trystrndup(r->id, r->id_len);
-    if (node.id == NULL) {
+    if ((node->id = layer_trystrndup(id, idlen)) == NULL) {
         rc = LAYER_ENOMEM;
         goto out;
     }
-    snprintf(what, sizeof(what), "containers-storage layer %s", node.id);
-    if (incomplete(r)) {
+    snprintf(what, sizeof(what), "containers-storage layer %s", node->id);
+    if (incomplete(rec)) {
         rc = layer_error_set(
             LAYER_EBROKEN, "%s is incomplete (being created or deleted)", what);
         goto out;
     }
-    if ((rc = layer_store__json_string(&node.parent, &n, r->obj, "parent",
+    if ((rc = layer_store__json_string(&node->parent, &n, rec, "parent",
                                        what)) < 0)
         goto out;
-    if (node.parent != NULL && n == 0) {
+    if (node->parent != NULL && n == 0) {
         /* "parent,omitempty": an empty string is no parent. */
-        layer_free(node.parent);
-        node.parent = NULL;
+        layer_free(node->parent);
+        node->parent = NULL;
     }
-    if (node.parent != NULL && !layer_id_valid(node.parent, n)) {
+    if (node->parent != NULL && !layer_id_valid(node->parent, n)) {
         rc = layer_error_set(LAYER_EBROKEN, "%s: invalid parent id", what);
         goto out;
     }
-    if ((rc = layer_store__json_string(&node.created, &n, r->obj, "created",
+    if ((rc = layer_store__json_string(&node->created, &n, rec, "created",
                                        what)) < 0)
         goto out;
-    if (node.created != NULL && strcmp(node.created, GO_ZERO_TIME) == 0) {
-        layer_free(node.created);
-        node.created = NULL;
+    if (node->created != NULL && strcmp(node->created, GO_ZERO_TIME) == 0) {
+        layer_free(node->created);
+        node->created = NULL;
     }
-    if (node.created != NULL && !layer_store__rfc3339_valid(node.created, n)) {
+    if (node->created != NULL &&
+        !layer_store__rfc3339_valid(node->created, n)) {
         rc = layer_error_set(LAYER_EBROKEN,
                              "%s: \"created\" is not an RFC 3339 time", what);
         goto out;
     }
-    if ((rc = layer_store__json_string(&digest, &n, r->obj, "diff-digest",
-                                       what)) < 0)
+    if ((rc = layer_store__json_string(&digest, &n, rec, "diff-digest", what)) <
+        0)
         goto out;
     /* Other algorithms (sha512:...) are valid there but not reported. */
     if (digest != NULL && layer_store__is_digest(digest, n)) {
-        node.diff_digest = digest;
+        node->diff_digest = digest;
         digest = NULL;
     }
+out:
+    layer_free(digest);
+    return rc;
+}
+
+static int node_from(layer_store__node *out, const cs_ctx *c, const record *r)
+{
+    layer_store__node node = {0};
+    char what[LAYER_ID_MAX + 64], rel[LAYER_ID_MAX + 8];
+    int rc = 0;
+
+    if ((rc = layer_store__cs_parse_layer(&node, r->obj)) < 0)
+        goto out;
     node.mutable_ = r->volatile_;
     for (size_t i = 0; i < c->container_layers.n && !node.mutable_; i++)
         if (strcmp(c->container_layers.v[i], node.id) == 0)
             node.mutable_ = true;
-
+    snprintf(what, sizeof(what), "containers-storage layer %s", node.id);
     if (strcmp(c->driver, "overlay") == 0) {
-        int fd;
-
         node.kind = LAYER_KIND_DIFF;
-        fd = openat(c->root, "overlay",
-                    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0) {
-            rc =
-                layer_error_set(LAYER_EBROKEN, "%s: overlay/ is missing", what);
-            goto out;
-        }
-        {
-            char sub[LAYER_ID_MAX + 8], w2[LAYER_ID_MAX + 96];
-
-            snprintf(sub, sizeof(sub), "%s/diff", node.id);
-            snprintf(w2, sizeof(w2), "%s: overlay/%s/diff", what, node.id);
-            rc = layer_store__check_dir(fd, sub, w2);
-        }
-        close(fd);
-        if (rc < 0)
-            goto out;
-        if ((rc = layer_store__path(&node.path, c->root_path, "overlay",
-                                    node.id, "diff", (char *)NULL)) < 0)
-            goto out;
+        snprintf(rel, sizeof(rel), "%s/diff", node.id);
+        rc = layer_store__data_dir(&node.path, c->root, "overlay", rel, what);
     } else {
-        int fd;
-
         node.kind = LAYER_KIND_SNAPSHOT;
-        fd = openat(c->root, "vfs",
-                    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd >= 0) {
-            char sub[LAYER_ID_MAX + 8], w2[LAYER_ID_MAX + 96];
-
-            snprintf(sub, sizeof(sub), "dir/%s", node.id);
-            snprintf(w2, sizeof(w2), "%s: vfs/dir/%s", what, node.id);
-            rc = layer_store__check_dir(fd, sub, w2);
-            close(fd);
-        } else {
-            rc = layer_error_set(LAYER_EBROKEN, "%s: vfs/ is missing", what);
-        }
-        if (rc < 0)
-            goto out;
-        if ((rc = layer_store__path(&node.path, c->root_path, "vfs", "dir",
-                                    node.id, (char *)NULL)) < 0)
-            goto out;
+        snprintf(rel, sizeof(rel), "dir/%s", node.id);
+        rc = layer_store__data_dir(&node.path, c->root, "vfs", rel, what);
     }
+    if (rc < 0)
+        goto out;
     *out = node;
     memset(&node, 0, sizeof(node));
 out:
-    layer_free(digest);
     layer_store__node_dispose(&node);
     return rc;
 }
 
 static int cs_lookup(layer_store__node *out, void *ctx, const char *id,
-                     unsigned flags)
+                     size_t len, unsigned flags)
 {
-    cs_ctx *c = ctx;
-    size_t len = strlen(id);
+    const cs_ctx *c = ctx;
     const record *r;
 
     memset(out, 0, sizeof(*out));
@@ -430,8 +401,10 @@ static int cs_lookup(layer_store__node *out, void *ctx, const char *id,
     if ((flags & LAYER_STORE__ALIASES) && layer_store__is_digest(id, len)) {
         for (size_t i = 0; i < c->nrecs; i++) {
             size_t dlen;
-            const char *d = layer_json__string(
-                layer_json__get(c->recs[i].obj, "diff-digest"), &dlen);
+            const json_t *dv = json_object_get(c->recs[i].obj, "diff-digest");
+            const char *d = json_string_value(dv);
+
+            dlen = json_string_length(dv);
 
             if (!c->recs[i].dup && d != NULL && dlen == len &&
                 memcmp(d, id, len) == 0)
@@ -449,7 +422,7 @@ static int cs_list(layer_store__strv *ids, void *ctx)
     for (size_t i = 0; i < c->nrecs; i++) {
         const record *r = &c->recs[i];
 
-        if (r->dup || !layer_id_valid(r->id, r->id_len) || incomplete(r))
+        if (r->dup || !layer_id_valid(r->id, r->id_len) || incomplete(r->obj))
             continue;
         if ((rc = layer_store__strv_add(ids, r->id, r->id_len)) < 0)
             return rc;
@@ -460,6 +433,7 @@ static int cs_list(layer_store__strv *ids, void *ctx)
 const layer_store__backend layer_store__cs = {
     .prefix = "containers-storage:",
     .name = "containers-storage",
+    .ctx_size = sizeof(cs_ctx),
     .begin = cs_begin,
     .end = cs_end,
     .lookup = cs_lookup,

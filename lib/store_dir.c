@@ -7,7 +7,8 @@
  *   PATH/<id>/fs/         the layer's data
  *
  * Every member is optional: no "parent" (or null) is a base layer, "kind"
- * defaults to "diff". Unknown members are ignored so the format can grow.
+ * defaults to "diff". Unknown members are ignored so the format can grow;
+ * a member given twice is refused (which one would count is ambiguous).
  * The directory name is the layer id; a directory whose name is not a
  * valid id, or that has no layer.json, is not a layer. Nothing is cached:
  * each call reads the layer.json files it needs.
@@ -19,7 +20,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "json_int.h"
 #include "layer/alloc.h"
 #include "layer/error.h"
 #include "store_int.h"
@@ -27,42 +27,20 @@
 /* layer.json is a handful of members; anything bigger is not ours. */
 #define LAYER_JSON_FILE_MAX (64u * 1024u)
 
-typedef struct dir_ctx {
-    int root;
-    const char *root_path;
-} dir_ctx;
-
-static int dir_begin(void **out_ctx, int root, const char *root_path)
+int layer_store__dir_parse(layer_store__node *node, const char *data,
+                           size_t len, const char *what)
 {
-    dir_ctx *c = layer_trycalloc(1, sizeof(*c));
-
-    if (c == NULL)
-        return LAYER_ENOMEM;
-    c->root = root;
-    c->root_path = root_path;
-    *out_ctx = c;
-    return 0;
-}
-
-static void dir_end(void *ctx)
-{
-    layer_free(ctx);
-}
-
-static int parse_layer_json(layer_store__node *node, const char *id,
-                            const char *data, size_t len)
-{
-    layer_json *doc = NULL;
-    const layer_json *v;
-    char what[LAYER_ID_MAX + 32];
+    json_t *doc = NULL;
+    const json_t *v;
     char *kind = NULL;
     size_t n;
     int rc = 0;
 
-    snprintf(what, sizeof(what), "layer %s: layer.json", id);
-    if ((rc = layer_json__parse(&doc, data, len, what)) < 0)
+    /* Our own format: a repeated member is a mistake, not a choice. */
+    if ((rc = layer_store__json_parse(&doc, data, len,
+                                      LAYER_STORE__JSON_UNIQUE_KEYS, what)) < 0)
         goto out;
-    if (layer_json__type(doc) != LAYER_JSON_OBJECT) {
+    if (!json_is_object(doc)) {
         rc = layer_error_set(LAYER_EBROKEN, "%s: not a JSON object", what);
         goto out;
     }
@@ -90,32 +68,36 @@ static int parse_layer_json(layer_store__node *node, const char *id,
                              "%s: \"created\" is not an RFC 3339 time", what);
         goto out;
     }
-    v = layer_json__get(doc, "mutable");
-    if (v != NULL && layer_json__type(v) != LAYER_JSON_NULL &&
-        layer_json__bool(&node->mutable_, v) < 0) {
-        rc = layer_error_set(LAYER_EBROKEN, "%s: \"mutable\" is not a boolean",
-                             what);
-        goto out;
+    v = json_object_get(doc, "mutable");
+    if (v != NULL && !json_is_null(v)) {
+        if (!json_is_boolean(v)) {
+            rc = layer_error_set(LAYER_EBROKEN,
+                                 "%s: \"mutable\" is not a boolean", what);
+            goto out;
+        }
+        node->mutable_ = json_is_true(v);
     }
 out:
     layer_free(kind);
-    layer_json__free(doc);
+    json_decref(doc);
     return rc;
 }
 
+/* No snapshot: ctx is the store's root (begin is NULL). */
 static int dir_lookup(layer_store__node *out, void *ctx, const char *id,
-                      unsigned flags)
+                      size_t id_len, unsigned flags)
 {
-    dir_ctx *c = ctx;
+    const layer_store__root *root = ctx;
     layer_store__node node = {0};
     char what[LAYER_ID_MAX + 32];
     char *data = NULL;
     size_t len;
     int fd = -1, rc = 0;
 
-    (void)flags; /* a dir store has no aliases */
+    (void)id_len; /* the id is the directory name as it stands */
+    (void)flags;  /* a dir store has no aliases */
     memset(out, 0, sizeof(*out));
-    fd = openat(c->root, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    fd = openat(root->fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
         if (errno == ENOENT)
             rc = LAYER_ENOTFOUND;
@@ -130,12 +112,12 @@ static int dir_lookup(layer_store__node *out, void *ctx, const char *id,
     if ((rc = layer_store__read_file(&data, &len, fd, "layer.json",
                                      LAYER_JSON_FILE_MAX, what)) < 0)
         goto out;
-    if ((rc = parse_layer_json(&node, id, data, len)) < 0)
+    if ((rc = layer_store__dir_parse(&node, data, len, what)) < 0)
         goto out;
     snprintf(what, sizeof(what), "layer %s: fs/", id);
     if ((rc = layer_store__check_dir(fd, "fs", what)) < 0)
         goto out;
-    if ((rc = layer_store__path(&node.path, c->root_path, id, "fs",
+    if ((rc = layer_store__path(&node.path, root->path, id, "fs",
                                 (char *)NULL)) < 0)
         goto out;
     node.id = layer_trystrdup(id);
@@ -155,11 +137,11 @@ out:
 
 static int dir_list(layer_store__strv *ids, void *ctx)
 {
-    dir_ctx *c = ctx;
+    const layer_store__root *root = ctx;
     layer_store__strv names = {0};
     int rc;
 
-    if ((rc = layer_store__dir_names(&names, c->root, ".", "store root")) < 0)
+    if ((rc = layer_store__dir_names(&names, root->fd, ".", "store root")) < 0)
         goto out;
     for (size_t i = 0; i < names.n; i++) {
         const char *name = names.v[i];
@@ -168,7 +150,7 @@ static int dir_list(layer_store__strv *ids, void *ctx)
 
         if (!layer_id_valid(name, strlen(name)))
             continue;
-        fd = openat(c->root, name,
+        fd = openat(root->fd, name,
                     O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (fd < 0)
             continue; /* not a directory, or gone since readdir */
@@ -187,8 +169,7 @@ out:
 const layer_store__backend layer_store__dir = {
     .prefix = "dir:",
     .name = "dir",
-    .begin = dir_begin,
-    .end = dir_end,
+    .ctx_size = 0,
     .lookup = dir_lookup,
     .list = dir_list,
 };

@@ -35,71 +35,72 @@
 #define SMALL_FILE_MAX 4096u
 
 typedef struct docker_ctx {
-    int root;
-    const char *root_path;
+    const layer_store__root *root;
     int layerdb;
 } docker_ctx;
 
 static void docker_end(void *ctx)
 {
-    docker_ctx *c = ctx;
+    const docker_ctx *c = ctx;
 
-    if (c == NULL)
-        return;
     if (c->layerdb >= 0)
         close(c->layerdb);
-    layer_free(c);
 }
 
-static int docker_begin(void **out_ctx, int root, const char *root_path)
+static int docker_begin(void *ctx, const layer_store__root *root)
 {
-    docker_ctx *c = NULL;
-    int rc = 0;
+    docker_ctx *c = ctx;
 
-    c = layer_trycalloc(1, sizeof(*c));
-    if (c == NULL) {
-        rc = LAYER_ENOMEM;
-        goto out;
-    }
     c->root = root;
-    c->root_path = root_path;
-    c->layerdb =
-        openat(root, LAYERDB, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (c->layerdb < 0) {
-        if (errno == ENOENT || errno == ENOTDIR)
-            rc = layer_error_set(LAYER_EBROKEN,
-                                 "docker:%.200s: " LAYERDB " not found (only "
-                                 "the overlay2 storage driver is supported)",
-                                 root_path);
-        else
-            rc = layer_error_set_errno(LAYER_ERROR, errno,
-                                       "docker:%.200s: " LAYERDB, root_path);
-        goto out;
-    }
-    *out_ctx = c;
-    c = NULL;
-out:
-    docker_end(c);
-    return rc;
+    c->layerdb = openat(root->fd, LAYERDB,
+                        O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (c->layerdb >= 0)
+        return 0;
+    if (errno == ENOENT || errno == ENOTDIR)
+        return layer_error_set(LAYER_EBROKEN,
+                               "docker:%.200s: " LAYERDB " not found (only "
+                               "the overlay2 storage driver is supported)",
+                               root->path);
+    return layer_error_set_errno(LAYER_ERROR, errno, "docker:%.200s: " LAYERDB,
+                                 root->path);
 }
 
-/* Read a one-token file; Docker writes none, but a trailing newline from
- * a hand-made store is tolerated. */
-static int read_token(char **out, size_t *out_len, int dirfd, const char *name,
-                      const char *what)
+int layer_store__docker_parse(char **out, size_t *out_len, const char *data,
+                              size_t len, layer_store__docker_file kind,
+                              const char *what)
 {
-    char *s = NULL;
-    size_t len;
-    int rc;
+    char *s;
 
-    if ((rc = layer_store__read_file(&s, &len, dirfd, name, SMALL_FILE_MAX,
-                                     what)) < 0)
-        return rc;
-    if (len > 0 && s[len - 1] == '\n')
-        s[--len] = '\0';
+    /* Docker writes no newline; a hand-made store may. */
+    if (len > 0 && data[len - 1] == '\n')
+        len--;
+    if (kind == LAYER_STORE__DOCKER_CACHE_ID && !layer_id_valid(data, len))
+        return layer_error_set(LAYER_EBROKEN,
+                               "%s is not a valid directory name", what);
+    if (kind == LAYER_STORE__DOCKER_DIGEST &&
+        !layer_store__is_digest(data, len))
+        return layer_error_set(LAYER_EBROKEN, "%s is not a sha256 digest",
+                               what);
+    if ((s = layer_trystrndup(data, len)) == NULL)
+        return LAYER_ENOMEM;
     *out = s;
     *out_len = len;
     return 0;
+}
+
+/* Read and check the layerdb file `name` below dirfd. */
+static int read_token(char **out, size_t *out_len, int dirfd, const char *name,
+                      layer_store__docker_file kind, const char *what)
+{
+    char *data = NULL;
+    size_t len;
+    int rc;
+
+    if ((rc = layer_store__read_file(&data, &len, dirfd, name, SMALL_FILE_MAX,
+                                     what)) == 0)
+        rc = layer_store__docker_parse(out, out_len, data, len, kind, what);
+    layer_free(data);
+    return rc;
 }
 
 /* Describe the chain whose layerdb directory is open as dfd. */
@@ -107,63 +108,40 @@ static int node_from(layer_store__node *out, const docker_ctx *c,
                      const char *hex, int dfd)
 {
     layer_store__node node = {0};
-    char what[128], fwhat[256];
+    char what[128], fwhat[256], rel[LAYER_ID_MAX + 8];
     char *cache = NULL, *diff = NULL, *parent = NULL;
     size_t len = 0;
-    int o2 = -1, rc = 0;
+    int rc = 0;
 
     snprintf(what, sizeof(what), "docker layer sha256:%s", hex);
 
     snprintf(fwhat, sizeof(fwhat), "%s: cache-id", what);
-    rc = read_token(&cache, &len, dfd, "cache-id", fwhat);
+    rc = read_token(&cache, &len, dfd, "cache-id", LAYER_STORE__DOCKER_CACHE_ID,
+                    fwhat);
     if (rc == LAYER_ENOTFOUND)
         rc = layer_error_set(LAYER_EBROKEN, "%s is missing", fwhat);
     if (rc < 0)
         goto out;
-    if (!layer_id_valid(cache, len)) {
-        rc = layer_error_set(LAYER_EBROKEN, "%s is not a valid directory name",
-                             fwhat);
-        goto out;
-    }
 
     snprintf(fwhat, sizeof(fwhat), "%s: diff", what);
-    rc = read_token(&diff, &len, dfd, "diff", fwhat);
+    rc =
+        read_token(&diff, &len, dfd, "diff", LAYER_STORE__DOCKER_DIGEST, fwhat);
     if (rc == LAYER_ENOTFOUND)
         rc = layer_error_set(LAYER_EBROKEN, "%s is missing", fwhat);
     if (rc < 0)
         goto out;
-    if (!layer_store__is_digest(diff, len)) {
-        rc = layer_error_set(LAYER_EBROKEN, "%s is not a sha256 digest", fwhat);
-        goto out;
-    }
 
     snprintf(fwhat, sizeof(fwhat), "%s: parent", what);
-    rc = read_token(&parent, &len, dfd, "parent", fwhat);
-    if (rc == LAYER_ENOTFOUND) {
+    rc = read_token(&parent, &len, dfd, "parent", LAYER_STORE__DOCKER_DIGEST,
+                    fwhat);
+    if (rc == LAYER_ENOTFOUND)
         rc = 0; /* a base layer */
-    } else if (rc < 0) {
+    if (rc < 0)
         goto out;
-    } else if (!layer_store__is_digest(parent, len)) {
-        rc = layer_error_set(LAYER_EBROKEN, "%s is not a sha256 digest", fwhat);
-        goto out;
-    }
 
-    o2 = openat(c->root, "overlay2",
-                O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (o2 < 0) {
-        rc = layer_error_set(LAYER_EBROKEN, "%s: overlay2/ is missing", what);
-        goto out;
-    }
-    {
-        char sub[LAYER_ID_MAX + 8];
-
-        snprintf(sub, sizeof(sub), "%s/diff", cache);
-        snprintf(fwhat, sizeof(fwhat), "%s: overlay2/%.64s/diff", what, cache);
-        if ((rc = layer_store__check_dir(o2, sub, fwhat)) < 0)
-            goto out;
-    }
-    if ((rc = layer_store__path(&node.path, c->root_path, "overlay2", cache,
-                                "diff", (char *)NULL)) < 0)
+    snprintf(rel, sizeof(rel), "%s/diff", cache);
+    if ((rc = layer_store__data_dir(&node.path, c->root, "overlay2", rel,
+                                    what)) < 0)
         goto out;
     node.id = layer_trymalloc(72);
     if (node.id == NULL) {
@@ -178,8 +156,6 @@ static int node_from(layer_store__node *out, const docker_ctx *c,
     *out = node;
     memset(&node, 0, sizeof(node));
 out:
-    if (o2 >= 0)
-        close(o2);
     layer_free(cache);
     layer_free(diff);
     layer_free(parent);
@@ -205,7 +181,8 @@ static int find_by_diff(char *best, const docker_ctx *c, const char *digest)
         if (!layer_store__is_hex64(name, strlen(name)))
             continue;
         snprintf(rel, sizeof(rel), "%s/diff", name);
-        rc = read_token(&diff, &len, c->layerdb, rel, rel);
+        rc = read_token(&diff, &len, c->layerdb, rel,
+                        LAYER_STORE__DOCKER_DIGEST, rel);
         if (rc == LAYER_ENOTFOUND || rc == LAYER_EBROKEN) {
             /* Being created or deleted, or not ours: not a match. */
             rc = 0;
@@ -224,10 +201,9 @@ out:
 }
 
 static int docker_lookup(layer_store__node *out, void *ctx, const char *id,
-                         unsigned flags)
+                         size_t len, unsigned flags)
 {
-    docker_ctx *c = ctx;
-    size_t len = strlen(id);
+    const docker_ctx *c = ctx;
     char hex[65], digest[72];
     int dfd = -1, rc = 0;
 
@@ -300,6 +276,7 @@ out:
 const layer_store__backend layer_store__docker = {
     .prefix = "docker:",
     .name = "docker",
+    .ctx_size = sizeof(docker_ctx),
     .begin = docker_begin,
     .end = docker_end,
     .lookup = docker_lookup,

@@ -13,10 +13,13 @@
  *   dropped and counted, never cut mid-token;
  * - tracing has no side effects on its caller: the thread's last error
  *   and errno are the same after any call here (an allocation failure
- *   inside would otherwise replace the caller's error with LAYER_ENOMEM);
+ *   inside would otherwise replace the caller's error with LAYER_ENOMEM):
+ *   every entry point that may fail saves them with layer_error_save()
+ *   and puts them back with layer_error_restore();
  * - ids come from getrandom() and are never all zero.
  *
- * JSON is written by hand (lib/ has no JSON library): valid UTF-8 passes
+ * JSON is written by hand into one capped buffer rather than built with
+ * jansson, which would refuse the bytes a path may hold: valid UTF-8 passes
  * through, '"' and '\' are escaped, control characters become \u00XX,
  * and each byte that is not part of valid UTF-8 becomes the six JSON
  * characters `\\xHH`, i.e. the decoded string holds a literal backslash,
@@ -39,6 +42,7 @@
 
 #include "layer/alloc.h"
 #include "layer/error.h"
+#include "layer/text.h"
 
 /* Caps. Names are code literals; attribute values may be paths (PATH_MAX
  * is 4096). A status message is a title plus layer_error_last(), whose
@@ -54,8 +58,6 @@
 /* Room kept free while attributes are rendered, for the closing
  * `},"dropped_attributes_count":NN}` and the newline. */
 #define LINE_TAIL_RESERVE 64
-/* Saved error messages: the size of lib/error.c's buffer. */
-#define SAVED_ERROR_MAX 1024
 
 /* Mode bits of a trace file created by the sink: traces carry client
  * addresses and paths, so they are not world-readable. */
@@ -102,53 +104,6 @@ struct layer_span {
     size_t nattrs;
     unsigned dropped;
 };
-
-/* --- caller-state preservation ------------------------------------- */
-
-/* The thread's error state and errno, saved before anything here that
- * may fail and restored afterwards. */
-typedef struct saved_state {
-    int saved_errno;
-    int code;
-    int err;
-    char msg[SAVED_ERROR_MAX];
-} saved_state;
-
-static void state_save(saved_state *s)
-{
-    const char *m = layer_error_last();
-    size_t n = strnlen(m, sizeof(s->msg) - 1);
-
-    s->saved_errno = errno;
-    s->code = layer_error_last_code();
-    s->err = layer_error_errno();
-    memcpy(s->msg, m, n);
-    s->msg[n] = '\0';
-}
-
-static void state_restore(saved_state *s)
-{
-    if (layer_error_last_code() != s->code ||
-        strcmp(layer_error_last(), s->msg) != 0) {
-        if (s->code == 0 && strcmp(s->msg, "no error") == 0) {
-            layer_error_clear();
-        } else if (s->err != 0) {
-            /* layer_error_set_errno() appends ": <strerror>" again;
-             * strip the copy the saved message already carries. */
-            char ebuf[128];
-            const char *es = strerror_r(s->err, ebuf, sizeof(ebuf));
-            size_t ml = strlen(s->msg), el = strlen(es);
-
-            if (ml >= el + 2 && strcmp(s->msg + ml - el, es) == 0 &&
-                memcmp(s->msg + ml - el - 2, ": ", 2) == 0)
-                s->msg[ml - el - 2] = '\0';
-            layer_error_set_errno(s->code, s->err, "%s", s->msg);
-        } else {
-            layer_error_set(s->code, "%s", s->msg);
-        }
-    }
-    errno = s->saved_errno;
-}
 
 /* --- small helpers ------------------------------------------------- */
 
@@ -209,79 +164,6 @@ static void new_id(uint8_t *p, size_t n, const void *salt)
             }
         }
     } while (all_zero(p, n));
-}
-
-static void hex_encode(char *out, const uint8_t *p, size_t n)
-{
-    static const char digits[] = "0123456789abcdef";
-
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[p[i] >> 4];
-        out[2 * i + 1] = digits[p[i] & 0xf];
-    }
-    out[2 * n] = '\0';
-}
-
-/* Lowercase hex only (W3C Trace Context: "lowercase hex"). */
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    return -1;
-}
-
-static bool hex_decode(uint8_t *out, const char *s, size_t nbytes)
-{
-    for (size_t i = 0; i < nbytes; i++) {
-        int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
-
-        if (hi < 0 || lo < 0)
-            return false;
-        out[i] = (uint8_t)(hi << 4 | lo);
-    }
-    return true;
-}
-
-/*
- * Length of the valid UTF-8 sequence at s (RFC 3629 table: no overlongs,
- * no surrogates, nothing above U+10FFFF), or 0 if s[0] does not start one.
- */
-static size_t utf8_valid_len(const unsigned char *s, size_t len)
-{
-    unsigned char c = s[0];
-    size_t need;
-    unsigned char lo = 0x80, hi = 0xbf;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        need = 1;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        need = 2;
-        if (c == 0xe0)
-            lo = 0xa0;
-        else if (c == 0xed)
-            hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        need = 3;
-        if (c == 0xf0)
-            lo = 0x90;
-        else if (c == 0xf4)
-            hi = 0x8f;
-    } else {
-        return 0;
-    }
-    if (len < need + 1)
-        return 0;
-    if (s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i <= need; i++) {
-        if (s[i] < 0x80 || s[i] > 0xbf)
-            return 0;
-    }
-    return need + 1;
 }
 
 /*
@@ -346,97 +228,21 @@ static bool capped_equal(const char *stored, const char *key, size_t cap)
     return strncmp(stored, key, cut) == 0 && strcmp(stored + cut, "...") == 0;
 }
 
-/* --- line buffer --------------------------------------------------- */
+/* --- line rendering ------------------------------------------------ */
 
-/* A growable buffer that refuses to pass `limit` bytes. A failed append
- * sets `over` (the limit) or `nomem`, and later appends do nothing;
- * render_attrs() rolls back to a mark after `over`. */
-typedef struct line_buf {
-    char *p;
-    size_t len;
-    size_t cap;
-    size_t limit;
-    bool over;
-    bool nomem;
-} line_buf;
-
-#define LINE_BUF_INIT                                                          \
-    {                                                                          \
-        NULL, 0, 0, TRACE_LINE_MAX, false, false                               \
-    }
-
-static bool lb_reserve(line_buf *b, size_t more)
-{
-    size_t want, ncap;
-    char *np;
-
-    if (b->over || b->nomem)
-        return false;
-    if (more > b->limit || b->len > b->limit - more) {
-        b->over = true;
-        return false;
-    }
-    want = b->len + more;
-    if (want <= b->cap)
-        return true;
-    ncap = b->cap ? b->cap : 512;
-    while (ncap < want)
-        ncap *= 2;
-    if (ncap > TRACE_LINE_MAX)
-        ncap = TRACE_LINE_MAX;
-    np = layer_tryarray(b->p, ncap, 1);
-    if (np == NULL) {
-        b->nomem = true;
-        return false;
-    }
-    b->p = np;
-    b->cap = ncap;
-    return true;
-}
-
-static void lb_put(line_buf *b, const char *s, size_t n)
-{
-    if (!lb_reserve(b, n))
-        return;
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-}
-
-static void lb_puts(line_buf *b, const char *s)
-{
-    lb_put(b, s, strlen(s));
-}
-
-static void lb_printf(line_buf *b, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void lb_printf(line_buf *b, const char *fmt, ...)
-{
-    char tmp[128];
-    va_list ap;
-    int n;
-
-    va_start(ap, fmt);
-    n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    /* Only numbers and ids go through here; they always fit. */
-    assert(n >= 0 && (size_t)n < sizeof(tmp));
-    if (n < 0 || (size_t)n >= sizeof(tmp)) {
-        b->over = true;
-        return;
-    }
-    lb_put(b, tmp, (size_t)n);
-}
+/* A span's line is rendered into a layer_text_buf capped at
+ * TRACE_LINE_MAX; render_attrs() lowers the cap while attributes are
+ * written and cuts back an attribute that did not fit. */
 
 /* The body of a JSON string (no quotes); see the file comment. */
-static void lb_escaped(line_buf *b, const char *str)
+static void put_escaped(layer_text_buf *b, const char *str)
 {
     static const char digits[] = "0123456789abcdef";
     const unsigned char *s = (const unsigned char *)str;
     size_t len = strlen(str);
     size_t i = 0;
 
-    while (i < len && !b->over && !b->nomem) {
+    while (i < len && b->err == 0) {
         unsigned char c = s[i];
         size_t run = i;
 
@@ -447,42 +253,42 @@ static void lb_escaped(line_buf *b, const char *str)
             c = s[run];
             if (c == '"' || c == '\\' || c < 0x20 || c == 0x7f)
                 break;
-            n = utf8_valid_len(s + run, len - run);
+            n = layer_text_utf8_len(s + run, len - run);
             if (n == 0)
                 break;
             run += n;
         }
-        lb_put(b, str + i, run - i);
+        layer_text_buf_add(b, str + i, run - i);
         i = run;
         if (i >= len)
             break;
         c = s[i];
         if (c == '"') {
-            lb_put(b, "\\\"", 2);
+            layer_text_buf_add(b, "\\\"", 2);
         } else if (c == '\\') {
-            lb_put(b, "\\\\", 2);
+            layer_text_buf_add(b, "\\\\", 2);
         } else if (c < 0x20 || c == 0x7f) {
             char e[6] = {'\\', 'u', '0', '0', digits[c >> 4], digits[c & 0xf]};
-            lb_put(b, e, sizeof(e));
+            layer_text_buf_add(b, e, sizeof(e));
         } else {
             /* Not UTF-8: a literal backslash (escaped), 'x', two hex. */
             char e[5] = {'\\', '\\', 'x', digits[c >> 4], digits[c & 0xf]};
-            lb_put(b, e, sizeof(e));
+            layer_text_buf_add(b, e, sizeof(e));
         }
         i++;
     }
 }
 
-static void lb_json_string(line_buf *b, const char *s)
+static void put_json_string(layer_text_buf *b, const char *s)
 {
-    lb_put(b, "\"", 1);
-    lb_escaped(b, s);
-    lb_put(b, "\"", 1);
+    layer_text_buf_add(b, "\"", 1);
+    put_escaped(b, s);
+    layer_text_buf_add(b, "\"", 1);
 }
 
 /* A text-format token: bare when it is plain, else a quoted, escaped
  * string (logfmt style), so the line stays one line. */
-static void lb_text_token(line_buf *b, const char *s)
+static void put_text_token(layer_text_buf *b, const char *s)
 {
     bool plain = s[0] != '\0';
 
@@ -493,9 +299,9 @@ static void lb_text_token(line_buf *b, const char *s)
         }
     }
     if (plain)
-        lb_puts(b, s);
+        layer_text_buf_adds(b, s);
     else
-        lb_json_string(b, s);
+        put_json_string(b, s);
 }
 
 /* --- sink ---------------------------------------------------------- */
@@ -782,25 +588,25 @@ out:
 
 void layer_span_set_str(layer_span *span, const char *key, const char *value)
 {
-    saved_state st;
+    layer_error_state st;
 
     if (span == NULL || key == NULL || value == NULL)
         return;
-    state_save(&st);
+    layer_error_save(&st);
     attr_set(span, key, ATTR_STR, value);
-    state_restore(&st);
+    layer_error_restore(&st);
 }
 
 /* Set an int or bool attribute: one path for both scalar kinds. */
 static void set_scalar(layer_span *span, const char *key, attr_type type,
                        int64_t i, bool b)
 {
-    saved_state st;
+    layer_error_state st;
     span_attr *a;
 
     if (span == NULL || key == NULL)
         return;
-    state_save(&st);
+    layer_error_save(&st);
     a = attr_set(span, key, type, NULL);
     if (a != NULL) {
         if (type == ATTR_INT)
@@ -808,7 +614,7 @@ static void set_scalar(layer_span *span, const char *key, attr_type type,
         else
             a->v.b = b;
     }
-    state_restore(&st);
+    layer_error_restore(&st);
 }
 
 void layer_span_set_int(layer_span *span, const char *key, int64_t value)
@@ -866,140 +672,145 @@ void layer_span_trace_id_hex(const layer_span *span, char out[33])
 {
     static const uint8_t zero[16];
 
-    hex_encode(out, span ? span->trace_id : zero, 16);
+    layer_text_hex_encode(out, span ? span->trace_id : zero, 16);
 }
 
 void layer_span_id_hex(const layer_span *span, char out[17])
 {
     static const uint8_t zero[8];
 
-    hex_encode(out, span ? span->span_id : zero, 8);
+    layer_text_hex_encode(out, span ? span->span_id : zero, 8);
 }
 
 /* ns as milliseconds with microsecond precision, without floating point
  * (no locale, no rounding surprises). */
-static void lb_duration_ms(line_buf *b, int64_t ns)
+static void put_duration_ms(layer_text_buf *b, int64_t ns)
 {
     uint64_t us = ns > 0 ? (uint64_t)ns / 1000 : 0;
 
-    lb_printf(b, "%" PRIu64 ".%03u", us / 1000, (unsigned)(us % 1000));
+    layer_text_buf_addf(b, "%" PRIu64 ".%03u", us / 1000,
+                        (unsigned)(us % 1000));
 }
 
 /* One attribute: "key":value in JSON lines, key=value in text lines;
  * strings are quoted the way the line's format wants. */
-static void render_attr(line_buf *b, const span_attr *a, bool json)
+static void render_attr(layer_text_buf *b, const span_attr *a, bool json)
 {
-    void (*string)(line_buf *, const char *) =
-        json ? lb_json_string : lb_text_token;
+    void (*string)(layer_text_buf *, const char *) =
+        json ? put_json_string : put_text_token;
 
     string(b, a->key);
-    lb_put(b, json ? ":" : "=", 1);
+    layer_text_buf_add(b, json ? ":" : "=", 1);
     switch (a->type) {
     case ATTR_STR:
         string(b, a->v.s);
         break;
     case ATTR_INT:
-        lb_printf(b, "%" PRId64, a->v.i);
+        layer_text_buf_addf(b, "%" PRId64, a->v.i);
         break;
     case ATTR_BOOL:
-        lb_puts(b, a->v.b ? "true" : "false");
+        layer_text_buf_adds(b, a->v.b ? "true" : "false");
         break;
     }
 }
 
 /* Attributes, each whole or not at all, within the attribute budget. */
-static void render_attrs(line_buf *b, const layer_span *span, bool json,
+static void render_attrs(layer_text_buf *b, const layer_span *span, bool json,
                          unsigned *dropped)
 {
-    size_t limit = b->limit;
+    size_t max = b->max;
     bool first = true;
 
-    b->limit = TRACE_LINE_MAX - LINE_TAIL_RESERVE;
-    for (size_t i = 0; i < span->nattrs && b->len < b->limit; i++) {
+    b->max = TRACE_LINE_MAX - LINE_TAIL_RESERVE;
+    for (size_t i = 0; i < span->nattrs && b->len < b->max; i++) {
         size_t mark = b->len;
 
         if (json && !first)
-            lb_put(b, ",", 1);
+            layer_text_buf_add(b, ",", 1);
         else if (!json)
-            lb_put(b, " ", 1);
+            layer_text_buf_add(b, " ", 1);
         render_attr(b, &span->attrs[i], json);
-        if (b->nomem)
-            break;
-        if (b->over) {
+        if (b->err == LAYER_ETOOBIG) {
             /* Over the budget: leave this one out, try the next. */
-            b->len = mark;
-            b->over = false;
+            layer_text_buf_truncate(b, mark);
             (*dropped)++;
             continue;
         }
+        if (b->err != 0)
+            break;
         first = false;
     }
-    b->limit = limit;
+    b->max = max;
 }
 
-static void render_json(line_buf *b, const layer_span *span, int64_t dur)
+static void render_json(layer_text_buf *b, const layer_span *span, int64_t dur)
 {
     char tid[33], sid[17], pid[17];
     unsigned dropped = span->dropped;
 
-    hex_encode(tid, span->trace_id, 16);
-    hex_encode(sid, span->span_id, 8);
-    lb_printf(b, "{\"trace_id\":\"%s\",\"span_id\":\"%s\"", tid, sid);
+    layer_text_hex_encode(tid, span->trace_id, 16);
+    layer_text_hex_encode(sid, span->span_id, 8);
+    layer_text_buf_addf(b, "{\"trace_id\":\"%s\",\"span_id\":\"%s\"", tid, sid);
     if (span->has_parent) {
-        hex_encode(pid, span->parent_id, 8);
-        lb_printf(b, ",\"parent_span_id\":\"%s\"", pid);
+        layer_text_hex_encode(pid, span->parent_id, 8);
+        layer_text_buf_addf(b, ",\"parent_span_id\":\"%s\"", pid);
     }
-    lb_puts(b, ",\"name\":");
-    lb_json_string(b, span->name);
-    lb_printf(b, ",\"start_unix_nano\":%" PRId64, span->start_unix_ns);
-    lb_printf(b, ",\"end_unix_nano\":%" PRId64, span->start_unix_ns + dur);
-    lb_puts(b, ",\"duration_ms\":");
-    lb_duration_ms(b, dur);
+    layer_text_buf_adds(b, ",\"name\":");
+    put_json_string(b, span->name);
+    layer_text_buf_addf(b, ",\"start_unix_nano\":%" PRId64,
+                        span->start_unix_ns);
+    layer_text_buf_addf(b, ",\"end_unix_nano\":%" PRId64,
+                        span->start_unix_ns + dur);
+    layer_text_buf_adds(b, ",\"duration_ms\":");
+    put_duration_ms(b, dur);
     if (span->failed) {
-        lb_puts(b, ",\"status\":\"error\",\"status_message\":");
-        lb_json_string(b, span->message);
+        layer_text_buf_adds(b, ",\"status\":\"error\",\"status_message\":");
+        put_json_string(b, span->message);
     } else {
-        lb_puts(b, ",\"status\":\"ok\"");
+        layer_text_buf_adds(b, ",\"status\":\"ok\"");
     }
-    lb_puts(b, ",\"attributes\":{");
+    layer_text_buf_adds(b, ",\"attributes\":{");
     render_attrs(b, span, true, &dropped);
-    lb_put(b, "}", 1);
+    layer_text_buf_add(b, "}", 1);
     if (dropped > 0)
-        lb_printf(b, ",\"dropped_attributes_count\":%u", dropped);
-    lb_put(b, "}\n", 2);
+        layer_text_buf_addf(b, ",\"dropped_attributes_count\":%u", dropped);
+    layer_text_buf_add(b, "}\n", 2);
 }
 
-static void render_text(line_buf *b, const layer_span *span, int64_t dur)
+static void render_text(layer_text_buf *b, const layer_span *span, int64_t dur)
 {
-    char tid[33], sid[17], pid[17], when[32];
+    char tid[33], sid[17], pid[17], when[LAYER_TEXT_RFC3339_MAX];
     int64_t secs = span->start_unix_ns / 1000000000;
-    unsigned ms = (unsigned)(span->start_unix_ns % 1000000000 / 1000000);
+    int64_t ns = span->start_unix_ns % 1000000000;
     unsigned dropped = span->dropped;
-    time_t t = (time_t)secs;
-    struct tm tm;
 
-    if (gmtime_r(&t, &tm) == NULL ||
-        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm) == 0)
-        memcpy(when, "0000-00-00T00:00:00", 20);
-    hex_encode(tid, span->trace_id, 16);
-    hex_encode(sid, span->span_id, 8);
-    lb_printf(b, "%s.%03uZ ", when, ms);
-    lb_text_token(b, span->name);
-    lb_puts(b, span->failed ? " error " : " ok ");
-    lb_duration_ms(b, dur);
-    lb_printf(b, "ms trace=%s span=%s", tid, sid);
+    if (ns < 0) { /* before 1970: floor, not truncation */
+        secs--;
+        ns += 1000000000;
+    }
+    /* Milliseconds: a log line's timestamp, not a measurement. */
+    if (layer_text_rfc3339(when, secs, (uint32_t)ns, 3) < 0)
+        memcpy(when, "0000-00-00T00:00:00.000Z", 25);
+    layer_text_hex_encode(tid, span->trace_id, 16);
+    layer_text_hex_encode(sid, span->span_id, 8);
+    layer_text_buf_adds(b, when);
+    layer_text_buf_add(b, " ", 1);
+    put_text_token(b, span->name);
+    layer_text_buf_adds(b, span->failed ? " error " : " ok ");
+    put_duration_ms(b, dur);
+    layer_text_buf_addf(b, "ms trace=%s span=%s", tid, sid);
     if (span->has_parent) {
-        hex_encode(pid, span->parent_id, 8);
-        lb_printf(b, " parent=%s", pid);
+        layer_text_hex_encode(pid, span->parent_id, 8);
+        layer_text_buf_addf(b, " parent=%s", pid);
     }
     if (span->failed) {
-        lb_puts(b, " error=");
-        lb_json_string(b, span->message);
+        layer_text_buf_adds(b, " error=");
+        put_json_string(b, span->message);
     }
     render_attrs(b, span, false, &dropped);
     if (dropped > 0)
-        lb_printf(b, " dropped_attributes=%u", dropped);
-    lb_put(b, "\n", 1);
+        layer_text_buf_addf(b, " dropped_attributes=%u", dropped);
+    layer_text_buf_add(b, "\n", 1);
 }
 
 static void span_free(layer_span *span)
@@ -1015,15 +826,15 @@ static void span_free(layer_span *span)
 
 void layer_span_end(layer_span *span)
 {
-    saved_state st;
-    line_buf b = LINE_BUF_INIT;
+    layer_error_state st;
+    layer_text_buf b = LAYER_TEXT_BUF_INIT(TRACE_LINE_MAX, "trace line");
     int64_t dur;
 
     if (span == NULL)
         return;
     if (layer_trace_sink_is_null(span->sink))
         goto out;
-    state_save(&st);
+    layer_error_save(&st);
     /* The end time is start + the monotonic duration, so end >= start
      * and end - start == duration even across a wall-clock step. */
     dur = clock_ns(CLOCK_MONOTONIC) - span->start_mono_ns;
@@ -1033,10 +844,10 @@ void layer_span_end(layer_span *span)
         render_text(&b, span, dur);
     else
         render_json(&b, span, dur);
-    if (!b.over && !b.nomem)
+    if (b.err == 0)
         sink_write(span->sink, b.p, b.len);
-    layer_free(b.p);
-    state_restore(&st);
+    layer_text_buf_dispose(&b);
+    layer_error_restore(&st);
 out:
     span_free(span);
 }
@@ -1067,7 +878,8 @@ int layer_traceparent_parse(uint8_t trace_id[16], uint8_t parent_span_id[8],
         len--;
     if (len < TRACEPARENT_LEN)
         return layer_error_set(LAYER_EINVALID, "traceparent too short");
-    if (!hex_decode(&version, value, 1) || value[2] != '-')
+    if (!layer_text_hex_decode(&version, value, 1, LAYER_TEXT_HEX_LOWER) ||
+        value[2] != '-')
         return layer_error_set(LAYER_EINVALID, "bad traceparent version");
     if (version == 0xff)
         return layer_error_set(LAYER_EINVALID, "traceparent version ff");
@@ -1076,11 +888,13 @@ int layer_traceparent_parse(uint8_t trace_id[16], uint8_t parent_span_id[8],
                                "traceparent version 00 is 55 characters");
     if (len > TRACEPARENT_LEN && value[TRACEPARENT_LEN] != '-')
         return layer_error_set(LAYER_EINVALID, "bad traceparent suffix");
-    if (!hex_decode(tid, value + 3, 16) || value[35] != '-')
+    if (!layer_text_hex_decode(tid, value + 3, 16, LAYER_TEXT_HEX_LOWER) ||
+        value[35] != '-')
         return layer_error_set(LAYER_EINVALID, "bad traceparent trace-id");
-    if (!hex_decode(pid, value + 36, 8) || value[52] != '-')
+    if (!layer_text_hex_decode(pid, value + 36, 8, LAYER_TEXT_HEX_LOWER) ||
+        value[52] != '-')
         return layer_error_set(LAYER_EINVALID, "bad traceparent parent-id");
-    if (!hex_decode(&flags, value + 53, 1))
+    if (!layer_text_hex_decode(&flags, value + 53, 1, LAYER_TEXT_HEX_LOWER))
         return layer_error_set(LAYER_EINVALID, "bad traceparent flags");
     if (all_zero(tid, 16) || all_zero(pid, 8))
         return layer_error_set(LAYER_EINVALID, "all-zero traceparent id");
@@ -1094,9 +908,9 @@ void layer_traceparent_format(const layer_span *span, char out[56])
     static const uint8_t zero[16];
 
     memcpy(out, "00-", 3);
-    hex_encode(out + 3, span ? span->trace_id : zero, 16);
+    layer_text_hex_encode(out + 3, span ? span->trace_id : zero, 16);
     out[35] = '-';
-    hex_encode(out + 36, span ? span->span_id : zero, 8);
+    layer_text_hex_encode(out + 36, span ? span->span_id : zero, 8);
     /* Sampled when there is a span; a NULL span gives an invalid header
      * (all-zero ids) that receivers ignore. */
     memcpy(out + 52, span ? "-01" : "-00", 4);

@@ -23,6 +23,7 @@
 #include "cli.h"
 #include "layer/alloc.h"
 #include "layer/error.h"
+#include "layer/file.h"
 
 void srv_errorf(const char *cmd, const char *fmt, ...)
 {
@@ -38,56 +39,10 @@ void srv_errorf(const char *cmd, const char *fmt, ...)
 int srv_read_file(char **out, size_t *out_len, const char *path,
                   const char *what, size_t cap)
 {
-    int rc = 0;
-    int fd = -1;
-    char *buf = NULL;
-    size_t len = 0;
-    struct stat st;
+    char desc[4160]; /* "<what> file " and a PATH_MAX path */
 
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-        rc = layer_error_set_errno(errno == ENOENT ? LAYER_ENOTFOUND
-                                                   : LAYER_ERROR,
-                                   errno, "cannot open %s file %s", what, path);
-        goto out;
-    }
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        rc = layer_error_set(LAYER_EINVALID, "%s file %s is not a regular file",
-                             what, path);
-        goto out;
-    }
-    if ((buf = layer_trymalloc(cap + 1)) == NULL) {
-        rc = LAYER_ENOMEM;
-        goto out;
-    }
-    for (;;) {
-        ssize_t n = read(fd, buf + len, cap + 1 - len);
-
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = layer_error_set_errno(LAYER_ERROR, errno,
-                                       "cannot read %s file %s", what, path);
-            goto out;
-        }
-        if (n == 0)
-            break;
-        len += (size_t)n;
-        if (len > cap) {
-            rc = layer_error_set(LAYER_ETOOBIG,
-                                 "%s file %s is larger than %zu bytes", what,
-                                 path, cap);
-            goto out;
-        }
-    }
-    buf[len] = '\0';
-    *out = buf;
-    *out_len = len;
-    buf = NULL;
-out:
-    layer_free(buf);
-    if (fd >= 0)
-        close(fd);
-    return rc;
+    snprintf(desc, sizeof(desc), "%s file %s", what, path);
+    return layer_file_read(out, out_len, AT_FDCWD, path, cap, 0, desc);
 }
 
 int srv_exit_status(int code)

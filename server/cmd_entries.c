@@ -1,6 +1,6 @@
 /*
  * layerd entries: print a layer's changeset entries as NDJSON, one
- * api_entry_json_write() object per line, the same bytes the server's
+ * api_entry_json_append() object per line, the same bytes the server's
  * /entries endpoint streams. One line buffer is reused for every entry.
  */
 #include <stdio.h>
@@ -8,13 +8,12 @@
 
 #include "api/entry_json.h"
 #include "cli.h"
-#include "layer/alloc.h"
 #include "layer/error.h"
 #include "layer/reader.h"
+#include "layer/text.h"
 
-/* First room for one line: most entries' JSON is a few hundred bytes;
- * the buffer grows (up to API_ENTRY_JSON_MAX) for larger ones. */
-#define LINE_FIRST 4096
+/* Longest line: an entry's JSON and its newline. */
+#define LINE_MAX_BYTES (API_ENTRY_JSON_MAX + 1)
 
 static void usage(FILE *f)
 {
@@ -46,8 +45,7 @@ int srv_cmd_entries(int argc, char **argv)
     layer_reader *r = NULL;
     layer_reader_opts opts = {0};
     const layer_entry *e;
-    char *line = NULL;
-    size_t line_cap = 0;
+    layer_text_buf line = LAYER_TEXT_BUF_INIT(LINE_MAX_BYTES, "an entry line");
     int status, rc;
 
     if ((status = srv_layer_args_parse(&c.args, "entries", argc, argv, NULL,
@@ -63,38 +61,12 @@ int srv_cmd_entries(int argc, char **argv)
         status = srv_exit_status(rc);
         goto out;
     }
-    if ((line = layer_trymalloc(LINE_FIRST)) == NULL) {
-        srv_errorf("entries", "out of memory");
-        status = SRV_EXIT_FAILURE;
-        goto out;
-    }
-    line_cap = LINE_FIRST;
     while ((rc = layer_reader_next(&e, r)) == 0) {
-        size_t need = 0;
-
-        /* one spare byte for the newline */
-        if ((rc = api_entry_json_write(&need, line, line_cap - 1, e)) < 0)
+        layer_text_buf_truncate(&line, 0);
+        if ((rc = api_entry_json_append(&line, e)) < 0 ||
+            (rc = layer_text_buf_add(&line, "\n", 1)) < 0)
             break;
-        if (need > line_cap - 1) { /* did not fit: grow and write again */
-            char *grown;
-
-            if (need > API_ENTRY_JSON_MAX) {
-                rc = layer_error_set(LAYER_ETOOBIG,
-                                     "%s: its JSON is larger than %u bytes",
-                                     e->path, API_ENTRY_JSON_MAX);
-                break;
-            }
-            if ((grown = layer_tryarray(line, need + 1, 1)) == NULL) {
-                rc = LAYER_ENOMEM;
-                break;
-            }
-            line = grown;
-            line_cap = need + 1;
-            if ((rc = api_entry_json_write(&need, line, line_cap - 1, e)) < 0)
-                break;
-        }
-        line[need] = '\n';
-        fwrite(line, 1, need + 1, stdout);
+        fwrite(line.p, 1, line.len, stdout);
     }
     if (rc != LAYER_ITEROVER) {
         fflush(stdout);
@@ -114,7 +86,7 @@ int srv_cmd_entries(int argc, char **argv)
         status = SRV_EXIT_FAILURE;
     }
 out:
-    layer_free(line);
+    layer_text_buf_dispose(&line);
     layer_reader_free(r);
     srv_layer_cmd_dispose(&c);
     return status;

@@ -34,7 +34,7 @@
 
 #include <jansson.h>
 
-#include "api/entry_json.h"
+#include "api/json_bytes.h"
 #include "cli.h"
 #include "layer/alloc.h"
 #include "layer/compress.h"
@@ -532,12 +532,10 @@ static int run_tar(const layer_info *info, const layer_export_opts *opts,
     }
     progress_clear(&prog);
     if (rc != LAYER_ITEROVER) {
-        const char *msg = layer_export_error(x);
-
-        /* the bare message: "layerd export: " is the operation here, and
-         * msg carries the span's "layer.export failed: " */
+        /* The worker's message is this thread's now; the span adds the
+         * operation, the CLI its name. */
         srv_errorf("export", "%s", layer_error_last());
-        layer_span_set_error_message(span, msg ? msg : layer_error_last());
+        layer_span_set_error(span, "layer.export", rc);
         status = srv_exit_status(rc);
         goto out;
     }

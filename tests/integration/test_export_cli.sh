@@ -2,7 +2,9 @@
 # `layerd export` as a command: usage and exit statuses, the terminal
 # guard, -o atomicity, the --json summary and its digests (checked against
 # sha256sum, gzip and zstd), determinism, SOURCE_DATE_EPOCH, --all-xattrs,
-# tracing, and the --output-dir transport folder read back as a layer.
+# tracing, the --output-dir transport folder read back as a layer, and
+# error messages wrapped once (the CLI and the span each add the operation
+# to the raising site's message, nothing else does).
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "$0")/lib.sh"
 it_init export_cli 60
@@ -239,5 +241,40 @@ expect_rc "--output-dir onto an existing path" 1 X --store "$S" app \
     --output-dir "$W/folder-app"
 expect_eq "the existing folder is untouched" "Version 1.0" \
     "$(head -n 1 "$W/folder-app/tombstones.txt")"
+
+# ---- error messages: said once where raised, wrapped once ----
+# The status message of the span named $2 in trace file $1.
+span_error() {
+    jq -r -s --arg n "$2" 'map(select(.name == $n and .status == "error")) |
+                           .[0].status_message // "none"' "$1"
+}
+expect_rc "folder onto an existing path, traced" 1 X --store "$S" app \
+    --output-dir "$W/folder-app" --trace "$W/err1.jsonl"
+expect_eq "CLI: the folder writer's message, once" \
+    "layerd export: $W/folder-app exists" "$(cat "$IT_TMP/err")"
+expect_eq "span: the operation, then the message" \
+    "layer.export failed: $W/folder-app exists" \
+    "$(span_error "$W/err1.jsonl" layer.export)"
+expect_rc "folder below a missing directory, traced" 3 X --store "$S" app \
+    --output-dir "$W/missing/deeper" --trace "$W/err2.jsonl"
+expect_eq "CLI: the failed call, its object and strerror" \
+    "layerd export: open $W/missing: No such file or directory" \
+    "$(cat "$IT_TMP/err")"
+expect_eq "span: the errno name once, at the end" \
+    "layer.export failed: open $W/missing: No such file or directory (ENOENT)" \
+    "$(span_error "$W/err2.jsonl" layer.export)"
+B=$IT_TMP/broken
+mkdir -p "$B/syntax/fs"
+printf '{"parent": "a",}' >"$B/syntax/layer.json"
+expect_rc "a store whose layer.json is not JSON, traced" 1 \
+    "$LAYERD" entries --store "dir:$B" syntax --trace "$W/err3.jsonl"
+json_err="layer syntax: layer.json: invalid JSON at line 1, column 16 (byte 16): string or '}' expected near '}'"
+expect_eq "CLI: the document, where and what" "layerd: $json_err" \
+    "$(cat "$IT_TMP/err")"
+expect_eq "span: store.resolve adds its title once" \
+    "store.resolve failed: $json_err" \
+    "$(span_error "$W/err3.jsonl" store.resolve)"
+check "no module prefix or doubled title in any message" \
+    bash -c "! cat '$W'/err[123].jsonl | grep -E 'layer\.folder:|failed: [a-z._]+ failed|: [a-z._]+: open failed'"
 
 it_done

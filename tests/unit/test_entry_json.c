@@ -1,6 +1,6 @@
 /*
- * Tests of the entry object (api/entry_json.c): time formatting, the
- * lossless form of names that are not UTF-8, and the direct writer, whose
+ * Tests of the entry object (api/entry_json.c): the lossless form of
+ * names that are not UTF-8, and the direct writer, whose
  * bytes must equal jansson's compact dump of the object the entry stands
  * for. That object is built here by ref_entry_json(), independently of
  * the writer, field by field with jansson (the way api_entry_json() built
@@ -13,44 +13,9 @@
 #include <string.h>
 
 #include "api/entry_json.h"
-
-START_TEST(test_entry_json_time__rfc3339_with_nanoseconds)
-{
-    static const struct {
-        int64_t sec;
-        uint32_t nsec;
-        const char *want;
-    } cases[] = {
-        {0, 0, "1970-01-01T00:00:00.000000000Z"},
-        {-1, 5, "1969-12-31T23:59:59.000000005Z"},
-        {-86401, 0, "1969-12-30T23:59:59.000000000Z"},
-        {951782400, 0, "2000-02-29T00:00:00.000000000Z"},
-        {1583020800, 0, "2020-03-01T00:00:00.000000000Z"},
-        {1700000000, 123456789, "2023-11-14T22:13:20.123456789Z"},
-        {4102444800, 0, "2100-01-01T00:00:00.000000000Z"},
-        {253402300799, 999999999, "9999-12-31T23:59:59.999999999Z"},
-    };
-    char buf[40];
-
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        layer_time t = {cases[i].sec, cases[i].nsec};
-
-        ck_assert_int_eq(api_time_format(buf, &t), 0);
-        ck_assert_str_eq(buf, cases[i].want);
-    }
-}
-END_TEST
-
-START_TEST(test_entry_json_time__out_of_range_is_refused)
-{
-    layer_time big = {253402300800, 0};   /* year 10000 */
-    layer_time small = {-62167219201, 0}; /* year -1 */
-    char buf[40];
-
-    ck_assert_int_eq(api_time_format(buf, &big), -1);
-    ck_assert_int_eq(api_time_format(buf, &small), -1);
-}
-END_TEST
+#include "api/json_bytes.h"
+#include "layer/error.h"
+#include "layer/text.h"
 
 START_TEST(test_entry_json__invalid_utf8_name_has_exact_base64)
 {
@@ -154,9 +119,9 @@ static void ref_bytes(json_t *o, const char *key, const char *b64key,
 
 static void ref_time(json_t *o, const char *key, const layer_time *t)
 {
-    char buf[40];
+    char buf[LAYER_TEXT_RFC3339_MAX];
 
-    if (api_time_format(buf, t) == 0)
+    if (layer_text_rfc3339(buf, t->sec, t->nsec, 9) >= 0)
         json_object_set_new(o, key, json_string(buf));
 }
 
@@ -477,6 +442,60 @@ START_TEST(test_entry_json_write__random_names_match_jansson)
 }
 END_TEST
 
+/* api_entry_json_append(): after what the buffer holds, the writer's bytes,
+ * whether they fit the first room or needed the buffer grown. */
+START_TEST(test_entry_json_append__grows_once_and_keeps_what_was_there)
+{
+    size_t plen = 10000;
+    char *path = malloc(plen + 1);
+    layer_text_buf b = LAYER_TEXT_BUF_INIT(API_ENTRY_JSON_MAX, "entries");
+    layer_entry small = full_entry(LAYER_TYPE_FILE, "a"), big;
+    size_t n1 = 0, n2 = 0;
+    char *want;
+
+    ck_assert_ptr_nonnull(path);
+    memset(path, 'p', plen);
+    path[plen] = '\0';
+    big = full_entry(LAYER_TYPE_DIR, path);
+    ck_assert_int_eq(api_entry_json_write(&n1, NULL, 0, &small), 0);
+    ck_assert_int_eq(api_entry_json_write(&n2, NULL, 0, &big), 0);
+    ck_assert_uint_gt(n2, 4096); /* more than the first room */
+    ck_assert_int_eq(layer_text_buf_adds(&b, "[\n"), 0);
+    ck_assert_int_eq(api_entry_json_append(&b, &small), 0);
+    ck_assert_int_eq(layer_text_buf_adds(&b, ",\n"), 0);
+    ck_assert_int_eq(api_entry_json_append(&b, &big), 0);
+    ck_assert_uint_eq(b.len, 2 + n1 + 2 + n2);
+    ck_assert_int_eq(b.p[b.len], '\0');
+    want = malloc(n2 + 1);
+    ck_assert_ptr_nonnull(want);
+    ck_assert_int_eq(api_entry_json_write(&n2, want, n2 + 1, &big), 0);
+    ck_assert_mem_eq(b.p + 2 + n1 + 2, want, n2);
+    ck_assert_int_eq(api_entry_json_write(&n1, want, n1 + 1, &small), 0);
+    ck_assert_mem_eq(b.p + 2, want, n1);
+    free(want);
+    layer_text_buf_dispose(&b);
+    free(path);
+}
+END_TEST
+
+START_TEST(test_entry_json_append__refuses_an_entry_over_the_cap)
+{
+    layer_text_buf b = LAYER_TEXT_BUF_INIT(64, "a small buffer");
+    layer_entry e = full_entry(LAYER_TYPE_FILE, "usr/bin/tool");
+
+    ck_assert_int_eq(layer_text_buf_adds(&b, "head"), 0);
+    ck_assert_int_eq(api_entry_json_append(&b, &e), LAYER_ETOOBIG);
+    ck_assert_ptr_nonnull(strstr(layer_error_last(), "entry usr/bin/tool: "));
+    ck_assert_ptr_nonnull(strstr(layer_error_last(), "a small buffer (64"));
+    /* nothing was added, and the buffer still works */
+    ck_assert_str_eq(b.p, "head");
+    ck_assert_int_eq(b.err, 0);
+    ck_assert_int_eq(layer_text_buf_adds(&b, "-tail"), 0);
+    ck_assert_str_eq(b.p, "head-tail");
+    layer_text_buf_dispose(&b);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("entry_json");
@@ -484,8 +503,6 @@ int main(void)
     SRunner *sr;
     int failed;
 
-    tcase_add_test(tc, test_entry_json_time__rfc3339_with_nanoseconds);
-    tcase_add_test(tc, test_entry_json_time__out_of_range_is_refused);
     tcase_add_test(tc, test_entry_json__invalid_utf8_name_has_exact_base64);
     tcase_add_test(tc, test_entry_json__valid_utf8_name_has_no_base64);
     tcase_add_test(tc, test_entry_json_write__every_type_matches_jansson);
@@ -495,6 +512,9 @@ int main(void)
     tcase_add_test(tc, test_entry_json_write__extreme_numbers_match_jansson);
     tcase_add_test(tc, test_entry_json_write__large_entries_match_jansson);
     tcase_add_test(tc, test_entry_json_write__random_names_match_jansson);
+    tcase_add_test(tc,
+                   test_entry_json_append__grows_once_and_keeps_what_was_there);
+    tcase_add_test(tc, test_entry_json_append__refuses_an_entry_over_the_cap);
     suite_add_tcase(s, tc);
     sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);

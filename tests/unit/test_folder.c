@@ -7,6 +7,8 @@
  */
 #include <check.h>
 #include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -340,6 +342,147 @@ START_TEST(test_bad_escapes_are_refused)
 }
 END_TEST
 
+/* A folder holding tombstones.txt = text (len bytes). */
+static char *tomb_folder(const char *text, size_t len)
+{
+    char *dir = fx_tmpdir();
+
+    fx_file_bytes(dir, "tombstones.txt", text, len, 0644);
+    return dir;
+}
+
+static layer_folder__tombstones *tombs_open(const char *dir, int want_rc)
+{
+    layer_folder__tombstones *t = NULL;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY), rc;
+
+    ck_assert_int_ge(fd, 0);
+    rc = layer_folder__tombstones_open(&t, fd, dir);
+    close(fd);
+    ck_assert_msg(rc == want_rc, "open: %s", layer_error_last());
+    return t;
+}
+
+static void tomb_is(layer_folder__tombstones *t, const char *want)
+{
+    const char *path;
+    size_t len;
+    int rc = layer_folder__tombstones_next(&path, &len, t);
+
+    ck_assert_msg(rc == 0, "%s", layer_error_last());
+    ck_assert_str_eq(path, want);
+    ck_assert_uint_eq(len, strlen(want));
+}
+
+START_TEST(test_tombstones_are_read_back_line_by_line)
+{
+    static const char text[] = "\xEF\xBB\xBFVersion 1.0\r\n"
+                               "etc/old\r\n\n"
+                               "back\\\\slash\n"
+                               "new\\nline\\rcr\n"
+                               "last";
+    char *dir = tomb_folder(text, sizeof(text) - 1);
+    layer_folder__tombstones *t = tombs_open(dir, 0);
+    const char *path;
+    size_t len;
+
+    ck_assert_ptr_nonnull(t);
+    tomb_is(t, "etc/old");
+    tomb_is(t, "back\\slash");
+    tomb_is(t, "new\nline\rcr");
+    tomb_is(t, "last");
+    ck_assert_int_eq(layer_folder__tombstones_next(&path, &len, t),
+                     LAYER_ITEROVER);
+    layer_folder__tombstones_free(t);
+    layer_folder__tombstones_free(NULL);
+    fx_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+START_TEST(test_bad_tombstones_files_are_broken_and_named)
+{
+    static const struct {
+        const char *text;
+        const char *msg; /* after "<dir>/tombstones.txt" */
+    } cases[] = {
+        {"", " is empty"},
+        {"Version 1.1\n", " does not start with \"Version 1.0\""},
+        {"Version 1.0x\n", " does not start with \"Version 1.0\""},
+        {"Version 1.0\nok\nbad\\escape\n", ": line 3: bad escape"},
+        {"Version 1.0\n/abs\n", ": line 2: not a relative path inside the "
+                                "layer"},
+        {"Version 1.0\na/../../b\n", ": line 2: not a relative path inside "
+                                     "the layer"},
+        {"Version 1.0\na//b\n", ": line 2: not a relative path inside the "
+                                "layer"},
+        {"Version 1.0\n..\n", ": line 2: not a relative path inside the "
+                              "layer"},
+    };
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *dir = tomb_folder(cases[i].text, strlen(cases[i].text));
+        layer_folder__tombstones *t;
+        char want[PATH_MAX + 128];
+        const char *path;
+        size_t len;
+        int rc;
+
+        snprintf(want, sizeof(want), "%s/tombstones.txt%s", dir, cases[i].msg);
+        if (strncmp(cases[i].msg, ": line", 6) != 0) {
+            t = tombs_open(dir, LAYER_EBROKEN);
+            ck_assert_ptr_null(t);
+        } else {
+            t = tombs_open(dir, 0);
+            while ((rc = layer_folder__tombstones_next(&path, &len, t)) == 0)
+                ;
+            ck_assert_int_eq(rc, LAYER_EBROKEN);
+            layer_folder__tombstones_free(t);
+        }
+        ck_assert_str_eq(layer_error_last(), want);
+        fx_rm_rf(dir);
+        free(dir);
+    }
+}
+END_TEST
+
+START_TEST(test_tombstones_file_odd_cases)
+{
+    char *dir = fx_tmpdir(), *text;
+    layer_folder__tombstones *t;
+    const char *path;
+    size_t len, n = 70000;
+
+    /* none: nothing was deleted */
+    t = tombs_open(dir, 0);
+    ck_assert_ptr_null(t);
+    /* a FIFO is refused at once, not waited on */
+    fx_fifo(dir, "tombstones.txt");
+    alarm(10);
+    t = tombs_open(dir, LAYER_EBROKEN);
+    alarm(0);
+    ck_assert_ptr_null(t);
+    ck_assert_ptr_nonnull(strstr(layer_error_last(), "not a regular file"));
+    fx_unlink(dir, "tombstones.txt");
+    /* a line over 64 KiB */
+    text = malloc(n);
+    ck_assert_ptr_nonnull(text);
+    memcpy(text, "Version 1.0\n", 12);
+    memset(text + 12, 'a', n - 13);
+    text[n - 1] = '\n';
+    fx_file_bytes(dir, "tombstones.txt", text, n, 0644);
+    free(text);
+    t = tombs_open(dir, 0);
+    ck_assert_int_eq(layer_folder__tombstones_next(&path, &len, t),
+                     LAYER_EBROKEN);
+    ck_assert_ptr_nonnull(
+        strstr(layer_error_last(), "line 2 is longer than 65535 bytes"));
+    layer_folder__tombstones_free(t);
+    fx_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 static Suite *folder_suite(void)
 {
     Suite *s = suite_create("folder");
@@ -352,6 +495,9 @@ static Suite *folder_suite(void)
     tcase_add_test(tc, test_failed_export_leaves_no_temporary_folder);
     tcase_add_test(tc, test_escape_and_unescape_are_inverse);
     tcase_add_test(tc, test_bad_escapes_are_refused);
+    tcase_add_test(tc, test_tombstones_are_read_back_line_by_line);
+    tcase_add_test(tc, test_bad_tombstones_files_are_broken_and_named);
+    tcase_add_test(tc, test_tombstones_file_odd_cases);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -537,7 +537,8 @@ START_TEST(dir_bad_layer_json_is_broken)
     dir_layer(root, "child", "{\"parent\": \"syntax\"}");
     s = open_store("dir", root);
     resolve_fails(s, "syntax", LAYER_EBROKEN,
-                  "layer syntax: layer.json: invalid JSON at byte 15");
+                  "layer syntax: layer.json: invalid JSON at line 1, column "
+                  "16 (byte 16): string or '}' expected near '}'");
     resolve_fails(s, "array", LAYER_EBROKEN, "not a JSON object");
     resolve_fails(s, "kind", LAYER_EBROKEN, "unknown kind \"overlay\"");
     resolve_fails(s, "kindtype", LAYER_EBROKEN, "\"kind\" is a number");
@@ -551,6 +552,42 @@ START_TEST(dir_bad_layer_json_is_broken)
     resolve_fails(s, "jsondir", LAYER_EBROKEN, "not a regular file");
     /* A broken parent breaks its children, with the parent's message. */
     resolve_fails(s, "child", LAYER_EBROKEN, "layer syntax: layer.json");
+    layer_store_free(s);
+}
+END_TEST
+
+/* layer.json is our own format: read strictly, and never waited on. */
+START_TEST(dir_layer_json_is_read_strictly_and_with_a_cap)
+{
+    char root[PATH_MAX], path[PATH_MAX], *big;
+    layer_store *s;
+    layer_info *info;
+
+    scratch(root, sizeof(root), "strict");
+    dir_layer(root, "dupkey", "{\"parent\": \"a\", \"parent\": \"b\"}");
+    dir_layer(root, "fifo", "{}");
+    xfmt(path, sizeof(path), "%s/fifo/layer.json", root);
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(mkfifo(path, 0644), 0);
+    big = calloc(1, 70000);
+    ck_assert_ptr_nonnull(big);
+    memset(big, ' ', 69998);
+    big[0] = '{';
+    big[69998] = '}';
+    dir_layer(root, "big", big);
+    free(big);
+    dir_layer(root, "bignum", "{\"size\": 18446744073709551616, \"r\": 1e300}");
+    s = open_store("dir", root);
+    resolve_fails(s, "dupkey", LAYER_EBROKEN,
+                  "layer dupkey: layer.json: invalid JSON at line 1, column "
+                  "24 (byte 24): duplicate object key near '\"parent\"'");
+    resolve_fails(s, "fifo", LAYER_EBROKEN,
+                  "layer fifo: layer.json is not a regular file");
+    resolve_fails(s, "big", LAYER_EBROKEN,
+                  "layer big: layer.json is larger than 65536 bytes");
+    /* Numbers are never used; one that int64_t cannot hold is fine. */
+    info = resolve_ok(s, "bignum");
+    layer_info_free(info);
     layer_store_free(s);
 }
 END_TEST
@@ -789,7 +826,9 @@ START_TEST(cs_broken_metadata_is_reported)
 
     cs_store(root, sizeof(root), "cs-json", "[{\"id\":\"top\"}", ids, 1);
     s = open_store("containers-storage", root);
-    resolve_fails(s, "top", LAYER_EBROKEN, "invalid JSON at byte 13");
+    resolve_fails(s, "top", LAYER_EBROKEN,
+                  "layers.json: invalid JSON at line 1, column 13 (byte 13): "
+                  "']' expected near end of file");
     layer_store_free(s);
 
     cs_store(root, sizeof(root), "cs-noid", "[{\"parent\":\"top\"}]", ids, 1);
@@ -840,6 +879,25 @@ START_TEST(cs_first_record_of_an_id_wins)
     ck_assert_str_eq(info->created, "2024-01-01T00:00:00Z");
     layer_info_free(info);
     list_is(s, NULL, 0, want, 1);
+    layer_store_free(s);
+}
+END_TEST
+
+/* Go's encoding/json wrote these files: a repeated key keeps its last
+ * value, and uint64 numbers past int64_t are ordinary. */
+START_TEST(cs_metadata_is_read_as_go_reads_it)
+{
+    static const char *const ids[] = {"last"};
+    char root[PATH_MAX];
+    layer_store *s;
+
+    cs_store(root, sizeof(root), "cs-go",
+             "[{\"id\":\"first\",\"id\":\"last\","
+             "\"diff-size\":18446744073709551615}]",
+             ids, 1);
+    s = open_store("containers-storage", root);
+    layer_info_free(resolve_ok(s, "last"));
+    resolve_fails(s, "first", LAYER_ENOTFOUND, NULL);
     layer_store_free(s);
 }
 END_TEST
@@ -1063,6 +1121,7 @@ static Suite *store_suite(void)
     tcase_add_test(dir, dir_cycles_are_broken);
     tcase_add_test(dir, dir_chain_longer_than_the_cap_is_broken);
     tcase_add_test(dir, dir_bad_layer_json_is_broken);
+    tcase_add_test(dir, dir_layer_json_is_read_strictly_and_with_a_cap);
     tcase_add_test(dir, dir_invalid_parent_ids_are_never_used_as_paths);
     tcase_add_test(dir, dir_store_sees_layers_created_after_open);
     tcase_add_test(dir, resolve_releases_everything_on_allocation_failure);
@@ -1074,6 +1133,7 @@ static Suite *store_suite(void)
     tcase_add_test(cs, cs_vfs_layers_are_snapshots);
     tcase_add_test(cs, cs_broken_metadata_is_reported);
     tcase_add_test(cs, cs_first_record_of_an_id_wins);
+    tcase_add_test(cs, cs_metadata_is_read_as_go_reads_it);
     suite_add_tcase(s, cs);
 
     tcase_add_test(dk, docker_resolves_chain_ids_and_diff_ids);

@@ -21,11 +21,12 @@
 #include <jansson.h>
 
 #include "layer/entry.h"
+#include "layer/text.h"
 
 #include <stddef.h>
 
 /**
- * Largest entry JSON the callers of api_entry_json_write() accept (16 MiB):
+ * Largest entry JSON the callers of api_entry_json_append() accept (16 MiB):
  * xattrs make entries big (Linux allows 64 KiB per value, and the reader
  * keeps up to 1 MiB of them per entry, which base64 turns into 1.4 MiB).
  */
@@ -40,7 +41,8 @@
  * Like snprintf, the output is cut at cap and *out_len is the length the
  * whole JSON needs: when *out_len > cap, buf holds an incomplete prefix
  * and the caller writes again into a buffer of *out_len bytes (the same
- * entry gives the same bytes). Nothing is allocated.
+ * entry gives the same bytes; api_entry_json_append() does this).
+ * Nothing is allocated.
  *
  * @param[out] out_len the length of the whole JSON
  * @param buf where the bytes go (may be NULL when cap is 0); not owned
@@ -52,6 +54,21 @@ int api_entry_json_write(size_t *out_len, char *buf, size_t cap,
                          const layer_entry *entry);
 
 /**
+ * Append the compact JSON of an entry (no newline) to a capped buffer:
+ * api_entry_json_write() into the buffer's spare room, and when that was
+ * too small, once more into room grown to the size it reported. This is
+ * the one place that loop lives; the CLI and the endpoints all call it.
+ *
+ * @param buf the buffer (its max bounds the entry, e.g.
+ *        API_ENTRY_JSON_MAX plus the caller's framing)
+ * @param entry the entry (borrowed)
+ * @return 0; LAYER_ETOOBIG when the JSON does not fit under buf->max (the
+ *         message names the entry; the buffer is unchanged and usable),
+ *         LAYER_ENOMEM, or the buffer's earlier failure
+ */
+int api_entry_json_append(layer_text_buf *buf, const layer_entry *entry);
+
+/**
  * Build the JSON object of an entry: api_entry_json_write()'s output
  * parsed back, for callers that want a jansson object.
  *
@@ -60,32 +77,5 @@ int api_entry_json_write(size_t *out_len, char *buf, size_t cap,
  *         out of memory or when the JSON exceeds API_ENTRY_JSON_MAX
  */
 json_t *api_entry_json(const layer_entry *entry);
-
-/**
- * Format a time as RFC 3339 UTC with nanoseconds,
- * "2026-11-28T19:46:20.647821366Z".
- *
- * @param[out] out buffer of at least 40 bytes
- * @param t the time
- * @return 0, or -1 if the time cannot be represented
- */
-int api_time_format(char out[40], const layer_time *t);
-
-/**
- * Make a JSON string from raw bytes: valid UTF-8 is kept, invalid bytes
- * become U+FFFD.
- *
- * @param s bytes
- * @param len their length
- * @param[out] out_lossy set to 1 when bytes were replaced (may be NULL)
- * @return a new reference, or NULL when out of memory
- */
-json_t *api_json_string_bytes(const char *s, size_t len, int *out_lossy);
-
-/**
- * Base64-encode bytes (standard alphabet, padded) as a JSON string.
- * @return a new reference, or NULL when out of memory
- */
-json_t *api_json_base64(const unsigned char *data, size_t len);
 
 #endif

@@ -15,6 +15,9 @@
 
 #include <stdarg.h>
 
+/** Longest message kept, with its NUL; longer ones are cut. */
+#define LAYER_ERROR_MSG_MAX 1024
+
 /** Error codes. All negative; 0 is success. */
 enum layer_error_code {
     LAYER_OK = 0,
@@ -37,9 +40,14 @@ enum layer_error_code {
 /**
  * Record the error detail of the current thread.
  *
- * The message is one impersonal line, formatted like printf. It replaces
- * any previous message of this thread. The errno at the time of the call
- * is recorded alongside it (see layer_error_errno()).
+ * The message is one impersonal line, formatted like printf, that says
+ * what failed and with which object ("layer app: layer.json is not a
+ * regular file"), without a module prefix: the operation's title is
+ * added once, by the span or the CLI that reports it. It replaces any
+ * previous message of this thread; an argument may be the thread's own
+ * layer_error_last(). A message longer than LAYER_ERROR_MSG_MAX - 1 bytes
+ * is cut, without splitting a UTF-8 character, and ends with "...". No
+ * errno is recorded (layer_error_errno() gives 0).
  *
  * @param code the error code being returned (kept with the message)
  * @param fmt printf-style format
@@ -49,7 +57,9 @@ int layer_error_set(int code, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /**
- * Like layer_error_set(), but appends ": <strerror(err)>" and records err.
+ * Like layer_error_set(), but appends ": <strerror(err)>" and records err
+ * (layer_error_errno()). A long message is cut before the suffix, so the
+ * suffix is always kept.
  *
  * @param code the error code being returned
  * @param err an errno value
@@ -86,6 +96,46 @@ int layer_error_errno(void);
  * Forget the last error of this thread.
  */
 void layer_error_clear(void);
+
+/**
+ * Change the code recorded with this thread's last error, keeping its
+ * message and errno: for a caller that knows better what a failure means
+ * (a file that is too big is LAYER_EBROKEN when it is a store's
+ * metadata).
+ *
+ * @param code the new code
+ * @return code
+ */
+int layer_error_recode(int code);
+
+/**
+ * A thread's error state, saved whole: the code, the errno and the
+ * message of its last error, and errno itself. Plain data, so it may be
+ * copied, kept on the stack and restored on another thread.
+ */
+typedef struct layer_error_state {
+    int code;                      /**< layer_error_last_code() */
+    int err;                       /**< layer_error_errno() */
+    int saved_errno;               /**< errno */
+    char msg[LAYER_ERROR_MSG_MAX]; /**< the message, NUL-terminated */
+} layer_error_state;
+
+/**
+ * Save this thread's error state, for code that may fail internally but
+ * must leave its caller's error untouched (tracing, metrics).
+ *
+ * @param[out] out the state
+ */
+void layer_error_save(layer_error_state *out);
+
+/**
+ * Make a saved state this thread's error state again, exactly as it was
+ * saved: message, code, recorded errno and errno. Saves nest: restoring
+ * an inner one and then an outer one gives the outer state.
+ *
+ * @param state from layer_error_save()
+ */
+void layer_error_restore(const layer_error_state *state);
 
 /**
  * Symbolic name of a code, e.g. "LAYER_ENOTFOUND".

@@ -16,10 +16,11 @@
  *   - DIR/tombstones.txt: the first line is exactly "Version 1.0"; each
  *     further line is one deleted path, relative and '/'-separated, in
  *     reader order. Every line ends with '\n'. A name may hold any byte
- *     but NUL, so two bytes are escaped: '\\' is written as the two
- *     characters "\\\\" and a newline as "\\n"; a backslash followed by
- *     anything else is invalid. The folder reader (LAYER_KIND_FOLDER)
- *     undoes this.
+ *     but NUL, so three bytes are escaped: '\\' is written as the two
+ *     characters "\\\\", a newline as "\\n" and a carriage return as
+ *     "\\r" (so that no line carries a raw CR, which readers strip as a
+ *     Windows line end); a backslash followed by anything else is invalid.
+ *     The folder reader (LAYER_KIND_FOLDER) undoes this.
  *
  * The folder is built as "DEST.tmp-<16 hex>" next to DEST and renamed
  * into place only when complete; any failure removes the temporary tree
