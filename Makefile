@@ -71,3 +71,5 @@ format-check:
 
 clean:
 	rm -rf $(BUILD) $(SANBUILD) $(TSANBUILD) $(BENCHBUILD) build-fuzz
+	bash -c '. tests/fixtures/engines.sh && engines_umount_below "$$PWD/build-fixtures"'
+	rm -rf build-fixtures

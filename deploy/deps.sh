@@ -8,6 +8,13 @@
 #   deps.sh --all    everything
 #   deps.sh --npm    the npm tools only (no apt): what the tests call
 #
+# The container engines (buildah, docker.io with runc) are there for the
+# test fixtures (tests/fixtures/mkengines.sh starts its own dockerd), and
+# tar-split is the tests' reference for rebuilding original layer tars.
+# Nothing installed here may start a service: while apt runs, a
+# policy-rc.d that refuses every start is put in place (unless the
+# machine has one already, as container images do) and removed after.
+#
 # The npm tools (the OpenAPI linter @redocly/cli, pinned below) go into
 # $LAYERD_NPM_DIR (default ~/.cache/layerd-npm), outside the checkout;
 # tests/integration/test_openapi.sh runs `deps.sh --npm` itself, so a
@@ -19,7 +26,8 @@ libmicrohttpd-dev libjansson-dev libssl-dev libisal-dev libzstd-dev zlib1g-dev
 check libsubunit-dev"
 TEST="curl tar libarchive-tools umoci skopeo jq attr zstd gzip
 python3 python3-prometheus-client python3-yaml python3-jsonschema openssl
-procps nodejs"
+procps nodejs
+buildah docker.io runc busybox-static tar-split"
 BENCH="pigz nginx hyperfine time"
 
 # @redocly/cli 2.x needs node >= 20.19 (or >= 22.12).
@@ -52,7 +60,30 @@ apt_deps() {
     echo "deps: installing ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
     $SUDO apt-get update -qq
+    no_service_starts
     $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    allow_service_starts
+}
+
+# Packages like docker.io and containerd start their daemon on install
+# (invoke-rc.d / deb-systemd-invoke); policy-rc.d exit 101 forbids it.
+POLICY=/usr/sbin/policy-rc.d
+POLICY_MADE=0
+no_service_starts() {
+    if [ -e "$POLICY" ]; then
+        return 0
+    fi
+    printf '#!/bin/sh\n# deploy/deps.sh: no service starts during its install\nexit 101\n' |
+        $SUDO tee "$POLICY" >/dev/null
+    $SUDO chmod 0755 "$POLICY"
+    POLICY_MADE=1
+    trap allow_service_starts EXIT
+}
+allow_service_starts() {
+    if [ "$POLICY_MADE" = 1 ]; then
+        $SUDO rm -f "$POLICY"
+        POLICY_MADE=0
+    fi
 }
 
 npm_deps() {

@@ -1,0 +1,631 @@
+/*
+ * The tar-split reader (layer/tarsplit.h): gzip-compressed JSON lines in,
+ * one validated entry out per call.
+ *
+ * Data flow: read() 64 KiB of the descriptor -> zlib inflate (gzip
+ * wrapper; further gzip members are read on, anything else after the
+ * first member is an error, as Go's gzip reader has it) into a 64 KiB
+ * window -> bytes are copied into the line buffer up to the next '\n'
+ * -> jansson parses the line -> the fields are checked and decoded.
+ *
+ * Memory is bounded: the two 64 KiB windows, the line buffer (at most
+ * the line cap), jansson's tree of that one line and the decoded payload
+ * (three quarters of the line at most). A line is refused as soon as it
+ * passes the cap, before more of it is inflated, so a gzip bomb of one
+ * endless line costs no more than the cap.
+ *
+ * The current entry borrows from the reader: the name of a "name" field
+ * points into the line's jansson tree, which is kept until the next
+ * call; a decoded name_raw or payload lives in buffers owned by the
+ * reader.
+ *
+ * Errors are final: the first one is kept (code and message) and
+ * repeated by every later call, so a caller that ignored it cannot read
+ * on past a hole in the tar.
+ */
+#include "layer/tarsplit.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "layer/alloc.h"
+#include "layer/crc64.h"
+#include "layer/error.h"
+
+/* Read and inflate in 64 KiB steps: big enough that the syscalls and
+ * zlib calls cost little next to the parsing, small enough to not
+ * matter per reader. */
+#define TS_CHUNK     (64u * 1024u)
+#define TS_LABEL_MAX 256u
+#define TS_ERR_MAX   1024u
+
+struct layer_tarsplit {
+    int fd;
+    size_t max_line;
+    char label[TS_LABEL_MAX];
+
+    z_stream z;
+    int z_live;        /* inflateInit2 succeeded */
+    int eof_in;        /* read() returned 0 */
+    int member_done;   /* inflate finished a gzip member */
+    int finished;      /* all input consumed, cleanly */
+    uint64_t bytes_in; /* bytes read from fd */
+    unsigned char *in;
+    unsigned char *out;
+    size_t out_pos, out_len; /* unconsumed inflated bytes in out */
+
+    char *line;
+    size_t line_len, line_cap;
+    uint64_t lineno;
+
+    json_t *cur; /* the current line's tree; entry.name may point in */
+    unsigned char *payload;
+    size_t payload_cap;
+    unsigned char *name; /* a decoded name_raw */
+    size_t name_cap;
+
+    uint64_t next_pos;
+    int final_rc; /* 0 while reading; then LAYER_ITEROVER or the error */
+    char final_msg[TS_ERR_MAX];
+    layer_tarsplit_entry entry;
+};
+
+int layer_tarsplit_open(layer_tarsplit **out, int fd,
+                        const layer_tarsplit_opts *opts)
+{
+    layer_tarsplit *ts = NULL;
+    const char *label = opts && opts->label ? opts->label : "tar-split";
+    int rc = 0, zrc;
+
+    if (fd < 0) {
+        rc =
+            layer_error_set(LAYER_EINVALID, "tar-split: bad descriptor %d", fd);
+        goto out;
+    }
+    ts = layer_trycalloc(1, sizeof(*ts));
+    if (ts == NULL) {
+        rc = LAYER_ENOMEM;
+        goto out;
+    }
+    ts->fd = fd;
+    ts->max_line =
+        opts && opts->max_line ? opts->max_line : LAYER_TARSPLIT_MAX_LINE;
+    snprintf(ts->label, sizeof(ts->label), "%s", label);
+    ts->in = layer_trymalloc(TS_CHUNK);
+    ts->out = layer_trymalloc(TS_CHUNK);
+    if (ts->in == NULL || ts->out == NULL) {
+        rc = LAYER_ENOMEM;
+        goto out;
+    }
+    /* 16 + 15: a gzip wrapper, the largest window. */
+    zrc = inflateInit2(&ts->z, 16 + MAX_WBITS);
+    if (zrc != Z_OK) {
+        rc = layer_error_set(zrc == Z_MEM_ERROR ? LAYER_ENOMEM : LAYER_ERROR,
+                             "%s: inflateInit2 failed (%d)", ts->label, zrc);
+        goto out;
+    }
+    ts->z_live = 1;
+    *out = ts;
+    ts = NULL;
+out:
+    layer_tarsplit_free(ts);
+    return rc;
+}
+
+void layer_tarsplit_free(layer_tarsplit *ts)
+{
+    if (ts == NULL)
+        return;
+    if (ts->z_live)
+        inflateEnd(&ts->z);
+    json_decref(ts->cur);
+    layer_free(ts->in);
+    layer_free(ts->out);
+    layer_free(ts->line);
+    layer_free(ts->payload);
+    layer_free(ts->name);
+    layer_free(ts);
+}
+
+uint64_t layer_tarsplit_line(const layer_tarsplit *ts)
+{
+    return ts->lineno;
+}
+
+/* Record an error of the line being read (lineno + 1 while it is being
+ * assembled, lineno once it is complete). */
+static int ts_fail(layer_tarsplit *ts, int code, uint64_t line, const char *fmt,
+                   ...) __attribute__((format(printf, 4, 5)));
+
+static int ts_fail(layer_tarsplit *ts, int code, uint64_t line, const char *fmt,
+                   ...)
+{
+    char what[TS_ERR_MAX];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    return layer_error_set(code, "%s: line %llu: %s", ts->label,
+                           (unsigned long long)line, what);
+}
+
+/* Read more input; 0 at end of file, 1 with bytes, negative on error. */
+static int read_more(layer_tarsplit *ts)
+{
+    ssize_t n;
+
+    do {
+        n = read(ts->fd, ts->in, TS_CHUNK);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return layer_error_set_errno(LAYER_ERROR, errno, "%s: line %llu: read",
+                                     ts->label,
+                                     (unsigned long long)ts->lineno + 1);
+    if (n == 0) {
+        ts->eof_in = 1;
+        return 0;
+    }
+    ts->bytes_in += (uint64_t)n;
+    ts->z.next_in = ts->in;
+    ts->z.avail_in = (uInt)n;
+    return 1;
+}
+
+/* Inflate more bytes into out. 1 with bytes, 0 at the clean end of the
+ * input, negative on error. */
+static int fill(layer_tarsplit *ts)
+{
+    uint64_t line = ts->lineno + 1;
+    int rc, zrc;
+
+    for (;;) {
+        if (ts->finished)
+            return 0;
+        if (ts->z.avail_in == 0 && !ts->eof_in) {
+            if ((rc = read_more(ts)) < 0)
+                return rc;
+            continue;
+        }
+        if (ts->member_done) {
+            /* Between members: only the end or another member may come. */
+            if (ts->z.avail_in == 0) {
+                ts->finished = 1;
+                return 0;
+            }
+            if (ts->z.next_in[0] != 0x1f)
+                return ts_fail(ts, LAYER_EBROKEN, line,
+                               "bytes after the end of the gzip data");
+            if (inflateReset(&ts->z) != Z_OK)
+                return ts_fail(ts, LAYER_ERROR, line, "inflateReset failed");
+            ts->member_done = 0;
+        }
+        if (ts->z.avail_in == 0) /* and eof_in */
+            return ts_fail(ts, LAYER_EBROKEN, line,
+                           ts->bytes_in == 0 ? "empty input, not gzip data"
+                                             : "truncated gzip data");
+        ts->z.next_out = ts->out;
+        ts->z.avail_out = TS_CHUNK;
+        zrc = inflate(&ts->z, Z_NO_FLUSH);
+        switch (zrc) {
+        case Z_STREAM_END:
+            ts->member_done = 1;
+            break;
+        case Z_OK:
+            break;
+        case Z_BUF_ERROR:
+            /* No progress: fine when the input ran dry (read above). */
+            if (ts->z.avail_in > 0)
+                return ts_fail(ts, LAYER_EBROKEN, line,
+                               "corrupt gzip data (no progress)");
+            break;
+        case Z_MEM_ERROR:
+            return ts_fail(ts, LAYER_ENOMEM, line, "out of memory in inflate");
+        default:
+            return ts_fail(ts, LAYER_EBROKEN, line, "corrupt gzip data (%s)",
+                           ts->z.msg ? ts->z.msg : "unknown zlib error");
+        }
+        if (ts->z.avail_out < TS_CHUNK) {
+            ts->out_pos = 0;
+            ts->out_len = TS_CHUNK - ts->z.avail_out;
+            return 1;
+        }
+    }
+}
+
+/* Append n bytes to the line, within the cap. */
+static int line_append(layer_tarsplit *ts, const unsigned char *p, size_t n)
+{
+    size_t need = ts->line_len + n + 1;
+
+    if (ts->line_len + n > ts->max_line)
+        return ts_fail(ts, LAYER_ETOOBIG, ts->lineno + 1,
+                       "longer than the cap of %zu bytes", ts->max_line);
+    if (need > ts->line_cap) {
+        size_t cap = ts->line_cap ? ts->line_cap : 4096;
+        char *nl;
+
+        while (cap < need)
+            cap = cap > ts->max_line / 2 ? ts->max_line + 1 : cap * 2;
+        nl = layer_tryarray(ts->line, cap, 1);
+        if (nl == NULL)
+            return LAYER_ENOMEM;
+        ts->line = nl;
+        ts->line_cap = cap;
+    }
+    memcpy(ts->line + ts->line_len, p, n);
+    ts->line_len += n;
+    ts->line[ts->line_len] = '\0';
+    return 0;
+}
+
+/* The next line into ts->line: 1, 0 at the end, negative on error. A last
+ * line without its '\n' counts (Go's decoder accepts it too). */
+static int read_line(layer_tarsplit *ts)
+{
+    int rc;
+
+    ts->line_len = 0;
+    for (;;) {
+        const unsigned char *start, *nl;
+        size_t avail, take;
+
+        if (ts->out_pos == ts->out_len) {
+            rc = fill(ts);
+            if (rc < 0)
+                return rc;
+            if (rc == 0) {
+                if (ts->line_len == 0)
+                    return 0;
+                ts->lineno++;
+                return 1;
+            }
+        }
+        start = ts->out + ts->out_pos;
+        avail = ts->out_len - ts->out_pos;
+        nl = memchr(start, '\n', avail);
+        take = nl ? (size_t)(nl - start) : avail;
+        if ((rc = line_append(ts, start, take)) < 0)
+            return rc;
+        ts->out_pos += take + (nl ? 1 : 0);
+        if (nl) {
+            ts->lineno++;
+            return 1;
+        }
+    }
+}
+
+static int b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+/* Standard base64 with padding (Go's base64.StdEncoding, which
+ * encoding/json uses for []byte). out needs len / 4 * 3 bytes. */
+static int b64_decode(unsigned char *out, size_t *out_len, const char *in,
+                      size_t len)
+{
+    size_t o = 0;
+
+    if (len % 4 != 0)
+        return -1;
+    for (size_t i = 0; i < len; i += 4) {
+        int v[4], pad = 0;
+
+        for (int k = 0; k < 4; k++) {
+            unsigned char c = (unsigned char)in[i + k];
+
+            if (c == '=' && i + 4 == len && k >= 2) {
+                v[k] = 0;
+                pad++;
+                continue;
+            }
+            if (pad) /* data after '=' */
+                return -1;
+            v[k] = b64_value(c);
+            if (v[k] < 0)
+                return -1;
+        }
+        out[o++] = (unsigned char)((v[0] << 2) | (v[1] >> 4));
+        if (pad < 2)
+            out[o++] = (unsigned char)(((v[1] & 15) << 4) | (v[2] >> 2));
+        if (pad < 1)
+            out[o++] = (unsigned char)(((v[2] & 3) << 6) | v[3]);
+    }
+    *out_len = o;
+    return 0;
+}
+
+/* Make sure *buf holds at least need bytes. */
+static int reserve(unsigned char **buf, size_t *cap, size_t need)
+{
+    unsigned char *nb;
+
+    if (need <= *cap)
+        return 0;
+    nb = layer_tryarray(*buf, need, 1);
+    if (nb == NULL)
+        return LAYER_ENOMEM;
+    *buf = nb;
+    *cap = need;
+    return 0;
+}
+
+/* A name for messages: printable ASCII kept, the rest as \xNN, cut at
+ * 200 bytes. */
+static void quote_name(char *out, size_t cap, const char *name, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+
+    for (size_t i = 0; i < len && o + 8 < cap; i++) {
+        unsigned char c = (unsigned char)name[i];
+
+        if (i == 200) {
+            memcpy(out + o, "...", 3);
+            o += 3;
+            break;
+        }
+        if (c >= 0x20 && c < 0x7f && c != '\\' && c != '"') {
+            out[o++] = (char)c;
+        } else {
+            out[o++] = '\\';
+            out[o++] = 'x';
+            out[o++] = hex[c >> 4];
+            out[o++] = hex[c & 15];
+        }
+    }
+    out[o] = '\0';
+}
+
+/* What is wrong with a name, or NULL. */
+static const char *name_problem(const char *n, size_t len)
+{
+    if (len == 0)
+        return "an empty name";
+    if (len > LAYER_TARSPLIT_MAX_NAME)
+        return "a name longer than 4095 bytes";
+    if (memchr(n, '\0', len) != NULL)
+        return "a NUL byte in the name";
+    if (n[0] == '/')
+        return "an absolute name";
+    for (size_t i = 0; i < len;) {
+        size_t j = i;
+
+        while (j < len && n[j] != '/')
+            j++;
+        if (j - i == 2 && n[i] == '.' && n[i + 1] == '.')
+            return "a \"..\" component in the name";
+        i = j + 1;
+    }
+    return NULL;
+}
+
+/* An optional non-negative integer member; absent or null gives 0. */
+static int get_uint(layer_tarsplit *ts, json_t *o, const char *key,
+                    int required, uint64_t *out, int *present)
+{
+    json_t *v = json_object_get(o, key);
+    json_int_t i;
+
+    *out = 0;
+    if (present)
+        *present = 0;
+    if (v == NULL || json_is_null(v)) {
+        if (required)
+            return ts_fail(ts, LAYER_EBROKEN, ts->lineno, "no \"%s\"", key);
+        return 0;
+    }
+    if (!json_is_integer(v))
+        return ts_fail(ts, LAYER_EBROKEN, ts->lineno,
+                       "\"%s\" is not an integer", key);
+    i = json_integer_value(v);
+    if (i < 0)
+        return ts_fail(ts, LAYER_EBROKEN, ts->lineno, "negative \"%s\" %lld",
+                       key, (long long)i);
+    *out = (uint64_t)i;
+    if (present)
+        *present = 1;
+    return 0;
+}
+
+/* An optional string member; absent or null gives NULL. */
+static int get_string(layer_tarsplit *ts, json_t *o, const char *key,
+                      const char **out, size_t *len)
+{
+    json_t *v = json_object_get(o, key);
+
+    *out = NULL;
+    *len = 0;
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_string(v))
+        return ts_fail(ts, LAYER_EBROKEN, ts->lineno, "\"%s\" is not a string",
+                       key);
+    *out = json_string_value(v);
+    *len = json_string_length(v);
+    return 0;
+}
+
+/* Decode the base64 member key into *buf; sets *len. */
+static int get_base64(layer_tarsplit *ts, const char *key, const char *s,
+                      size_t slen, unsigned char **buf, size_t *cap,
+                      size_t *len)
+{
+    int rc;
+
+    if ((rc = reserve(buf, cap, slen / 4 * 3 + 1)) < 0)
+        return rc;
+    if (b64_decode(*buf, len, s, slen) < 0)
+        return ts_fail(ts, LAYER_EBROKEN, ts->lineno,
+                       "\"%s\" is not valid base64", key);
+    return 0;
+}
+
+static int parse_file(layer_tarsplit *ts, json_t *o, layer_tarsplit_entry *e)
+{
+    const char *name, *raw, *payload;
+    size_t name_len, raw_len, payload_len, n;
+    const char *problem;
+    char quoted[TS_ERR_MAX / 2];
+    int rc;
+
+    if ((rc = get_string(ts, o, "name", &name, &name_len)) < 0 ||
+        (rc = get_string(ts, o, "name_raw", &raw, &raw_len)) < 0 ||
+        (rc = get_string(ts, o, "payload", &payload, &payload_len)) < 0 ||
+        (rc = get_uint(ts, o, "size", 0, &e->size, NULL)) < 0)
+        return rc;
+    if (raw != NULL && raw_len > 0) {
+        if ((rc = get_base64(ts, "name_raw", raw, raw_len, &ts->name,
+                             &ts->name_cap, &n)) < 0)
+            return rc;
+        ts->name[n] = '\0';
+        e->name = (const char *)ts->name;
+        e->name_len = n;
+        e->name_raw = 1;
+    } else {
+        e->name = name ? name : "";
+        e->name_len = name_len;
+    }
+    if ((problem = name_problem(e->name, e->name_len)) != NULL) {
+        quote_name(quoted, sizeof(quoted), e->name, e->name_len);
+        return ts_fail(ts, LAYER_EBROKEN, ts->lineno, "%s: \"%s\"", problem,
+                       quoted);
+    }
+    if (payload != NULL) {
+        if ((rc = get_base64(ts, "payload", payload, payload_len, &ts->payload,
+                             &ts->payload_cap, &n)) < 0)
+            return rc;
+        if (n != LAYER_CRC64_SIZE) {
+            quote_name(quoted, sizeof(quoted), e->name, e->name_len);
+            return ts_fail(ts, LAYER_EBROKEN, ts->lineno,
+                           "the CRC of \"%s\" has %zu bytes, not 8", quoted, n);
+        }
+        e->has_crc = 1;
+        e->crc = layer_crc64_get(ts->payload);
+    } else if (e->size > 0) {
+        quote_name(quoted, sizeof(quoted), e->name, e->name_len);
+        return ts_fail(ts, LAYER_EBROKEN, ts->lineno,
+                       "\"%s\" has %llu bytes but no CRC", quoted,
+                       (unsigned long long)e->size);
+    }
+    return 0;
+}
+
+static int parse_segment(layer_tarsplit *ts, json_t *o, layer_tarsplit_entry *e)
+{
+    const char *s;
+    size_t slen, n = 0;
+    uint64_t size;
+    int rc, has_size;
+
+    if ((rc = get_string(ts, o, "name", &s, &slen)) < 0)
+        return rc;
+    if (slen > 0)
+        return ts_fail(ts, LAYER_EBROKEN, ts->lineno, "a segment with a name");
+    if ((rc = get_string(ts, o, "name_raw", &s, &slen)) < 0)
+        return rc;
+    if (slen > 0)
+        return ts_fail(ts, LAYER_EBROKEN, ts->lineno, "a segment with a name");
+    if ((rc = get_uint(ts, o, "size", 0, &size, &has_size)) < 0)
+        return rc;
+    if (size > 0)
+        return ts_fail(ts, LAYER_EBROKEN, ts->lineno, "a segment with a size");
+    if ((rc = get_string(ts, o, "payload", &s, &slen)) < 0)
+        return rc;
+    if (s != NULL && slen > 0) {
+        if ((rc = get_base64(ts, "payload", s, slen, &ts->payload,
+                             &ts->payload_cap, &n)) < 0)
+            return rc;
+        e->data = ts->payload;
+    }
+    e->len = n;
+    return 0;
+}
+
+static int parse_line(layer_tarsplit *ts)
+{
+    layer_tarsplit_entry *e = &ts->entry;
+    json_error_t jerr;
+    uint64_t type, pos;
+    int rc;
+
+    json_decref(ts->cur);
+    ts->cur = NULL;
+    memset(e, 0, sizeof(*e));
+    if (ts->line_len == 0)
+        return ts_fail(ts, LAYER_EBROKEN, ts->lineno, "an empty line");
+    ts->cur = json_loadb(ts->line, ts->line_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (ts->cur == NULL)
+        return ts_fail(ts, LAYER_EBROKEN, ts->lineno,
+                       "not JSON: %s (column %d)", jerr.text, jerr.column);
+    if (!json_is_object(ts->cur))
+        return ts_fail(ts, LAYER_EBROKEN, ts->lineno, "not a JSON object");
+    if ((rc = get_uint(ts, ts->cur, "type", 1, &type, NULL)) < 0 ||
+        (rc = get_uint(ts, ts->cur, "position", 1, &pos, NULL)) < 0)
+        return rc;
+    if (pos != ts->next_pos)
+        return ts_fail(
+            ts, LAYER_EBROKEN, ts->lineno, "position %llu where %llu was due",
+            (unsigned long long)pos, (unsigned long long)ts->next_pos);
+    e->position = pos;
+    if (type == LAYER_TARSPLIT_FILE) {
+        e->type = LAYER_TARSPLIT_FILE;
+        rc = parse_file(ts, ts->cur, e);
+    } else if (type == LAYER_TARSPLIT_SEGMENT) {
+        e->type = LAYER_TARSPLIT_SEGMENT;
+        rc = parse_segment(ts, ts->cur, e);
+    } else {
+        rc = ts_fail(ts, LAYER_EBROKEN, ts->lineno, "unknown entry type %llu",
+                     (unsigned long long)type);
+    }
+    if (rc < 0)
+        return rc;
+    ts->next_pos++;
+    return 0;
+}
+
+int layer_tarsplit_next(const layer_tarsplit_entry **out, layer_tarsplit *ts)
+{
+    int rc;
+
+    if (ts->final_rc != 0) {
+        if (ts->final_rc == LAYER_ITEROVER)
+            return LAYER_ITEROVER;
+        return layer_error_set(ts->final_rc, "%s", ts->final_msg);
+    }
+    rc = read_line(ts);
+    if (rc == 0) {
+        if (ts->next_pos == 0) {
+            rc = ts_fail(ts, LAYER_EBROKEN, 1, "no entries");
+        } else {
+            ts->final_rc = LAYER_ITEROVER;
+            return LAYER_ITEROVER;
+        }
+    } else if (rc > 0) {
+        rc = parse_line(ts);
+    }
+    if (rc < 0) {
+        ts->final_rc = rc;
+        snprintf(ts->final_msg, sizeof(ts->final_msg), "%s",
+                 layer_error_last());
+        return rc;
+    }
+    *out = &ts->entry;
+    return 0;
+}
