@@ -16,6 +16,7 @@
  */
 
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -43,6 +44,7 @@
 #include "layer/store.h"
 #include "layer/trace.h"
 #include "tls.h"
+#include "ui_files.h"
 
 /* The ephemeral certificate's validity. */
 #define EPHEMERAL_DAYS 30
@@ -100,6 +102,11 @@ static void usage(FILE *f)
         "                        immutable layers are remembered and reused "
         "while\n"
         "                        the layer's fingerprint is unchanged\n"
+        "  --ui-dir DIR          serve the dashboard (/ui/) from DIR instead "
+        "of the\n"
+        "                        files built into the binary (for working on "
+        "the\n"
+        "                        page; nothing outside DIR is ever served)\n"
         "  -h, --help            show this help\n"
         "\n"
         "Signals: SIGTERM/SIGINT drain and exit 0, SIGHUP reopens the trace "
@@ -240,6 +247,30 @@ static int wait_signal(int sfd, int timeout_ms)
     return (int)si.ssi_signo;
 }
 
+/* The dashboard's files: the built-in ones, or those of --ui-dir (its
+ * fd in ui->dir_fd, closed by the caller). Returns 0 or an exit status. */
+static int open_ui(api_ui *ui, const char *dir)
+{
+    int fd;
+
+    ui->files = srv_ui_files;
+    ui->nfiles = srv_ui_nfiles;
+    ui->dir_fd = -1;
+    if (dir == NULL)
+        return 0;
+    if ((fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        srv_errorf("serve", "--ui-dir %s: %s", dir, strerror(errno));
+        return errno == ENOENT ? SRV_EXIT_NOTFOUND : SRV_EXIT_USAGE;
+    }
+    if (faccessat(fd, "index.html", R_OK, AT_SYMLINK_NOFOLLOW) != 0)
+        fprintf(stderr,
+                "layerd: --ui-dir %s has no readable index.html; /ui/ will "
+                "answer 404\n",
+                dir);
+    ui->dir_fd = fd;
+    return 0;
+}
+
 /* Serve until SIGTERM/SIGINT, then drain for up to grace seconds. */
 static void run(srv_http *srv, api_context *ctx, layer_trace_sink *sink,
                 int sfd, unsigned grace)
@@ -307,6 +338,7 @@ int srv_cmd_serve(int argc, char **argv)
     srv_http *srv = NULL;
     char *openapi = NULL;
     volatile unsigned active_exports = 0;
+    api_ui ui = {NULL, 0, -1};
     api_context ctx;
     api_metrics_build build;
     layer_compress_versions cv;
@@ -399,8 +431,12 @@ int srv_cmd_serve(int argc, char **argv)
                         "/openapi.yaml will answer 404 (see --openapi)\n");
     }
 
+    if ((status = open_ui(&ui, cfg.ui_dir)) != 0)
+        goto out;
+
     memset(&ctx, 0, sizeof(ctx));
     ctx.store = store;
+    ctx.ui = &ui;
     ctx.trace = sink;
     ctx.metrics = metrics;
     ctx.digests = memo;
@@ -435,6 +471,8 @@ int srv_cmd_serve(int argc, char **argv)
     fprintf(stderr, "layerd: serving store %s\n", layer_store_spec(store));
     for (size_t i = 0; i < srv_http_nsockets(srv); i++)
         fprintf(stderr, "layerd: listening on %s\n", srv_http_url(srv, i));
+    fprintf(stderr, "layerd: dashboard at %s/ui/%s\n", srv_http_url(srv, 0),
+            ui.dir_fd >= 0 ? " (from --ui-dir)" : "");
     fflush(stderr);
 
     run(srv, &ctx, sink, sfd, cfg.grace);
@@ -449,6 +487,8 @@ out:
     layer_store_free(store);
     layer_trace_sink_free(sink);
     layer_free(openapi);
+    if (ui.dir_fd >= 0)
+        close(ui.dir_fd);
     if (sfd >= 0)
         close(sfd);
     if (masked)

@@ -54,6 +54,7 @@ static const setting settings[] = {
     {"grace", SRV_CFG_GRACE, VALUE_UINT, 0, 3600},
     {"openapi", SRV_CFG_OPENAPI, VALUE_STRING, 0, 0},
     {"no-digest-memo", SRV_CFG_NO_DIGEST_MEMO, VALUE_BOOL, 0, 0},
+    {"ui-dir", SRV_CFG_UI_DIR, VALUE_STRING, 0, 0},
 };
 
 static const setting *find_setting(const char *key)
@@ -203,6 +204,8 @@ int srv_config_set(srv_config *cfg, const char *key, const char *value)
             rc = set_string(&cfg->trace, key, value);
         else if (s->field == SRV_CFG_LOG_FORMAT)
             rc = set_string(&cfg->log_format, key, value);
+        else if (s->field == SRV_CFG_UI_DIR)
+            rc = set_string(&cfg->ui_dir, key, value);
         else
             rc = set_string(&cfg->openapi, key, value);
         if (rc < 0)
@@ -359,6 +362,9 @@ int srv_config_merge(srv_config *dst, const srv_config *src)
     if ((take & SRV_CFG_OPENAPI) &&
         (rc = merge_string(&dst->openapi, src->openapi)))
         return rc;
+    if ((take & SRV_CFG_UI_DIR) &&
+        (rc = merge_string(&dst->ui_dir, src->ui_dir)))
+        return rc;
     if (take & SRV_CFG_LISTEN) {
         for (size_t i = 0; i < src->nlisten; i++) {
             if ((dst->listen[i] = layer_trystrdup(src->listen[i])) == NULL)
@@ -422,5 +428,6 @@ void srv_config_dispose(srv_config *cfg)
     layer_free(cfg->trace);
     layer_free(cfg->log_format);
     layer_free(cfg->openapi);
+    layer_free(cfg->ui_dir);
     memset(cfg, 0, sizeof(*cfg));
 }

@@ -34,7 +34,8 @@ enum srv_config_field {
     SRV_CFG_IDLE_TIMEOUT = 1u << 9,
     SRV_CFG_GRACE = 1u << 10,
     SRV_CFG_OPENAPI = 1u << 11,
-    SRV_CFG_NO_DIGEST_MEMO = 1u << 12
+    SRV_CFG_NO_DIGEST_MEMO = 1u << 12,
+    SRV_CFG_UI_DIR = 1u << 13
 };
 
 /*
@@ -58,6 +59,7 @@ typedef struct srv_config {
     unsigned grace;
     char *openapi;
     bool no_digest_memo; /* every export hashes (api/digest_memo.h) */
+    char *ui_dir;        /* the dashboard's files; NULL: the built-in ones */
 } srv_config;
 
 #define SRV_CONFIG_INIT                                                        \

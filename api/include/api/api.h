@@ -21,6 +21,7 @@
 
 struct api_metrics;
 struct api_digest_memo;
+struct api_ui;
 
 /** Server-wide state the handlers use. Owned by the server. */
 typedef struct api_context {
@@ -30,7 +31,9 @@ typedef struct api_context {
     /** Digests of earlier exports of immutable layers (api/digest_memo.h);
      * NULL: every export hashes. */
     struct api_digest_memo *digests;
-    const char *openapi_path;    /**< file served at /openapi.yaml */
+    const char *openapi_path; /**< file served at /openapi.yaml */
+    /** The dashboard's files (api/ui.h); NULL: /ui/ answers 404. */
+    const struct api_ui *ui;
     unsigned max_exports;        /**< cap on concurrent exports */
     unsigned export_retry_after; /**< seconds, for 503 answers */
     /** Live count of running exports; handlers use atomics on it. */
