@@ -54,6 +54,7 @@ function render() {
     return;
   }
   if (current) current.destroy();
+  delete view.dataset.ready; // set again by the new view once it has data
   view.replaceChildren();
   crumbs.replaceChildren();
   current = route.name === 'layer'

@@ -128,7 +128,7 @@ export function renderLayer(root, id, url, nav) {
         try {
           const got = await download(`${layerURL(id)}/export?compression=${x.compression}`, fileName(id, x.ext));
           exportNote.replaceChildren(`${fileName(id, x.ext)}: ${humanSize(got.size)}`,
-            got.digest ? [' · digest ', h('code', { id: 'export-digest' }, got.digest)] : '');
+            ...(got.digest ? [' · digest ', h('code', { id: 'export-digest' }, got.digest)] : []));
         } catch (err) {
           exportNote.replaceChildren(problemBox(err, { compact: true }));
         } finally {
@@ -243,7 +243,7 @@ export function renderLayer(root, id, url, nav) {
     let more = true;
     let loading = false;
     let scoped = null; // entries in /summary?prefix=<dir>&depth=1
-    const info = h('span.dirinfo', { id: 'dir-info' });
+    const dirInfo = h('span.dirinfo', { id: 'dir-info' });
     const status = h('div.status-line', { id: 'status' });
     const list = h('div', { id: 'rows', 'data-view': 'dir' });
     const up = h('button', {
@@ -259,7 +259,7 @@ export function renderLayer(root, id, url, nav) {
           k === parts.length - 1 ? h('span', null, name) : h('a', { href: links.dir(p), 'data-nav': true }, name)];
       }));
     listingEl.replaceChildren(
-      h('div.toolbar', null, up, pathbar, h('span.grow'), info),
+      h('div.toolbar', null, up, pathbar, h('span.grow'), dirInfo),
       columns(), list, status);
     const vl = new VList(list, {
       rowHeight: ROW_HEIGHT,
@@ -280,9 +280,9 @@ export function renderLayer(root, id, url, nav) {
     function drawStatus(problem) {
       const n = t.n;
       const children = scoped === null ? null : scoped - (self ? 1 : 0);
-      info.textContent = children === null ? '' : `${count(children)} ${children === 1 ? 'entry' : 'entries'} here`;
+      dirInfo.textContent = children === null ? '' : `${count(children)} ${children === 1 ? 'entry' : 'entries'} here`;
       if (self) {
-        info.textContent += ` · this directory: ${self.change === 'add' ? 'added' : self.change === 'modify' ? 'modified' : 'deleted'}${self.opaque ? ', opaque' : ''}`;
+        dirInfo.textContent += ` · this directory: ${self.change === 'add' ? 'added' : self.change === 'modify' ? 'modified' : 'deleted'}${self.opaque ? ', opaque' : ''}`;
       }
       if (problem) {
         status.replaceChildren(problemBox(problem, { compact: true }));
@@ -552,7 +552,7 @@ export function renderLayer(root, id, url, nav) {
   // ---- putting it together ----
 
   function update() {
-    if (!info) return;
+    if (failed) return;
     const p = params();
     const v = viewOf(p);
     drawTabs();
@@ -577,10 +577,13 @@ export function renderLayer(root, id, url, nav) {
     drawPanel();
   }
 
+  // The listing starts at once, beside the layer's facts: a layer that
+  // turns out not to exist replaces the whole view with its problem.
+  let failed = false;
+  update();
   getJSON(layerURL(id), { signal: abort.signal }).then((l) => {
     info = l;
     drawHead();
-    update();
     root.dataset.ready = 'true';
     return getJSON(`${layerURL(id)}/summary`, { signal: abort.signal }).then((s) => {
       summary = s;
@@ -588,11 +591,12 @@ export function renderLayer(root, id, url, nav) {
       if (listing && listing.kind === 'flat') listing.drawStatus();
     });
   }).catch((err) => {
-    if (abort.signal.aborted) return;
-    if (!info) {
-      root.replaceChildren(problemBox(err));
-      root.dataset.ready = 'true';
-    }
+    if (abort.signal.aborted || info) return;
+    failed = true;
+    if (listing) listing.destroy();
+    listing = null;
+    root.replaceChildren(problemBox(err));
+    root.dataset.ready = 'true';
   });
 
   return {

@@ -14,7 +14,8 @@ const SORTS = {
 const DETAIL_CONCURRENCY = 4;
 
 export function layerHref(id, params) {
-  const q = params ? `?${new URLSearchParams(params)}` : '';
+  const text = params ? String(new URLSearchParams(params)) : '';
+  const q = text ? `?${text}` : '';
   return `/ui/layers/${encodeURIComponent(id)}${q}`;
 }
 
