@@ -7,6 +7,21 @@ import { BIG, expect, record, shot, test } from './helpers.mjs';
 const ENTRIES = 200_000;
 const LAST = 'd199/f998';
 
+// Note, in the page, when the first row with an entry is in the list:
+// window.__firstRow, in ms since the navigation started (the page's
+// own clock, so no polling delay of the test is counted).
+async function watchFirstRow(page) {
+  await page.addInitScript(() => {
+    new MutationObserver((_, obs) => {
+      if (document.querySelector('#rows .row:not([hidden])[data-path]')) {
+        window.__firstRow = performance.now();
+        obs.disconnect();
+      }
+    }).observe(document, { childList: true, subtree: true, attributes: true });
+  });
+}
+const firstRow = (page) => page.evaluate(() => Math.round(window.__firstRow));
+
 // Watch the number of rows in the DOM from now on; maxRows() reads it.
 async function watchRows(page) {
   await page.evaluate(() => {
@@ -29,10 +44,11 @@ async function heapMB(page) {
 
 test('200,000 entries: first rows within 1 s, all rows streamed, the last reachable, bounded DOM and heap', async ({ page, problems }) => {
   test.setTimeout(120_000);
+  await watchFirstRow(page);
   const t0 = Date.now();
   await page.goto(`${BIG}/ui/layers/big?view=flat`, { waitUntil: 'commit' });
   await expect(page.locator('#rows .row:not([hidden])').first()).toBeVisible({ timeout: 10_000 });
-  const firstRows = Date.now() - t0;
+  const firstRows = await firstRow(page);
   await watchRows(page);
   await expect(page.locator('#rows .row:not([hidden])').first()).toHaveAttribute('data-path', 'd000');
   await expect(page.locator('#live-count')).toContainText('streaming');
@@ -66,7 +82,7 @@ test('200,000 entries: first rows within 1 s, all rows streamed, the last reacha
   const heap = await heapMB(page);
   record('big.flat', {
     first_rows_ms: firstRows,
-    all_rows_ms: streamed,
+    all_rows_ms_about: streamed,
     dom_rows_max: rowsMax,
     dom_rows_sampled_while_streaming: during,
     js_heap_mb_after_gc: Math.round(heap * 10) / 10,
@@ -79,10 +95,10 @@ test('200,000 entries: first rows within 1 s, all rows streamed, the last reacha
 
 test('200,000 entries: the directory view lists one level, paged with the cursor', async ({ page, problems }) => {
   test.setTimeout(120_000);
-  const t0 = Date.now();
+  await watchFirstRow(page);
   await page.goto(`${BIG}/ui/layers/big`, { waitUntil: 'commit' });
   await expect(page.locator('#rows .row:not([hidden])').first()).toHaveAttribute('data-path', 'd000', { timeout: 10_000 });
-  const firstRows = Date.now() - t0;
+  const firstRows = await firstRow(page);
   await watchRows(page);
   await expect(page.locator('#status')).toHaveAttribute('data-state', 'complete', { timeout: 60_000 });
   await expect(page.locator('#dir-info')).toContainText('200 entries here');
@@ -103,5 +119,6 @@ test('200,000 entries: the directory view lists one level, paged with the cursor
   await shot(page, 'big-directory-end');
   const rowsMax = await maxRows(page);
   record('big.directory', { first_rows_ms: firstRows, dom_rows_max: rowsMax });
+  expect(firstRows).toBeLessThan(1000);
   expect(rowsMax).toBeLessThan(500);
 });

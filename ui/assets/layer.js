@@ -243,6 +243,7 @@ export function renderLayer(root, id, url, nav) {
     let more = true;
     let loading = false;
     let scoped = null; // entries in /summary?prefix=<dir>&depth=1
+    let counting = false;
     const dirInfo = h('span.dirinfo', { id: 'dir-info' });
     const status = h('div.status-line', { id: 'status' });
     const list = h('div', { id: 'rows', 'data-view': 'dir' });
@@ -317,6 +318,11 @@ export function renderLayer(root, id, url, nav) {
         }, signal);
         more = got === PAGE;
         loading = false;
+        if (scoped === null && !counting) {
+          counting = true;
+          countLater();
+        }
+        firstRows();
         drawStatus();
         vl.refresh();
         selectFromURL();
@@ -337,12 +343,14 @@ export function renderLayer(root, id, url, nav) {
 
     // The count of the directory's entries: the summary of the same scope
     // counts the directory's own entry too, when the layer changes it.
-    const q = new URLSearchParams({ depth: '1' });
-    if (dir) q.set('prefix', dir);
-    getJSON(`${layerURL(id)}/summary?${q}`, { signal }).then((s) => {
-      scoped = s.entries;
-      drawStatus();
-    }).catch(() => {});
+    function countLater() {
+      const q = new URLSearchParams({ depth: '1' });
+      if (dir) q.set('prefix', dir);
+      getJSON(`${layerURL(id)}/summary?${q}`, { signal }).then((s) => {
+        scoped = s.entries;
+        drawStatus();
+      }).catch(() => {});
+    }
 
     loadMore();
     drawStatus();
@@ -478,11 +486,13 @@ export function renderLayer(root, id, url, nav) {
     const q = new URLSearchParams();
     if (prefix) q.set('prefix', prefix);
     streamEntries(`${layerURL(id)}/entries${prefix ? `?${q}` : ''}`, (e) => {
+      if (t.n === 0) setTimeout(firstRows, 200);
       const i = t.push(e);
       if (wanted.has(e.change)) keep(i);
       vl.setCount(nshown);
       if (!frame) frame = requestAnimationFrame(drawStatus);
     }, signal).then(() => {
+      firstRows();
       state = 'complete';
       vl.setCount(nshown);
       vl.refresh();
@@ -579,17 +589,22 @@ export function renderLayer(root, id, url, nav) {
 
   // The listing starts at once, beside the layer's facts: a layer that
   // turns out not to exist replaces the whole view with its problem.
+  // The counts (/summary walks the whole layer) are asked for once the
+  // listing has its first rows, so that they do not compete with them.
   let failed = false;
+  let firstRows = null;
+  const rowsIn = new Promise((resolve) => { firstRows = resolve; });
+  const notLater = setTimeout(() => firstRows(), 1500); // however the listing fares
   update();
-  getJSON(layerURL(id), { signal: abort.signal }).then((l) => {
+  getJSON(layerURL(id), { signal: abort.signal }).then(async (l) => {
     info = l;
     drawHead();
     root.dataset.ready = 'true';
-    return getJSON(`${layerURL(id)}/summary`, { signal: abort.signal }).then((s) => {
-      summary = s;
-      drawHead();
-      if (listing && listing.kind === 'flat') listing.drawStatus();
-    });
+    await rowsIn;
+    const s = await getJSON(`${layerURL(id)}/summary`, { signal: abort.signal });
+    summary = s;
+    drawHead();
+    if (listing && listing.kind === 'flat') listing.drawStatus();
   }).catch((err) => {
     if (abort.signal.aborted || info) return;
     failed = true;
@@ -602,6 +617,7 @@ export function renderLayer(root, id, url, nav) {
   return {
     update,
     destroy: () => {
+      clearTimeout(notLater);
       abort.abort();
       if (listing) listing.destroy();
     },
