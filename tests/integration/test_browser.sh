@@ -13,21 +13,14 @@
 # (first rows, DOM rows, JS heap) are kept in $LAYERD_BUILD_DIR/
 # browser-artifacts (not committed); the suite's run time is printed.
 #
-# Under the sanitizers (LAYERD_SANITIZED=1) the suite does not run: the
-# browser half is the same, and an ASan server is several times slower,
-# which the timing checks (first rows within 1 s) are not about. The
-# servers' code it exercises runs under the sanitizers in the other
-# integration tests (test_serve_ui.sh, test_openapi.sh).
+# It runs in both passes of `make test`: against an ASan + UBSan server
+# the suite takes about as long (the browser's half dominates).
 #
 # Env: LAYERD (the binary), LAYERD_SOURCE_DIR, LAYERD_BUILD_DIR;
 # LAYERD_NPM_DIR.
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "$0")/lib.sh"
 it_init browser 420
-if [[ ${LAYERD_SANITIZED:-0} == 1 ]]; then
-    ok "the browser suite runs in the normal build's pass only (see the header)"
-    it_done
-fi
 need node npm chromium flock mount curl jq
 
 NPM_DIR=${LAYERD_NPM_DIR:-$HOME/.cache/layerd-npm}
