@@ -248,7 +248,11 @@ test('screenshots: every view at 1280x800 and 390x844, light and dark', async ({
         await page.goto(`${DEMO}${url}`);
         await expect(page.locator('#view[data-ready="true"]')).toBeVisible();
         if (name === 'entry') await expect(page.locator('#panel[data-ready="true"]')).toBeVisible();
-        else if (name !== 'layers' && name !== 'problem') await complete(page);
+        if (name !== 'layers' && name !== 'problem') {
+          await complete(page);
+          await expect(page.locator('#layer-head[data-counted="true"]')).toBeVisible();
+        }
+        if (name === 'directory') await expect(page.locator('#dir-info[data-counted="true"]')).toBeVisible();
         await shot(page, `${name}-${w}x${hgt}-${scheme}`);
       }
       await ctx.close();

@@ -281,10 +281,13 @@ export function renderLayer(root, id, url, nav) {
     function drawStatus(problem) {
       const n = t.n;
       const children = scoped === null ? null : scoped - (self ? 1 : 0);
-      dirInfo.textContent = children === null ? '' : `${count(children)} ${children === 1 ? 'entry' : 'entries'} here`;
+      const facts = [];
+      if (children !== null) facts.push(`${count(children)} ${children === 1 ? 'entry' : 'entries'} here`);
       if (self) {
-        dirInfo.textContent += ` · this directory: ${self.change === 'add' ? 'added' : self.change === 'modify' ? 'modified' : 'deleted'}${self.opaque ? ', opaque' : ''}`;
+        facts.push(`this directory: ${self.change === 'add' ? 'added' : self.change === 'modify' ? 'modified' : 'deleted'}${self.opaque ? ', opaque' : ''}`);
       }
+      dirInfo.textContent = facts.join(' · ');
+      if (children !== null) dirInfo.dataset.counted = 'true';
       if (problem) {
         status.replaceChildren(problemBox(problem, { compact: true }));
         status.dataset.state = 'error';
@@ -604,6 +607,7 @@ export function renderLayer(root, id, url, nav) {
     const s = await getJSON(`${layerURL(id)}/summary`, { signal: abort.signal });
     summary = s;
     drawHead();
+    head.dataset.counted = 'true';
     if (listing && listing.kind === 'flat') listing.drawStatus();
   }).catch((err) => {
     if (abort.signal.aborted || info) return;
