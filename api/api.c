@@ -32,6 +32,10 @@ typedef struct route_def {
 
 /* Longer templates after shorter ones is fine: matching is exact. */
 static const route_def routes[] = {
+    {"/", api_ui__root},
+    {"/ui", api_ui__redirect},
+    {"/ui/", api_ui__index},
+    {"/ui/{path}", api_ui__file},
     {"/healthz", api_health__healthz},
     {"/readyz", api_health__readyz},
     {"/metrics", api_health__metrics},
@@ -41,6 +45,7 @@ static const route_def routes[] = {
     {"/layers/{id}/export", api_export__get},
     {"/layers/{id}/entries", api_entries__list},
     {"/layers/{id}/entries/{path}", api_entries__get},
+    {"/layers/{id}/summary", api_summary__get},
     {"/layers/{id}/files/{path}", api_files__get},
 };
 
@@ -427,6 +432,30 @@ int api_query__path(char **out, size_t *out_len, api_call *call,
     *out = copy;
     *out_len = len;
     return 0;
+}
+
+/* Does an If-None-Match list contain etag (weak comparison) or "*"? */
+bool api_etag__listed(const char *list, const char *etag)
+{
+    size_t elen = strlen(etag);
+
+    for (const char *p = list; *p != '\0';) {
+        size_t n;
+
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        if (*p == '*')
+            return true;
+        if (strncmp(p, "W/", 2) == 0)
+            p += 2;
+        n = strcspn(p, ",");
+        while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+            n--;
+        if (n == elen && memcmp(p, etag, n) == 0)
+            return true;
+        p += strcspn(p, ",");
+    }
+    return false;
 }
 
 /* One media range of an Accept header. */

@@ -16,6 +16,7 @@
 
 #include "api/api.h"
 #include "api/digest_memo.h"
+#include "layer/entry.h"
 #include "layer/store.h"
 
 /** The media types served. */
@@ -43,6 +44,7 @@ struct api_context {
     struct api_metrics *metrics;
     api_digest_memo *digests;
     const char *openapi_path;
+    const struct api_ui *ui;
     unsigned max_exports;
     unsigned export_retry_after;
 
@@ -125,6 +127,12 @@ int api_query__uint(uint64_t *out, api_call *call, const char *name,
 int api_query__path(char **out, size_t *out_len, api_call *call,
                     const char *name);
 
+/**
+ * Does an If-None-Match value list etag (weak comparison, RFC 9110
+ * section 13.1.2: a W/ prefix is ignored) or "*"?
+ */
+bool api_etag__listed(const char *list, const char *etag);
+
 /* ---- problems (problem.c) ---- */
 
 /** The one mapping from a liblayer error code to an HTTP status. */
@@ -203,10 +211,33 @@ int api_entries__find(layer_reader **out_reader, const layer_entry **out,
                       api_call *call, const layer_info *info, const char *path,
                       size_t len);
 
+/** Largest `depth` accepted (a path of 4096 bytes has fewer levels). */
+#define API_DEPTH_MAX 4096
+
+/** Where an entry stands against a listing's prefix and depth. */
+typedef enum api_scope {
+    API_SCOPE_IN,  /**< listed */
+    API_SCOPE_OUT, /**< not listed; later entries may be */
+    API_SCOPE_PAST /**< past the prefix's run: no later entry is listed */
+} api_scope;
+
+/**
+ * Test an entry against a prefix (NULL: the whole layer) and a depth (0:
+ * any; else at most that many levels below the prefix, whose own entry is
+ * level 0). Relies on the changeset order for API_SCOPE_PAST.
+ */
+api_scope api_entries__scope(const char *prefix, size_t prefix_len,
+                             uint64_t depth, const layer_entry *e);
+
 /* ---- other handlers ---- */
 
 void api_entries__list(api_call *call);
 void api_entries__get(api_call *call);
+void api_summary__get(api_call *call);
+void api_ui__root(api_call *call);
+void api_ui__redirect(api_call *call);
+void api_ui__index(api_call *call);
+void api_ui__file(api_call *call);
 void api_export__get(api_call *call);
 
 /* ---- digest memo (digest_memo.c) ---- */

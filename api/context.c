@@ -32,6 +32,7 @@ int api_context_new(api_context **out, const api_context_opts *opts)
     ctx->metrics = opts->metrics;
     ctx->digests = opts->digests;
     ctx->openapi_path = opts->openapi_path;
+    ctx->ui = opts->ui;
     ctx->max_exports = opts->max_exports;
     ctx->export_retry_after = opts->export_retry_after;
     atomic_init(&ctx->active_exports, 0);

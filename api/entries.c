@@ -15,8 +15,13 @@
  * under `prefix` form one contiguous run, so the stream ends as soon as it
  * passes it; `after` (the last path a client saw) skips everything up to
  * and including that path; `limit` caps the entries sent. A client pages
- * with after=<last path it received>. Skipped entries still cost a reader
- * step each (there is no reader seek); a read() visits at most
+ * with after=<last path it received>. `depth` keeps only entries at most
+ * that many levels below the prefix (the prefix's own entry is level 0,
+ * a top-level name level 1 when there is no prefix): depth=1 lists one
+ * directory's direct children, in the same order and with the same
+ * cursor, which is how the dashboard browses a layer one level at a time
+ * (api_entries__scope(), shared with /summary). Skipped entries still cost a
+ * reader step each (there is no reader seek); a read() visits at most
  * VISIT_BUDGET entries, and when a call found nothing to send within that
  * budget it wakes itself and returns AGAIN so the server can serve other
  * connections in between.
@@ -62,6 +67,7 @@ typedef struct entries_stream {
     size_t prefix_len;
     char *after;
     size_t after_len;
+    uint64_t depth; /* 0: any depth */
     uint64_t limit; /* 0: no limit */
     uint64_t count; /* entries queued */
     uint64_t visited;
@@ -106,12 +112,38 @@ static int queue_entry(entries_stream *s, const layer_entry *e)
 }
 
 /* Is path under (or equal to) the prefix? */
-static bool under_prefix(const entries_stream *s, const layer_entry *e)
+static bool under_prefix(const char *prefix, size_t prefix_len,
+                         const layer_entry *e)
 {
-    if (e->path_len < s->prefix_len ||
-        memcmp(e->path, s->prefix, s->prefix_len) != 0)
+    if (e->path_len < prefix_len || memcmp(e->path, prefix, prefix_len) != 0)
         return false;
-    return e->path_len == s->prefix_len || e->path[s->prefix_len] == '/';
+    return e->path_len == prefix_len || e->path[prefix_len] == '/';
+}
+
+/* How many levels below the prefix (an entry under it) lies: 0 for the
+ * prefix itself, 1 for its children. */
+static uint64_t level_below(size_t prefix_len, const layer_entry *e)
+{
+    size_t start = prefix_len == 0 ? 0 : prefix_len + 1;
+    uint64_t level = 1;
+
+    if (prefix_len > 0 && e->path_len == prefix_len)
+        return 0;
+    for (size_t i = start; i < e->path_len; i++)
+        level += e->path[i] == '/';
+    return level;
+}
+
+api_scope api_entries__scope(const char *prefix, size_t prefix_len,
+                             uint64_t depth, const layer_entry *e)
+{
+    if (prefix != NULL && !under_prefix(prefix, prefix_len, e))
+        return layer_path_compare(e->path, e->path_len, prefix, prefix_len) > 0
+                   ? API_SCOPE_PAST
+                   : API_SCOPE_OUT;
+    if (depth != 0 && level_below(prefix != NULL ? prefix_len : 0, e) > depth)
+        return API_SCOPE_OUT;
+    return API_SCOPE_IN;
 }
 
 /*
@@ -121,6 +153,7 @@ static bool under_prefix(const entries_stream *s, const layer_entry *e)
 static int advance(entries_stream *s, unsigned *budget)
 {
     const layer_entry *e;
+    api_scope scope;
     int rc;
 
     while (*budget > 0) {
@@ -142,12 +175,11 @@ static int advance(entries_stream *s, unsigned *budget)
         if (s->after != NULL && layer_path_compare(e->path, e->path_len,
                                                    s->after, s->after_len) <= 0)
             continue;
-        if (s->prefix != NULL && !under_prefix(s, e)) {
-            if (layer_path_compare(e->path, e->path_len, s->prefix,
-                                   s->prefix_len) > 0)
-                break; /* past the prefix's run: nothing more matches */
+        scope = api_entries__scope(s->prefix, s->prefix_len, s->depth, e);
+        if (scope == API_SCOPE_PAST)
+            break; /* past the prefix's run: nothing more matches */
+        if (scope == API_SCOPE_OUT)
             continue;
-        }
         return queue_entry(s, e);
     }
     if (*budget > 0)
@@ -371,7 +403,9 @@ void api_entries__list(api_call *call)
             0 ||
         (rc = api_query__path(&s->prefix, &s->prefix_len, call, "prefix")) <
             0 ||
-        (rc = api_query__path(&s->after, &s->after_len, call, "after")) < 0)
+        (rc = api_query__path(&s->after, &s->after_len, call, "after")) < 0 ||
+        (rc = api_query__uint(&s->depth, call, "depth", 0, 1, API_DEPTH_MAX)) <
+            0)
         goto out;
     s->limit = limit;
     if ((rc = api_layers__resolve(&s->info, call)) < 0)
@@ -386,6 +420,8 @@ void api_entries__list(api_call *call)
         layer_span_set_str(s->span, "layer.entries.after", s->after);
     if (s->limit != 0)
         layer_span_set_int(s->span, "layer.entries.limit", (int64_t)s->limit);
+    if (s->depth != 0)
+        layer_span_set_int(s->span, "layer.entries.depth", (int64_t)s->depth);
     if ((rc = api_entries__open(&s->reader, call, s->info, s->span)) < 0)
         goto out;
     /* Fetch the first entry now: a layer that cannot be read at all is

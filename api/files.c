@@ -307,30 +307,6 @@ static range_result parse_range(uint64_t *first, uint64_t *last, const char *v,
     return RANGE_OK;
 }
 
-/* Does an If-None-Match list contain etag (weak comparison) or "*"? */
-static bool etag_listed(const char *list, const char *etag)
-{
-    size_t elen = strlen(etag);
-
-    for (const char *p = list; *p != '\0';) {
-        size_t n;
-
-        while (*p == ' ' || *p == '\t' || *p == ',')
-            p++;
-        if (*p == '*')
-            return true;
-        if (strncmp(p, "W/", 2) == 0)
-            p += 2;
-        n = strcspn(p, ",");
-        while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
-            n--;
-        if (n == elen && memcmp(p, etag, n) == 0)
-            return true;
-        p += strcspn(p, ",");
-    }
-    return false;
-}
-
 static const char *header(api_call *call, const char *name)
 {
     if (call->req->header == NULL)
@@ -447,7 +423,8 @@ void api_files__get(api_call *call)
         (rc = api_response_add_header(res, "Accept-Ranges", "bytes")) < 0)
         goto out;
 
-    if ((v = header(call, "If-None-Match")) != NULL && etag_listed(v, etag)) {
+    if ((v = header(call, "If-None-Match")) != NULL &&
+        api_etag__listed(v, etag)) {
         /* no body; the length is the representation's, as for 200 */
         res->status = 304;
         res->has_length = true;

@@ -15,10 +15,13 @@
 # policy-rc.d that refuses every start is put in place (unless the
 # machine has one already, as container images do) and removed after.
 #
-# The npm tools (the OpenAPI linter @redocly/cli, pinned below) go into
-# $LAYERD_NPM_DIR (default ~/.cache/layerd-npm), outside the checkout;
-# tests/integration/test_openapi.sh runs `deps.sh --npm` itself, so a
-# machine without them installs them on first use.
+# The npm tools (the OpenAPI linter @redocly/cli and the browser test
+# runner @playwright/test, both pinned below) go into $LAYERD_NPM_DIR
+# (default ~/.cache/layerd-npm), outside the checkout;
+# tests/integration/test_openapi.sh and test_browser.sh run
+# `deps.sh --npm` themselves, so a machine without them installs them on
+# first use. Playwright drives Debian's chromium (an apt package below):
+# no browser is ever downloaded (`playwright install` is never run).
 set -euo pipefail
 
 BUILD="build-essential cmake pkg-config clang-format
@@ -26,12 +29,14 @@ libmicrohttpd-dev libjansson-dev libssl-dev libisal-dev libzstd-dev zlib1g-dev
 check libsubunit-dev"
 TEST="curl tar libarchive-tools umoci skopeo jq attr zstd gzip
 python3 python3-prometheus-client python3-yaml python3-jsonschema openssl
-procps nodejs
+procps nodejs chromium
 buildah docker.io runc busybox-static tar-split"
 BENCH="pigz nginx hyperfine time"
 
 # @redocly/cli 2.x needs node >= 20.19 (or >= 22.12).
 REDOCLY=@redocly/cli@2.77.0
+# Playwright 1.65 supports the Chromium of Debian 12's chromium package.
+PLAYWRIGHT=@playwright/test@1.65.1
 NPM_DIR=${LAYERD_NPM_DIR:-$HOME/.cache/layerd-npm}
 
 SUDO=""
@@ -86,18 +91,27 @@ allow_service_starts() {
     fi
 }
 
+# The version a package of $NPM_DIR says it is, or nothing.
+npm_have() {
+    local pkg=$NPM_DIR/node_modules/$1/package.json
+    [ -f "$pkg" ] && node -p "require(process.argv[1]).version" "$pkg" 2>/dev/null
+}
+
 npm_deps() {
-    local bin=$NPM_DIR/node_modules/.bin/redocly have
-    have=$("$bin" --version 2>/dev/null | tail -n 1 || true)
-    if [ "$have" = "${REDOCLY##*@}" ]; then
+    if [ "$(npm_have @redocly/cli)" = "${REDOCLY##*@}" ] &&
+        [ "$(npm_have @playwright/test)" = "${PLAYWRIGHT##*@}" ]; then
         return 0
     fi
-    echo "deps: installing $REDOCLY into $NPM_DIR" >&2
+    echo "deps: installing $REDOCLY $PLAYWRIGHT into $NPM_DIR" >&2
     mkdir -p "$NPM_DIR"
-    npm install --no-audit --no-fund --loglevel=error --prefix "$NPM_DIR" \
-        "$REDOCLY" >&2
-    if ! "$bin" --version >/dev/null 2>&1; then
+    PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm install --no-audit --no-fund \
+        --loglevel=error --save-exact --prefix "$NPM_DIR" "$REDOCLY" "$PLAYWRIGHT" >&2
+    if ! "$NPM_DIR/node_modules/.bin/redocly" --version >/dev/null 2>&1; then
         echo "deps: $REDOCLY does not run with node $(node --version)" >&2
+        return 1
+    fi
+    if ! "$NPM_DIR/node_modules/.bin/playwright" --version >/dev/null 2>&1; then
+        echo "deps: $PLAYWRIGHT does not run with node $(node --version)" >&2
         return 1
     fi
 }

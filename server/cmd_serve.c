@@ -17,6 +17,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -44,6 +45,7 @@
 #include "layer/store.h"
 #include "layer/trace.h"
 #include "tls.h"
+#include "ui_files.h"
 
 /* The ephemeral certificate's validity. */
 #define EPHEMERAL_DAYS 30
@@ -242,6 +244,30 @@ static int wait_signal(int sfd, int timeout_ms)
     return (int)si.ssi_signo;
 }
 
+/* The dashboard's files: the built-in ones, or those of --ui-dir (its
+ * fd in ui->dir_fd, closed by the caller). Returns 0 or an exit status. */
+static int open_ui(api_ui *ui, const char *dir)
+{
+    int fd;
+
+    ui->files = srv_ui_files;
+    ui->nfiles = srv_ui_nfiles;
+    ui->dir_fd = -1;
+    if (dir == NULL)
+        return 0;
+    if ((fd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        srv_errorf("serve", "--ui-dir %s: %s", dir, strerror(errno));
+        return errno == ENOENT ? SRV_EXIT_NOTFOUND : SRV_EXIT_USAGE;
+    }
+    if (faccessat(fd, "index.html", R_OK, AT_SYMLINK_NOFOLLOW) != 0)
+        fprintf(stderr,
+                "layerd: --ui-dir %s has no readable index.html; /ui/ will "
+                "answer 404\n",
+                dir);
+    ui->dir_fd = fd;
+    return 0;
+}
+
 /* Serve until SIGTERM/SIGINT, then drain for up to grace seconds. */
 static void run(srv_http *srv, api_context *ctx, layer_trace_sink *sink,
                 int sfd, unsigned grace)
@@ -304,6 +330,7 @@ int srv_cmd_serve(int argc, char **argv)
     srv_tls *tls = NULL;
     srv_http *srv = NULL;
     char *openapi = NULL;
+    api_ui ui = {NULL, 0, -1};
     api_context *ctx = NULL;
     api_context_opts copts;
     api_metrics_build build;
@@ -377,8 +404,12 @@ int srv_cmd_serve(int argc, char **argv)
                         "/openapi.yaml will answer 404 (see --openapi)\n");
     }
 
+    if ((status = open_ui(&ui, cfg.ui_dir)) != 0)
+        goto out;
+
     memset(&copts, 0, sizeof(copts));
     copts.store = store;
+    copts.ui = &ui;
     copts.trace = sink;
     copts.metrics = metrics;
     copts.digests = memo;
@@ -419,6 +450,8 @@ int srv_cmd_serve(int argc, char **argv)
     fprintf(stderr, "layerd: serving store %s\n", layer_store_spec(store));
     for (size_t i = 0; i < srv_http_nsockets(srv); i++)
         fprintf(stderr, "layerd: listening on %s\n", srv_http_url(srv, i));
+    fprintf(stderr, "layerd: dashboard at %s/ui/%s\n", srv_http_url(srv, 0),
+            ui.dir_fd >= 0 ? " (from --ui-dir)" : "");
     fflush(stderr);
 
     run(srv, ctx, sink, sfd, cfg.grace);
@@ -434,6 +467,8 @@ out:
     layer_store_free(store);
     layer_trace_sink_free(sink);
     layer_free(openapi);
+    if (ui.dir_fd >= 0)
+        close(ui.dir_fd);
     if (sfd >= 0)
         close(sfd);
     if (masked)

@@ -132,6 +132,13 @@ static const srv_setting settings[] = {
      .help = "hash every export; by default the digests of immutable layers "
              "are remembered and reused while the layer's fingerprint is "
              "unchanged"},
+    {.name = "ui-dir",
+     .type = SRV_SETTING_STRING,
+     .offset = FIELD(ui_dir),
+     .arg = "DIR",
+     .help = "serve the dashboard (/ui/) from DIR instead of the files built "
+             "into the binary (for working on the page; nothing outside DIR "
+             "is ever served)"},
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))

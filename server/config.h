@@ -43,6 +43,7 @@ typedef struct srv_config {
     unsigned grace;
     char *openapi;
     bool no_digest_memo; /* every export hashes (api/digest_memo.h) */
+    char *ui_dir;        /* the dashboard's files; NULL: the built-in ones */
 } srv_config;
 
 #define SRV_CONFIG_INIT                                                        \

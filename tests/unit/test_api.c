@@ -1103,6 +1103,317 @@ START_TEST(test_entries_skipping_a_wide_run_yields_between_reads)
 }
 END_TEST
 
+/* ---- one level at a time, and counts ---- */
+
+/* keep_level(): under keep_prefix ("" for the root) and at most
+ * keep_depth levels below it. */
+static size_t keep_depth;
+static bool keep_level(const char *p)
+{
+    size_t n = strlen(keep_prefix), level = 1;
+    const char *rest = p;
+
+    if (n > 0) {
+        if (!keep_under(p))
+            return false;
+        if (p[n] == '\0')
+            return true; /* the prefix itself: level 0 */
+        rest = p + n + 1;
+    }
+    for (; *rest != '\0'; rest++)
+        level += *rest == '/';
+    return level <= keep_depth;
+}
+
+START_TEST(test_entries_depth_lists_levels_below_the_prefix)
+{
+    static const struct {
+        const char *id, *prefix, *depth;
+        size_t want_lines;
+    } cases[] = {
+        {"base", "", "1", 7},     /* bin dev etc home run tmp usr var */
+        {"base", "usr", "1", 4},  /* usr, usr/bin, usr/lib, ... */
+        {"base", "usr/", "2", 0}, /* usr, its children, theirs */
+        {"base", "var/lib", "1", 0},  {"patch", "", "2", 0},
+        {"snap-top", "data", "1", 0},
+    };
+    expected x;
+    api_response res;
+    char *want, *got;
+    size_t len;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        ah_fake f = {
+            .query = {{"depth", cases[i].depth}, {"prefix", cases[i].prefix}}};
+        char prefix[64];
+
+        snprintf(prefix, sizeof(prefix), "%s", cases[i].prefix);
+        if (prefix[0] != '\0' && prefix[strlen(prefix) - 1] == '/')
+            prefix[strlen(prefix) - 1] = '\0';
+        if (prefix[0] == '\0')
+            f.query[1][0] = NULL;
+        keep_prefix = prefix;
+        keep_depth = (size_t)strtoul(cases[i].depth, NULL, 10);
+        expected_load(&x, cases[i].id);
+        want = expected_ndjson(&x, keep_level, 0);
+        get(&res,
+            cases[i].id[0] == 'b'   ? "/layers/base/entries"
+            : cases[i].id[0] == 'p' ? "/layers/patch/entries"
+                                    : "/layers/snap-top/entries",
+            &f);
+        ck_assert_int_eq(res.status, 200);
+        got = ah_drain(&res, 200, &len);
+        assert_same_text(got, want);
+        ck_assert_uint_gt(count_lines(got), 1);
+        ck_assert_uint_lt(count_lines(got), x.n);
+        if (cases[i].want_lines > 0)
+            ck_assert_uint_ge(count_lines(got), cases[i].want_lines);
+        free(got);
+        free(want);
+        api_response_dispose(&res);
+        expected_free(&x);
+    }
+}
+END_TEST
+
+START_TEST(test_entries_depth_pages_with_the_same_cursor)
+{
+    expected x;
+    char *all, *joined = calloc(1, 1), after[4096] = "";
+    size_t jlen = 0;
+    int pages = 0;
+
+    keep_prefix = "";
+    keep_depth = 1;
+    expected_load(&x, "base");
+    all = expected_ndjson(&x, keep_level, 0);
+    for (; pages < 100; pages++) {
+        ah_fake f = {
+            .query = {{"depth", "1"}, {"limit", "3"}, {"after", after}}};
+        api_response res;
+        size_t len;
+        char *got, *last;
+        json_t *e;
+
+        if (after[0] == '\0')
+            f.query[2][0] = NULL;
+        get(&res, "/layers/base/entries", &f);
+        got = ah_drain(&res, 333, &len);
+        api_response_dispose(&res);
+        if (len == 0) {
+            free(got);
+            break;
+        }
+        ck_assert_uint_le(count_lines(got), 3);
+        joined = realloc(joined, jlen + len + 1);
+        memcpy(joined + jlen, got, len + 1);
+        jlen += len;
+        got[len - 1] = '\0';
+        last = strrchr(got, '\n') != NULL ? strrchr(got, '\n') + 1 : got;
+        e = json_loads(last, 0, NULL);
+        snprintf(after, sizeof(after), "%s", ah_jstr(e, "path"));
+        json_decref(e);
+        free(got);
+    }
+    assert_same_text(joined, all);
+    ck_assert_int_ge(pages, 3);
+    free(joined);
+    free(all);
+    expected_free(&x);
+}
+END_TEST
+
+START_TEST(test_entries_depth_is_validated)
+{
+    static const char *const bad[] = {"0", "4097", "x", "-1", ""};
+    api_response res;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        ah_fake f = {.query = {{"depth", bad[i]}}};
+
+        get(&res, "/layers/base/entries", &f);
+        ah_assert_problem(&env, &res, 400, "invalid-parameter",
+                          "/layers/base/entries");
+        api_response_dispose(&res);
+        get(&res, "/layers/base/summary", &f);
+        ah_assert_problem(&env, &res, 400, "invalid-parameter",
+                          "/layers/base/summary");
+        api_response_dispose(&res);
+    }
+}
+END_TEST
+
+/* The counts of the expected entries i with keep(i), as a Summary. */
+static json_t *expected_summary(const expected *x, bool (*keep)(const char *))
+{
+    json_int_t entries = 0, size = 0;
+    json_t *changes =
+        json_pack("{s:i,s:i,s:i}", "add", 0, "modify", 0, "delete", 0);
+    json_t *types = json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "file", 0, "dir",
+                              0, "symlink", 0, "hardlink", 0, "char", 0,
+                              "block", 0, "fifo", 0);
+
+    for (size_t i = 0; i < x->n; i++) {
+        json_t *e;
+        const char *change, *type;
+
+        if (keep != NULL && !keep(x->paths[i]))
+            continue;
+        e = json_loads(x->lines[i], 0, NULL);
+        change = ah_jstr(e, "change");
+        type = ah_jstr(e, "type");
+        entries++;
+        json_object_set_new(
+            changes, change,
+            json_integer(json_integer_value(json_object_get(changes, change)) +
+                         1));
+        if (type != NULL)
+            json_object_set_new(
+                types, type,
+                json_integer(json_integer_value(json_object_get(types, type)) +
+                             1));
+        if (type != NULL && strcmp(type, "file") == 0)
+            size += json_integer_value(json_object_get(e, "size"));
+        json_decref(e);
+    }
+    return json_pack("{s:I,s:o,s:o,s:I}", "entries", entries, "changes",
+                     changes, "types", types, "size", size);
+}
+
+START_TEST(test_summary_counts_what_the_entries_list)
+{
+    static const char *const ids[] = {"base", "app", "patch", "snap-base",
+                                      "snap-top"};
+    expected x;
+    api_response res;
+    char path[64];
+    json_t *got, *want;
+
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+        expected_load(&x, ids[i]);
+        snprintf(path, sizeof(path), "/layers/%s/summary", ids[i]);
+        get(&res, path, NULL);
+        ck_assert_int_eq(res.status, 200);
+        ck_assert_str_eq(ah_header(&res, "Content-Type"), "application/json");
+        ck_assert(!res.has_length);
+        got = ah_body_json(&res);
+        want = expected_summary(&x, NULL);
+        ck_assert_msg(json_equal(got, want), "%s: %s", ids[i],
+                      json_dumps(got, JSON_COMPACT));
+        ck_assert_int_eq(json_integer_value(json_object_get(got, "entries")),
+                         (json_int_t)x.n);
+        json_decref(got);
+        json_decref(want);
+        api_response_dispose(&res);
+        expected_free(&x);
+    }
+    /* the scope of prefix and depth, echoed back */
+    keep_prefix = "usr";
+    keep_depth = 2;
+    expected_load(&x, "base");
+    {
+        ah_fake f = {.query = {{"prefix", "usr/"}, {"depth", "2"}}};
+
+        get(&res, "/layers/base/summary", &f);
+        got = ah_body_json(&res);
+        want = expected_summary(&x, keep_level);
+        json_object_set_new(want, "prefix", json_string("usr"));
+        json_object_set_new(want, "depth", json_integer(2));
+        ck_assert_msg(json_equal(got, want), "%s",
+                      json_dumps(got, JSON_COMPACT));
+        ck_assert_int_lt(json_integer_value(json_object_get(got, "entries")),
+                         (json_int_t)x.n);
+        json_decref(got);
+        json_decref(want);
+        api_response_dispose(&res);
+    }
+    expected_free(&x);
+    /* the patch layer deletes and modifies: those are counted apart */
+    get(&res, "/layers/patch/summary", NULL);
+    got = ah_body_json(&res);
+    ck_assert_int_gt(json_integer_value(json_object_get(
+                         json_object_get(got, "changes"), "delete")),
+                     0);
+    ck_assert_int_gt(json_integer_value(json_object_get(
+                         json_object_get(got, "changes"), "modify")),
+                     0);
+    json_decref(got);
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_summary_head_and_problems)
+{
+    api_response res;
+    char buf[64];
+
+    request(&res, "HEAD", "/layers/base/summary", NULL);
+    ck_assert_int_eq(res.status, 200);
+    ck_assert_ptr_null(res.producer.read);
+    api_response_dispose(&res);
+    get(&res, "/layers/nope/summary", NULL);
+    ah_assert_problem(&env, &res, 404, "not-found", "/layers/nope/summary");
+    api_response_dispose(&res);
+    {
+        ah_fake f = {.query = {{"prefix", "a//b"}}};
+
+        get(&res, "/layers/base/summary", &f);
+        ah_assert_problem(&env, &res, 400, "invalid-parameter",
+                          "/layers/base/summary");
+        api_response_dispose(&res);
+    }
+    /* an empty scope counts nothing */
+    {
+        ah_fake f = {.query = {{"prefix", "no/such"}}};
+        json_t *j;
+
+        get(&res, "/layers/base/summary", &f);
+        j = ah_body_json(&res);
+        ck_assert_int_eq(json_integer_value(json_object_get(j, "entries")), 0);
+        ck_assert_int_eq(json_integer_value(json_object_get(j, "size")), 0);
+        json_decref(j);
+        api_response_dispose(&res);
+    }
+    /* abandoned before the counts: everything released (ASan) */
+    get(&res, "/layers/base/summary", NULL);
+    ck_assert_int_eq(res.status, 200);
+    res.producer.finish(res.producer.ctx, false);
+    (void)buf;
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_summary_of_a_wide_layer_yields_between_reads)
+{
+    api_response res;
+    ah_drained d;
+    json_t *j;
+
+    get(&res, "/layers/wide/summary", NULL);
+    ck_assert_int_eq(res.status, 200);
+    ah_drain_result(&d, &res, 65536);
+    ck_assert_int_eq(d.result, API_PRODUCE_END);
+    /* more than one budget of entries: the producer yielded */
+    ck_assert_uint_ge(d.agains, 1);
+    j = json_loads(d.body, 0, NULL);
+    free(d.body);
+    /* a, its 5000 files, z */
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "entries")), 5002);
+    ck_assert_int_eq(json_integer_value(json_object_get(j, "size")), 5);
+    json_decref(j);
+    api_response_dispose(&res);
+    {
+        ah_fake f = {.query = {{"depth", "1"}}};
+
+        get(&res, "/layers/wide/summary", &f);
+        j = ah_body_json(&res);
+        ck_assert_int_eq(json_integer_value(json_object_get(j, "entries")), 2);
+        json_decref(j);
+        api_response_dispose(&res);
+    }
+}
+END_TEST
+
 static Suite *api_suite(void)
 {
     Suite *s = suite_create("api");
@@ -1168,6 +1479,17 @@ static Suite *api_suite(void)
     tcase_add_unchecked_fixture(tc, wide_setup, wide_teardown);
     tcase_add_checked_fixture(tc, span_setup, span_teardown);
     tcase_add_test(tc, test_entries_skipping_a_wide_run_yields_between_reads);
+    tcase_add_test(tc, test_summary_of_a_wide_layer_yields_between_reads);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("levels");
+    tcase_add_unchecked_fixture(tc, demo_setup, demo_teardown);
+    tcase_add_checked_fixture(tc, span_setup, span_teardown);
+    tcase_add_test(tc, test_entries_depth_lists_levels_below_the_prefix);
+    tcase_add_test(tc, test_entries_depth_pages_with_the_same_cursor);
+    tcase_add_test(tc, test_entries_depth_is_validated);
+    tcase_add_test(tc, test_summary_counts_what_the_entries_list);
+    tcase_add_test(tc, test_summary_head_and_problems);
     suite_add_tcase(s, tc);
 
     return s;

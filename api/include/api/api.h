@@ -21,6 +21,7 @@
 
 struct api_metrics;
 struct api_digest_memo;
+struct api_ui;
 
 /** What the handlers are given to work with. Borrowed pointers: each must
  * outlive the context. */
@@ -31,7 +32,9 @@ typedef struct api_context_opts {
     /** Digests of earlier exports of immutable layers (api/digest_memo.h);
      * NULL: every export hashes. */
     struct api_digest_memo *digests;
-    const char *openapi_path;    /**< file served at /openapi.yaml */
+    const char *openapi_path; /**< file served at /openapi.yaml */
+    /** The dashboard's files (api/ui.h); NULL: /ui/ answers 404. */
+    const struct api_ui *ui;
     unsigned max_exports;        /**< cap on concurrent exports; 0: none */
     unsigned export_retry_after; /**< seconds, for 503 answers */
 } api_context_opts;
