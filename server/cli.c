@@ -168,7 +168,7 @@ static void refused_option(const srv_cmdline *cl, int code, const char *arg)
  * Returns SRV_CONTINUE or an exit status. */
 static int take_opt(const srv_cmdline *cl, size_t i, const char *value)
 {
-    size_t local;
+    size_t local = 0;
     const srv_optgroup *g = find_opt(cl, i, &local);
     const srv_opt *o = &g->opts[local];
     char *field;
