@@ -86,6 +86,7 @@
 #include "layer/alloc.h"
 #include "layer/beneath.h"
 #include "layer/compress.h"
+#include "layer/crc64.h"
 #include "layer/digest.h"
 #include "layer/error.h"
 #include "layer/tar.h"
@@ -1145,6 +1146,7 @@ static void span_begin(layer_export *x, const layer_dir *layer,
     if (original != NULL) {
         layer_span_set_str(x->span, "layer.tarsplit", original->tarsplit);
         layer_span_set_str(x->span, "layer.diff_id", original->diff_id);
+        layer_span_set_str(x->span, "export.crc64", layer_crc64_method());
     }
 }
 

@@ -1326,6 +1326,13 @@ START_TEST(test_original_export_span_says_so)
     ck_assert_msg(strstr(text, "\"export.tar\":\"original\"") != NULL, "%s",
                   text);
     ck_assert_ptr_nonnull(strstr(text, "\"layer.tarsplit\":\"meta/ts.gz\""));
+    {
+        char want[64];
+
+        snprintf(want, sizeof(want), "\"export.crc64\":\"%s\"",
+                 layer_crc64_method());
+        ck_assert_ptr_nonnull(strstr(text, want));
+    }
     ck_assert_ptr_nonnull(strstr(text, f.diff_id));
     free(text);
     free(spans);
