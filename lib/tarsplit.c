@@ -957,7 +957,9 @@ static int asm_open_file(layer_tarsplit_asm *a, const layer_tarsplit_entry *e)
         }
         break;
     }
-    if (rc == LAYER_ENOTFOUND)
+    /* a component longer than a file name can be is no file either */
+    if (rc == LAYER_ENOTFOUND ||
+        (rc == LAYER_ERROR && layer_error_errno() == ENAMETOOLONG))
         return layer_error_set(LAYER_ECHANGED,
                                "%s: missing from the layer directory (the "
                                "original tar has %llu bytes of it)",

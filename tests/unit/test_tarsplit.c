@@ -1146,6 +1146,19 @@ START_TEST(test_asm_hostile_data_is_refused)
         LAYER_EBROKEN,
         "t.gz: line 1: \"payload\" is not valid "
         "base64");
+    /* a name no file can have (a component over 255 bytes) is missing */
+    {
+        char line[1024], name[301];
+
+        memset(name, 'n', 300);
+        name[300] = '\0';
+        xfmt(line, sizeof(line),
+             "{\"type\":1,\"name\":\"%s\",\"size\":7," CRC_SECRET
+             ",\"position\":0}\n",
+             name);
+        expect_asm_broken(line, LAYER_ECHANGED,
+                          "nnn...: missing from the layer directory");
+    }
     /* a size that disagrees with the file */
     expect_asm_broken("{\"type\":1,\"name\":\"inside\",\"size\":8," CRC_SECRET
                       ",\"position\":0}\n",
