@@ -47,6 +47,7 @@ struct api_context {
     const struct api_ui *ui;
     unsigned max_exports;
     unsigned export_retry_after;
+    layer_export_tar export_tar;
 
     atomic_uint active_exports;
     atomic_bool ready;

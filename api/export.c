@@ -5,7 +5,19 @@
  * The compression comes from the `compression` query parameter, or else
  * from content negotiation on Accept over the OCI layer media types (plus
  * Docker's gzip type, which clients such as containerd still ask for);
- * the response's Content-Type is the negotiated type. The export itself
+ * the response's Content-Type is the negotiated type.
+ *
+ * The tar comes from the `tar` query parameter (auto, canonical,
+ * original), else from the server's setting (auto by default): auto is
+ * the layer's original tar where its store kept the tar-split data and
+ * the layer is not mutable, the canonical tar otherwise
+ * (layer_export_choose_tar()). X-Layer-Tar says which, on GET and HEAD
+ * alike, and so does the request span's "export.tar". An original tar
+ * that turns out to differ from what was stored (a file changed, the
+ * diff ID does not match) cuts the stream like any other failure after
+ * the status line.
+ *
+ * The export itself
  * (layer/export.h) runs on its own worker thread; this producer drains it
  * without blocking: LAYER_EAGAIN becomes API_PRODUCE_AGAIN and the
  * server's wake is the export's notify callback. The digests are only
@@ -13,8 +25,10 @@
  * (Docker-Content-Digest over the bytes sent, X-Layer-Diff-Id over the
  * tar), announced up front with a Trailer header.
  *
- * Digests of immutable layers are remembered (api/digest_memo.h): a
- * repeated export of such a layer skips the SHA-256 work and sends the
+ * Digests of immutable layers are remembered (api/digest_memo.h), keyed
+ * on the layer, the tar kind, the format and the level: a repeated export
+ * of such a layer skips the SHA-256 work (of an original tar, only the
+ * compressed output's: its diff ID is always checked) and sends the
  * remembered digests, once its fingerprint showed the layer unchanged; a
  * changed layer gets its stream cut (the digests it would send are not
  * known) and its record dropped, so the client's retry hashes afresh.
@@ -62,7 +76,8 @@ static const layer_compression export_compressions[] = {
 typedef struct export_stream {
     layer_export *x;
     layer_info *info;
-    api_context *slot; /* holds an export slot to give back, or NULL */
+    layer_export_original orig; /* borrows from info */
+    api_context *slot;          /* holds an export slot to give back, or NULL */
     api_metrics *metrics;
     layer_span *span;      /* the request's */
     api_digest_memo *memo; /* set when the layer's digests may be kept */
@@ -237,6 +252,30 @@ static int parse_level(int *out, api_call *call)
     return 0;
 }
 
+/* The tar asked for: the `tar` parameter, else the server's setting. */
+static int parse_tar(layer_export_tar *out, api_call *call)
+{
+    const char *v;
+    char detail[160];
+    int rc;
+
+    if ((rc = api_query__get(&v, call, "tar")) < 0)
+        return rc;
+    *out = call->ctx->export_tar;
+    if (v == NULL)
+        return 0;
+    if (layer_export_tar_parse(out, v) < 0) {
+        snprintf(detail, sizeof(detail),
+                 "query parameter 'tar' must be auto, canonical or original, "
+                 "not '%.64s'",
+                 v);
+        api_problem__set(call, 400, "invalid-parameter", "Invalid parameter",
+                         detail);
+        return LAYER_EINVALID;
+    }
+    return 0;
+}
+
 /* Decide the compression and the Content-Type; sets a problem on error. */
 static int choose_format(layer_compression *out_c, const char **out_type,
                          api_call *call)
@@ -286,12 +325,14 @@ void api_export__get(api_call *call)
     export_stream *s = NULL;
     layer_export_opts opts;
     layer_compression comp = LAYER_COMPRESSION_NONE;
+    layer_export_tar want = LAYER_EXPORT_TAR_AUTO, tar;
     const char *type = NULL;
     int level = 0, rc;
 
     memset(&opts, 0, sizeof(opts));
     if ((rc = choose_format(&comp, &type, call)) < 0 ||
-        (rc = parse_level(&level, call)) < 0)
+        (rc = parse_level(&level, call)) < 0 ||
+        (rc = parse_tar(&want, call)) < 0)
         goto out;
     if (level != 0 && comp == LAYER_COMPRESSION_NONE) {
         rc = LAYER_EINVALID;
@@ -311,10 +352,25 @@ void api_export__get(api_call *call)
         s->trailers[i].value = s->values[i];
     }
     s->format = format_name(comp);
-    if ((rc = api_layers__resolve(&s->info, call)) < 0 ||
+    if ((rc = api_layers__resolve(&s->info, call)) < 0)
+        goto out;
+    if ((rc = layer_export_choose_tar(&tar, &s->orig, s->info, want, 0)) < 0) {
+        if (rc == LAYER_EUNSUPPORTED)
+            api_problem__set(call, 422, "no-original-tar", "No original tar",
+                             layer_error_last());
+        goto out;
+    }
+    layer_span_set_str(call->req->span, "export.tar",
+                       layer_export_tar_name(tar));
+    /* The canonical tar's reader finds an unexportable layer now, while
+     * a status can still say so; the original tar's files are checked
+     * as they stream. */
+    if (tar == LAYER_EXPORT_TAR_CANONICAL &&
         (rc = api_entries__probe(s->info)) < 0)
         goto out;
     if ((rc = api_response_add_header(res, "Content-Type", type)) < 0 ||
+        (rc = api_response_add_header(res, "X-Layer-Tar",
+                                      layer_export_tar_name(tar))) < 0 ||
         (rc = api_response_add_header(res, "Vary", "Accept")) < 0 ||
         (rc = api_response_add_header(res, "Trailer",
                                       "Docker-Content-Digest, "
@@ -342,10 +398,13 @@ void api_export__get(api_call *call)
     opts.compression = comp;
     opts.level = level;
     opts.span = call->req->span;
+    if (tar == LAYER_EXPORT_TAR_ORIGINAL)
+        opts.original = &s->orig;
     s->span = call->req->span;
     if (call->ctx->digests != NULL && !s->info->mutable_) {
-        int n = snprintf(s->rec.key, sizeof(s->rec.key), "%s\n%s\n%d",
-                         s->info->id, s->format, level);
+        int n =
+            snprintf(s->rec.key, sizeof(s->rec.key), "%s\n%s\n%s\n%d",
+                     s->info->id, layer_export_tar_name(tar), s->format, level);
 
         if (n > 0 && (size_t)n < sizeof(s->rec.key))
             s->memo = call->ctx->digests;

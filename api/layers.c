@@ -2,7 +2,10 @@
  * /layers and /layers/{id}: what the store holds.
  *
  * Layer objects never carry host paths (those stay in the trace): a
- * client learns ids, kinds, parent ids, creation times and digests. The
+ * client learns ids, kinds, parent ids, creation times and digests, and
+ * from /layers/{id} the diff ID the store recorded ("diff_id") and
+ * whether the layer's original tar can be exported ("original_tar":
+ * the store kept its tar-split data and the layer is not mutable). The
  * list is paginated by id in bytewise order: `after` is the last id of
  * the previous page and `limit` the page size; when more ids follow, the
  * body carries "next" (the cursor to pass as `after`) and a Link header
@@ -19,6 +22,7 @@
 
 #include "layer/alloc.h"
 #include "layer/error.h"
+#include "layer/export.h"
 #include "layer/trace.h"
 
 #define LIST_DEFAULT 100
@@ -181,6 +185,16 @@ void api_layers__get(api_call *call)
             goto out;
     }
     set_opt_str(doc, "diff_digest", info->diff_digest);
+    set_opt_str(doc, "diff_id", info->diff_digest);
+    {
+        layer_export_original orig;
+        layer_export_tar tar;
+        bool has = layer_export_choose_tar(&tar, &orig, info,
+                                           LAYER_EXPORT_TAR_AUTO, 0) == 0 &&
+                   tar == LAYER_EXPORT_TAR_ORIGINAL;
+
+        json_object_set_new(doc, "original_tar", json_boolean(has));
+    }
     rc = api_response__json(call->res, 200, API_TYPE_JSON, doc);
     doc = NULL;
 out:

@@ -1,6 +1,9 @@
 /*
  * The export pipeline: reader -> tar -> compressor -> consumer, as a
- * bounded pull producer (export.h).
+ * bounded pull producer (export.h). The original tar (tar-split) takes
+ * the place of reader -> tar: its source (layer_tarsplit_asm) reads the
+ * segments and the files' bytes straight into the tar ring, and the rest
+ * of the pipeline is the same.
  *
  * Threads and rings. Two rings of buffers sit between three
  * roles:
@@ -45,6 +48,14 @@
  * (and the chunk size, RING_BUF_SIZE, which is therefore part of the
  * output format: changing it changes gzip digests), never of timing.
  *
+ * The original tar's diff ID check: the SHA-256 of the tar is computed
+ * where it always is (stage 2 for a plain tar, the producer for zstd,
+ * the gzip turn holder), always in that mode, and compared with the
+ * recorded diff ID right after it is finalised, before the end of the
+ * output is signalled: a mismatch fails the export instead of ending it,
+ * so the consumer sees an error where the end would be (the stream is
+ * cut), and no digest is set.
+ *
  * Cancellation: layer_export_free() sets an atomic flag and broadcasts
  * every condition; workers test the flag between buffers and at every
  * wait, so they stop within one buffer's worth of work (a read() call on
@@ -63,16 +74,23 @@
  */
 #include "layer/export.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "layer/alloc.h"
+#include "layer/beneath.h"
 #include "layer/compress.h"
+#include "layer/crc64.h"
 #include "layer/digest.h"
 #include "layer/error.h"
 #include "layer/tar.h"
+#include "layer/tarsplit.h"
 
 /* Ring depth: 4 buffers per ring, 8 with gzip. gzip chunks finish out of
  * order (text takes longer than random data); the deeper rings let a
@@ -154,9 +172,16 @@ struct layer_export {
     /* configuration */
     layer_compression compression;
     int level;
-    bool digests; /* compute the diff ID and digest (not NO_DIGESTS) */
+    bool digests;   /* compute the diff ID and digest (not NO_DIGESTS) */
+    bool hash_diff; /* compute the diff ID: digests, or an original tar */
     layer_tar_opts tar_opts;
-    layer_reader *reader;
+    layer_reader *reader; /* the canonical tar's source, or NULL */
+    /* the original tar's source, or NULL, its descriptors and the diff
+     * ID it must hash to */
+    layer_tarsplit_asm *orig;
+    int orig_ts_fd;
+    int orig_layer_fd;
+    char orig_diff_id[LAYER_DIGEST_STR_SIZE];
     layer_compress *comp; /* zstd */
     layer_span *span;
 
@@ -324,7 +349,20 @@ static void release_tar_locked(layer_export *x, wakeups *w)
  * without digests: there is nothing for stage 2 to do)? */
 static bool export_direct(const layer_export *x)
 {
-    return x->compression == LAYER_COMPRESSION_NONE && !x->digests;
+    return x->compression == LAYER_COMPRESSION_NONE && !x->hash_diff;
+}
+
+/* An original tar must hash to its recorded diff ID; the caller has just
+ * finalised diff_id and publishes nothing if this fails. */
+static int check_diff_id(const layer_export *x, const char *diff_id)
+{
+    if (x->orig == NULL || strcmp(diff_id, x->orig_diff_id) == 0)
+        return 0;
+    return layer_error_set(LAYER_ECHANGED,
+                           "the rebuilt tar hashes to %s, not to the diff ID "
+                           "%s the store recorded (the layer or its tar-split "
+                           "data changed since it was stored)",
+                           diff_id, x->orig_diff_id);
 }
 
 /* ---- producer: reader -> tar ---------------------------------------- */
@@ -346,7 +384,7 @@ static void refresh_stats(layer_export *x)
     layer_reader_stats st;
     const char *w;
 
-    if (layer_reader_stats_get(&st, x->reader) < 0)
+    if (x->reader == NULL || layer_reader_stats_get(&st, x->reader) < 0)
         return;
     if (st.warnings != x->warnings) {
         w = layer_reader_last_warning(x->reader);
@@ -428,7 +466,9 @@ static int prod_publish(producer *p, bool final)
     if (p->hash &&
         (rc = layer_digest_update(&x->diff, p->cur + TAR_OFF, p->len)) < 0)
         return rc;
-    if (final && p->hash && (rc = layer_digest_final(diff_id, &x->diff)) < 0)
+    if (final && p->hash &&
+        ((rc = layer_digest_final(diff_id, &x->diff)) < 0 ||
+         (rc = check_diff_id(x, diff_id)) < 0))
         return rc;
     pthread_mutex_lock(&x->lock);
     x->tarq.off[p->slot] = TAR_OFF;
@@ -626,16 +666,48 @@ static int produce(producer *p)
     return prod_publish(p, true);
 }
 
+/* The original tar: the source fills the tar buffers directly. It checks
+ * each file; the diff ID is checked where the tar's SHA-256 ends. */
+static int produce_original(producer *p)
+{
+    layer_export *x = p->x;
+    layer_tarsplit_asm_stats st;
+    int rc;
+
+    for (;;) {
+        size_t n = 0;
+
+        if (atomic_load_explicit(&x->cancel, memory_order_relaxed))
+            return LAYER_ECANCELED;
+        if ((rc = prod_room(p)) < 0)
+            return rc;
+        rc = layer_tarsplit_asm_read(&n, x->orig, p->cur + TAR_OFF + p->len,
+                                     RING_BUF_SIZE - p->len);
+        if (rc == LAYER_ITEROVER)
+            break;
+        if (rc < 0)
+            return rc;
+        p->len += n;
+        layer_tarsplit_asm_stats_get(&st, x->orig);
+        p->entries = st.entries;
+    }
+    /* prod_room() above left a current buffer, possibly empty: the last */
+    pthread_mutex_lock(&x->lock);
+    memcpy(x->fingerprint, x->orig_diff_id, sizeof(x->fingerprint));
+    pthread_mutex_unlock(&x->lock);
+    return prod_publish(p, true);
+}
+
 static void *producer_main(void *arg)
 {
     producer p = {.x = arg};
     int rc;
 
     /* none: stage 2's digest is the diff ID; gzip: the workers hash */
-    p.hash = p.x->compression == LAYER_COMPRESSION_ZSTD && p.x->digests;
+    p.hash = p.x->compression == LAYER_COMPRESSION_ZSTD && p.x->hash_diff;
     p.dict = p.x->compression == LAYER_COMPRESSION_GZIP;
     p.direct = export_direct(p.x);
-    rc = produce(&p);
+    rc = p.x->orig != NULL ? produce_original(&p) : produce(&p);
     if (rc < 0 && rc != LAYER_ECANCELED)
         fail(p.x, rc);
     return NULL;
@@ -720,7 +792,8 @@ static int pass_through(layer_export *x, unsigned char *buf, size_t len)
     unsigned slot;
     int rc;
 
-    if (x->digests &&
+    /* the output digest is the diff ID */
+    if (x->hash_diff &&
         (rc = layer_digest_update(&x->dig, buf + TAR_OFF, len)) < 0)
         return rc;
     pthread_mutex_lock(&x->lock);
@@ -820,8 +893,14 @@ static int run_stage(stage *s)
         (rc = compress_finish(s)) < 0)
         return rc;
     digest[0] = '\0';
-    if (x->digests && (rc = layer_digest_final(digest, &x->dig)) < 0)
+    if (x->compression == LAYER_COMPRESSION_NONE && x->hash_diff) {
+        /* the output digest is the diff ID */
+        if ((rc = layer_digest_final(digest, &x->dig)) < 0 ||
+            (rc = check_diff_id(x, digest)) < 0)
+            return rc;
+    } else if (x->digests && (rc = layer_digest_final(digest, &x->dig)) < 0) {
         return rc;
+    }
     pthread_mutex_lock(&x->lock);
     close_out_locked(x, digest, &w);
     pthread_mutex_unlock(&x->lock);
@@ -910,12 +989,15 @@ static int gz_publish_locked(layer_export *x, gz_worker *w, gz_done c)
          * over the gzip bytes. Here rather than on the producer, which is
          * then free to read ahead while the workers hash. */
         diff_id[0] = digest[0] = '\0';
-        if (x->digests) {
+        if (x->hash_diff) {
             rc = layer_digest_update(&x->diff, c.tar, c.len);
-            if (rc == 0)
-                rc = layer_digest_update(&x->dig, c.buf, c.olen);
             if (rc == 0 && c.last)
                 rc = layer_digest_final(diff_id, &x->diff);
+            if (rc == 0 && c.last)
+                rc = check_diff_id(x, diff_id);
+        }
+        if (rc == 0 && x->digests) {
+            rc = layer_digest_update(&x->dig, c.buf, c.olen);
             if (rc == 0 && c.last)
                 rc = layer_digest_final(digest, &x->dig);
         }
@@ -1027,6 +1109,7 @@ static void *gz_main(void *arg)
 
 static void span_begin(layer_export *x, const layer_dir *layer,
                        const layer_dir *parents, size_t nparents,
+                       const layer_export_original *original,
                        layer_span *parent)
 {
     char *joined = NULL;
@@ -1056,6 +1139,15 @@ static void span_begin(layer_export *x, const layer_dir *layer,
                        : x->compression == LAYER_COMPRESSION_ZSTD ? "zstd"
                                                                   : "none");
     layer_span_set_int(x->span, "export.level", x->level);
+    layer_span_set_str(x->span, "export.tar",
+                       layer_export_tar_name(original != NULL
+                                                 ? LAYER_EXPORT_TAR_ORIGINAL
+                                                 : LAYER_EXPORT_TAR_CANONICAL));
+    if (original != NULL) {
+        layer_span_set_str(x->span, "layer.tarsplit", original->tarsplit);
+        layer_span_set_str(x->span, "layer.diff_id", original->diff_id);
+        layer_span_set_str(x->span, "export.crc64", layer_crc64_method());
+    }
 }
 
 /* End the span with the counters. Called by the consumer with the lock
@@ -1154,6 +1246,85 @@ static int export_alloc_work(layer_export *x)
     return 0;
 }
 
+static bool is_sha256_digest(const char *s)
+{
+    if (strncmp(s, "sha256:", 7) != 0 || strlen(s) != 71)
+        return false;
+    for (size_t i = 7; i < 71; i++) {
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    }
+    return true;
+}
+
+/* A directory by its path, for reading (O_NOATIME where allowed). */
+static int open_dir(int *out, const char *path, int flags, const char *what)
+{
+    int fd = open(path, flags | O_DIRECTORY | O_CLOEXEC | O_NOATIME);
+
+    /* O_NOATIME needs the owner or CAP_FOWNER */
+    if (fd < 0 && errno == EPERM)
+        fd = open(path, flags | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return layer_error_set_errno(errno == ENOENT ? LAYER_ENOTFOUND
+                                                     : LAYER_ERROR,
+                                     errno, "%s %s", what, path);
+    *out = fd;
+    return 0;
+}
+
+/* Open what an original tar is rebuilt from: the layer's directory, the
+ * tar-split data beneath its root, and the source over both. */
+static int open_original(layer_export *x, const layer_dir *layer,
+                         const layer_export_original *o)
+{
+    layer_tarsplit_opts tso;
+    struct stat st;
+    int root = -1, rc;
+
+    if (o->root == NULL || o->tarsplit == NULL || o->diff_id == NULL ||
+        !is_sha256_digest(o->diff_id))
+        return layer_error_set(LAYER_EINVALID,
+                               "an original tar needs tar-split data and a "
+                               "sha256 diff ID");
+    snprintf(x->orig_diff_id, sizeof(x->orig_diff_id), "%s", o->diff_id);
+    if ((rc = open_dir(&x->orig_layer_fd, layer->path, O_RDONLY,
+                       "layer directory")) < 0 ||
+        (rc = open_dir(&root, o->root, O_PATH, "directory")) < 0)
+        goto out;
+    rc = layer_beneath_open(&x->orig_ts_fd, root, o->tarsplit,
+                            O_RDONLY | O_NONBLOCK, 0);
+    if (rc == LAYER_EINVALID)
+        rc = layer_error_set(LAYER_EBROKEN,
+                             "tar-split data %s: a symlink, or a path "
+                             "leaving the store",
+                             o->tarsplit);
+    else if (rc == LAYER_ENOTFOUND)
+        rc = layer_error_set(LAYER_ENOTFOUND, "tar-split data %s is gone",
+                             o->tarsplit);
+    if (rc < 0)
+        goto out;
+    if (fstat(x->orig_ts_fd, &st) < 0) {
+        rc = layer_error_set_errno(LAYER_ERROR, errno, "tar-split data %s",
+                                   o->tarsplit);
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = layer_error_set(LAYER_EBROKEN,
+                             "tar-split data %s is not a regular file",
+                             o->tarsplit);
+        goto out;
+    }
+    memset(&tso, 0, sizeof(tso));
+    tso.label = o->tarsplit;
+    rc = layer_tarsplit_asm_open(&x->orig, x->orig_ts_fd, x->orig_layer_fd,
+                                 &tso);
+out:
+    if (root >= 0)
+        close(root);
+    return rc;
+}
+
 int layer_export_start(layer_export **out, const layer_dir *layer,
                        const layer_dir *parents, size_t nparents,
                        const layer_export_opts *opts)
@@ -1172,14 +1343,24 @@ int layer_export_start(layer_export **out, const layer_dir *layer,
                     LAYER_EXPORT_NO_DIGESTS))
         return layer_error_set(LAYER_EINVALID, "unknown export flags 0x%x",
                                opts->flags);
+    if (opts->original != NULL &&
+        (opts->flags & (LAYER_EXPORT_ALL_XATTRS | LAYER_EXPORT_CLAMP_MTIME)))
+        return layer_error_set(LAYER_EINVALID,
+                               "exporting every xattr and clamping mtimes "
+                               "apply to the canonical tar; the original "
+                               "tar is given as it was");
     x = layer_trycalloc(1, sizeof(*x));
     if (x == NULL)
         return LAYER_ENOMEM;
+    x->orig_ts_fd = x->orig_layer_fd = -1;
     atomic_init(&x->cancel, false);
     x->compression = opts->compression;
     x->level = opts->level;
     x->digests = !(opts->flags & LAYER_EXPORT_NO_DIGESTS);
-    span_begin(x, layer, parents, nparents, opts->span);
+    /* an original tar's diff ID is always checked */
+    x->hash_diff = x->digests || opts->original != NULL;
+    span_begin(x, layer, parents, opts->original ? 0 : nparents, opts->original,
+               opts->span);
     if ((rc = layer_compress_level(&x->level, opts->compression, opts->level)) <
         0)
         goto out;
@@ -1194,12 +1375,17 @@ int layer_export_start(layer_export **out, const layer_dir *layer,
     }
     if ((rc = export_alloc_work(x)) < 0)
         goto out;
-    memset(&ropts, 0, sizeof(ropts));
-    ropts.flags = opts->reader_flags;
-    ropts.span = x->span;
-    if ((rc = layer_reader_open(&x->reader, layer, parents, nparents, &ropts)) <
-        0)
-        goto out;
+    if (opts->original != NULL) {
+        if ((rc = open_original(x, layer, opts->original)) < 0)
+            goto out;
+    } else {
+        memset(&ropts, 0, sizeof(ropts));
+        ropts.flags = opts->reader_flags;
+        ropts.span = x->span;
+        if ((rc = layer_reader_open(&x->reader, layer, parents, nparents,
+                                    &ropts)) < 0)
+            goto out;
+    }
     if ((rc = start_thread(&x->producer, &x->producer_started, producer_main,
                            x)) < 0)
         goto out;
@@ -1322,6 +1508,8 @@ void layer_export_summary_get(layer_export_summary *out, const layer_export *cx)
     out->tar_size = x->tar_size;
     out->entries = x->entries;
     out->warnings = x->warnings;
+    out->tar = x->orig_diff_id[0] != '\0' ? LAYER_EXPORT_TAR_ORIGINAL
+                                          : LAYER_EXPORT_TAR_CANONICAL;
     /* The producer rewrites the buffer under the lock until the output is
      * closed; after that it is never written again, so it can be lent. */
     out->last_warning =
@@ -1365,6 +1553,11 @@ void layer_export_free(layer_export *x)
     /* Workers are gone: no lock needed from here on. The reader's span
      * (a child) ends before ours. */
     layer_reader_free(x->reader);
+    layer_tarsplit_asm_free(x->orig);
+    if (x->orig_ts_fd >= 0)
+        close(x->orig_ts_fd);
+    if (x->orig_layer_fd >= 0)
+        close(x->orig_layer_fd);
     span_finish(x, x->ended || x->err != 0 ? NULL : "aborted");
     layer_compress_free(x->comp);
     layer_digest_dispose(&x->diff);
@@ -1387,4 +1580,89 @@ void layer_export_free(layer_export *x)
         pthread_mutex_destroy(&x->lock);
     }
     layer_free(x);
+}
+
+const char *layer_export_tar_name(layer_export_tar tar)
+{
+    switch (tar) {
+    case LAYER_EXPORT_TAR_AUTO:
+        return "auto";
+    case LAYER_EXPORT_TAR_CANONICAL:
+        return "canonical";
+    case LAYER_EXPORT_TAR_ORIGINAL:
+        return "original";
+    }
+    return "unknown";
+}
+
+int layer_export_tar_parse(layer_export_tar *out, const char *name)
+{
+    static const layer_export_tar all[] = {LAYER_EXPORT_TAR_AUTO,
+                                           LAYER_EXPORT_TAR_CANONICAL,
+                                           LAYER_EXPORT_TAR_ORIGINAL};
+
+    for (size_t i = 0; name != NULL && i < sizeof(all) / sizeof(all[0]); i++) {
+        if (strcmp(name, layer_export_tar_name(all[i])) == 0) {
+            *out = all[i];
+            return 0;
+        }
+    }
+    return layer_error_set(LAYER_EINVALID,
+                           "the tar is auto, canonical or original, not "
+                           "'%.64s'",
+                           name != NULL ? name : "");
+}
+
+/* Why a layer has no original tar, or NULL when it has one. */
+static const char *no_original(const layer_info *info)
+{
+    if (info->mutable_)
+        return "it is mutable (its directory may still change)";
+    if (info->tarsplit == NULL || info->root == NULL)
+        return "its store kept no tar-split data for it";
+    if (info->diff_digest == NULL || !is_sha256_digest(info->diff_digest))
+        return "its store recorded no sha256 diff ID for it";
+    return NULL;
+}
+
+int layer_export_choose_tar(layer_export_tar *out_tar,
+                            layer_export_original *out_original,
+                            const layer_info *info, layer_export_tar want,
+                            unsigned flags)
+{
+    const char *why = no_original(info);
+    bool canonical_flags =
+        (flags & (LAYER_EXPORT_ALL_XATTRS | LAYER_EXPORT_CLAMP_MTIME)) != 0;
+
+    memset(out_original, 0, sizeof(*out_original));
+    switch (want) {
+    case LAYER_EXPORT_TAR_CANONICAL:
+        *out_tar = LAYER_EXPORT_TAR_CANONICAL;
+        return 0;
+    case LAYER_EXPORT_TAR_AUTO:
+        if (why != NULL || canonical_flags) {
+            *out_tar = LAYER_EXPORT_TAR_CANONICAL;
+            return 0;
+        }
+        break;
+    case LAYER_EXPORT_TAR_ORIGINAL:
+        if (why != NULL)
+            return layer_error_set(LAYER_EUNSUPPORTED,
+                                   "layer %s has no original tar: %s",
+                                   info->id ? info->id : "(unnamed)", why);
+        if (canonical_flags)
+            return layer_error_set(LAYER_EINVALID,
+                                   "exporting every xattr and clamping "
+                                   "mtimes apply to the canonical tar; the "
+                                   "original tar is given as it was");
+        break;
+    default:
+        return layer_error_set(LAYER_EINVALID, "unknown tar kind %d",
+                               (int)want);
+    }
+    out_original->root = info->root;
+    out_original->tarsplit = info->tarsplit;
+    out_original->diff_id = info->diff_digest;
+    *out_tar = LAYER_EXPORT_TAR_ORIGINAL;
+    return 0;
 }

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "layer/alloc.h"
+#include "layer/beneath.h"
 #include "layer/error.h"
 #include "layer/file.h"
 #include "store_int.h"
@@ -105,6 +106,7 @@ void layer_store__node_dispose(layer_store__node *node)
     layer_free(node->path);
     layer_free(node->created);
     layer_free(node->diff_digest);
+    layer_free(node->tarsplit);
     memset(node, 0, sizeof(*node));
 }
 
@@ -380,6 +382,31 @@ int layer_store__data_dir(char **out, const layer_store__root *root,
     return layer_store__path(out, root->path, top, rel, (char *)NULL);
 }
 
+int layer_store__tarsplit(char **out, int dirfd, const char *prefix,
+                          const char *rel)
+{
+    layer_error_state saved;
+    struct stat st;
+    int fd = -1, rc;
+    bool found;
+
+    *out = NULL;
+    /* Beneath dirfd without following a symlink anywhere in rel; any
+     * failure means no usable data (the layer is then exported in the
+     * canonical profile), and is not an error of the caller's. */
+    layer_error_save(&saved);
+    rc = layer_beneath_open(&fd, dirfd, rel, O_PATH, 0);
+    found = rc == 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    if (fd >= 0)
+        close(fd);
+    layer_error_restore(&saved);
+    if (!found)
+        return 0;
+    if (prefix[0] == '\0')
+        return (*out = layer_trystrdup(rel)) != NULL ? 0 : LAYER_ENOMEM;
+    return layer_store__path(out, prefix, rel, (char *)NULL);
+}
+
 /* ---- the store ---- */
 
 int layer_store_open(layer_store **out, const char *spec)
@@ -530,6 +557,8 @@ void layer_info_free(layer_info *info)
     layer_free(info->store);
     layer_free(info->created);
     layer_free(info->diff_digest);
+    layer_free(info->tarsplit);
+    layer_free(info->root);
     layer_free((char *)info->layer.path);
     for (size_t i = 0; i < info->nparents; i++) {
         if (info->parents)
@@ -562,7 +591,8 @@ int layer_store_resolve(layer_info **out, layer_store *store, const char *id)
     }
     if ((rc = session_begin(&ss, store)) < 0)
         goto out;
-    rc = store->backend->lookup(&node, ss.ctx, id, len, LAYER_STORE__ALIASES);
+    rc = store->backend->lookup(&node, ss.ctx, id, len,
+                                LAYER_STORE__ALIASES | LAYER_STORE__TARSPLIT);
     if (rc == LAYER_ENOTFOUND) {
         rc = layer_error_set(LAYER_ENOTFOUND, "layer %s not found in %s", id,
                              store->spec);
@@ -577,7 +607,8 @@ int layer_store_resolve(layer_info **out, layer_store *store, const char *id)
         goto out;
     }
     info->store = layer_trystrdup(store->backend->name);
-    if (info->store == NULL) {
+    info->root = layer_trystrdup(store->root);
+    if (info->store == NULL || info->root == NULL) {
         rc = LAYER_ENOMEM;
         goto out;
     }
@@ -587,7 +618,9 @@ int layer_store_resolve(layer_info **out, layer_store *store, const char *id)
     info->mutable_ = node.mutable_;
     info->layer.path = node.path;
     info->layer.kind = node.kind;
+    info->tarsplit = node.tarsplit;
     node.id = node.created = node.diff_digest = node.path = NULL;
+    node.tarsplit = NULL;
 
     child = info->id;
     while (node.parent != NULL) {
@@ -657,7 +690,8 @@ int layer_store_resolve(layer_info **out, layer_store *store, const char *id)
         layer_free(node.id);
         layer_free(node.created);
         layer_free(node.diff_digest);
-        node.id = node.created = node.diff_digest = NULL;
+        layer_free(node.tarsplit);
+        node.id = node.created = node.diff_digest = node.tarsplit = NULL;
     }
     *out = info;
     info = NULL;

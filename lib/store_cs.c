@@ -9,6 +9,8 @@
  *   PATH/<driver>-containers/volatile-containers.json
  *   PATH/overlay/<id>/diff                     overlay data (kind diff)
  *   PATH/vfs/dir/<id>                          vfs data (kind snapshot)
+ *   PATH/<driver>-layers/<id>.tar-split.gz     the original tar's
+ *                                              tar-split data
  *
  * A layer record is a JSON object with the members of the Layer struct of
  * containers/storage layers.go: "id", "names", "parent", "created" (Go
@@ -358,7 +360,8 @@ out:
     return rc;
 }
 
-static int node_from(layer_store__node *out, const cs_ctx *c, const record *r)
+static int node_from(layer_store__node *out, const cs_ctx *c, const record *r,
+                     unsigned flags)
 {
     layer_store__node node = {0};
     char what[LAYER_ID_MAX + 64], rel[LAYER_ID_MAX + 8];
@@ -382,6 +385,16 @@ static int node_from(layer_store__node *out, const cs_ctx *c, const record *r)
     }
     if (rc < 0)
         goto out;
+    /* <driver>-layers/<id>.tar-split.gz (containers/storage layers.go) */
+    if (flags & LAYER_STORE__TARSPLIT) {
+        char ts[LAYER_ID_MAX + 48];
+
+        snprintf(ts, sizeof(ts), "%s-layers/%s.tar-split.gz", c->driver,
+                 node.id);
+        if ((rc = layer_store__tarsplit(&node.tarsplit, c->root->fd, "", ts)) <
+            0)
+            goto out;
+    }
     *out = node;
     memset(&node, 0, sizeof(node));
 out:
@@ -397,7 +410,7 @@ static int cs_lookup(layer_store__node *out, void *ctx, const char *id,
 
     memset(out, 0, sizeof(*out));
     if ((r = find_id(c, id, len)) != NULL)
-        return node_from(out, c, r);
+        return node_from(out, c, r, flags);
     if ((flags & LAYER_STORE__ALIASES) && layer_store__is_digest(id, len)) {
         for (size_t i = 0; i < c->nrecs; i++) {
             size_t dlen;
@@ -408,7 +421,7 @@ static int cs_lookup(layer_store__node *out, void *ctx, const char *id,
 
             if (!c->recs[i].dup && d != NULL && dlen == len &&
                 memcmp(d, id, len) == 0)
-                return node_from(out, c, &c->recs[i]);
+                return node_from(out, c, &c->recs[i], flags);
         }
     }
     return LAYER_ENOTFOUND;

@@ -6,6 +6,7 @@
  *       cache-id   the overlay2 directory name of the layer (no newline)
  *       diff       "sha256:<hex>", the DiffID
  *       parent     "sha256:<hex>", the parent's chain ID (absent: base)
+ *       tar-split.json.gz  the original tar's tar-split data
  *   PATH/overlay2/<cache-id>/diff   the layer's upperdir (kind diff)
  *
  * Ids: the chain ID, as "sha256:<hex>" or bare hex; a client may also give
@@ -105,7 +106,7 @@ static int read_token(char **out, size_t *out_len, int dirfd, const char *name,
 
 /* Describe the chain whose layerdb directory is open as dfd. */
 static int node_from(layer_store__node *out, const docker_ctx *c,
-                     const char *hex, int dfd)
+                     const char *hex, int dfd, unsigned flags)
 {
     layer_store__node node = {0};
     char what[128], fwhat[256], rel[LAYER_ID_MAX + 8];
@@ -149,6 +150,14 @@ static int node_from(layer_store__node *out, const docker_ctx *c,
         goto out;
     }
     snprintf(node.id, 72, "sha256:%s", hex);
+    if (flags & LAYER_STORE__TARSPLIT) {
+        char prefix[sizeof(LAYERDB) + 72];
+
+        snprintf(prefix, sizeof(prefix), LAYERDB "/%s", hex);
+        if ((rc = layer_store__tarsplit(&node.tarsplit, dfd, prefix,
+                                        "tar-split.json.gz")) < 0)
+            goto out;
+    }
     node.kind = LAYER_KIND_DIFF;
     node.diff_digest = diff;
     node.parent = parent;
@@ -240,7 +249,7 @@ static int docker_lookup(layer_store__node *out, void *ctx, const char *id,
                                        "docker layer sha256:%s", hex);
         goto out;
     }
-    rc = node_from(out, c, hex, dfd);
+    rc = node_from(out, c, hex, dfd, flags);
 out:
     if (dfd >= 0)
         close(dfd);

@@ -24,6 +24,8 @@ typedef struct layer_store__node {
     char *created;     /**< RFC 3339 time, or NULL */
     char *diff_digest; /**< "sha256:<64 hex>", or NULL */
     bool mutable_;     /**< may still change */
+    char *tarsplit;    /**< its tar-split file relative to the root (a
+                            regular file), or NULL */
 } layer_store__node;
 
 /** Release a node's strings and zero it. */
@@ -46,7 +48,10 @@ void layer_store__strv_dispose(layer_store__strv *sv);
 enum {
     /** The id came from a client: aliases (digests) are accepted. A
      * parent reference from metadata is always a canonical id. */
-    LAYER_STORE__ALIASES = 1u << 0
+    LAYER_STORE__ALIASES = 1u << 0,
+    /** Say where the layer's tar-split data is (node.tarsplit), if the
+     * store keeps any: asked for the layer resolved, not its parents. */
+    LAYER_STORE__TARSPLIT = 1u << 1
 };
 
 /** A store's root for one call: its directory, open, and its path. */
@@ -269,5 +274,20 @@ int layer_store__docker_parse(char **out, size_t *out_len, const char *data,
  */
 int layer_store__data_dir(char **out, const layer_store__root *root,
                           const char *top, const char *rel, const char *what);
+
+/**
+ * Where a layer's tar-split data is, if it is there: rel (below the
+ * root) when it names a regular file, not a symlink.
+ *
+ * @param[out] out a copy of rel (owned), or NULL when there is no such
+ *             file
+ * @param dirfd the directory rel is relative to (the root, or one below
+ *        it whose path from the root is prefix)
+ * @param prefix the path of dirfd below the root ("" for the root)
+ * @param rel the file, built only from validated components
+ * @return 0 or LAYER_ENOMEM
+ */
+int layer_store__tarsplit(char **out, int dirfd, const char *prefix,
+                          const char *rel);
 
 #endif

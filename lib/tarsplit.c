@@ -22,18 +22,34 @@
  * Errors are final: the first one is kept (code and message) and
  * repeated by every later call, so a caller that ignored it cannot read
  * on past a hole in the tar.
+ *
+ * The second half rebuilds the original tar (layer_tarsplit_asm): a pull
+ * source over the reader that hands out each segment, then each file's
+ * bytes read straight into the caller's buffer (no copy: a large file
+ * costs read() and the CRC-64, which folds with PCLMULQDQ at several
+ * times SHA-256's speed, see crc64.c). A file is opened beneath the
+ * layer's directory fd when its entry comes up and closed when its last
+ * byte is out, so one file is open at a time. Its size is checked against
+ * fstat() before the first byte, its CRC before the last bytes are given
+ * out: a caller never receives the whole of a file that differs.
  */
 #include "layer/tarsplit.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include "layer/alloc.h"
+#include "layer/beneath.h"
 #include "layer/crc64.h"
 #include "layer/error.h"
 
@@ -300,19 +316,18 @@ static int read_line(layer_tarsplit *ts)
     }
 }
 
-static int b64_value(unsigned char c)
+/* The value of each base64 character, -1 for the others. */
+static signed char b64_table[256];
+static pthread_once_t b64_once = PTHREAD_ONCE_INIT;
+
+static void b64_init(void)
 {
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
+    static const char a[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+    memset(b64_table, -1, sizeof(b64_table));
+    for (int i = 0; i < 64; i++)
+        b64_table[(unsigned char)a[i]] = (signed char)i;
 }
 
 /* Standard base64 with padding (Go's base64.StdEncoding, which
@@ -320,24 +335,38 @@ static int b64_value(unsigned char c)
 static int b64_decode(unsigned char *out, size_t *out_len, const char *in,
                       size_t len)
 {
-    size_t o = 0;
+    const unsigned char *u = (const unsigned char *)in;
+    size_t o = 0, body;
 
     if (len % 4 != 0)
         return -1;
-    for (size_t i = 0; i < len; i += 4) {
+    pthread_once(&b64_once, b64_init);
+    /* Every quad but the last has no padding: four table lookups. */
+    body = len >= 4 ? len - 4 : 0;
+    for (size_t i = 0; i < body; i += 4) {
+        int a = b64_table[u[i]], b = b64_table[u[i + 1]];
+        int c = b64_table[u[i + 2]], d = b64_table[u[i + 3]];
+
+        if ((a | b | c | d) < 0)
+            return -1;
+        out[o++] = (unsigned char)((a << 2) | (b >> 4));
+        out[o++] = (unsigned char)(((b & 15) << 4) | (c >> 2));
+        out[o++] = (unsigned char)(((c & 3) << 6) | d);
+    }
+    for (size_t i = body; i < len; i += 4) {
         int v[4], pad = 0;
 
         for (int k = 0; k < 4; k++) {
-            unsigned char c = (unsigned char)in[i + k];
+            unsigned char c = u[i + k];
 
-            if (c == '=' && i + 4 == len && k >= 2) {
+            if (c == '=' && k >= 2) {
                 v[k] = 0;
                 pad++;
                 continue;
             }
             if (pad) /* data after '=' */
                 return -1;
-            v[k] = b64_value(c);
+            v[k] = b64_table[c];
             if (v[k] < 0)
                 return -1;
         }
@@ -416,49 +445,63 @@ static const char *name_problem(const char *n, size_t len)
     return NULL;
 }
 
+/* The members of a line the format has, whichever parser read them. */
+typedef enum field_kind {
+    FIELD_ABSENT = 0,
+    FIELD_NULL,
+    FIELD_STRING,
+    FIELD_INTEGER,
+    FIELD_OTHER /* a number that is not an integer, a boolean, ... */
+} field_kind;
+
+typedef struct field {
+    field_kind kind;
+    const char *s; /* FIELD_STRING: NUL-terminated */
+    size_t len;
+    long long i; /* FIELD_INTEGER */
+} field;
+
+typedef struct line_fields {
+    field type, name, name_raw, size, payload, position;
+} line_fields;
+
 /* An optional non-negative integer member; absent or null gives 0. */
-static int get_uint(layer_tarsplit *ts, json_t *o, const char *key,
+static int get_uint(layer_tarsplit *ts, const field *f, const char *key,
                     int required, uint64_t *out, int *present)
 {
-    json_t *v = json_object_get(o, key);
-    json_int_t i;
-
     *out = 0;
     if (present)
         *present = 0;
-    if (v == NULL || json_is_null(v)) {
+    if (f->kind == FIELD_ABSENT || f->kind == FIELD_NULL) {
         if (required)
             return ts_fail(ts, LAYER_EBROKEN, ts->lineno, "no \"%s\"", key);
         return 0;
     }
-    if (!json_is_integer(v))
+    if (f->kind != FIELD_INTEGER)
         return ts_fail(ts, LAYER_EBROKEN, ts->lineno,
                        "\"%s\" is not an integer", key);
-    i = json_integer_value(v);
-    if (i < 0)
+    if (f->i < 0)
         return ts_fail(ts, LAYER_EBROKEN, ts->lineno, "negative \"%s\" %lld",
-                       key, (long long)i);
-    *out = (uint64_t)i;
+                       key, f->i);
+    *out = (uint64_t)f->i;
     if (present)
         *present = 1;
     return 0;
 }
 
 /* An optional string member; absent or null gives NULL. */
-static int get_string(layer_tarsplit *ts, json_t *o, const char *key,
+static int get_string(layer_tarsplit *ts, const field *f, const char *key,
                       const char **out, size_t *len)
 {
-    json_t *v = json_object_get(o, key);
-
     *out = NULL;
     *len = 0;
-    if (v == NULL || json_is_null(v))
+    if (f->kind == FIELD_ABSENT || f->kind == FIELD_NULL)
         return 0;
-    if (!json_is_string(v))
+    if (f->kind != FIELD_STRING)
         return ts_fail(ts, LAYER_EBROKEN, ts->lineno, "\"%s\" is not a string",
                        key);
-    *out = json_string_value(v);
-    *len = json_string_length(v);
+    *out = f->s;
+    *len = f->len;
     return 0;
 }
 
@@ -477,7 +520,8 @@ static int get_base64(layer_tarsplit *ts, const char *key, const char *s,
     return 0;
 }
 
-static int parse_file(layer_tarsplit *ts, json_t *o, layer_tarsplit_entry *e)
+static int parse_file(layer_tarsplit *ts, const line_fields *f,
+                      layer_tarsplit_entry *e)
 {
     const char *name, *raw, *payload;
     size_t name_len, raw_len, payload_len, n;
@@ -485,10 +529,11 @@ static int parse_file(layer_tarsplit *ts, json_t *o, layer_tarsplit_entry *e)
     char quoted[TS_ERR_MAX / 2];
     int rc;
 
-    if ((rc = get_string(ts, o, "name", &name, &name_len)) < 0 ||
-        (rc = get_string(ts, o, "name_raw", &raw, &raw_len)) < 0 ||
-        (rc = get_string(ts, o, "payload", &payload, &payload_len)) < 0 ||
-        (rc = get_uint(ts, o, "size", 0, &e->size, NULL)) < 0)
+    if ((rc = get_string(ts, &f->name, "name", &name, &name_len)) < 0 ||
+        (rc = get_string(ts, &f->name_raw, "name_raw", &raw, &raw_len)) < 0 ||
+        (rc = get_string(ts, &f->payload, "payload", &payload, &payload_len)) <
+            0 ||
+        (rc = get_uint(ts, &f->size, "size", 0, &e->size, NULL)) < 0)
         return rc;
     if (raw != NULL && raw_len > 0) {
         if ((rc = get_base64(ts, "name_raw", raw, raw_len, &ts->name,
@@ -527,26 +572,27 @@ static int parse_file(layer_tarsplit *ts, json_t *o, layer_tarsplit_entry *e)
     return 0;
 }
 
-static int parse_segment(layer_tarsplit *ts, json_t *o, layer_tarsplit_entry *e)
+static int parse_segment(layer_tarsplit *ts, const line_fields *f,
+                         layer_tarsplit_entry *e)
 {
     const char *s;
     size_t slen, n = 0;
     uint64_t size;
     int rc, has_size;
 
-    if ((rc = get_string(ts, o, "name", &s, &slen)) < 0)
+    if ((rc = get_string(ts, &f->name, "name", &s, &slen)) < 0)
         return rc;
     if (slen > 0)
         return ts_fail(ts, LAYER_EBROKEN, ts->lineno, "a segment with a name");
-    if ((rc = get_string(ts, o, "name_raw", &s, &slen)) < 0)
+    if ((rc = get_string(ts, &f->name_raw, "name_raw", &s, &slen)) < 0)
         return rc;
     if (slen > 0)
         return ts_fail(ts, LAYER_EBROKEN, ts->lineno, "a segment with a name");
-    if ((rc = get_uint(ts, o, "size", 0, &size, &has_size)) < 0)
+    if ((rc = get_uint(ts, &f->size, "size", 0, &size, &has_size)) < 0)
         return rc;
     if (size > 0)
         return ts_fail(ts, LAYER_EBROKEN, ts->lineno, "a segment with a size");
-    if ((rc = get_string(ts, o, "payload", &s, &slen)) < 0)
+    if ((rc = get_string(ts, &f->payload, "payload", &s, &slen)) < 0)
         return rc;
     if (s != NULL && slen > 0) {
         if ((rc = get_base64(ts, "payload", s, slen, &ts->payload,
@@ -558,26 +604,187 @@ static int parse_segment(layer_tarsplit *ts, json_t *o, layer_tarsplit_entry *e)
     return 0;
 }
 
-static int parse_line(layer_tarsplit *ts)
+/* The member of f named by the key k (klen bytes), and its bit; NULL for
+ * a key the format does not have. */
+static field *field_named(line_fields *f, const char *k, size_t klen,
+                          unsigned *bit)
 {
-    layer_tarsplit_entry *e = &ts->entry;
+    static const struct {
+        const char *key;
+        size_t off;
+    } keys[] = {
+        {"type", offsetof(line_fields, type)},
+        {"name", offsetof(line_fields, name)},
+        {"name_raw", offsetof(line_fields, name_raw)},
+        {"size", offsetof(line_fields, size)},
+        {"payload", offsetof(line_fields, payload)},
+        {"position", offsetof(line_fields, position)},
+    };
+
+    for (unsigned i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        if (strlen(keys[i].key) == klen && memcmp(keys[i].key, k, klen) == 0) {
+            *bit = 1u << i;
+            return (field *)((char *)f + keys[i].off);
+        }
+    }
+    return NULL;
+}
+
+/* The fast path: the lines Go's encoder writes, read without jansson.
+ * Accepted: one flat object, no white space, each key of the format at
+ * most once, values that are strings of printable ASCII without escapes
+ * (a payload: any bytes without escapes, its base64 decoding refuses
+ * what is not base64), integers of at most 18 digits without sign or
+ * leading zero, or null.
+ * Those lines mean the same to jansson, which reads everything else
+ * (names with escapes or UTF-8, unknown keys, nested values, negative
+ * numbers, ...) and reports the errors. Returns 1 with f filled and the
+ * strings NUL-terminated in place, or 0 with the line untouched. */
+static int fast_fields(line_fields *f, char *line, size_t len)
+{
+    char *p = line, *end = line + len, *ends[6];
+    unsigned seen = 0, nends = 0;
+
+    memset(f, 0, sizeof(*f));
+    if (p == end || *p++ != '{')
+        return 0;
+    for (;;) {
+        const char *k;
+        unsigned bit;
+        field *fl;
+
+        if (p == end || *p++ != '"')
+            return 0;
+        for (k = p; p < end && *p != '"'; p++)
+            if (*p == '\\' || (unsigned char)*p < 0x20 ||
+                (unsigned char)*p > 0x7e)
+                return 0;
+        if (p == end ||
+            (fl = field_named(f, k, (size_t)(p - k), &bit)) == NULL ||
+            (seen & bit))
+            return 0;
+        seen |= bit;
+        if (++p == end || *p++ != ':' || p == end)
+            return 0;
+        if (*p == '"' && fl == &f->payload) {
+            /* Most of a line: found with memchr. Its characters are
+             * checked by the base64 decoder, which takes nothing but
+             * the alphabet; an escape would mean otherwise to jansson. */
+            const char *q = memchr(p + 1, '"', (size_t)(end - p - 1));
+
+            p++;
+            if (q == NULL || memchr(p, '\\', (size_t)(q - p)) != NULL)
+                return 0;
+            fl->s = p;
+            p = (char *)q;
+            fl->kind = FIELD_STRING;
+            fl->len = (size_t)(p - fl->s);
+            ends[nends++] = p++;
+        } else if (*p == '"') {
+            fl->s = ++p;
+            for (; p < end && *p != '"'; p++)
+                if (*p == '\\' || (unsigned char)*p < 0x20 ||
+                    (unsigned char)*p > 0x7e)
+                    return 0;
+            if (p == end)
+                return 0;
+            fl->kind = FIELD_STRING;
+            fl->len = (size_t)(p - fl->s);
+            ends[nends++] = p++;
+        } else if (end - p >= 4 && memcmp(p, "null", 4) == 0) {
+            fl->kind = FIELD_NULL;
+            p += 4;
+        } else if (*p >= '0' && *p <= '9') {
+            const char *d = p;
+
+            if (*p == '0' && end - p > 1 && p[1] >= '0' && p[1] <= '9')
+                return 0;
+            for (; p < end && *p >= '0' && *p <= '9'; p++) {
+                if (p - d == 18) /* more could overflow: jansson's */
+                    return 0;
+                fl->i = fl->i * 10 + (*p - '0');
+            }
+            if (p == end || *p == '.' || *p == 'e' || *p == 'E')
+                return 0;
+            fl->kind = FIELD_INTEGER;
+        } else {
+            return 0;
+        }
+        if (p == end)
+            return 0;
+        if (*p == '}')
+            break;
+        if (*p++ != ',')
+            return 0;
+    }
+    if (p + 1 != end)
+        return 0;
+    for (unsigned i = 0; i < nends; i++)
+        *ends[i] = '\0';
+    return 1;
+}
+
+/* A member of a jansson object as a field. */
+static void field_of(field *f, const json_t *o, const char *key)
+{
+    const json_t *v = json_object_get(o, key);
+
+    memset(f, 0, sizeof(*f));
+    if (v == NULL) {
+        f->kind = FIELD_ABSENT;
+    } else if (json_is_null(v)) {
+        f->kind = FIELD_NULL;
+    } else if (json_is_string(v)) {
+        f->kind = FIELD_STRING;
+        f->s = json_string_value(v);
+        f->len = json_string_length(v);
+    } else if (json_is_integer(v)) {
+        f->kind = FIELD_INTEGER;
+        f->i = (long long)json_integer_value(v);
+    } else {
+        f->kind = FIELD_OTHER;
+    }
+}
+
+/* The line's members: the fast path, else jansson (whose tree the
+ * strings then point into, kept in ts->cur until the next line). */
+static int line_fields_of(line_fields *f, layer_tarsplit *ts)
+{
     json_error_t jerr;
-    uint64_t type, pos;
-    int rc;
 
     json_decref(ts->cur);
     ts->cur = NULL;
-    memset(e, 0, sizeof(*e));
-    if (ts->line_len == 0)
-        return ts_fail(ts, LAYER_EBROKEN, ts->lineno, "an empty line");
+    if (fast_fields(f, ts->line, ts->line_len))
+        return 0;
     ts->cur = json_loadb(ts->line, ts->line_len, JSON_REJECT_DUPLICATES, &jerr);
     if (ts->cur == NULL)
         return ts_fail(ts, LAYER_EBROKEN, ts->lineno,
                        "not JSON: %s (column %d)", jerr.text, jerr.column);
     if (!json_is_object(ts->cur))
         return ts_fail(ts, LAYER_EBROKEN, ts->lineno, "not a JSON object");
-    if ((rc = get_uint(ts, ts->cur, "type", 1, &type, NULL)) < 0 ||
-        (rc = get_uint(ts, ts->cur, "position", 1, &pos, NULL)) < 0)
+    field_of(&f->type, ts->cur, "type");
+    field_of(&f->name, ts->cur, "name");
+    field_of(&f->name_raw, ts->cur, "name_raw");
+    field_of(&f->size, ts->cur, "size");
+    field_of(&f->payload, ts->cur, "payload");
+    field_of(&f->position, ts->cur, "position");
+    return 0;
+}
+
+static int parse_line(layer_tarsplit *ts)
+{
+    layer_tarsplit_entry *e = &ts->entry;
+    line_fields f;
+    uint64_t type, pos;
+    int rc;
+
+    memset(e, 0, sizeof(*e));
+    if (ts->line_len == 0)
+        return ts_fail(ts, LAYER_EBROKEN, ts->lineno, "an empty line");
+    if ((rc = line_fields_of(&f, ts)) < 0)
+        return rc;
+    if ((rc = get_uint(ts, &f.type, "type", 1, &type, NULL)) < 0 ||
+        (rc = get_uint(ts, &f.position, "position", 1, &pos, NULL)) < 0)
         return rc;
     if (pos != ts->next_pos)
         return ts_fail(
@@ -586,10 +793,10 @@ static int parse_line(layer_tarsplit *ts)
     e->position = pos;
     if (type == LAYER_TARSPLIT_FILE) {
         e->type = LAYER_TARSPLIT_FILE;
-        rc = parse_file(ts, ts->cur, e);
+        rc = parse_file(ts, &f, e);
     } else if (type == LAYER_TARSPLIT_SEGMENT) {
         e->type = LAYER_TARSPLIT_SEGMENT;
-        rc = parse_segment(ts, ts->cur, e);
+        rc = parse_segment(ts, &f, e);
     } else {
         rc = ts_fail(ts, LAYER_EBROKEN, ts->lineno, "unknown entry type %llu",
                      (unsigned long long)type);
@@ -627,5 +834,278 @@ int layer_tarsplit_next(const layer_tarsplit_entry **out, layer_tarsplit *ts)
         return rc;
     }
     *out = &ts->entry;
+    return 0;
+}
+
+/* ---- rebuilding the original tar ------------------------------------ */
+
+typedef enum asm_phase {
+    ASM_NEXT,    /* between entries */
+    ASM_SEGMENT, /* giving out the current segment's bytes */
+    ASM_FILE,    /* giving out the current file's bytes */
+    ASM_END      /* everything given out, or failed (final_rc) */
+} asm_phase;
+
+struct layer_tarsplit_asm {
+    layer_tarsplit *ts;
+    int layer_fd; /* borrowed */
+    asm_phase phase;
+    bool noatime; /* try O_NOATIME (dropped after an EPERM) */
+
+    const unsigned char *seg; /* the segment, borrowed from ts */
+    size_t seg_len, seg_off;
+
+    int file_fd;                            /* -1 when none is open */
+    char name[LAYER_TARSPLIT_MAX_NAME + 1]; /* the file, as opened */
+    char quoted[TS_ERR_MAX / 2];            /* the same, for messages */
+    uint64_t file_size, file_left, crc, crc_want;
+
+    layer_tarsplit_asm_stats stats;
+    int final_rc; /* with ASM_END: LAYER_ITEROVER or the error */
+    layer_error_state final_err;
+};
+
+int layer_tarsplit_asm_open(layer_tarsplit_asm **out, int ts_fd, int layer_fd,
+                            const layer_tarsplit_opts *opts)
+{
+    layer_tarsplit_asm *a = NULL;
+    int rc = 0;
+
+    if (layer_fd < 0) {
+        rc = layer_error_set(LAYER_EINVALID,
+                             "tar-split: bad layer descriptor %d", layer_fd);
+        goto out;
+    }
+    a = layer_trycalloc(1, sizeof(*a));
+    if (a == NULL) {
+        rc = LAYER_ENOMEM;
+        goto out;
+    }
+    a->file_fd = -1;
+    a->layer_fd = layer_fd;
+    a->noatime = true;
+    if ((rc = layer_tarsplit_open(&a->ts, ts_fd, opts)) < 0)
+        goto out;
+    *out = a;
+    a = NULL;
+out:
+    layer_tarsplit_asm_free(a);
+    return rc;
+}
+
+void layer_tarsplit_asm_free(layer_tarsplit_asm *a)
+{
+    if (a == NULL)
+        return;
+    if (a->file_fd >= 0)
+        close(a->file_fd);
+    layer_tarsplit_free(a->ts);
+    layer_free(a);
+}
+
+void layer_tarsplit_asm_stats_get(layer_tarsplit_asm_stats *out,
+                                  const layer_tarsplit_asm *a)
+{
+    *out = a->stats;
+}
+
+/* The name as a path beneath the layer: "." and empty components
+ * dropped (the reader refused "..", a leading '/' and NUL). 0, or -1
+ * when nothing is left. */
+static int clean_name(char *out, const char *name, size_t len)
+{
+    size_t o = 0;
+
+    for (size_t i = 0; i < len;) {
+        size_t j = i;
+
+        while (j < len && name[j] != '/')
+            j++;
+        if (j > i && !(j - i == 1 && name[i] == '.')) {
+            if (o > 0)
+                out[o++] = '/';
+            memcpy(out + o, name + i, j - i);
+            o += j - i;
+        }
+        i = j + 1;
+    }
+    out[o] = '\0';
+    return o > 0 ? 0 : -1;
+}
+
+/* Open the current file entry's file and check what it is. */
+static int asm_open_file(layer_tarsplit_asm *a, const layer_tarsplit_entry *e)
+{
+    struct stat st;
+    int fd = -1, rc;
+
+    if (clean_name(a->name, e->name, e->name_len) < 0) {
+        quote_name(a->quoted, sizeof(a->quoted), e->name, e->name_len);
+        return ts_fail(a->ts, LAYER_EBROKEN, a->ts->lineno,
+                       "\"%s\" has content but names no file", a->quoted);
+    }
+    /* messages name the file as it is in the layer directory */
+    quote_name(a->quoted, sizeof(a->quoted), a->name, strlen(a->name));
+    for (;;) {
+        int flags = O_RDONLY | O_NONBLOCK | (a->noatime ? O_NOATIME : 0);
+
+        rc = layer_beneath_open(&fd, a->layer_fd, a->name, flags, 0);
+        /* O_NOATIME needs the file's owner or CAP_FOWNER */
+        if (rc == LAYER_ERROR && layer_error_errno() == EPERM && a->noatime) {
+            a->noatime = false;
+            continue;
+        }
+        break;
+    }
+    /* a component longer than a file name can be is no file either */
+    if (rc == LAYER_ENOTFOUND ||
+        (rc == LAYER_ERROR && layer_error_errno() == ENAMETOOLONG))
+        return layer_error_set(LAYER_ECHANGED,
+                               "%s: missing from the layer directory (the "
+                               "original tar has %llu bytes of it)",
+                               a->quoted, (unsigned long long)e->size);
+    if (rc == LAYER_EINVALID)
+        return layer_error_set(LAYER_ECHANGED,
+                               "%s: a symlink in the layer directory, not the "
+                               "file of the original tar",
+                               a->quoted);
+    if (rc < 0)
+        return rc;
+    if (fstat(fd, &st) < 0) {
+        rc = layer_error_set_errno(LAYER_ERROR, errno, "%s: fstat", a->quoted);
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = layer_error_set(LAYER_ECHANGED,
+                             "%s: not a regular file in the layer directory, "
+                             "as it was in the original tar",
+                             a->quoted);
+        goto out;
+    }
+    if ((uint64_t)st.st_size != e->size) {
+        rc = layer_error_set(LAYER_ECHANGED,
+                             "%s: %llu bytes in the layer directory, %llu in "
+                             "the original tar",
+                             a->quoted, (unsigned long long)st.st_size,
+                             (unsigned long long)e->size);
+        goto out;
+    }
+    a->file_fd = fd;
+    fd = -1;
+    a->file_size = a->file_left = e->size;
+    a->crc = 0;
+    a->crc_want = e->crc;
+    a->stats.files++;
+out:
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+/* Move to the next entry that has bytes to give: 0 (phase SEGMENT or
+ * FILE), LAYER_ITEROVER, or an error. */
+static int asm_next(layer_tarsplit_asm *a)
+{
+    const layer_tarsplit_entry *e;
+    int rc;
+
+    for (;;) {
+        if ((rc = layer_tarsplit_next(&e, a->ts)) < 0)
+            return rc;
+        if (e->type == LAYER_TARSPLIT_SEGMENT) {
+            if (e->len == 0)
+                continue;
+            a->seg = e->data;
+            a->seg_len = e->len;
+            a->seg_off = 0;
+            a->phase = ASM_SEGMENT;
+            return 0;
+        }
+        a->stats.entries++;
+        if (e->size == 0)
+            continue;
+        if ((rc = asm_open_file(a, e)) < 0)
+            return rc;
+        a->phase = ASM_FILE;
+        return 0;
+    }
+}
+
+/* Up to cap bytes of the open file; its CRC is checked before the last
+ * of them are given out. */
+static int asm_read_file(size_t *out_n, layer_tarsplit_asm *a,
+                         unsigned char *buf, size_t cap)
+{
+    size_t want = cap;
+    ssize_t n;
+
+    if (want > a->file_left)
+        want = (size_t)a->file_left;
+    do {
+        n = read(a->file_fd, buf, want);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return layer_error_set_errno(LAYER_ERROR, errno, "%s: read", a->quoted);
+    if (n == 0)
+        return layer_error_set(
+            LAYER_ECHANGED,
+            "%s: ended after %llu of its %llu bytes (it shrank while read)",
+            a->quoted, (unsigned long long)(a->file_size - a->file_left),
+            (unsigned long long)a->file_size);
+    a->crc = layer_crc64_update(a->crc, buf, (size_t)n);
+    a->file_left -= (uint64_t)n;
+    if (a->file_left == 0) {
+        if (a->crc != a->crc_want)
+            return layer_error_set(LAYER_ECHANGED,
+                                   "%s: other content than in the original "
+                                   "tar (CRC-64 %016llx, recorded %016llx)",
+                                   a->quoted, (unsigned long long)a->crc,
+                                   (unsigned long long)a->crc_want);
+        close(a->file_fd);
+        a->file_fd = -1;
+        a->phase = ASM_NEXT;
+    }
+    *out_n = (size_t)n;
+    return 0;
+}
+
+int layer_tarsplit_asm_read(size_t *out_n, layer_tarsplit_asm *a, void *buf,
+                            size_t cap)
+{
+    size_t n = 0;
+    int rc = 0;
+
+    if (cap == 0)
+        return layer_error_set(LAYER_EINVALID, "tar-split: read of 0 bytes");
+    if (a->phase == ASM_END) {
+        if (a->final_rc != LAYER_ITEROVER)
+            layer_error_restore(&a->final_err);
+        return a->final_rc;
+    }
+    if (a->phase == ASM_NEXT)
+        rc = asm_next(a);
+    if (rc == 0 && a->phase == ASM_SEGMENT) {
+        n = a->seg_len - a->seg_off;
+        if (n > cap)
+            n = cap;
+        memcpy(buf, a->seg + a->seg_off, n);
+        a->seg_off += n;
+        if (a->seg_off == a->seg_len)
+            a->phase = ASM_NEXT;
+    } else if (rc == 0) {
+        rc = asm_read_file(&n, a, buf, cap);
+    }
+    if (rc < 0) {
+        if (a->file_fd >= 0)
+            close(a->file_fd);
+        a->file_fd = -1;
+        a->phase = ASM_END;
+        a->final_rc = rc;
+        if (rc != LAYER_ITEROVER)
+            layer_error_save(&a->final_err);
+        return rc;
+    }
+    a->stats.bytes += n;
+    *out_n = n;
     return 0;
 }

@@ -11,6 +11,11 @@
  * removed. A target that exists and is not a regular file (/dev/null, a
  * FIFO) is written in place.
  *
+ * Which tar: --tar auto (the default) gives the layer's original tar
+ * where its store kept the tar-split data for it (layer/export.h), the
+ * canonical one otherwise; --tar original insists, --tar canonical
+ * refuses the original. The summary says which ("tar").
+ *
  * The summary: the human form ("diff_id sha256:...") goes to stderr;
  * --json prints the summary object to stdout, or to stderr when stdout
  * carries the tar (and then replaces the human form, so stderr holds only
@@ -67,8 +72,9 @@ static void usage(FILE *f)
         "C]\n"
         "                      [--level N] [--output-dir DIR] [--json] "
         "[--all-xattrs]\n"
-        "                      [--source-date-epoch N] [--trace FILE|-|none]\n"
-        "                      [--log-format json|text]\n"
+        "                      [--source-date-epoch N] [--tar KIND]\n"
+        "                      [--trace FILE|-|none] [--log-format "
+        "json|text]\n"
         "\n"
         "Write the layer's changeset as an OCI layer tar, with its parent "
         "chain\n"
@@ -91,6 +97,25 @@ static void usage(FILE *f)
         "output,\n"
         "                     which must not be a terminal unless -o - is "
         "given\n"
+        "  --tar KIND         auto (default): the layer's original tar where "
+        "its\n"
+        "                     store kept tar-split data for it and it is not "
+        "mutable\n"
+        "                     (then its diff ID is the one the store "
+        "recorded), else\n"
+        "                     the canonical one; original: that or fail "
+        "(exit 4);\n"
+        "                     canonical: layerd's own tar profile. The "
+        "original tar\n"
+        "                     is checked as it streams (each file's size "
+        "and CRC-64,\n"
+        "                     then the diff ID): a layer changed since it "
+        "was stored\n"
+        "                     fails with the first file that differs. "
+        "--all-xattrs\n"
+        "                     and --source-date-epoch shape the canonical "
+        "tar, so\n"
+        "                     auto then gives that one\n"
         "  --compression C    none (default), gzip or zstd\n"
         "  --level N          compression level: gzip 1-3 with ISA-L "
         "(default 2),\n"
@@ -104,10 +129,12 @@ static void usage(FILE *f)
         "failure)\n"
         "  --json             print the summary as one JSON object "
         "{\"media_type\",\n"
-        "                     \"diff_id\", \"digest\", \"size\", \"tar_size\", "
-        "\"entries\",\n"
-        "                     \"warnings\"}, \"warnings\" listing warning "
-        "messages (at\n"
+        "                     \"tar\", \"diff_id\", \"digest\", \"size\", "
+        "\"tar_size\",\n"
+        "                     \"entries\", \"warnings\"}: \"tar\" is "
+        "original or\n"
+        "                     canonical, \"warnings\" lists warning messages "
+        "(at\n"
         "                     least the last one). It goes to standard output, "
         "or\n"
         "                     to standard error when the tar goes to standard\n"
@@ -122,7 +149,9 @@ static void usage(FILE *f)
         "  --source-date-epoch N\n"
         "                     clamp mtimes to N seconds since the epoch "
         "(default:\n"
-        "                     $SOURCE_DATE_EPOCH when set and not empty)\n"
+        "                     $SOURCE_DATE_EPOCH when set and not empty, "
+        "for the\n"
+        "                     canonical tar)\n"
         "  --trace            where spans go (default none)\n"
         "\n"
         "At the end the media type, the digests (diff_id over the tar, digest "
@@ -170,6 +199,7 @@ typedef struct export_args {
     const char *compression;
     const char *level;
     const char *epoch;
+    const char *tar;
     bool json;
     bool all_xattrs;
 } export_args;
@@ -181,6 +211,7 @@ static const srv_opt export_opts[] = {
     {"compression", 0, SRV_OPT_STRING, offsetof(export_args, compression)},
     {"level", 0, SRV_OPT_STRING, offsetof(export_args, level)},
     {"source-date-epoch", 0, SRV_OPT_STRING, offsetof(export_args, epoch)},
+    {"tar", 0, SRV_OPT_STRING, offsetof(export_args, tar)},
     {"json", 0, SRV_OPT_FLAG, offsetof(export_args, json)},
     {"all-xattrs", 0, SRV_OPT_FLAG, offsetof(export_args, all_xattrs)},
 };
@@ -199,9 +230,19 @@ static int parse_int64(int64_t *out, const char *s, int64_t lo, int64_t hi)
     return 0;
 }
 
+/* What the options ask for beyond layer_export_opts: the tar, and a
+ * SOURCE_DATE_EPOCH from the environment, which applies to the canonical
+ * tar only (the original one is given as it was). */
+typedef struct export_want {
+    layer_export_tar tar;
+    bool env_epoch;
+    int64_t epoch;
+} export_want;
+
 /* Check the export options against each other and fill opts. Returns 0
  * or SRV_EXIT_USAGE (message printed). */
-static int build_opts(layer_export_opts *opts, const export_args *x)
+static int build_opts(layer_export_opts *opts, export_want *want,
+                      const export_args *x)
 {
     const char *epoch = x->epoch;
     const char *epoch_name = "--source-date-epoch";
@@ -209,6 +250,21 @@ static int build_opts(layer_export_opts *opts, const export_args *x)
     int eff;
 
     memset(opts, 0, sizeof(*opts));
+    memset(want, 0, sizeof(*want));
+    if (x->tar && layer_export_tar_parse(&want->tar, x->tar) < 0) {
+        srv_errorf("export",
+                   "--tar must be auto, canonical or original, not "
+                   "'%s'",
+                   x->tar);
+        return SRV_EXIT_USAGE;
+    }
+    if (want->tar == LAYER_EXPORT_TAR_ORIGINAL &&
+        (x->output_dir || x->epoch || x->all_xattrs)) {
+        srv_errorf("export", "--tar original gives the layer's tar as it "
+                             "was; --output-dir, --source-date-epoch and "
+                             "--all-xattrs do not apply");
+        return SRV_EXIT_USAGE;
+    }
     if (x->output && x->output_dir) {
         srv_errorf("export", "give either -o or --output-dir, not both");
         return SRV_EXIT_USAGE;
@@ -256,11 +312,42 @@ static int build_opts(layer_export_opts *opts, const export_args *x)
                        epoch_name, epoch);
             return SRV_EXIT_USAGE;
         }
-        opts->flags |= LAYER_EXPORT_CLAMP_MTIME;
-        opts->epoch = v;
+        if (x->epoch != NULL) {
+            opts->flags |= LAYER_EXPORT_CLAMP_MTIME;
+            opts->epoch = v;
+        } else {
+            want->env_epoch = true;
+            want->epoch = v;
+        }
     }
     if (x->all_xattrs)
         opts->flags |= LAYER_EXPORT_ALL_XATTRS;
+    return 0;
+}
+
+/* Decide the tar for the resolved layer: opts->original is set for the
+ * original one, the environment's epoch applied to the canonical one.
+ * Returns 0 or an exit status (message printed). */
+static int choose_tar(layer_export_opts *opts, layer_export_original *orig,
+                      const export_want *want, const layer_info *info,
+                      layer_span *span)
+{
+    layer_export_tar tar;
+    int rc;
+
+    if ((rc = layer_export_choose_tar(&tar, orig, info, want->tar,
+                                      opts->flags)) < 0) {
+        srv_errorf("export", "%s", layer_error_last());
+        layer_span_set_error(span, "layer.export", rc);
+        return srv_exit_status(rc);
+    }
+    layer_span_set_str(span, "export.tar", layer_export_tar_name(tar));
+    if (tar == LAYER_EXPORT_TAR_ORIGINAL) {
+        opts->original = orig;
+    } else if (want->env_epoch) {
+        opts->flags |= LAYER_EXPORT_CLAMP_MTIME;
+        opts->epoch = want->epoch;
+    }
     return 0;
 }
 
@@ -442,6 +529,8 @@ static json_t *summary_json(const layer_export_summary *s)
                                                        NULL)) < 0)
         goto out;
     if (json_object_set_new(o, "media_type", json_string(s->media_type)) < 0 ||
+        json_object_set_new(o, "tar",
+                            json_string(layer_export_tar_name(s->tar))) < 0 ||
         json_object_set_new(o, "diff_id", json_string(s->diff_id)) < 0 ||
         json_object_set_new(o, "digest", json_string(s->digest)) < 0 ||
         json_object_set_new(o, "size", json_integer((json_int_t)s->size)) < 0 ||
@@ -467,10 +556,10 @@ static int report(const layer_export_summary *s, bool json, FILE *json_to)
 {
     if (!json || json_to != stderr) {
         fprintf(stderr,
-                "media_type %s\ndiff_id %s\ndigest %s\nsize %" PRIu64
+                "media_type %s\ntar %s\ndiff_id %s\ndigest %s\nsize %" PRIu64
                 "\ntar_size %" PRIu64 "\nentries %" PRIu64 "\n",
-                s->media_type, s->diff_id, s->digest, s->size, s->tar_size,
-                s->entries);
+                s->media_type, layer_export_tar_name(s->tar), s->diff_id,
+                s->digest, s->size, s->tar_size, s->entries);
         if (s->warnings > 0)
             srv_errorf("export", "%" PRIu64 " warning(s), the last: %s",
                        s->warnings,
@@ -639,19 +728,21 @@ int srv_cmd_export(int argc, char **argv)
     srv_optgroup own = {export_opts,
                         sizeof(export_opts) / sizeof(export_opts[0]), &x, NULL};
     layer_export_opts opts;
+    layer_export_original orig;
+    export_want want;
     int status;
 
     if ((status = srv_layer_args_parse(&c.args, "export", argc, argv, &own,
                                        usage)) != SRV_CONTINUE)
         goto out;
-    if ((status = build_opts(&opts, &x)) != 0)
+    if ((status = build_opts(&opts, &want, &x)) != 0)
         goto out;
     if ((status = srv_layer_cmd_open(&c, "cli.export")) != 0)
         goto out;
     opts.span = c.span;
     if (x.output_dir)
         status = run_folder(c.info, x.output_dir, x.json, c.span);
-    else
+    else if ((status = choose_tar(&opts, &orig, &want, c.info, c.span)) == 0)
         status = run_tar(c.info, &opts, x.output, x.json, c.span);
     if (status != SRV_EXIT_OK)
         layer_span_set_error_message(c.span, "export failed");

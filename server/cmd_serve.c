@@ -42,6 +42,7 @@
 #include "layer/alloc.h"
 #include "layer/compress.h"
 #include "layer/error.h"
+#include "layer/export.h"
 #include "layer/store.h"
 #include "layer/trace.h"
 #include "tls.h"
@@ -416,6 +417,11 @@ int srv_cmd_serve(int argc, char **argv)
     copts.openapi_path = cfg.openapi != NULL ? cfg.openapi : openapi;
     copts.max_exports = cfg.max_exports;
     copts.export_retry_after = EXPORT_RETRY_AFTER;
+    if (layer_export_tar_parse(&copts.export_tar, cfg.tar) < 0) {
+        srv_errorf("serve", "--tar: %s", layer_error_last());
+        status = SRV_EXIT_USAGE;
+        goto out;
+    }
     if (api_context_new(&ctx, &copts) < 0) {
         srv_errorf("serve", "%s", layer_error_last());
         status = SRV_EXIT_FAILURE;

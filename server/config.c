@@ -36,6 +36,7 @@
 #define FIELD(f) offsetof(srv_config, f)
 
 static const char *const log_formats[] = {"json", "text", NULL};
+static const char *const tar_kinds[] = {"auto", "canonical", "original", NULL};
 
 static const srv_setting settings[] = {
     {.name = "store",
@@ -132,6 +133,16 @@ static const srv_setting settings[] = {
      .help = "hash every export; by default the digests of immutable layers "
              "are remembered and reused while the layer's fingerprint is "
              "unchanged"},
+    {.name = "tar",
+     .type = SRV_SETTING_CHOICE,
+     .offset = FIELD(tar),
+     .choices = tar_kinds,
+     .def = "auto",
+     .help = "the tar /layers/{id}/export gives when the request has no tar "
+             "parameter: the layer's original tar (rebuilt from the tar-split "
+             "data its store kept, so its diff ID is the recorded one), the "
+             "canonical one, or auto: original where the store has it and the "
+             "layer is not mutable, canonical elsewhere"},
     {.name = "ui-dir",
      .type = SRV_SETTING_STRING,
      .offset = FIELD(ui_dir),

@@ -44,6 +44,7 @@ typedef struct srv_config {
     char *openapi;
     bool no_digest_memo; /* every export hashes (api/digest_memo.h) */
     char *ui_dir;        /* the dashboard's files; NULL: the built-in ones */
+    char *tar;           /* auto, canonical or original */
 } srv_config;
 
 #define SRV_CONFIG_INIT                                                        \

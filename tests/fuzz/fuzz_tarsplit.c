@@ -13,12 +13,22 @@
  * is read to its end, its entries are written back out as tar-split
  * lines and read again: the second reading must give the same entries
  * (a parser that accepts one thing and yields another fails here).
+ *
+ * Then the same stream rebuilds a tar (layer_tarsplit_asm) over a small
+ * fixed layer directory (files "a" = "hello\n" and "d/b" = "x", made once
+ * in a temporary directory, removed at exit). Oracle: it ends with
+ * LAYER_ITEROVER exactly when the reader did and every file it names
+ * matched (then it gave out the segments' and files' bytes, no more, no
+ * less), else with the reader's error or LAYER_ECHANGED for a file that
+ * differs; it never gives out more bytes than the entries describe.
  */
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -212,9 +222,10 @@ static void reencode(buf *b, const layer_tarsplit_entry *e)
 }
 
 /* Read the stream in gz; when lines is not NULL, append each entry
- * re-encoded; when want is not NULL, compare with those lines instead.
+ * re-encoded; when want is not NULL, compare with those lines instead;
+ * when bytes is not NULL, add up the tar bytes the entries describe.
  * Returns the final code. */
-static int read_all(const buf *gz, buf *lines, const buf *want)
+static int read_all(const buf *gz, buf *lines, const buf *want, uint64_t *bytes)
 {
     layer_tarsplit_opts o = {.max_line = FUZZ_MAX_LINE, .label = "fuzz"};
     const layer_tarsplit_entry *e;
@@ -227,6 +238,8 @@ static int read_all(const buf *gz, buf *lines, const buf *want)
         abort();
     while (n < FUZZ_MAX_ENTRIES && (rc = layer_tarsplit_next(&e, ts)) == 0) {
         check_entry(e, n++);
+        if (bytes)
+            *bytes += e->type == LAYER_TARSPLIT_FILE ? e->size : e->len;
         if (lines)
             reencode(lines, e);
         if (want)
@@ -254,18 +267,116 @@ static int read_all(const buf *gz, buf *lines, const buf *want)
     return rc;
 }
 
+/* ---- rebuilding over a fixed layer ---- */
+
+static char layer_dir[64];
+
+static void remove_layer(void)
+{
+    char p[128];
+
+    snprintf(p, sizeof(p), "%s/d/b", layer_dir);
+    unlink(p);
+    snprintf(p, sizeof(p), "%s/d", layer_dir);
+    rmdir(p);
+    snprintf(p, sizeof(p), "%s/a", layer_dir);
+    unlink(p);
+    rmdir(layer_dir);
+}
+
+static void put_file(const char *rel, const char *content)
+{
+    char p[128];
+    int fd;
+
+    snprintf(p, sizeof(p), "%s/%s", layer_dir, rel);
+    fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 ||
+        write(fd, content, strlen(content)) != (ssize_t)strlen(content))
+        abort();
+    close(fd);
+}
+
+/* The layer directory, made on first use. */
+static int layer_fd(void)
+{
+    static int fd = -1;
+    char p[128];
+
+    if (fd >= 0)
+        return fd;
+    snprintf(layer_dir, sizeof(layer_dir), "/tmp/fuzz_tarsplit.XXXXXX");
+    if (mkdtemp(layer_dir) == NULL)
+        abort();
+    atexit(remove_layer);
+    put_file("a", "hello\n");
+    snprintf(p, sizeof(p), "%s/d", layer_dir);
+    if (mkdir(p, 0755) < 0)
+        abort();
+    put_file("d/b", "x");
+    fd = open(layer_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        abort();
+    return fd;
+}
+
+/* Rebuild from gz; check the end against the reader's (read_rc, and the
+ * bytes its entries describe). */
+static void rebuild(const buf *gz, int read_rc, uint64_t want_bytes)
+{
+    layer_tarsplit_opts o = {.max_line = FUZZ_MAX_LINE, .label = "fuzz"};
+    layer_tarsplit_asm *a = NULL;
+    layer_tarsplit_asm_stats st;
+    unsigned char out[4096];
+    uint64_t got = 0;
+    int fd = memfd_of(gz->p, gz->len), rc;
+    size_t n;
+
+    if (layer_tarsplit_asm_open(&a, fd, layer_fd(), &o) != 0)
+        abort();
+    while ((rc = layer_tarsplit_asm_read(&n, a, out, sizeof(out))) == 0) {
+        if (n == 0 || n > sizeof(out))
+            abort();
+        got += n;
+        if (got > want_bytes && read_rc != LAYER_ECANCELED)
+            abort();
+    }
+    layer_tarsplit_asm_stats_get(&st, a);
+    if (st.bytes != got)
+        abort();
+    if (read_rc == LAYER_ITEROVER) {
+        if (rc != LAYER_ITEROVER && rc != LAYER_ECHANGED)
+            abort();
+        if (rc == LAYER_ITEROVER && got != want_bytes)
+            abort();
+    } else if (read_rc != LAYER_ECANCELED && rc != read_rc &&
+               rc != LAYER_ECHANGED) {
+        abort();
+    }
+    /* errors are final */
+    if (rc != LAYER_ECANCELED &&
+        layer_tarsplit_asm_read(&n, a, out, sizeof(out)) != rc)
+        abort();
+    layer_tarsplit_asm_free(a);
+    close(fd);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     buf gz = {0}, lines = {0}, gz2 = {0};
+    uint64_t bytes = 0;
+    int rc;
 
     if (size >= 2 && data[0] == 0x1f && data[1] == 0x8b)
         put(&gz, data, size);
     else
         gzip_into(&gz, data, size);
-    if (read_all(&gz, &lines, NULL) == LAYER_ITEROVER) {
+    rc = read_all(&gz, &lines, NULL, &bytes);
+    if (rc == LAYER_ITEROVER) {
         gzip_into(&gz2, lines.p, lines.len);
-        read_all(&gz2, NULL, &lines);
+        read_all(&gz2, NULL, &lines, NULL);
     }
+    rebuild(&gz, rc, bytes);
     free(gz.p);
     free(lines.p);
     free(gz2.p);

@@ -89,6 +89,12 @@ CASES = [
      {"Accept": "text/html"}, 406, ""),
     ("GET", "/layers/{id}/export", {"id": "patch"},
      {"compression": LONG}, {}, 414, ""),
+    ("GET", "/layers/{id}/export", {"id": "patch"},
+     {"tar": "canonical"}, {}, 200, ""),
+    ("GET", "/layers/{id}/export", {"id": "patch"},
+     {"tar": "bogus"}, {}, 400, ""),
+    ("GET", "/layers/{id}/export", {"id": "patch"},
+     {"tar": "original"}, {}, 422, "a dir: layer has no original tar"),
     ("GET", "/layers/{id}/export", {"id": "ghost"}, {}, {}, 500, ""),
     ("GET", "/layers/{id}/export", {"id": "redir"}, {}, {}, 422,
      "refused before the status goes out"),
@@ -352,6 +358,9 @@ class Contract:
             if "pattern" in schema and not re.search(schema["pattern"], value):
                 self.miss(label, "header %s is %r, not matching %s"
                           % (name, value, schema["pattern"]))
+            if "enum" in schema and value not in [str(v) for v in schema["enum"]]:
+                self.miss(label, "header %s is %r, not one of %r"
+                          % (name, value, schema["enum"]))
             if schema.get("type") == "integer" and not re.fullmatch(r"[0-9]+", value):
                 self.miss(label, "header %s is %r, not an integer" % (name, value))
 

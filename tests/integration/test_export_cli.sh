@@ -112,11 +112,13 @@ for comp in none gzip zstd; do
     cp "$IT_TMP/out" "$f.json"
     cp "$IT_TMP/err" "$f.err"
     expect_eq "$comp: --json has exactly the summary fields" \
-        '["diff_id","digest","entries","media_type","size","tar_size","warnings"]' \
+        '["diff_id","digest","entries","media_type","size","tar","tar_size","warnings"]' \
         "$(jq -c 'keys' "$f.json")"
     expect_eq "$comp: field types" \
-        '["string","string","number","string","number","number","array"]' \
+        '["string","string","number","string","number","string","number","array"]' \
         "$(jq -c '[to_entries[] | .value | type]' <(jq -S . "$f.json"))"
+    expect_eq "$comp: a dir: store layer gets the canonical tar" canonical \
+        "$(jq -r .tar "$f.json")"
     case $comp in
     none) dec=(cat) mt=application/vnd.oci.image.layer.v1.tar ;;
     gzip) dec=(gzip -dc) mt=application/vnd.oci.image.layer.v1.tar+gzip ;;

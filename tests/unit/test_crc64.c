@@ -124,12 +124,14 @@ START_TEST(test_clmul_and_table_agree_everywhere)
             uint64_t init = len * 0x100000001b3ULL;
             uint64_t t = layer_crc64__update_table(init, b + off, len);
             uint64_t c = layer_crc64__update_clmul(init, b + off, len);
+            uint64_t v = layer_crc64__update_vclmul(init, b + off, len);
 
-            if (t != c)
+            if (t != c || t != v)
                 ck_abort_msg("length %zu offset %zu: table %016llx, "
-                             "%s %016llx",
+                             "pclmul %016llx, %s %016llx",
                              len, off, (unsigned long long)t,
-                             layer_crc64_method(), (unsigned long long)c);
+                             (unsigned long long)c, layer_crc64_method(),
+                             (unsigned long long)v);
         }
     }
     free(b);
@@ -151,8 +153,12 @@ START_TEST(test_method_is_named)
 {
     const char *m = layer_crc64_method();
 
-    ck_assert(strcmp(m, "pclmul") == 0 || strcmp(m, "slicing-by-8") == 0);
-    ck_assert_int_eq(strcmp(m, "pclmul") == 0, layer_crc64__have_clmul() != 0);
+    ck_assert(strcmp(m, "vpclmul") == 0 || strcmp(m, "pclmul") == 0 ||
+              strcmp(m, "slicing-by-8") == 0);
+    ck_assert_int_eq(strcmp(m, "vpclmul") == 0,
+                     layer_crc64__have_vclmul() != 0);
+    ck_assert_int_eq(strcmp(m, "slicing-by-8") != 0,
+                     layer_crc64__have_clmul() != 0);
 }
 END_TEST
 
@@ -179,13 +185,18 @@ START_TEST(test_speed_of_both_paths)
 {
     size_t n = 8u << 20;
     unsigned char *b = pattern(n);
-    uint64_t st, sc;
+    uint64_t st, sc, sv;
     double table = mb_per_s(layer_crc64__update_table, b, n, 8, &st);
     double fast = mb_per_s(layer_crc64__update_clmul, b, n, 8, &sc);
+    double wide = mb_per_s(layer_crc64__update_vclmul, b, n, 8, &sv);
 
     ck_assert_uint_eq(st, sc);
-    printf("crc64: %s %.0f MB/s, slicing-by-8 %.0f MB/s\n",
-           layer_crc64_method(), fast, table);
+    ck_assert_uint_eq(st, sv);
+    printf("crc64: in use %s; vpclmul%s %.0f MB/s, pclmul%s %.0f MB/s, "
+           "slicing-by-8 %.0f MB/s\n",
+           layer_crc64_method(),
+           layer_crc64__have_vclmul() ? "" : " (not here: pclmul)", wide,
+           layer_crc64__have_clmul() ? "" : " (not here: tables)", fast, table);
     free(b);
 }
 END_TEST

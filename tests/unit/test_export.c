@@ -5,7 +5,9 @@
  * are byte-identical, freeing mid-stream stops cleanly, non-blocking
  * reads notify, errors are reported with their message (also to a thread
  * that asks while the export runs), and the export span carries its
- * attributes.
+ * attributes. The original tar (tar-split) over a made-up layer: the
+ * bytes exactly, in every compression; a wrong diff ID or a changed file
+ * fails the stream with no digest; which tar a layer gets.
  */
 #include <check.h>
 #include <fcntl.h>
@@ -21,6 +23,7 @@
 
 #include "fixture.h"
 #include "layer/compress.h"
+#include "layer/crc64.h"
 #include "layer/digest.h"
 #include "layer/error.h"
 #include "layer/export.h"
@@ -924,10 +927,424 @@ START_TEST(test_export_span_carries_results)
 }
 END_TEST
 
+/* ---- the original tar (tar-split) ---------------------------------- */
+
+/* A layer with its tar-split data, made up: root/layer/ holds the
+ * files, root/meta/ts.gz the data (segments of arbitrary bytes: the
+ * export does not parse them), want the tar they describe. */
+typedef struct orig_fixture {
+    char *root, *layer;
+    blob want;
+    char diff_id[LAYER_DIGEST_STR_SIZE];
+    unsigned pos;
+    gzFile gz;
+} orig_fixture;
+
+static void of_b64(char *out, const unsigned char *s, size_t n)
+{
+    static const char a[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t o = 0;
+
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)s[i] << 16;
+
+        if (i + 1 < n)
+            v |= (unsigned)s[i + 1] << 8;
+        if (i + 2 < n)
+            v |= s[i + 2];
+        out[o++] = a[(v >> 18) & 63];
+        out[o++] = a[(v >> 12) & 63];
+        out[o++] = i + 1 < n ? a[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < n ? a[v & 63] : '=';
+    }
+    out[o] = '\0';
+}
+
+static void of_seg(orig_fixture *f, const void *bytes, size_t n)
+{
+    char *enc = malloc(n / 3 * 4 + 8);
+
+    ck_assert_ptr_nonnull(enc);
+    of_b64(enc, bytes, n);
+    ck_assert_int_gt(gzprintf(f->gz,
+                              "{\"type\":2,\"payload\":\"%s\",\"position\":%u}"
+                              "\n",
+                              enc, f->pos++),
+                     0);
+    blob_add(&f->want, bytes, n);
+    free(enc);
+}
+
+/* A file of the layer: written to layer/name and described. */
+static void of_file(orig_fixture *f, const char *name, const void *data,
+                    size_t n)
+{
+    unsigned char crc[8];
+    char enc[16];
+
+    fx_file_bytes(f->layer, name, data, n, 0644);
+    layer_crc64_put(crc, layer_crc64_update(0, data, n));
+    of_b64(enc, crc, 8);
+    ck_assert_int_gt(gzprintf(f->gz,
+                              "{\"type\":1,\"name\":\"%s\",\"size\":%zu,"
+                              "\"payload\":\"%s\",\"position\":%u}\n",
+                              name, n, enc, f->pos++),
+                     0);
+    blob_add(&f->want, data, n);
+}
+
+static orig_fixture of_make(void)
+{
+    static unsigned char big[700000];
+    orig_fixture f = {0};
+    char *ts;
+    unsigned s = 7;
+
+    for (size_t i = 0; i < sizeof(big); i++) {
+        s = s * 1103515245u + 12345u;
+        big[i] = (unsigned char)((i % 1000 < 600) ? 'a' + (s >> 28) : s >> 16);
+    }
+    f.root = fx_tmpdir();
+    f.layer = fx_path(f.root, "layer");
+    fx_mkdir(f.root, "layer", 0755);
+    fx_mkdir(f.root, "meta", 0700);
+    fx_mkdir(f.layer, "etc", 0755);
+    ts = fx_path(f.root, "meta/ts.gz");
+    f.gz = gzopen(ts, "wb1");
+    ck_assert_ptr_nonnull(f.gz);
+    of_seg(&f, "header of etc/", 14);
+    ck_assert_int_gt(gzprintf(f.gz,
+                              "{\"type\":1,\"name\":\"etc/\",\"payload\":null,"
+                              "\"position\":%u}\n",
+                              f.pos++),
+                     0);
+    of_seg(&f, "header of etc/hostname", 22);
+    of_file(&f, "etc/hostname", "layerd\n", 7);
+    of_seg(&f, "padding, header of big", 22);
+    of_file(&f, "big", big, sizeof(big));
+    of_seg(&f, big, 3000); /* a segment over several reads */
+    of_file(&f, "etc/last", "last\n", 5);
+    of_seg(&f, "end of archive", 14);
+    ck_assert_int_eq(gzclose(f.gz), Z_OK);
+    free(ts);
+    ck_assert_int_eq(layer_digest_buffer(f.diff_id, f.want.data, f.want.len),
+                     0);
+    return f;
+}
+
+static void of_free(orig_fixture *f)
+{
+    fx_rm_rf(f->root);
+    free(f->root);
+    free(f->layer);
+    free(f->want.data);
+}
+
+/* Export the original tar; *rc_out gets how it ended. */
+static blob export_original(const orig_fixture *f, const char *diff_id,
+                            layer_compression c, unsigned flags,
+                            layer_export_summary *sum, int *rc_out)
+{
+    layer_export_original orig = {
+        .root = f->root, .tarsplit = "meta/ts.gz", .diff_id = diff_id};
+    layer_export_opts o = {.compression = c, .flags = flags, .original = &orig};
+    layer_dir l = {.path = f->layer, .kind = LAYER_KIND_DIFF};
+    layer_export *x = NULL;
+    unsigned char buf[100000];
+    size_t caps[] = {1, 511, 4096, 65536, 100000, 7};
+    blob b = {0};
+    size_t n;
+    int rc, i = 0;
+
+    rc = layer_export_start(&x, &l, NULL, 0, &o);
+    ck_assert_msg(rc == 0, "start: %s", layer_error_last());
+    while ((rc = layer_export_read(&n, x, buf, caps[i++ % 6], 0)) == 0)
+        blob_add(&b, buf, n);
+    *rc_out = rc;
+    layer_export_summary_get(sum, x);
+    if (rc != LAYER_ITEROVER) {
+        ck_assert_ptr_nonnull(layer_export_error(x));
+        ck_assert_str_eq(layer_error_last(),
+                         layer_export_error(x) + strlen("layer.export "
+                                                        "failed: "));
+    }
+    layer_export_free(x);
+    return b;
+}
+
+START_TEST(test_original_tar_is_rebuilt_byte_for_byte)
+{
+    orig_fixture f = of_make();
+
+    for (size_t i = 0; i < 3; i++) {
+        layer_compression c = all_compressions[i];
+        layer_export_summary s;
+        blob b, tar;
+        int rc;
+
+        b = export_original(&f, f.diff_id, c, 0, &s, &rc);
+        ck_assert_msg(rc == LAYER_ITEROVER, "%d: %s", (int)c,
+                      layer_error_last());
+        tar = c == LAYER_COMPRESSION_GZIP   ? gunzip(&b)
+              : c == LAYER_COMPRESSION_ZSTD ? unzstd(&b)
+                                            : b;
+        ck_assert_uint_eq(tar.len, f.want.len);
+        ck_assert_mem_eq(tar.data, f.want.data, f.want.len);
+        ck_assert_int_eq(s.tar, LAYER_EXPORT_TAR_ORIGINAL);
+        ck_assert_str_eq(s.diff_id, f.diff_id);
+        ck_assert_str_eq(s.fingerprint, f.diff_id);
+        {
+            char digest[LAYER_DIGEST_STR_SIZE];
+
+            ck_assert_int_eq(layer_digest_buffer(digest, b.data, b.len), 0);
+            ck_assert_str_eq(s.digest, digest);
+        }
+        ck_assert_uint_eq(s.tar_size, f.want.len);
+        ck_assert_uint_eq(s.size, b.len);
+        ck_assert_uint_eq(s.entries, 4);
+        ck_assert_uint_eq(s.warnings, 0);
+        if (tar.data != b.data)
+            free(tar.data);
+        free(b.data);
+    }
+    of_free(&f);
+}
+END_TEST
+
+/* A tar that does not hash to the diff ID given fails at the end, with
+ * no digest, whatever the compression; so does a changed file, named. */
+START_TEST(test_original_tar_mismatches_cut_the_stream)
+{
+    orig_fixture f = of_make();
+    char wrong[LAYER_DIGEST_STR_SIZE];
+
+    snprintf(wrong, sizeof(wrong), "%s", f.diff_id);
+    wrong[7] = wrong[7] == '0' ? '1' : '0';
+    for (size_t i = 0; i < 3; i++) {
+        layer_export_summary s;
+        blob b;
+        int rc;
+
+        b = export_original(&f, wrong, all_compressions[i], 0, &s, &rc);
+        ck_assert_int_eq(rc, LAYER_ECHANGED);
+        ck_assert_msg(strstr(layer_error_last(), "the rebuilt tar hashes to") &&
+                          strstr(layer_error_last(), f.diff_id) &&
+                          strstr(layer_error_last(), wrong),
+                      "%s", layer_error_last());
+        ck_assert_str_eq(s.diff_id, "");
+        ck_assert_str_eq(s.digest, "");
+        free(b.data);
+        /* without digests too: the diff ID is still checked */
+        b = export_original(&f, wrong, all_compressions[i],
+                            LAYER_EXPORT_NO_DIGESTS, &s, &rc);
+        ck_assert_int_eq(rc, LAYER_ECHANGED);
+        free(b.data);
+    }
+    fx_file(f.layer, "etc/last", "LAST\n", 0644);
+    for (size_t i = 0; i < 3; i++) {
+        layer_export_summary s;
+        blob b;
+        int rc;
+
+        b = export_original(&f, f.diff_id, all_compressions[i], 0, &s, &rc);
+        ck_assert_int_eq(rc, LAYER_ECHANGED);
+        ck_assert_msg(strstr(layer_error_last(), "etc/last: other content") !=
+                          NULL,
+                      "%s", layer_error_last());
+        ck_assert_str_eq(s.diff_id, "");
+        free(b.data);
+    }
+    of_free(&f);
+}
+END_TEST
+
+START_TEST(test_original_tar_without_digests_still_ends)
+{
+    orig_fixture f = of_make();
+    layer_export_summary s;
+    blob b, tar;
+    int rc;
+
+    b = export_original(&f, f.diff_id, LAYER_COMPRESSION_GZIP,
+                        LAYER_EXPORT_NO_DIGESTS, &s, &rc);
+    ck_assert_int_eq(rc, LAYER_ITEROVER);
+    tar = gunzip(&b);
+    ck_assert_uint_eq(tar.len, f.want.len);
+    ck_assert_mem_eq(tar.data, f.want.data, f.want.len);
+    ck_assert_str_eq(s.digest, "");
+    ck_assert_str_eq(s.fingerprint, f.diff_id);
+    free(tar.data);
+    free(b.data);
+    of_free(&f);
+}
+END_TEST
+
+START_TEST(test_original_tar_start_refusals)
+{
+    orig_fixture f = of_make();
+    layer_export_original orig = {
+        .root = f.root, .tarsplit = "meta/ts.gz", .diff_id = f.diff_id};
+    layer_export_opts o = {.original = &orig};
+    layer_dir l = {.path = f.layer, .kind = LAYER_KIND_DIFF};
+    layer_export *x = NULL;
+    char *link = fx_path(f.root, "meta/link.gz");
+
+    o.flags = LAYER_EXPORT_CLAMP_MTIME;
+    ck_assert_int_eq(layer_export_start(&x, &l, NULL, 0, &o), LAYER_EINVALID);
+    o.flags = LAYER_EXPORT_ALL_XATTRS;
+    ck_assert_int_eq(layer_export_start(&x, &l, NULL, 0, &o), LAYER_EINVALID);
+    o.flags = 0;
+    orig.diff_id = "sha256:abc";
+    ck_assert_int_eq(layer_export_start(&x, &l, NULL, 0, &o), LAYER_EINVALID);
+    orig.diff_id = f.diff_id;
+    orig.tarsplit = "meta/none.gz";
+    ck_assert_int_eq(layer_export_start(&x, &l, NULL, 0, &o), LAYER_ENOTFOUND);
+    ck_assert_ptr_nonnull(strstr(layer_error_last(), "meta/none.gz"));
+    /* a symlink, a path leaving the root, a directory */
+    ck_assert_int_eq(symlink("ts.gz", link), 0);
+    orig.tarsplit = "meta/link.gz";
+    ck_assert_int_eq(layer_export_start(&x, &l, NULL, 0, &o), LAYER_EBROKEN);
+    orig.tarsplit = "../etc/passwd";
+    ck_assert_int_eq(layer_export_start(&x, &l, NULL, 0, &o), LAYER_EBROKEN);
+    ck_assert_ptr_nonnull(strstr(layer_error_last(), "leaving the store"));
+    orig.tarsplit = "meta";
+    ck_assert_int_eq(layer_export_start(&x, &l, NULL, 0, &o), LAYER_EBROKEN);
+    orig.tarsplit = "meta/ts.gz";
+    l.path = "/nonexistent/layerd-layer";
+    ck_assert_int_eq(layer_export_start(&x, &l, NULL, 0, &o), LAYER_ENOTFOUND);
+    ck_assert_ptr_null(x);
+    free(link);
+    of_free(&f);
+}
+END_TEST
+
+START_TEST(test_choose_tar_follows_what_the_store_has)
+{
+    layer_info info = {0};
+    layer_export_original o;
+    layer_export_tar t;
+    char id[] = "top", root_dir[] = "/store", ts[] = "vfs-layers/top.gz";
+    char diff[] = "sha256:"
+                  "0000000000000000000000000000000000000000000000000000000000"
+                  "000000";
+
+    info.id = id;
+    /* nothing kept: auto is canonical, original refused */
+    ck_assert_int_eq(
+        layer_export_choose_tar(&t, &o, &info, LAYER_EXPORT_TAR_AUTO, 0), 0);
+    ck_assert_int_eq(t, LAYER_EXPORT_TAR_CANONICAL);
+    ck_assert_ptr_null(o.tarsplit);
+    ck_assert_int_eq(
+        layer_export_choose_tar(&t, &o, &info, LAYER_EXPORT_TAR_ORIGINAL, 0),
+        LAYER_EUNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(layer_error_last(), "no tar-split data"));
+    /* tar-split data without a diff ID */
+    info.root = root_dir;
+    info.tarsplit = ts;
+    ck_assert_int_eq(
+        layer_export_choose_tar(&t, &o, &info, LAYER_EXPORT_TAR_ORIGINAL, 0),
+        LAYER_EUNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(layer_error_last(), "no sha256 diff ID"));
+    /* both: auto is original */
+    info.diff_digest = diff;
+    ck_assert_int_eq(
+        layer_export_choose_tar(&t, &o, &info, LAYER_EXPORT_TAR_AUTO, 0), 0);
+    ck_assert_int_eq(t, LAYER_EXPORT_TAR_ORIGINAL);
+    ck_assert_str_eq(o.root, "/store");
+    ck_assert_str_eq(o.tarsplit, ts);
+    ck_assert_str_eq(o.diff_id, diff);
+    ck_assert_int_eq(
+        layer_export_choose_tar(&t, &o, &info, LAYER_EXPORT_TAR_CANONICAL, 0),
+        0);
+    ck_assert_int_eq(t, LAYER_EXPORT_TAR_CANONICAL);
+    /* flags of the canonical tar: auto takes it, original refuses */
+    ck_assert_int_eq(layer_export_choose_tar(&t, &o, &info,
+                                             LAYER_EXPORT_TAR_AUTO,
+                                             LAYER_EXPORT_CLAMP_MTIME),
+                     0);
+    ck_assert_int_eq(t, LAYER_EXPORT_TAR_CANONICAL);
+    ck_assert_int_eq(layer_export_choose_tar(&t, &o, &info,
+                                             LAYER_EXPORT_TAR_ORIGINAL,
+                                             LAYER_EXPORT_ALL_XATTRS),
+                     LAYER_EINVALID);
+    ck_assert_int_eq(layer_export_choose_tar(&t, &o, &info,
+                                             LAYER_EXPORT_TAR_ORIGINAL,
+                                             LAYER_EXPORT_NO_DIGESTS),
+                     0);
+    /* a mutable layer has none */
+    info.mutable_ = true;
+    ck_assert_int_eq(
+        layer_export_choose_tar(&t, &o, &info, LAYER_EXPORT_TAR_AUTO, 0), 0);
+    ck_assert_int_eq(t, LAYER_EXPORT_TAR_CANONICAL);
+    ck_assert_int_eq(
+        layer_export_choose_tar(&t, &o, &info, LAYER_EXPORT_TAR_ORIGINAL, 0),
+        LAYER_EUNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(layer_error_last(), "mutable"));
+    ck_assert_int_eq(
+        layer_export_choose_tar(&t, &o, &info, (layer_export_tar)7, 0),
+        LAYER_EINVALID);
+    /* names */
+    ck_assert_int_eq(layer_export_tar_parse(&t, "original"), 0);
+    ck_assert_int_eq(t, LAYER_EXPORT_TAR_ORIGINAL);
+    ck_assert_int_eq(layer_export_tar_parse(&t, "auto"), 0);
+    ck_assert_int_eq(t, LAYER_EXPORT_TAR_AUTO);
+    ck_assert_int_eq(layer_export_tar_parse(&t, "canonical"), 0);
+    ck_assert_int_eq(t, LAYER_EXPORT_TAR_CANONICAL);
+    ck_assert_int_eq(layer_export_tar_parse(&t, "Original"), LAYER_EINVALID);
+    ck_assert_int_eq(layer_export_tar_parse(&t, NULL), LAYER_EINVALID);
+    ck_assert_str_eq(layer_export_tar_name(LAYER_EXPORT_TAR_CANONICAL),
+                     "canonical");
+}
+END_TEST
+
+START_TEST(test_original_export_span_says_so)
+{
+    orig_fixture f = of_make();
+    char *spans = fx_path(f.root, "spans.jsonl");
+    layer_export_original orig = {
+        .root = f.root, .tarsplit = "meta/ts.gz", .diff_id = f.diff_id};
+    layer_export_opts o = {.original = &orig};
+    layer_dir l = {.path = f.layer, .kind = LAYER_KIND_DIFF};
+    layer_trace_sink *sink = NULL;
+    layer_span *parent = NULL;
+    layer_export *x = NULL;
+    unsigned char buf[65536];
+    char *text;
+    size_t n;
+
+    ck_assert_int_eq(layer_trace_sink_open(&sink, spans, LAYER_TRACE_JSON), 0);
+    ck_assert_int_eq(layer_span_start(&parent, sink, NULL, "test"), 0);
+    o.span = parent;
+    ck_assert_int_eq(layer_export_start(&x, &l, NULL, 0, &o), 0);
+    while (layer_export_read(&n, x, buf, sizeof(buf), 0) == 0)
+        ;
+    layer_export_free(x);
+    layer_span_end(parent);
+    layer_trace_sink_free(sink);
+    text = read_file(spans);
+    ck_assert_msg(strstr(text, "\"export.tar\":\"original\"") != NULL, "%s",
+                  text);
+    ck_assert_ptr_nonnull(strstr(text, "\"layer.tarsplit\":\"meta/ts.gz\""));
+    {
+        char want[64];
+
+        snprintf(want, sizeof(want), "\"export.crc64\":\"%s\"",
+                 layer_crc64_method());
+        ck_assert_ptr_nonnull(strstr(text, want));
+    }
+    ck_assert_ptr_nonnull(strstr(text, f.diff_id));
+    free(text);
+    free(spans);
+    of_free(&f);
+}
+END_TEST
+
 static Suite *export_suite(void)
 {
     Suite *s = suite_create("export");
     TCase *tc = tcase_create("pipeline");
+    TCase *orig = tcase_create("original");
 
     tcase_add_unchecked_fixture(tc, make_tree, drop_tree);
     tcase_set_timeout(tc, 120);
@@ -952,6 +1369,14 @@ static Suite *export_suite(void)
     tcase_add_test(tc, test_export_span_carries_results);
     tcase_add_test(tc, test_large_pax_headers_across_buffers);
     suite_add_tcase(s, tc);
+    tcase_set_timeout(orig, 120);
+    tcase_add_test(orig, test_original_tar_is_rebuilt_byte_for_byte);
+    tcase_add_test(orig, test_original_tar_mismatches_cut_the_stream);
+    tcase_add_test(orig, test_original_tar_without_digests_still_ends);
+    tcase_add_test(orig, test_original_tar_start_refusals);
+    tcase_add_test(orig, test_choose_tar_follows_what_the_store_has);
+    tcase_add_test(orig, test_original_export_span_says_so);
+    suite_add_tcase(s, orig);
     return s;
 }
 

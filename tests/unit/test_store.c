@@ -1094,6 +1094,79 @@ START_TEST(docker_self_parent_is_a_cycle)
 }
 END_TEST
 
+/* ---- where the tar-split data is ---- */
+
+START_TEST(cs_tarsplit_data_is_found_and_must_be_a_file)
+{
+    static const char *const ids[] = {"top", "base"};
+    char root[PATH_MAX], path[PATH_MAX], real[PATH_MAX];
+    layer_store *s;
+    layer_info *info;
+
+    cs_store(root, sizeof(root), "cs-ts",
+             "[{\"id\":\"top\",\"parent\":\"base\"},{\"id\":\"base\"}]", ids,
+             2);
+    s = open_store("containers-storage", root);
+    /* none yet */
+    info = resolve_ok(s, "top");
+    ck_assert_ptr_null(info->tarsplit);
+    ck_assert_ptr_nonnull(info->root);
+    layer_info_free(info);
+    /* a regular file: its path below the root, and the root */
+    xfmt(path, sizeof(path), "%s/overlay-layers/top.tar-split.gz", root);
+    write_file(path, "x");
+    info = resolve_ok(s, "top");
+    ck_assert_str_eq(info->tarsplit, "overlay-layers/top.tar-split.gz");
+    ck_assert_ptr_nonnull(realpath(root, real));
+    ck_assert_str_eq(info->root, real);
+    layer_info_free(info);
+    /* a symlink or a directory is no data */
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(symlink("/etc/hostname", path), 0);
+    info = resolve_ok(s, "top");
+    ck_assert_ptr_null(info->tarsplit);
+    layer_info_free(info);
+    ck_assert_int_eq(unlink(path), 0);
+    mkdirs(path);
+    info = resolve_ok(s, "top");
+    ck_assert_ptr_null(info->tarsplit);
+    layer_info_free(info);
+    layer_store_free(s);
+}
+END_TEST
+
+START_TEST(docker_tarsplit_data_is_found_and_must_be_a_file)
+{
+    char root[PATH_MAX], path[PATH_MAX], digest[80];
+    layer_store *s;
+    layer_info *info;
+
+    xfmt(digest, sizeof(digest), "sha256:%s", hex64);
+    docker_store(root, sizeof(root), "dk-ts", hex64, "c1", digest, NULL, true);
+    s = open_store("docker", root);
+    info = resolve_ok(s, digest);
+    ck_assert_ptr_null(info->tarsplit);
+    layer_info_free(info);
+    xfmt(path, sizeof(path),
+         "%s/image/overlay2/layerdb/sha256/%s/tar-split.json.gz", root, hex64);
+    write_file(path, "x");
+    info = resolve_ok(s, digest);
+    xfmt(path, sizeof(path),
+         "image/overlay2/layerdb/sha256/%s/tar-split.json.gz", hex64);
+    ck_assert_str_eq(info->tarsplit, path);
+    ck_assert_str_eq(info->diff_digest, digest);
+    layer_info_free(info);
+    xfmt(path, sizeof(path),
+         "%s/image/overlay2/layerdb/sha256/%s/tar-split.json.gz", root, hex64);
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(symlink("/etc/hostname", path), 0);
+    info = resolve_ok(s, digest);
+    ck_assert_ptr_null(info->tarsplit);
+    layer_info_free(info);
+    layer_store_free(s);
+}
+END_TEST
+
 /* ---- main ---- */
 
 static Suite *store_suite(void)
@@ -1134,10 +1207,12 @@ static Suite *store_suite(void)
     tcase_add_test(cs, cs_broken_metadata_is_reported);
     tcase_add_test(cs, cs_first_record_of_an_id_wins);
     tcase_add_test(cs, cs_metadata_is_read_as_go_reads_it);
+    tcase_add_test(cs, cs_tarsplit_data_is_found_and_must_be_a_file);
     suite_add_tcase(s, cs);
 
     tcase_add_test(dk, docker_resolves_chain_ids_and_diff_ids);
     tcase_add_test(dk, docker_lists_chain_ids);
+    tcase_add_test(dk, docker_tarsplit_data_is_found_and_must_be_a_file);
     tcase_add_test(dk, docker_values_read_from_disk_are_checked);
     tcase_add_test(dk, docker_self_parent_is_a_cycle);
     suite_add_tcase(s, dk);

@@ -9,7 +9,12 @@
  * (segments verbatim, each file's bytes from the layer's own directory,
  * each file's CRC-64 checked) and compares it byte for byte with the
  * engine's own export of the layer (skopeo copy, docker save), and its
- * SHA-256 with the diff ID the store recorded.
+ * SHA-256 with the diff ID the store recorded; then again through
+ * layer_tarsplit_asm, the source the export uses.
+ *
+ * The source is also tested on crafted layers: exact bytes whatever the
+ * read size, each way a layer's file can differ from the original tar
+ * (named in the error, never given out whole), hostile tar-split data.
  *
  * Crafted streams are written as gzip files with zlib, each test in its
  * own forked process and scratch directory.
@@ -315,6 +320,74 @@ START_TEST(test_two_gzip_members_read_as_one_stream)
     free(a);
     free(b);
     free(ab);
+    free(dir);
+}
+END_TEST
+
+/* The lines Go writes are read without jansson; the same entries
+ * written any other way JSON allows (spaces, another key order,
+ * escapes, unknown keys) are read by jansson: both give the same. */
+START_TEST(test_go_lines_and_other_json_read_the_same)
+{
+    static const char *const go =
+        "{\"type\":2,\"payload\":\"aGVhZGVy\",\"position\":0}\n"
+        "{\"type\":1,\"name\":\"etc/new\",\"size\":4,"
+        "\"payload\":\"YVqy3bAAAAA=\",\"position\":1}\n"
+        "{\"type\":1,\"name\":\"etc/\",\"payload\":null,\"position\":2}\n"
+        "{\"type\":2,\"payload\":\"\",\"position\":3}\n";
+    static const char *const other =
+        "{ \"position\": 0, \"type\": 2, \"payload\": \"aGVhZGVy\" }\n"
+        "{\"type\":1,\"name\":\"etc\\/n\\u0065w\",\"size\":4,"
+        "\"payload\":\"YVqy3bAAAAA=\",\"position\":1,\"x\":[1]}\n"
+        "{\"type\":1,\"name\":\"etc/\",\"payload\":null,"
+        "\"position\":2}\t\n"
+        "{\"type\":2,\"payload\":\"\",\"size\":0,\"position\":3}\n";
+    char *dir = fx_tmpdir(), *a = fx_path(dir, "a.gz"),
+         *b = fx_path(dir, "b.gz");
+    const layer_tarsplit_entry *e;
+    char seen[2][512];
+    opened r;
+
+    write_gz(a, go);
+    write_gz(b, other);
+    for (int k = 0; k < 2; k++) {
+        size_t o = 0;
+        int rc;
+
+        r = open_ts(k == 0 ? a : b, 0);
+        while ((rc = layer_tarsplit_next(&e, r.ts)) == 0) {
+            int n =
+                snprintf(seen[k] + o, sizeof(seen[k]) - o,
+                         "%d %llu %s %llu %d %llx %zu|", (int)e->type,
+                         (unsigned long long)e->position,
+                         e->name ? e->name : "-", (unsigned long long)e->size,
+                         e->has_crc, (unsigned long long)e->crc, e->len);
+
+            ck_assert(n > 0 && (size_t)n < sizeof(seen[k]) - o);
+            o += (size_t)n;
+        }
+        ck_assert_msg(rc == LAYER_ITEROVER, "%s", layer_error_last());
+        close_ts(&r);
+    }
+    ck_assert_str_eq(seen[0], seen[1]);
+    ck_assert_ptr_nonnull(strstr(seen[0], "1 1 etc/new 4 1 "));
+    /* what the fast path leaves to jansson still fails as before */
+    expect_fail("{\"type\":2,\"payload\":\"\",\"position\":01}\n",
+                LAYER_EBROKEN, 1, "not JSON");
+    expect_fail("{\"type\":2,\"payload\":\"\",\"position\":0.5}\n",
+                LAYER_EBROKEN, 1, "\"position\" is not an integer");
+    expect_fail("{\"type\":2,\"payload\":\"\",\"position\":"
+                "99999999999999999999}\n",
+                LAYER_EBROKEN, 1, "not JSON");
+    expect_fail("{\"type\":2,\"payload\":\"\",\"position\":0,\"type\":2}\n",
+                LAYER_EBROKEN, 1, "not JSON");
+    expect_fail("{\"type\":2,\"payload\":\"\\u0041AAA\",\"position\":0}\n"
+                "{\"type\":2,\"payload\":\"A\x01"
+                "AA\",\"position\":1}\n",
+                LAYER_EBROKEN, 2, "");
+    fx_rm_rf(dir);
+    free(a);
+    free(b);
     free(dir);
 }
 END_TEST
@@ -692,6 +765,482 @@ START_TEST(test_allocation_failures_are_clean)
 }
 END_TEST
 
+/* ---- rebuilding the original tar (layer_tarsplit_asm) ---- */
+
+/* Standard base64 with padding. */
+static void b64(char *out, const void *data, size_t n)
+{
+    static const char a[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *s = data;
+    size_t o = 0;
+
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)s[i] << 16;
+
+        if (i + 1 < n)
+            v |= (unsigned)s[i + 1] << 8;
+        if (i + 2 < n)
+            v |= s[i + 2];
+        out[o++] = a[(v >> 18) & 63];
+        out[o++] = a[(v >> 12) & 63];
+        out[o++] = i + 1 < n ? a[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < n ? a[v & 63] : '=';
+    }
+    out[o] = '\0';
+}
+
+/* tar-split lines being written, and the tar they describe. */
+typedef struct tsw {
+    char text[16384];
+    unsigned char tar[131072];
+    size_t tar_len;
+    unsigned pos;
+} tsw;
+
+static void tsw_append(tsw *w, const char *line)
+{
+    size_t len = strlen(w->text);
+
+    ck_assert_uint_lt(len + strlen(line), sizeof(w->text));
+    memcpy(w->text + len, line, strlen(line) + 1);
+}
+
+static void tsw_seg(tsw *w, const char *bytes)
+{
+    char enc[4096], line[4200];
+    size_t n = strlen(bytes);
+
+    b64(enc, bytes, n);
+    xfmt(line, sizeof(line),
+         "{\"type\":2,\"payload\":\"%s\",\"position\":%u}\n", enc, w->pos++);
+    tsw_append(w, line);
+    ck_assert_uint_lt(w->tar_len + n, sizeof(w->tar));
+    memcpy(w->tar + w->tar_len, bytes, n);
+    w->tar_len += n;
+}
+
+/* A file entry for name holding content (NULL: no content, as for a
+ * directory); raw: the name goes in name_raw. */
+static void tsw_file(tsw *w, const char *name, const char *content, int raw)
+{
+    unsigned char crc[8];
+    char enc[64], nm[4200], line[4400];
+    size_t n = content ? strlen(content) : 0;
+
+    if (raw) {
+        char e[4096];
+
+        b64(e, name, strlen(name));
+        xfmt(nm, sizeof(nm), "\"name_raw\":\"%s\"", e);
+    } else {
+        xfmt(nm, sizeof(nm), "\"name\":\"%s\"", name);
+    }
+    if (n > 0) {
+        layer_crc64_put(crc, layer_crc64_update(0, content, n));
+        b64(enc, crc, 8);
+        xfmt(line, sizeof(line),
+             "{\"type\":1,%s,\"size\":%zu,\"payload\":\"%s\",\"position\":%u}"
+             "\n",
+             nm, n, enc, w->pos++);
+        ck_assert_uint_lt(w->tar_len + n, sizeof(w->tar));
+        memcpy(w->tar + w->tar_len, content, n);
+        w->tar_len += n;
+    } else {
+        xfmt(line, sizeof(line),
+             "{\"type\":1,%s,\"payload\":null,\"position\":%u}\n", nm,
+             w->pos++);
+    }
+    tsw_append(w, line);
+}
+
+typedef struct asm_run {
+    int rc;
+    unsigned char *out;
+    size_t len;
+    layer_tarsplit_asm_stats stats;
+    char msg[1024];
+} asm_run;
+
+/* Rebuild from the tar-split file ts over the directory layer, cap bytes
+ * per read. */
+static asm_run asm_all(const char *ts, const char *layer, size_t cap)
+{
+    layer_tarsplit_opts o = {.label = "t.gz"};
+    layer_tarsplit_asm *a = NULL;
+    unsigned char *buf = malloc(cap);
+    asm_run r = {0};
+    int tfd = open(ts, O_RDONLY | O_CLOEXEC);
+    int lfd = open(layer, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    size_t n;
+
+    ck_assert_ptr_nonnull(buf);
+    ck_assert_int_ge(tfd, 0);
+    ck_assert_int_ge(lfd, 0);
+    ck_assert_int_eq(layer_tarsplit_asm_open(&a, tfd, lfd, &o), 0);
+    while ((r.rc = layer_tarsplit_asm_read(&n, a, buf, cap)) == 0) {
+        ck_assert_uint_gt(n, 0);
+        ck_assert_uint_le(n, cap);
+        r.out = realloc(r.out, r.len + n);
+        ck_assert_ptr_nonnull(r.out);
+        memcpy(r.out + r.len, buf, n);
+        r.len += n;
+    }
+    snprintf(r.msg, sizeof(r.msg), "%s", layer_error_last());
+    layer_tarsplit_asm_stats_get(&r.stats, a);
+    ck_assert_uint_eq(r.stats.bytes, r.len);
+    layer_tarsplit_asm_free(a);
+    close(tfd);
+    close(lfd);
+    free(buf);
+    return r;
+}
+
+/* A scratch directory with layer/ and the tar-split file t.gz. */
+typedef struct scratch {
+    char *dir, *layer, *ts;
+} scratch;
+
+static scratch scratch_new(void)
+{
+    scratch s;
+
+    s.dir = fx_tmpdir();
+    s.layer = fx_path(s.dir, "layer");
+    s.ts = fx_path(s.dir, "t.gz");
+    fx_mkdir(s.dir, "layer", 0755);
+    return s;
+}
+
+static void scratch_free(scratch *s)
+{
+    fx_rm_rf(s->dir);
+    free(s->dir);
+    free(s->layer);
+    free(s->ts);
+}
+
+/* The small layer most tests use: etc/a, etc/b, opt/lat\xe9n. */
+static void small_layer(scratch *s, tsw *w)
+{
+    fx_mkdir(s->layer, "etc", 0755);
+    fx_file(s->layer, "etc/a", "hello\n", 0644);
+    fx_file(s->layer, "etc/b", "second file\n", 0600);
+    fx_file(s->layer, "etc/empty", "", 0644);
+    fx_mkdir(s->layer, "opt", 0755);
+    fx_file(s->layer, "opt/lat\xe9n", "latin-1\n", 0644);
+    memset(w, 0, sizeof(*w));
+    tsw_seg(w, "<header etc/>");
+    tsw_file(w, "etc/", NULL, 0);
+    tsw_seg(w, "<header etc/a>");
+    tsw_file(w, "etc/a", "hello\n", 0);
+    tsw_seg(w, "<pad><header etc/b>");
+    /* "./" and doubled separators name the same file */
+    tsw_file(w, "./etc//b", "second file\n", 0);
+    tsw_seg(w, "<pad><header etc/empty>");
+    tsw_file(w, "etc/empty", NULL, 0);
+    tsw_seg(w, "<header etc/gone, a whiteout>");
+    tsw_file(w, "etc/.wh.gone", NULL, 0);
+    tsw_seg(w, "<header opt/lat\xc3\xa9n>");
+    tsw_file(w, "opt/lat\xe9n", "latin-1\n", 1);
+    tsw_seg(w, "<pad><end of archive>");
+}
+
+START_TEST(test_asm_rebuilds_segments_and_files)
+{
+    static const size_t caps[] = {1, 3, 7, 65536};
+    scratch s = scratch_new();
+    tsw w;
+
+    small_layer(&s, &w);
+    write_gz(s.ts, w.text);
+    for (size_t i = 0; i < sizeof(caps) / sizeof(caps[0]); i++) {
+        asm_run r = asm_all(s.ts, s.layer, caps[i]);
+
+        ck_assert_msg(r.rc == LAYER_ITEROVER, "cap %zu: %s", caps[i], r.msg);
+        ck_assert_uint_eq(r.len, w.tar_len);
+        ck_assert_mem_eq(r.out, w.tar, w.tar_len);
+        ck_assert_uint_eq(r.stats.entries, 6);
+        ck_assert_uint_eq(r.stats.files, 3);
+        free(r.out);
+    }
+    scratch_free(&s);
+}
+END_TEST
+
+/* The layer's file is changed in one way; the rebuild fails with
+ * LAYER_ECHANGED and a message that names the file and says what. */
+static void expect_changed(void (*change)(const char *layer), const char *what)
+{
+    scratch s = scratch_new();
+    asm_run r;
+    tsw w;
+
+    small_layer(&s, &w);
+    write_gz(s.ts, w.text);
+    change(s.layer);
+    r = asm_all(s.ts, s.layer, 65536);
+    ck_assert_msg(r.rc == LAYER_ECHANGED, "want ECHANGED for '%s', got %s: %s",
+                  what, layer_error_name(r.rc), r.msg);
+    ck_assert_msg(strstr(r.msg, what) != NULL, "message '%s' lacks '%s'", r.msg,
+                  what);
+    /* etc/b (or a file before it) is never given out whole */
+    {
+        const unsigned char *b = memmem(w.tar, w.tar_len, "second file", 11);
+
+        ck_assert_ptr_nonnull(b);
+        ck_assert_uint_lt(r.len, (size_t)(b - w.tar) + 12);
+        ck_assert_mem_eq(r.out, w.tar, r.len);
+    }
+    free(r.out);
+    scratch_free(&s);
+}
+
+static void change_missing(const char *l)
+{
+    fx_unlink(l, "etc/b");
+}
+static void change_longer(const char *l)
+{
+    fx_file(l, "etc/b", "second file!\n", 0600);
+}
+static void change_content(const char *l)
+{
+    fx_file(l, "etc/b", "Second file\n", 0600);
+}
+static void change_symlink(const char *l)
+{
+    fx_unlink(l, "etc/b");
+    fx_symlink(l, "etc/b", "a");
+}
+static void change_fifo(const char *l)
+{
+    fx_unlink(l, "etc/b");
+    fx_fifo(l, "etc/b");
+}
+static void change_dir(const char *l)
+{
+    fx_unlink(l, "etc/b");
+    fx_mkdir(l, "etc/b", 0755);
+}
+static void change_parent_symlink(const char *l)
+{
+    /* etc -> real, holding the same files: refused all the same, the
+     * path meets a symlink */
+    char *etc = fx_path(l, "etc");
+
+    fx_mkdir(l, "real", 0755);
+    fx_file(l, "real/a", "hello\n", 0644);
+    fx_file(l, "real/b", "second file\n", 0600);
+    fx_file(l, "real/empty", "", 0644);
+    fx_rm_rf(etc);
+    free(etc);
+    fx_symlink(l, "etc", "real");
+}
+
+START_TEST(test_asm_changed_files_are_named)
+{
+    expect_changed(change_missing, "etc/b: missing from the layer directory");
+    expect_changed(change_longer,
+                   "etc/b: 13 bytes in the layer directory, 12 in the "
+                   "original tar");
+    expect_changed(change_content, "etc/b: other content than in the "
+                                   "original tar (CRC-64 ");
+    expect_changed(change_symlink, "etc/b: a symlink in the layer directory");
+    expect_changed(change_fifo, "etc/b: not a regular file");
+    expect_changed(change_dir, "etc/b: not a regular file");
+    expect_changed(change_parent_symlink, "etc/a: a symlink in the layer");
+}
+END_TEST
+
+/* A file cut short while it is read: the rebuild fails at the hole. */
+START_TEST(test_asm_file_that_shrinks_while_read)
+{
+    static char big[100000];
+    layer_tarsplit_opts o = {.label = "t.gz"};
+    layer_tarsplit_asm *a = NULL;
+    unsigned char buf[4096];
+    scratch s = scratch_new();
+    char *path = fx_path(s.layer, "big");
+    tsw w = {0};
+    size_t n, got = 0;
+    int tfd, lfd, rc;
+
+    memset(big, 'x', sizeof(big) - 1);
+    fx_file(s.layer, "big", big, 0644);
+    tsw_seg(&w, "H");
+    tsw_file(&w, "big", big, 0);
+    write_gz(s.ts, w.text);
+    tfd = open(s.ts, O_RDONLY | O_CLOEXEC);
+    lfd = open(s.layer, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    ck_assert_int_eq(layer_tarsplit_asm_open(&a, tfd, lfd, &o), 0);
+    ck_assert_int_eq(layer_tarsplit_asm_read(&n, a, buf, sizeof(buf)), 0);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(layer_tarsplit_asm_read(&n, a, buf, sizeof(buf)), 0);
+    ck_assert_uint_eq(n, sizeof(buf));
+    ck_assert_int_eq(truncate(path, 5000), 0);
+    while ((rc = layer_tarsplit_asm_read(&n, a, buf, sizeof(buf))) == 0)
+        got += n;
+    ck_assert_int_eq(rc, LAYER_ECHANGED);
+    ck_assert_uint_eq(got, 5000 - sizeof(buf));
+    ck_assert_ptr_nonnull(
+        strstr(layer_error_last(), "big: ended after 5000 of its 99999 bytes"));
+    layer_tarsplit_asm_free(a);
+    close(tfd);
+    close(lfd);
+    free(path);
+    scratch_free(&s);
+}
+END_TEST
+
+/* Hostile tar-split data fails the rebuild with the reader's error; no
+ * file outside the layer is read. */
+static void expect_asm_broken(const char *text, int code, const char *what)
+{
+    scratch s = scratch_new();
+    asm_run r;
+
+    fx_file(s.dir, "outside", "secret\n", 0600);
+    fx_file(s.layer, "inside", "secret\n", 0600);
+    write_gz(s.ts, text);
+    r = asm_all(s.ts, s.layer, 65536);
+    ck_assert_msg(r.rc == code, "want %s, got %s: %s", layer_error_name(code),
+                  layer_error_name(r.rc), r.msg);
+    ck_assert_msg(strstr(r.msg, what) != NULL, "message '%s' lacks '%s'", r.msg,
+                  what);
+    ck_assert_msg(r.len == 0 || memmem(r.out, r.len, "secret", 6) == NULL,
+                  "a file's bytes were given out");
+    free(r.out);
+    scratch_free(&s);
+}
+
+#define CRC_SECRET "\"payload\":\"YVhizcdyzEA=\""
+
+START_TEST(test_asm_hostile_data_is_refused)
+{
+    unsigned char crc[8];
+    char enc[16];
+
+    /* the CRC-64 in CRC_SECRET is that of "secret\n" */
+    layer_crc64_put(crc, layer_crc64_update(0, "secret\n", 7));
+    b64(enc, crc, 8);
+    ck_assert_ptr_nonnull(strstr(CRC_SECRET, enc));
+    expect_asm_broken(
+        "{\"type\":1,\"name\":\"../outside\",\"size\":7," CRC_SECRET
+        ",\"position\":0}\n",
+        LAYER_EBROKEN, "t.gz: line 1: a \"..\" component");
+    expect_asm_broken(
+        "{\"type\":1,\"name\":\"/etc/passwd\",\"size\":7," CRC_SECRET
+        ",\"position\":0}\n",
+        LAYER_EBROKEN, "t.gz: line 1: an absolute name");
+    expect_asm_broken("{\"type\":1,\"name\":\"./\",\"size\":7," CRC_SECRET
+                      ",\"position\":0}\n",
+                      LAYER_EBROKEN,
+                      "t.gz: line 1: \"./\" has content but "
+                      "names no file");
+    expect_asm_broken("{\"type\":1,\"name\":\"inside\",\"size\":7," CRC_SECRET
+                      ",\"position\":-1}\n",
+                      LAYER_EBROKEN, "t.gz: line 1: negative \"position\"");
+    expect_asm_broken(
+        "{\"type\":2,\"payload\":\"not base64!\",\"position\":0}\n",
+        LAYER_EBROKEN,
+        "t.gz: line 1: \"payload\" is not valid "
+        "base64");
+    /* a name no file can have (a component over 255 bytes) is missing */
+    {
+        char line[1024], name[301];
+
+        memset(name, 'n', 300);
+        name[300] = '\0';
+        xfmt(line, sizeof(line),
+             "{\"type\":1,\"name\":\"%s\",\"size\":7," CRC_SECRET
+             ",\"position\":0}\n",
+             name);
+        expect_asm_broken(line, LAYER_ECHANGED,
+                          "nnn...: missing from the layer directory");
+    }
+    /* a size that disagrees with the file */
+    expect_asm_broken("{\"type\":1,\"name\":\"inside\",\"size\":8," CRC_SECRET
+                      ",\"position\":0}\n",
+                      LAYER_ECHANGED,
+                      "inside: 7 bytes in the layer directory, "
+                      "8 in the original tar");
+}
+END_TEST
+
+START_TEST(test_asm_truncated_data_fails_after_what_it_had)
+{
+    scratch s = scratch_new();
+    unsigned char *b;
+    size_t len;
+    asm_run r;
+    tsw w;
+
+    small_layer(&s, &w);
+    write_gz(s.ts, w.text);
+    b = slurp(s.ts, &len);
+    /* without the end of its trailer: every byte, then the error */
+    spill(s.ts, b, len - 4);
+    r = asm_all(s.ts, s.layer, 65536);
+    ck_assert_int_eq(r.rc, LAYER_EBROKEN);
+    ck_assert_ptr_nonnull(strstr(r.msg, "t.gz: line "));
+    ck_assert_ptr_nonnull(strstr(r.msg, "truncated gzip data"));
+    ck_assert_uint_le(r.len, w.tar_len);
+    ck_assert_mem_eq(r.out, w.tar, r.len);
+    free(r.out);
+    /* cut in half */
+    spill(s.ts, b, len / 2);
+    r = asm_all(s.ts, s.layer, 65536);
+    ck_assert_int_eq(r.rc, LAYER_EBROKEN);
+    ck_assert_ptr_nonnull(strstr(r.msg, "truncated gzip data"));
+    ck_assert_uint_lt(r.len, w.tar_len);
+    if (r.len > 0)
+        ck_assert_mem_eq(r.out, w.tar, r.len);
+    free(r.out);
+    free(b);
+    scratch_free(&s);
+}
+END_TEST
+
+START_TEST(test_asm_errors_are_final_and_arguments_checked)
+{
+    layer_tarsplit_asm *a = NULL;
+    scratch s = scratch_new();
+    unsigned char buf[64];
+    char first[1024];
+    size_t n;
+    int tfd, lfd;
+    tsw w;
+
+    small_layer(&s, &w);
+    write_gz(s.ts, w.text);
+    fx_unlink(s.layer, "etc/a");
+    tfd = open(s.ts, O_RDONLY | O_CLOEXEC);
+    lfd = open(s.layer, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    ck_assert_int_eq(layer_tarsplit_asm_open(&a, tfd, -1, NULL),
+                     LAYER_EINVALID);
+    ck_assert_int_eq(layer_tarsplit_asm_open(&a, -1, lfd, NULL),
+                     LAYER_EINVALID);
+    ck_assert_ptr_null(a);
+    ck_assert_int_eq(layer_tarsplit_asm_open(&a, tfd, lfd, NULL), 0);
+    ck_assert_int_eq(layer_tarsplit_asm_read(&n, a, buf, 0), LAYER_EINVALID);
+    while (layer_tarsplit_asm_read(&n, a, buf, sizeof(buf)) == 0)
+        ;
+    ck_assert_int_eq(layer_error_last_code(), LAYER_ECHANGED);
+    snprintf(first, sizeof(first), "%s", layer_error_last());
+    ck_assert_ptr_nonnull(strstr(first, "etc/a: missing"));
+    layer_error_clear();
+    ck_assert_int_eq(layer_tarsplit_asm_read(&n, a, buf, sizeof(buf)),
+                     LAYER_ECHANGED);
+    ck_assert_str_eq(layer_error_last(), first);
+    layer_tarsplit_asm_free(a);
+    layer_tarsplit_asm_free(NULL);
+    close(tfd);
+    close(lfd);
+    scratch_free(&s);
+}
+END_TEST
+
 /* ---- the engines' own data ---- */
 
 typedef struct layer_row {
@@ -805,6 +1354,33 @@ static void rebuild_layer(const char *store, const layer_row *row, seen *s)
     free(ref);
 }
 
+/* The same through layer_tarsplit_asm: the engine's bytes exactly. */
+static void asm_layer(const layer_row *row)
+{
+    char ts[PATH_MAX], dir[PATH_MAX], digest[LAYER_DIGEST_STR_SIZE];
+    layer_digest d = LAYER_DIGEST_INIT;
+    unsigned char *ref;
+    size_t ref_len;
+    asm_run r;
+
+    xfmt(ts, sizeof(ts), "%s/%s", engines, row->ref);
+    ref = slurp(ts, &ref_len);
+    xfmt(ts, sizeof(ts), "%s/%s", engines, row->ts);
+    xfmt(dir, sizeof(dir), "%s/%s", engines, row->dir);
+    r = asm_all(ts, dir, 256 * 1024);
+    ck_assert_msg(r.rc == LAYER_ITEROVER, "%s: %s", row->ts, r.msg);
+    ck_assert_uint_eq(r.len, ref_len);
+    ck_assert_msg(memcmp(r.out, ref, ref_len) == 0, "%s differs from %s",
+                  row->ts, row->ref);
+    ck_assert_int_eq(layer_digest_init(&d), 0);
+    ck_assert_int_eq(layer_digest_update(&d, r.out, r.len), 0);
+    ck_assert_int_eq(layer_digest_final(digest, &d), 0);
+    ck_assert_str_eq(digest, row->diff);
+    layer_digest_dispose(&d);
+    free(r.out);
+    free(ref);
+}
+
 START_TEST(test_real_layers_rebuild_their_original_tars)
 {
     static const char *const stores[] = {"cs-vfs", "cs-overlay", "docker"};
@@ -823,6 +1399,7 @@ START_TEST(test_real_layers_rebuild_their_original_tars)
 
             ck_assert_int_eq(parse_row(&row, line), 0);
             rebuild_layer(stores[i], &row, &s);
+            asm_layer(&row);
             layers++;
         }
         fclose(f);
@@ -850,6 +1427,7 @@ static Suite *tarsplit_suite(void)
     tcase_add_test(tc, test_last_line_may_lack_its_newline);
     tcase_add_test(tc, test_unknown_keys_are_ignored);
     tcase_add_test(tc, test_two_gzip_members_read_as_one_stream);
+    tcase_add_test(tc, test_go_lines_and_other_json_read_the_same);
     tcase_add_test(tc, test_positions_must_count_from_zero);
     tcase_add_test(tc, test_hostile_names_are_refused);
     tcase_add_test(tc, test_dots_that_stay_inside_are_names);
@@ -865,6 +1443,12 @@ static Suite *tarsplit_suite(void)
     tcase_add_test(tc, test_errors_are_final);
     tcase_add_test(tc, test_read_errors_and_bad_arguments);
     tcase_add_test(tc, test_allocation_failures_are_clean);
+    tcase_add_test(tc, test_asm_rebuilds_segments_and_files);
+    tcase_add_test(tc, test_asm_changed_files_are_named);
+    tcase_add_test(tc, test_asm_file_that_shrinks_while_read);
+    tcase_add_test(tc, test_asm_hostile_data_is_refused);
+    tcase_add_test(tc, test_asm_truncated_data_fails_after_what_it_had);
+    tcase_add_test(tc, test_asm_errors_are_final_and_arguments_checked);
     tcase_set_timeout(tc, 60);
     suite_add_tcase(s, tc);
     tcase_add_test(real, test_real_layers_rebuild_their_original_tars);

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "layer/export.h"
 #include "layer/store.h"
 #include "layer/trace.h"
 
@@ -37,6 +38,9 @@ typedef struct api_context_opts {
     const struct api_ui *ui;
     unsigned max_exports;        /**< cap on concurrent exports; 0: none */
     unsigned export_retry_after; /**< seconds, for 503 answers */
+    /** The tar an export gives when the request does not say (its `tar`
+     * parameter); 0 is LAYER_EXPORT_TAR_AUTO. */
+    layer_export_tar export_tar;
 } api_context_opts;
 
 /**

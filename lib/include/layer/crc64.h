@@ -52,8 +52,10 @@ void layer_crc64_put(unsigned char out[LAYER_CRC64_SIZE], uint64_t crc);
 uint64_t layer_crc64_get(const unsigned char in[LAYER_CRC64_SIZE]);
 
 /**
- * How this process computes the CRC: "pclmul" (carry-less multiplication,
- * where the CPU has PCLMULQDQ) or "slicing-by-8" (tables).
+ * How this process computes the CRC: "vpclmul" (carry-less
+ * multiplication folding on 512-bit registers, where the CPU has AVX-512F
+ * and VPCLMULQDQ), "pclmul" (the same on 128-bit registers, where it has
+ * PCLMULQDQ) or "slicing-by-8" (tables).
  *
  * @return a static string
  */

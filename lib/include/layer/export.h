@@ -12,6 +12,17 @@
  * caller's thread. Memory per export is the ring plus the reader's.
  * The output is deterministic: the same tree and options give the same
  * bytes on every run.
+ *
+ * Two tars can be exported (layer_export_tar). The canonical one is
+ * layerd's own profile, built by the reader and the tar writer from the
+ * layer and its parents. The original one is the tar the layer was made
+ * from, byte for byte, rebuilt from the tar-split data its store kept
+ * (layer/tarsplit.h) and the files of the layer's directory, so that its
+ * SHA-256 is the diff ID the store recorded: every file's size and CRC-64
+ * is checked as it streams, and the SHA-256 of the whole tar is checked
+ * against the recorded diff ID before the last bytes are given out. A
+ * mismatch fails the export (LAYER_ECHANGED, naming the first file that
+ * differs) and no digest is claimed.
  */
 
 #include <stdbool.h>
@@ -19,6 +30,7 @@
 #include <stdint.h>
 
 #include "layer/reader.h"
+#include "layer/store.h"
 #include "layer/trace.h"
 
 /** Output compression. */
@@ -39,9 +51,33 @@ enum layer_export_flags {
      * stay empty, its fingerprint is computed as always. For a caller
      * that holds the digests of an earlier export of the same layer with
      * the same options and the same fingerprint (see
-     * layer_export_summary), and checks the fingerprint at the end. */
+     * layer_export_summary), and checks the fingerprint at the end.
+     * An original tar's SHA-256 is still computed (it is checked against
+     * the recorded diff ID); only the compressed output's is skipped. */
     LAYER_EXPORT_NO_DIGESTS = 1u << 2
 };
+
+/** Which tar an export gives. */
+typedef enum layer_export_tar {
+    /** The original where the store has it (layer_export_choose_tar()),
+     * else the canonical one. */
+    LAYER_EXPORT_TAR_AUTO = 0,
+    /** layerd's own tar profile (DESIGN.md section 5). */
+    LAYER_EXPORT_TAR_CANONICAL = 1,
+    /** The layer's original tar, rebuilt from its tar-split data. */
+    LAYER_EXPORT_TAR_ORIGINAL = 2
+} layer_export_tar;
+
+/** Where an original tar comes from. Strings are borrowed. */
+typedef struct layer_export_original {
+    /** A directory, opened by this path (a store's root). */
+    const char *root;
+    /** The gzip-compressed tar-split data: a path relative to root,
+     * opened beneath it (layer/beneath.h); also the name errors give. */
+    const char *tarsplit;
+    /** The diff ID recorded for the tar: "sha256:<64 lowercase hex>". */
+    const char *diff_id;
+} layer_export_original;
 
 /** Export options. Zero-initialise, then set what differs. */
 typedef struct layer_export_opts {
@@ -51,6 +87,10 @@ typedef struct layer_export_opts {
     int64_t epoch;         /**< with LAYER_EXPORT_CLAMP_MTIME */
     unsigned reader_flags; /**< passed to layer_reader_open() */
     layer_span *span;      /**< tracing parent, or NULL */
+    /** Export the original tar from these (the layer's directory gives
+     * the files' bytes; parents, reader_flags and the flags that shape
+     * the canonical tar do not apply); NULL: the canonical tar. */
+    const layer_export_original *original;
 } layer_export_opts;
 
 /** What an export produced; complete after the END of the stream. */
@@ -65,17 +105,56 @@ typedef struct layer_export_summary {
     /** The last warning, borrowed from the export; NULL until the end of
      * the stream, or when there was none. */
     const char *last_warning;
+    /** LAYER_EXPORT_TAR_CANONICAL or LAYER_EXPORT_TAR_ORIGINAL. */
+    layer_export_tar tar;
     /** "sha256:<hex>" over the metadata of every entry exported, in order:
      * path, change, type, mode, owner, size, mtime, ctime, device and
      * inode, link count, device numbers, link target, opaque flag. The
      * kernel moves a file's ctime on every change to its data, xattrs or
      * metadata, so two exports of a tree with equal fingerprints (and
      * the same options) produced the same bytes, unless a file changed
-     * while it was read (then warnings is not 0). */
+     * while it was read (then warnings is not 0). An original tar's
+     * fingerprint is its diff ID, checked at the end: an export that
+     * ends has given exactly the recorded bytes. */
     char fingerprint[72];
 } layer_export_summary;
 
 typedef struct layer_export layer_export;
+
+/**
+ * Decide which tar an export of a layer gives.
+ *
+ * An original tar is possible when the store kept the layer's tar-split
+ * data (layer_info.tarsplit) and recorded its diff ID, and the layer is
+ * not mutable (its directory may change under a running container).
+ * LAYER_EXPORT_ALL_XATTRS and LAYER_EXPORT_CLAMP_MTIME shape the
+ * canonical tar: with either, auto chooses the canonical tar and
+ * original is refused.
+ *
+ * @param[out] out_tar LAYER_EXPORT_TAR_CANONICAL or
+ *             LAYER_EXPORT_TAR_ORIGINAL
+ * @param[out] out_original for an original tar, where it comes from
+ *             (borrowing from info), to pass as layer_export_opts.original
+ * @param info the layer
+ * @param want what was asked for
+ * @param flags the export's flags (layer_export_flags)
+ * @return 0; LAYER_EUNSUPPORTED when an original tar is asked for and the
+ *         layer has none (the message says why); LAYER_EINVALID for an
+ *         original tar with flags of the canonical one, or an unknown want
+ */
+int layer_export_choose_tar(layer_export_tar *out_tar,
+                            layer_export_original *out_original,
+                            const layer_info *info, layer_export_tar want,
+                            unsigned flags);
+
+/** The name of a tar kind: "auto", "canonical" or "original". Static. */
+const char *layer_export_tar_name(layer_export_tar tar);
+
+/**
+ * Parse "auto", "canonical" or "original".
+ * @return 0 or LAYER_EINVALID (message recorded)
+ */
+int layer_export_tar_parse(layer_export_tar *out, const char *name);
 
 /**
  * Start an export of a layer.
@@ -86,7 +165,11 @@ typedef struct layer_export layer_export;
  * @param nparents number of parents
  * @param opts options (NULL: plain tar, defaults)
  * @return 0 or a negative code (LAYER_ENOTFOUND, LAYER_EINVALID for a bad
- *         level, ...)
+ *         level, ...; for an original tar: LAYER_EINVALID for a diff ID
+ *         that is not a sha256 digest or flags of the canonical tar,
+ *         LAYER_ENOTFOUND when the tar-split data or the layer directory
+ *         is missing, LAYER_EBROKEN when the tar-split data is not a
+ *         regular file beneath its root)
  */
 int layer_export_start(layer_export **out, const layer_dir *layer,
                        const layer_dir *parents, size_t nparents,

@@ -30,12 +30,20 @@ typedef struct layer_store layer_store;
 
 /** A resolved layer. Owned by the caller; free with layer_info_free(). */
 typedef struct layer_info {
-    char *id;          /**< the store's canonical id */
-    char *store;       /**< the store spec's kind: "dir", ... */
-    char *created;     /**< RFC 3339 time, or NULL if unknown */
-    char *diff_digest; /**< "sha256:..." if the store knows it, or NULL */
-    bool mutable_;     /**< the layer may still change (a container layer) */
-    layer_dir layer;   /**< path (owned) and kind */
+    char *id;      /**< the store's canonical id */
+    char *store;   /**< the store spec's kind: "dir", ... */
+    char *created; /**< RFC 3339 time, or NULL if unknown */
+    /** The layer's diff ID as the store recorded it (the SHA-256 of the
+     * tar the layer was made from), "sha256:...", or NULL. */
+    char *diff_digest;
+    bool mutable_; /**< the layer may still change (a container layer) */
+    /** Where the store keeps the layer's tar-split data (DESIGN.md
+     * section 10), relative to root: a regular file when the layer was
+     * resolved; NULL when there is none. */
+    char *tarsplit;
+    /** The store's root directory, canonical; NULL outside a store. */
+    char *root;
+    layer_dir layer; /**< path (owned) and kind */
     size_t nparents;
     layer_dir *parents; /**< nearest parent first; paths owned */
     char **parent_ids;  /**< ids of the parents, same order */

@@ -139,4 +139,87 @@ uint64_t layer_tarsplit_line(const layer_tarsplit *ts);
  */
 void layer_tarsplit_free(layer_tarsplit *ts);
 
+/* ---- rebuilding the original tar ------------------------------------ */
+
+/**
+ * The original tar of a layer, rebuilt from its tar-split data and the
+ * layer's directory, as a byte stream: every segment verbatim and, for
+ * each file entry with content, the file's bytes read from the layer's
+ * directory (what `tar-split asm` and the engines' own exports do).
+ *
+ * Files are opened only beneath the layer directory's descriptor
+ * (layer/beneath.h: no symlink followed, nothing outside reached), by
+ * their tar-split name with "." and empty components dropped ("./etc/x"
+ * is etc/x); entries without content (directories, links, whiteouts,
+ * empty files) open nothing. Each file is checked as it streams: it must
+ * be a regular file of exactly the recorded size, and the CRC-64 of the
+ * bytes read must be the recorded one. The first file that fails is an
+ * error naming it (LAYER_ECHANGED: the layer's directory no longer holds
+ * what the tar had), returned before the file's last bytes are given out.
+ * Checking the SHA-256 of the whole stream against the recorded diff ID
+ * is the caller's part (layer/export.h does it).
+ *
+ * A source is not thread-safe; one thread at a time may use it.
+ */
+typedef struct layer_tarsplit_asm layer_tarsplit_asm;
+
+/**
+ * Start rebuilding.
+ *
+ * Nothing is read yet. Both descriptors are borrowed: the caller closes
+ * them after layer_tarsplit_asm_free().
+ *
+ * @param[out] out the source; release it with layer_tarsplit_asm_free()
+ * @param ts_fd the tar-split data, as for layer_tarsplit_open()
+ * @param layer_fd the layer's directory (O_PATH is enough)
+ * @param opts options of the tar-split reader (its label names the data
+ *        in errors), or NULL
+ * @return 0, LAYER_EINVALID for a negative descriptor, LAYER_ENOMEM
+ */
+int layer_tarsplit_asm_open(layer_tarsplit_asm **out, int ts_fd, int layer_fd,
+                            const layer_tarsplit_opts *opts);
+
+/**
+ * The next bytes of the tar.
+ *
+ * @param[out] out_n bytes stored in buf, more than 0 on success
+ * @param a the source
+ * @param buf where to put them
+ * @param cap room in buf, more than 0
+ * @return 0; LAYER_ITEROVER after the last byte (and on every later
+ *         call); LAYER_ECHANGED for a file of the tar that is missing, is
+ *         not a regular file (a symlink included), has another size or
+ *         other content (the message names the file); the tar-split
+ *         reader's errors for malformed data (LAYER_EBROKEN,
+ *         LAYER_ETOOBIG); LAYER_EINVALID for cap 0; LAYER_ERROR when
+ *         reading fails; LAYER_ENOMEM. Errors are final: every later call
+ *         returns the same code and message.
+ */
+int layer_tarsplit_asm_read(size_t *out_n, layer_tarsplit_asm *a, void *buf,
+                            size_t cap);
+
+/** What a source has done so far. */
+typedef struct layer_tarsplit_asm_stats {
+    uint64_t entries; /**< members of the tar (file entries) passed */
+    uint64_t files;   /**< of those, files read (with content) */
+    uint64_t bytes;   /**< bytes of the tar given out */
+} layer_tarsplit_asm_stats;
+
+/**
+ * The counters so far.
+ *
+ * @param[out] out the counters
+ * @param a the source
+ */
+void layer_tarsplit_asm_stats_get(layer_tarsplit_asm_stats *out,
+                                  const layer_tarsplit_asm *a);
+
+/**
+ * Release the source and the file it has open (not the descriptors it
+ * was given).
+ *
+ * @param a the source, or NULL
+ */
+void layer_tarsplit_asm_free(layer_tarsplit_asm *a);
+
 #endif
