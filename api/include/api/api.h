@@ -22,6 +22,9 @@
 struct api_metrics;
 struct api_digest_memo;
 struct api_ui;
+struct api_auth;
+struct api_hostnames;
+struct api_client_cert;
 
 /** What the handlers are given to work with. Borrowed pointers: each must
  * outlive the context. */
@@ -37,6 +40,13 @@ typedef struct api_context_opts {
     const struct api_ui *ui;
     unsigned max_exports;        /**< cap on concurrent exports; 0: none */
     unsigned export_retry_after; /**< seconds, for 503 answers */
+    /** The access policy in force (api/auth.h); NULL: the default policy
+     * (anonymous may list and read the immutable layers and read the
+     * metrics). */
+    struct api_auth *auth;
+    /** The server's names for the Host check (api/auth.h); NULL: no
+     * check. */
+    const struct api_hostnames *hosts;
 } api_context_opts;
 
 /**
@@ -95,6 +105,9 @@ typedef struct api_request {
     const char *client_address;
     /** The request's root span ("http.request"); children hang off it. */
     layer_span *span;
+    /** The client certificate the TLS layer saw (api/auth.h), or NULL
+     * when none was presented (or none is asked for). */
+    const struct api_client_cert *client_cert;
 } api_request;
 
 /** Results of a producer's read(). Positive values are byte counts. */
