@@ -93,9 +93,14 @@ static void set_failure(srv_peer *peer, unsigned status, const char *what)
     }
     if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509,
                                                      &out, 0) == 0 &&
-        out.data != NULL)
-        peer->cert.failure =
-            keep(peer, (const char *)out.data, strlen((char *)out.data));
+        out.data != NULL) {
+        size_t len = strlen((char *)out.data);
+
+        /* GnuTLS ends each sentence with a space. */
+        while (len > 0 && out.data[len - 1] == ' ')
+            len--;
+        peer->cert.failure = keep(peer, (const char *)out.data, len);
+    }
     gnutls_free(out.data);
     if (peer->cert.failure == NULL)
         peer->cert.failure = "the certificate did not verify";
