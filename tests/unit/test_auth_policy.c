@@ -257,6 +257,22 @@ START_TEST(test_a_policy_file_is_read_with_its_path_in_messages)
 }
 END_TEST
 
+START_TEST(test_the_sample_policy_of_deploy_is_valid)
+{
+    char *path = NULL;
+    api_policy *p = NULL;
+
+    ck_assert(asprintf(&path, "%s/deploy/policy.example.json",
+                       getenv("LAYERD_SOURCE_DIR")) > 0);
+    ck_assert_msg(api_policy_load(&p, path) == 0, "%s", layer_error_last());
+    ck_assert_uint_eq(api_policy_principal_count(p), 4);
+    ck_assert_uint_eq(p->nanonymous, 0);
+    ck_assert(p->principals[3].grants[0].mutable_);
+    api_policy_release(p);
+    free(path);
+}
+END_TEST
+
 START_TEST(test_globs_are_checked)
 {
     static const char *const good[] = {
@@ -367,6 +383,7 @@ static Suite *policy_suite(void)
     tcase_add_test(tc, test_caps_are_enforced);
     tcase_add_test(tc, test_the_default_policy_reads_immutable_layers);
     tcase_add_test(tc, test_a_policy_file_is_read_with_its_path_in_messages);
+    tcase_add_test(tc, test_the_sample_policy_of_deploy_is_valid);
     suite_add_tcase(s, tc);
     tc = tcase_create("globs");
     tcase_add_test(tc, test_globs_are_checked);
