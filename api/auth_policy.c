@@ -190,6 +190,15 @@ int api_auth_glob_check(const char *glob)
                  first = false) {
                 unsigned char lo, hi;
 
+                /* fnmatch(3) reads "[:alpha:]", "[=a=]" and "[.a.]" in a
+                 * set as classes; ids need none of them. */
+                if (glob[j] == '[' && j + 1 < len &&
+                    (glob[j + 1] == ':' || glob[j + 1] == '=' ||
+                     glob[j + 1] == '.'))
+                    return layer_error_set(LAYER_EINVALID,
+                                           "glob has a character class "
+                                           "'[%c' in a set (not supported)",
+                                           glob[j + 1]);
                 if (glob[j] == '\\' && j + 1 < len)
                     j++;
                 lo = hi = (unsigned char)glob[j++];

@@ -287,6 +287,10 @@ START_TEST(test_globs_are_checked)
         {"[abc", "glob has a '[' without its ']'"},
         {"[!", "glob has a '[' without its ']'"},
         {"[z-a]", "glob has the empty range 'z-a'"},
+        {"[[:digit:]]", "glob has a character class '[:' in a set (not "
+                        "supported)"},
+        {"x[a[=b=]]", "glob has a character class '[=' in a set (not "
+                      "supported)"},
         {"x\xc3\xa9", "glob has a character that is not printable ASCII at "
                       "byte 1"},
     };
@@ -314,7 +318,7 @@ START_TEST(test_globs_match_as_fnmatch_does)
         "*",        "app-*", "*-*",    "a*b*c",  "?",      "??*",
         "base",     "[ab]*", "[!ab]*", "[^ab]*", "[a-c]?", "*[0-9]",
         "sha256:*", "[]]*",  "[a-]*",  "\\*",    "*\\?",   "a*a*a*a*b",
-        "[\\]]x",   ".*",    "*.*",    "x[.]y"};
+        "[\\]]x",   ".*",    "*.*",    "x[.]y",  "[[]*",   "[a[]"};
     static const char *const ids[] = {"app-1",
                                       "app-",
                                       "base",
