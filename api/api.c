@@ -10,6 +10,12 @@
  * api_urlpath_check(). Only GET and HEAD exist; HEAD runs the GET handler
  * with res->head set and the server drops the body. Every response, errors
  * included, carries the request's traceparent.
+ *
+ * Order of the checks: the Host (421) first, for every request; then the
+ * path, the route and the method; then, for every route that is not
+ * open, access control (api/auth_rest.c), which decides from the
+ * credentials and the id alone, before any handler runs and so before any
+ * store is asked.
  */
 #include "api_int.h"
 
@@ -28,25 +34,29 @@
 typedef struct route_def {
     const char *template;
     api_handler_fn fn;
+    api_access access; /* who may use it (api/auth_rest.c) */
 } route_def;
 
-/* Longer templates after shorter ones is fine: matching is exact. */
+/* Longer templates after shorter ones is fine: matching is exact. The
+ * dashboard's files, the health checks and the contract hold no data
+ * and are open; what the page fetches from the API is checked like any
+ * other request. */
 static const route_def routes[] = {
-    {"/", api_ui__root},
-    {"/ui", api_ui__redirect},
-    {"/ui/", api_ui__index},
-    {"/ui/{path}", api_ui__file},
-    {"/healthz", api_health__healthz},
-    {"/readyz", api_health__readyz},
-    {"/metrics", api_health__metrics},
-    {"/openapi.yaml", api_health__openapi},
-    {"/layers", api_layers__list},
-    {"/layers/{id}", api_layers__get},
-    {"/layers/{id}/export", api_export__get},
-    {"/layers/{id}/entries", api_entries__list},
-    {"/layers/{id}/entries/{path}", api_entries__get},
-    {"/layers/{id}/summary", api_summary__get},
-    {"/layers/{id}/files/{path}", api_files__get},
+    {"/", api_ui__root, API_ACCESS_OPEN},
+    {"/ui", api_ui__redirect, API_ACCESS_OPEN},
+    {"/ui/", api_ui__index, API_ACCESS_OPEN},
+    {"/ui/{path}", api_ui__file, API_ACCESS_OPEN},
+    {"/healthz", api_health__healthz, API_ACCESS_OPEN},
+    {"/readyz", api_health__readyz, API_ACCESS_OPEN},
+    {"/metrics", api_health__metrics, API_ACCESS_METRICS},
+    {"/openapi.yaml", api_health__openapi, API_ACCESS_OPEN},
+    {"/layers", api_layers__list, API_ACCESS_LIST},
+    {"/layers/{id}", api_layers__get, API_ACCESS_LAYER},
+    {"/layers/{id}/export", api_export__get, API_ACCESS_LAYER},
+    {"/layers/{id}/entries", api_entries__list, API_ACCESS_LAYER},
+    {"/layers/{id}/entries/{path}", api_entries__get, API_ACCESS_LAYER},
+    {"/layers/{id}/summary", api_summary__get, API_ACCESS_LAYER},
+    {"/layers/{id}/files/{path}", api_files__get, API_ACCESS_LAYER},
 };
 
 /* Route label for requests that match nothing (bounded metric labels). */
@@ -193,12 +203,15 @@ void api_handle(api_response *out, api_context *ctx, const api_request *req)
     call.req = req;
     call.res = out;
     call.route = unmatched_route;
+    call.who = (api_identity)API_IDENTITY_INIT;
     out->route = unmatched_route;
 
     get = req->method != NULL && strcmp(req->method, "GET") == 0;
     head = req->method != NULL && strcmp(req->method, "HEAD") == 0;
     out->head = head;
 
+    if (api_auth__check_host(&call) < 0)
+        goto out;
     /* The server passes the path alone; be safe if a query slipped in. */
     len = req->raw_path != NULL ? strcspn(req->raw_path, "?#") : 0;
     if (len > API_URLPATH_MAX) {
@@ -233,11 +246,13 @@ void api_handle(api_response *out, api_context *ctx, const api_request *req)
         (void)api_response_add_header(out, "Allow", "GET, HEAD");
         goto out;
     }
-    if (bind_captures(&call, &m) < 0)
+    if (bind_captures(&call, &m) < 0 ||
+        api_auth__enforce(&call, found->access) < 0)
         goto out;
     found->fn(&call);
 out:
     add_traceparent(out, req);
+    api_identity_dispose(&call.who);
     layer_free(call.id);
     layer_free(call.path);
 }

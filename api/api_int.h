@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "api/api.h"
+#include "api/auth.h"
 #include "api/digest_memo.h"
 #include "layer/entry.h"
 #include "layer/store.h"
@@ -48,6 +49,9 @@ struct api_context {
     unsigned max_exports;
     unsigned export_retry_after;
     layer_export_tar export_tar;
+    api_auth *auth;     /* the policy in force (opts.auth or own_auth) */
+    api_auth *own_auth; /* the default policy, when opts.auth was NULL */
+    const api_hostnames *hosts; /* NULL: no Host check */
 
     atomic_uint active_exports;
     atomic_bool ready;
@@ -62,7 +66,18 @@ typedef struct api_call {
     char *id;          /**< decoded and valid layer id, or NULL */
     char *path;        /**< decoded and checked entry path, or NULL */
     size_t path_len;
+    /** Who the request is (api/auth.h), once a protected route asked. */
+    api_identity who;
+    bool identified;
 } api_call;
+
+/** Who may use a route (api/auth_rest.c). */
+typedef enum api_access {
+    API_ACCESS_OPEN,    /**< everyone; credentials are not looked at */
+    API_ACCESS_METRICS, /**< the metrics op */
+    API_ACCESS_LIST,    /**< the list op: the collection of layers */
+    API_ACCESS_LAYER    /**< the read op on the route's {id} */
+} api_access;
 
 /** A route handler: always fills call->res. */
 typedef void (*api_handler_fn)(api_call *call);
@@ -165,6 +180,36 @@ int api_problem__recode(int code);
 
 /** The reason phrase of a status ("Not Found"), or "Unknown". */
 const char *api_problem__reason(int status);
+
+/* ---- access control (auth_rest.c) ---- */
+
+/**
+ * The Host check: 0, or a negative code with the problem set (421 for a
+ * name that is not the server's, 400 for a malformed Host).
+ */
+int api_auth__check_host(api_call *call);
+
+/**
+ * Identify the request and decide the route's access before any store is
+ * asked.
+ * @return 0 when allowed, or a negative code with the problem set (401
+ *         with its challenges, 403, or the 404 of a missing layer)
+ */
+int api_auth__enforce(api_call *call, api_access access);
+
+/**
+ * Decide read access again on the layer the store resolved (its canonical
+ * id and its mutability).
+ * @return 0, or a negative code with the problem set
+ */
+int api_auth__check_layer(api_call *call, const layer_info *info);
+
+/** May the request see layer id in a list? */
+bool api_auth__may_list(api_call *call, const char *id, api_mutability m);
+
+/** Answer a refusal of op (v is not API_ALLOW): the problem, the
+ * challenges, the span attributes and the failure counter. */
+void api_auth__refuse(api_call *call, api_verdict v, api_op op);
 
 /* ---- layers (layers.c) ---- */
 

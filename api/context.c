@@ -1,8 +1,9 @@
 /*
  * The server-wide context (api/api.h): the handlers' options and the two
  * things request threads change while they run, the number of running
- * exports and the readiness flag. Both are C11 atomics that only this
- * file touches.
+ * exports and the readiness flag. A context always has an access policy:
+ * the server's, or the default one made here when it gives none. Both are C11
+ * atomics that only this file touches.
  *
  * Memory orders: relaxed everywhere, because neither value hands any
  * other memory from one thread to another. The export count only bounds
@@ -24,9 +25,22 @@
 int api_context_new(api_context **out, const api_context_opts *opts)
 {
     api_context *ctx = layer_trycalloc(1, sizeof(*ctx));
+    api_policy *policy = NULL;
+    int rc;
 
     if (ctx == NULL)
         return LAYER_ENOMEM;
+    ctx->auth = opts->auth;
+    if (ctx->auth == NULL) {
+        /* No policy given: the default one, never none at all. */
+        if ((rc = api_policy_new_default(&policy)) < 0 ||
+            (rc = api_auth_new(&ctx->own_auth, policy)) < 0) {
+            layer_free(ctx);
+            return rc;
+        }
+        ctx->auth = ctx->own_auth;
+    }
+    ctx->hosts = opts->hosts;
     ctx->store = opts->store;
     ctx->trace = opts->trace;
     ctx->metrics = opts->metrics;
@@ -44,6 +58,9 @@ int api_context_new(api_context **out, const api_context_opts *opts)
 
 void api_context_free(api_context *ctx)
 {
+    if (ctx == NULL)
+        return;
+    api_auth_free(ctx->own_auth);
     layer_free(ctx);
 }
 

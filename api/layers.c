@@ -13,7 +13,12 @@
  * does not fail the whole list; it is listed with an "error" string.
  *
  * api_layers__resolve() is what every /layers/{id}/... route uses to go
- * from the id to a layer, inside the "store.resolve" span.
+ * from the id to a layer, inside the "store.resolve" span; it is also
+ * where access is decided again on what the store resolved (api/auth.h).
+ *
+ * The list shows only the layers the request may list: a page holds
+ * `limit` of those, and its cursor is the last one shown, so neither the
+ * page nor the cursor names a layer the request may not see.
  */
 #include "api_int.h"
 
@@ -27,6 +32,8 @@
 
 #define LIST_DEFAULT 100
 #define LIST_MAX     1000
+/* Ids asked of the store at a time while filling a page. */
+#define LIST_BATCH 256
 static void set_parents_attr(layer_span *span, const layer_info *info)
 {
     char *paths;
@@ -55,8 +62,15 @@ int api_layers__resolve(layer_info **out, api_call *call)
     layer_span_set_str(span, "layer.path", info->layer.path);
     layer_span_set_str(span, "layer.kind", layer_kind_name(info->layer.kind));
     layer_span_set_int(span, "layer.parents.count", (int64_t)info->nparents);
+    layer_span_set_bool(span, "layer.mutable", info->mutable_);
     set_parents_attr(span, info);
     layer_span_end(span);
+    /* Access again, on what the store says: the canonical id (the
+     * request may have named an alias) and the mutability. */
+    if ((rc = api_auth__check_layer(call, info)) < 0) {
+        layer_info_free(info);
+        return rc;
+    }
     *out = info;
     return 0;
 }
@@ -105,13 +119,78 @@ static json_t *broken_object(const char *id, const api_context *ctx, int rc)
     return obj;
 }
 
+/*
+ * Fill list with up to want layers after `after` that the request may
+ * see, in id order: batches of ids from the store, each id first checked
+ * against the grants by name alone (no store access for ids no grant
+ * could show), then resolved and checked with its mutability. A layer
+ * whose metadata cannot be read shows with its error when a grant lists
+ * its id (its mutability unknown, it counts as immutable).
+ */
+static int visible_page(json_t *list, size_t *count, api_call *call,
+                        const char *after, size_t want)
+{
+    char **ids = NULL;
+    size_t n = 0, batch = want < LIST_BATCH ? LIST_BATCH : want;
+    char *cursor = NULL;
+    int rc = 0;
+
+    *count = 0;
+    if (after != NULL && (cursor = layer_trystrdup(after)) == NULL)
+        return LAYER_ENOMEM;
+    while (*count < want) {
+        if ((rc = layer_store_list(&ids, &n, call->ctx->store, cursor, batch)) <
+            0)
+            goto out;
+        for (size_t i = 0; i < n && *count < want; i++) {
+            layer_info *info = NULL;
+            json_t *obj;
+            int r;
+
+            if (!api_auth__may_list(call, ids[i], API_LAYER_UNKNOWN))
+                continue;
+            r = layer_store_resolve(&info, call->ctx->store, ids[i]);
+            if (r == LAYER_ENOTFOUND)
+                continue; /* removed since it was listed */
+            if (r == 0 &&
+                !api_auth__may_list(call, info->id,
+                                    info->mutable_ ? API_LAYER_MUTABLE
+                                                   : API_LAYER_IMMUTABLE)) {
+                layer_info_free(info);
+                continue;
+            }
+            obj = r < 0 ? broken_object(ids[i], call->ctx, r)
+                        : layer_object(info);
+            layer_info_free(info);
+            if (obj == NULL || json_array_append_new(list, obj) < 0) {
+                rc = LAYER_ENOMEM;
+                goto out;
+            }
+            (*count)++;
+        }
+        if (n < batch)
+            break; /* the store has no more */
+        layer_free(cursor);
+        if ((cursor = layer_trystrdup(ids[n - 1])) == NULL) {
+            rc = LAYER_ENOMEM;
+            goto out;
+        }
+        layer_store_ids_free(ids, n);
+        ids = NULL;
+        n = 0;
+    }
+out:
+    layer_store_ids_free(ids, n);
+    layer_free(cursor);
+    return rc;
+}
+
 void api_layers__list(api_call *call)
 {
     uint64_t limit;
     const char *after = NULL;
-    char **ids = NULL;
-    size_t count = 0, shown;
-    json_t *doc = NULL, *list = NULL;
+    size_t count = 0;
+    json_t *doc = NULL, *list = NULL, *next = NULL;
     char link[LAYER_ID_MAX + 96];
     int rc;
 
@@ -125,45 +204,36 @@ void api_layers__list(api_call *call)
                          "query parameter 'after' must be a layer id");
         goto out;
     }
-    /* One more than asked tells whether there is a next page. */
-    if ((rc = layer_store_list(&ids, &count, call->ctx->store, after,
-                               (size_t)limit + 1)) < 0)
-        goto out;
-    shown = count > limit ? (size_t)limit : count;
     rc = LAYER_ENOMEM;
     if ((doc = json_object()) == NULL || (list = json_array()) == NULL ||
         json_object_set(doc, "layers", list) < 0)
         goto out;
-    for (size_t i = 0; i < shown; i++) {
-        layer_info *info = NULL;
-        json_t *obj;
-        int r = layer_store_resolve(&info, call->ctx->store, ids[i]);
-
-        if (r == LAYER_ENOTFOUND)
-            continue; /* removed since it was listed */
-        obj = r < 0 ? broken_object(ids[i], call->ctx, r) : layer_object(info);
-        layer_info_free(info);
-        if (obj == NULL || json_array_append_new(list, obj) < 0)
+    /* One more than asked tells whether there is a next page. */
+    if ((rc = visible_page(list, &count, call, after, (size_t)limit + 1)) < 0)
+        goto out;
+    if (count > limit) {
+        /* The cursor is the last layer shown, never one the request may
+         * not see. */
+        next = json_object_get(json_array_get(list, (size_t)limit - 1), "id");
+        if (!json_is_string(next) ||
+            json_array_remove(list, (size_t)limit) < 0) {
+            rc = layer_error_set(LAYER_ERROR, "cannot cut the page");
             goto out;
-    }
-    if (count > shown) {
-        const char *next = ids[shown - 1];
-
-        json_object_set_new(doc, "next", json_string(next));
+        }
+        json_object_set(doc, "next", next);
         snprintf(link, sizeof(link),
                  "</layers?limit=%llu&after=%s>; rel=\"next\"",
-                 (unsigned long long)limit, next);
+                 (unsigned long long)limit, json_string_value(next));
     }
     rc = api_response__json(call->res, 200, API_TYPE_JSON, doc);
     doc = NULL;
-    if (rc == 0 && count > shown)
+    if (rc == 0 && count > limit)
         rc = api_response_add_header(call->res, "Link", link);
 out:
     if (rc < 0 && call->res->status == 0)
         api_problem__from_error(call, rc);
     json_decref(list);
     json_decref(doc);
-    layer_store_ids_free(ids, count);
 }
 
 void api_layers__get(api_call *call)

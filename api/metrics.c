@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api/auth.h"
 #include "layer/alloc.h"
 #include "layer/error.h"
 #include "layer/text.h"
@@ -88,6 +89,9 @@ struct api_metrics {
     uint64_t duration_sum_ns;
 
     char *build[5]; /* version, microhttpd, openssl, isal, zstd */
+
+    /* Refused requests by reason; index API_AUTH_FAIL_NONE unused. */
+    uint64_t auth_failures[API_AUTH_FAIL_COUNT];
 };
 
 static const char *const build_labels[5] = {"version", "microhttpd", "openssl",
@@ -324,6 +328,16 @@ void api_metrics_entry_stream_finished(api_metrics *m)
     pthread_mutex_unlock(&m->lock);
 }
 
+void api_metrics_auth_failure(api_metrics *m, api_auth_failure reason)
+{
+    if (m == NULL || reason <= API_AUTH_FAIL_NONE ||
+        reason >= API_AUTH_FAIL_COUNT)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->auth_failures[reason]++;
+    pthread_mutex_unlock(&m->lock);
+}
+
 /* --- rendering ----------------------------------------------------- */
 
 /* The text is rendered into one layer_text_buf capped at
@@ -523,6 +537,18 @@ static void render_formats(layer_text_buf *t, const api_metrics *m)
                            o->bytes);
 }
 
+/* Every reason, from the start at 0, so that a rate() has a baseline. */
+static void render_auth(layer_text_buf *t, const api_metrics *m)
+{
+    tb_family(t, "layerd_auth_failures_total", "counter",
+              "Requests refused with 401 or 403, by reason.");
+    for (int r = API_AUTH_FAIL_NONE + 1; r < API_AUTH_FAIL_COUNT; r++) {
+        layer_text_buf_adds(t, "layerd_auth_failures_total");
+        tb_label(t, true, "reason", api_auth_failure_name((api_auth_failure)r));
+        tb_u64_line(t, m->auth_failures[r]);
+    }
+}
+
 static void render_build(layer_text_buf *t, const api_metrics *m)
 {
     tb_family(t, "layerd_build_info", "gauge",
@@ -554,6 +580,7 @@ int api_metrics_render(char **out, size_t *len, api_metrics *m)
                  "Entry listing streams running now.", m->streams_active);
     render_histogram(&t, m);
     render_formats(&t, m);
+    render_auth(&t, m);
     render_build(&t, m);
     pthread_mutex_unlock(&m->lock);
     if ((rc = t.err) < 0)

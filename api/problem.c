@@ -88,6 +88,10 @@ const char *api_problem__reason(int status)
         return "Not Modified";
     case 400:
         return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
     case 404:
         return "Not Found";
     case 405:
@@ -100,6 +104,8 @@ const char *api_problem__reason(int status)
         return "URI Too Long";
     case 416:
         return "Range Not Satisfiable";
+    case 421:
+        return "Misdirected Request";
     case 422:
         return "Unprocessable Content";
     case 500:

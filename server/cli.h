@@ -184,5 +184,6 @@ int srv_trace_open(layer_trace_sink **out, const char *spec,
 int srv_cmd_entries(int argc, char **argv);
 int srv_cmd_export(int argc, char **argv);
 int srv_cmd_serve(int argc, char **argv);
+int srv_cmd_token(int argc, char **argv);
 
 #endif

@@ -9,10 +9,20 @@
  * metrics, the TLS identity (configured or ephemeral), then the daemons.
  * The main thread only sleeps on the signalfd after that.
  *
- * SIGHUP reopens the trace file (logrotate). SIGTERM/SIGINT drain: stop
- * accepting, mark not-ready, let running requests finish for up to
- * --grace seconds (a second signal cuts the wait short), then cut what is
- * left, stop and exit 0.
+ * Access control (api/auth.h, server/auth.h) is set up before anything
+ * listens: the policy of --auth (or the default one), the refusals of the
+ * safe defaults (a listen address that is not loopback needs a policy or
+ * --allow-anonymous, and plain HTTP is for loopback only), the client
+ * CAs, and the names of the Host check.
+ *
+ * SIGHUP reopens the trace file (logrotate) and reloads the policy: a
+ * new file that parses replaces the old policy at once, for every request
+ * that starts after it; one that does not leaves the old one in force and
+ * the log says why. SIGTERM/SIGINT drain: stop accepting, mark not-ready,
+ * let running requests finish for up to --grace seconds (a second signal
+ * cuts the wait short), then cut what is left, stop and exit 0. Serving
+ * anonymous clients on a public address (--allow-anonymous) is warned
+ * about at start and every hour.
  */
 
 #include <assert.h>
@@ -34,8 +44,10 @@
 #include <openssl/crypto.h>
 
 #include "api/api.h"
+#include "api/auth.h"
 #include "api/digest_memo.h"
 #include "api/metrics.h"
+#include "auth.h"
 #include "cli.h"
 #include "config.h"
 #include "http.h"
@@ -60,6 +72,9 @@
 #define THREADS_MIN 2
 #define THREADS_MAX 4
 
+/* How often --allow-anonymous on a public address is warned about. */
+#define ANONYMOUS_WARN_MS (3600 * 1000)
+
 static void usage(FILE *f)
 {
     fputs("usage: layerd serve --store STORE [options]\n"
@@ -75,7 +90,8 @@ static void usage(FILE *f)
           "  -h, --help            show this help\n"
           "\n"
           "Signals: SIGTERM/SIGINT drain and exit 0, SIGHUP reopens the trace "
-          "file.\n"
+          "file\n"
+          "and reloads the --auth policy (a broken file keeps the old one).\n"
           "\n"
           "exit status: 0 ok, 1 failure, 2 usage (options, config file, "
           "certificate,\n"
@@ -269,24 +285,75 @@ static int open_ui(api_ui *ui, const char *dir)
     return 0;
 }
 
+/* Load the policy file anew and put it in force, or keep the old one and
+ * say why. */
+static void reload_policy(api_auth *auth, const char *path)
+{
+    api_policy *p = NULL;
+
+    if (api_policy_load(&p, path) < 0) {
+        fprintf(stderr,
+                "layerd: access policy not reloaded, the previous one "
+                "stays in force: %s\n",
+                layer_error_last());
+        return;
+    }
+    fprintf(stderr,
+            "layerd: access policy reloaded from %s: %zu principal(s)\n", path,
+            api_policy_principal_count(p));
+    api_auth_replace(auth, p);
+}
+
+static void warn_anonymous(const char *which)
+{
+    fprintf(stderr,
+            "layerd: WARNING: serving without an access policy on %s "
+            "(--allow-anonymous): anyone who can connect may list and read "
+            "every immutable layer\n",
+            which);
+    fflush(stderr);
+}
+
+/* What run() needs besides the server. */
+typedef struct run_ctx {
+    layer_trace_sink *sink;
+    api_auth *auth;
+    const char *auth_path;   /* NULL: no policy file to reload */
+    const char *public_anon; /* a public address served anonymously */
+} run_ctx;
+
 /* Serve until SIGTERM/SIGINT, then drain for up to grace seconds. */
-static void run(srv_http *srv, api_context *ctx, layer_trace_sink *sink,
-                int sfd, unsigned grace)
+static void run(srv_http *srv, api_context *ctx, const run_ctx *rc, int sfd,
+                unsigned grace)
 {
     int sig;
-    double deadline;
+    double deadline, next_warn = now_seconds() + ANONYMOUS_WARN_MS / 1000.0;
 
     for (;;) {
-        sig = wait_signal(sfd, -1);
+        int timeout = -1;
+
+        if (rc->public_anon != NULL) {
+            double left = next_warn - now_seconds();
+
+            timeout = left > 0 ? (int)(left * 1000) + 1 : 0;
+        }
+        sig = wait_signal(sfd, timeout);
         if (sig < 0) {
             fprintf(stderr, "layerd: waiting for signals failed: %s\n",
                     strerror(errno));
             break;
         }
+        if (rc->public_anon != NULL && now_seconds() >= next_warn) {
+            warn_anonymous(rc->public_anon);
+            next_warn = now_seconds() + ANONYMOUS_WARN_MS / 1000.0;
+        }
         if (sig == SIGHUP) {
-            if (layer_trace_sink_reopen(sink) < 0)
+            if (layer_trace_sink_reopen(rc->sink) < 0)
                 fprintf(stderr, "layerd: cannot reopen the trace sink: %s\n",
                         layer_error_last());
+            if (rc->auth_path != NULL)
+                reload_policy(rc->auth, rc->auth_path);
+            fflush(stderr);
             continue;
         }
         if (sig == SIGTERM || sig == SIGINT)
@@ -315,8 +382,49 @@ static void run(srv_http *srv, api_context *ctx, layer_trace_sink *sink,
             break;
         }
         if (sig == SIGHUP)
-            (void)layer_trace_sink_reopen(sink);
+            (void)layer_trace_sink_reopen(rc->sink);
     }
+}
+
+/*
+ * The safe defaults: plain HTTP and anonymous access (no policy) only on
+ * loopback addresses, unless --allow-anonymous says otherwise for the
+ * latter. *public_anon gets the first public address served without a
+ * policy (then allowed). Returns 0 or an exit status after printing why.
+ */
+static int check_exposure(const srv_config *cfg, const char **public_anon)
+{
+    bool loopback;
+    const char *which = NULL;
+    int rc;
+
+    *public_anon = NULL;
+    if ((rc = srv_auth_listen_loopback(&loopback, &which, &cfg->listen)) < 0) {
+        srv_errorf("serve", "%s", layer_error_last());
+        return SRV_EXIT_USAGE;
+    }
+    if (loopback)
+        return 0;
+    if (cfg->insecure_http) {
+        srv_errorf("serve",
+                   "--insecure-http: plain HTTP is served on loopback "
+                   "addresses only, and %s is not one; serve HTTPS there",
+                   which);
+        return SRV_EXIT_USAGE;
+    }
+    if (cfg->auth == NULL && !cfg->allow_anonymous) {
+        srv_errorf("serve",
+                   "%s is not a loopback address, and without an access "
+                   "policy anyone who can connect could read every layer: "
+                   "give --auth POLICY (see 'Securing layerd' in the README), "
+                   "or --allow-anonymous to serve the immutable layers to "
+                   "anyone",
+                   which);
+        return SRV_EXIT_USAGE;
+    }
+    if (cfg->auth == NULL)
+        *public_anon = which;
+    return 0;
 }
 
 int srv_cmd_serve(int argc, char **argv)
@@ -332,6 +440,13 @@ int srv_cmd_serve(int argc, char **argv)
     srv_http *srv = NULL;
     char *openapi = NULL;
     api_ui ui = {NULL, 0, -1};
+    api_policy *policy = NULL; /* until the holder takes it */
+    api_auth *auth = NULL;
+    api_hostnames *hosts = NULL;
+    char *client_ca = NULL;
+    unsigned nca = 0;
+    size_t nprincipals = 0;
+    run_ctx rctx;
     api_context *ctx = NULL;
     api_context_opts copts;
     api_metrics_build build;
@@ -360,6 +475,27 @@ int srv_cmd_serve(int argc, char **argv)
         goto out;
     }
     masked = true;
+
+    memset(&rctx, 0, sizeof(rctx));
+    if ((status = check_exposure(&cfg, &rctx.public_anon)) != 0)
+        goto out;
+    rc = cfg.auth != NULL ? api_policy_load(&policy, cfg.auth)
+                          : api_policy_new_default(&policy);
+    if (rc < 0) {
+        srv_errorf("serve", "%s", layer_error_last());
+        status = srv_setting_status(rc);
+        goto out;
+    }
+    nprincipals = api_policy_principal_count(policy);
+    rc = api_auth_new(&auth, policy);
+    policy = NULL; /* the holder's now, even on failure */
+    if (rc < 0 ||
+        (cfg.client_ca != NULL &&
+         (rc = srv_auth_load_client_ca(&client_ca, &nca, cfg.client_ca)) < 0)) {
+        srv_errorf("serve", "%s", layer_error_last());
+        status = srv_setting_status(rc);
+        goto out;
+    }
 
     if ((status = srv_trace_open(&sink, cfg.trace, cfg.log_format, "-")) != 0)
         goto out;
@@ -407,6 +543,12 @@ int srv_cmd_serve(int argc, char **argv)
 
     if ((status = open_ui(&ui, cfg.ui_dir)) != 0)
         goto out;
+    if ((rc = srv_auth_hostnames(&hosts, &cfg.listen, &cfg.server_names,
+                                 tls != NULL ? tls->cert_pem : NULL)) < 0) {
+        srv_errorf("serve", "%s", layer_error_last());
+        status = srv_setting_status(rc);
+        goto out;
+    }
 
     memset(&copts, 0, sizeof(copts));
     copts.store = store;
@@ -417,6 +559,8 @@ int srv_cmd_serve(int argc, char **argv)
     copts.openapi_path = cfg.openapi != NULL ? cfg.openapi : openapi;
     copts.max_exports = cfg.max_exports;
     copts.export_retry_after = EXPORT_RETRY_AFTER;
+    copts.auth = auth;
+    copts.hosts = hosts;
     if (layer_export_tar_parse(&copts.export_tar, cfg.tar) < 0) {
         srv_errorf("serve", "--tar: %s", layer_error_last());
         status = SRV_EXIT_USAGE;
@@ -436,6 +580,7 @@ int srv_cmd_serve(int argc, char **argv)
     opts.tls_cert_pem = tls != NULL ? tls->cert_pem : NULL;
     opts.tls_key_pem = tls != NULL ? tls->key_pem : NULL;
     opts.tls_priorities = SRV_TLS_PRIORITIES;
+    opts.tls_client_ca_pem = client_ca;
     opts.max_connections = cfg.max_connections;
     opts.idle_timeout = cfg.idle_timeout;
     opts.threads = worker_threads();
@@ -453,6 +598,20 @@ int srv_cmd_serve(int argc, char **argv)
     else
         fprintf(stderr, "layerd: WARNING: serving plain HTTP "
                         "(--insecure-http)\n");
+    if (cfg.auth != NULL)
+        fprintf(stderr, "layerd: access policy %s: %zu principal(s)%s\n",
+                cfg.auth, nprincipals,
+                client_ca != NULL ? ", client certificates asked for" : "");
+    else
+        fprintf(stderr, "layerd: no access policy (--auth): anonymous "
+                        "clients may list and read the immutable layers\n");
+    if (client_ca != NULL)
+        fprintf(stderr,
+                "layerd: client certificates verified against %u "
+                "CA certificate(s) of %s\n",
+                nca, cfg.client_ca);
+    if (rctx.public_anon != NULL)
+        warn_anonymous(rctx.public_anon);
     fprintf(stderr, "layerd: serving store %s\n", layer_store_spec(store));
     for (size_t i = 0; i < srv_http_nsockets(srv); i++)
         fprintf(stderr, "layerd: listening on %s\n", srv_http_url(srv, i));
@@ -460,13 +619,19 @@ int srv_cmd_serve(int argc, char **argv)
             ui.dir_fd >= 0 ? " (from --ui-dir)" : "");
     fflush(stderr);
 
-    run(srv, ctx, sink, sfd, cfg.grace);
+    rctx.sink = sink;
+    rctx.auth = auth;
+    rctx.auth_path = cfg.auth;
+    run(srv, ctx, &rctx, sfd, cfg.grace);
     srv_http_free(srv);
     srv = NULL;
     fprintf(stderr, "layerd: stopped\n");
 out:
     srv_http_free(srv);
     api_context_free(ctx);
+    api_hostnames_free(hosts);
+    api_auth_free(auth);
+    layer_free(client_ca);
     srv_tls_free(tls);
     api_metrics_free(metrics);
     api_digest_memo_free(memo);

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/auth.h"
 #include "cli.h"
 #include "layer/alloc.h"
 #include "layer/error.h"
@@ -150,6 +151,35 @@ static const srv_setting settings[] = {
      .help = "serve the dashboard (/ui/) from DIR instead of the files built "
              "into the binary (for working on the page; nothing outside DIR "
              "is ever served)"},
+    {.name = "auth",
+     .type = SRV_SETTING_STRING,
+     .offset = FIELD(auth),
+     .arg = "FILE",
+     .help = "the access policy (JSON: principals with token digests and "
+             "client certificates, and their grants), reloaded on SIGHUP; "
+             "without it anonymous clients may list and read the immutable "
+             "layers, and only loopback addresses are listened on"},
+    {.name = "client-ca",
+     .type = SRV_SETTING_STRING,
+     .offset = FIELD(client_ca),
+     .arg = "FILE",
+     .help = "PEM bundle of the CAs whose client certificates are accepted "
+             "(needs --auth): the TLS handshake asks for a certificate, and "
+             "one that does not verify is refused"},
+    {.name = "allow-anonymous",
+     .type = SRV_SETTING_BOOL,
+     .offset = FIELD(allow_anonymous),
+     .def = "false",
+     .help = "listen on non-loopback addresses without --auth, letting "
+             "anyone who can connect read every immutable layer (warns at "
+             "start and every hour)"},
+    {.name = "server-name",
+     .type = SRV_SETTING_NAMES,
+     .offset = FIELD(server_names),
+     .arg = "NAME",
+     .help = "a name clients reach the server by, repeatable; a request "
+             "whose Host is not localhost, a listen address, a name of the "
+             "certificate or one of these is answered 421"},
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
@@ -338,6 +368,29 @@ static int add_listen(srv_config_listen *l, const char *value)
     return 0;
 }
 
+static int add_name(srv_config_listen *l, const char *key, const char *value)
+{
+    api_hostnames *h = NULL;
+    int rc;
+
+    if ((rc = api_hostnames_new(&h, &value, 1)) < 0) {
+        if (rc == LAYER_EINVALID)
+            rc = layer_error_set(LAYER_EINVALID,
+                                 "%s: '%.64s' is not a host name or an IP "
+                                 "address",
+                                 key, value);
+        return rc;
+    }
+    api_hostnames_free(h);
+    if (l->n == SRV_CONFIG_MAX_LISTEN)
+        return layer_error_set(LAYER_ETOOBIG, "%s: more than %d names", key,
+                               SRV_CONFIG_MAX_LISTEN);
+    if ((l->v[l->n] = layer_trystrdup(value)) == NULL)
+        return LAYER_ENOMEM;
+    l->n++;
+    return 0;
+}
+
 /* Parse value into the field of s (without marking it set). */
 static int apply(srv_config *cfg, const srv_setting *s, const char *value)
 {
@@ -353,6 +406,8 @@ static int apply(srv_config *cfg, const srv_setting *s, const char *value)
         return set_string(field, s->name, value);
     case SRV_SETTING_LISTEN:
         return add_listen(field, value);
+    case SRV_SETTING_NAMES:
+        return add_name(field, s->name, value);
     case SRV_SETTING_BOOL:
         return parse_bool(field, s->name, value);
     case SRV_SETTING_UINT:
@@ -487,7 +542,8 @@ int srv_config_merge(srv_config *dst, const srv_config *src)
             if ((*(char **)to = layer_trystrdup(*(char *const *)from)) == NULL)
                 return LAYER_ENOMEM;
             break;
-        case SRV_SETTING_LISTEN: {
+        case SRV_SETTING_LISTEN:
+        case SRV_SETTING_NAMES: {
             srv_config_listen *l = to;
             const srv_config_listen *sl = from;
 
@@ -525,6 +581,20 @@ int srv_config_finish(srv_config *cfg)
         return layer_error_set(LAYER_EINVALID,
                                "--insecure-http and --cert exclude each "
                                "other");
+    if (cfg->client_ca != NULL && cfg->auth == NULL)
+        return layer_error_set(LAYER_EINVALID,
+                               "--client-ca needs --auth: client "
+                               "certificates are mapped to the principals "
+                               "of the policy");
+    if (cfg->client_ca != NULL && cfg->insecure_http)
+        return layer_error_set(LAYER_EINVALID,
+                               "--client-ca and --insecure-http exclude "
+                               "each other");
+    if (cfg->allow_anonymous && cfg->auth != NULL)
+        return layer_error_set(LAYER_EINVALID,
+                               "--allow-anonymous and --auth exclude each "
+                               "other: with a policy, its 'anonymous' "
+                               "grants say what anonymous clients may do");
     for (size_t i = 0; i < NSETTINGS; i++) {
         const srv_setting *s = &settings[i];
 
@@ -543,7 +613,8 @@ void srv_config_dispose(srv_config *cfg)
 
         if (s->type == SRV_SETTING_STRING || s->type == SRV_SETTING_CHOICE) {
             layer_free(*(char **)field);
-        } else if (s->type == SRV_SETTING_LISTEN) {
+        } else if (s->type == SRV_SETTING_LISTEN ||
+                   s->type == SRV_SETTING_NAMES) {
             srv_config_listen *l = field;
 
             for (size_t k = 0; k < l->n; k++)
@@ -652,6 +723,7 @@ void srv_config_markdown(FILE *f)
             break;
         case SRV_SETTING_STRING:
         case SRV_SETTING_LISTEN:
+        case SRV_SETTING_NAMES:
             fputc('`', f);
             md_cell(f, s->arg);
             fputc('`', f);

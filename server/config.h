@@ -16,7 +16,8 @@
 /* Most --listen addresses accepted. */
 #define SRV_CONFIG_MAX_LISTEN 16
 
-/* The listen addresses, as given (each one checked). */
+/* The listen addresses, as given (each one checked); also the list of
+ * any other repeatable setting (SRV_SETTING_NAMES). */
 typedef struct srv_config_listen {
     char *v[SRV_CONFIG_MAX_LISTEN];
     size_t n;
@@ -42,9 +43,13 @@ typedef struct srv_config {
     unsigned idle_timeout;
     unsigned grace;
     char *openapi;
-    bool no_digest_memo; /* every export hashes (api/digest_memo.h) */
-    char *ui_dir;        /* the dashboard's files; NULL: the built-in ones */
-    char *tar;           /* auto, canonical or original */
+    bool no_digest_memo;  /* every export hashes (api/digest_memo.h) */
+    char *ui_dir;         /* the dashboard's files; NULL: the built-in ones */
+    char *auth;           /* the access policy (api/auth.h), or NULL */
+    char *client_ca;      /* CAs of client certificates (PEM), or NULL */
+    bool allow_anonymous; /* non-loopback listeners without a policy */
+    srv_config_listen server_names; /* --server-name, repeatable */
+    char *tar;                      /* auto, canonical or original */
 } srv_config;
 
 #define SRV_CONFIG_INIT                                                        \
@@ -58,7 +63,8 @@ typedef enum srv_setting_type {
     SRV_SETTING_CHOICE, /* char *, one of choices */
     SRV_SETTING_LISTEN, /* srv_config_listen; each value appends */
     SRV_SETTING_BOOL,   /* bool: true/yes/on/1 or false/no/off/0 */
-    SRV_SETTING_UINT    /* unsigned in min..max */
+    SRV_SETTING_UINT,   /* unsigned in min..max */
+    SRV_SETTING_NAMES   /* srv_config_listen of host names; each appends */
 } srv_setting_type;
 
 /* Where a setting may be given. */
@@ -127,9 +133,10 @@ int srv_config_merge(srv_config *dst, const srv_config *src);
 
 /*
  * Check the combination (a store is required; --cert and --key come
- * together and not with --insecure-http), then apply the defaults to what
- * is still unset. Returns 0 or LAYER_EINVALID / LAYER_ENOMEM with the
- * reason recorded.
+ * together and not with --insecure-http; --client-ca needs --auth and
+ * TLS; --allow-anonymous is for running without --auth), then apply the
+ * defaults to what is still unset. Returns 0 or LAYER_EINVALID / LAYER_ENOMEM
+ * with the reason recorded.
  */
 int srv_config_finish(srv_config *cfg);
 

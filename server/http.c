@@ -42,6 +42,11 @@
  * anyway: whoever drops the last reference frees the request and must see
  * every other holder's writes to it.
  *
+ * Connections: with client certificates asked for, each connection gets
+ * a small record (MHD_OPTION_NOTIFY_CONNECTION, its socket context) that
+ * holds the certificate verified at its first request (server/auth.h),
+ * so later requests on the connection reuse the verdict.
+ *
  * Shutdown: quiesce closes the listening sockets; stopping sets a flag
  * that makes every reader cut its stream, resumes suspended connections
  * (MHD_stop_daemon must not find one) and stops the daemons.
@@ -64,6 +69,7 @@
 
 #include <microhttpd.h>
 
+#include "auth.h"
 #include "config.h"
 #include "layer/alloc.h"
 #include "layer/error.h"
@@ -442,6 +448,48 @@ static const char *lookup_query(void *conn, const char *name)
     return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
+/* MHD_OPTION_NOTIFY_CONNECTION: a connection's record of its client
+ * certificate, made when it opens and freed when it closes. */
+static void on_connection(void *cls, struct MHD_Connection *conn,
+                          void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    srv_peer *peer = *socket_context;
+
+    (void)cls;
+    (void)conn;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        /* NULL when out of memory: its requests are then refused. */
+        *socket_context = layer_trycalloc(1, sizeof(srv_peer));
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && peer != NULL) {
+        srv_peer_dispose(peer);
+        layer_free(peer);
+        *socket_context = NULL;
+    }
+}
+
+/* The connection's client certificate (NULL: none presented, or none
+ * asked for). *unusable when it could not be looked at. */
+static const api_client_cert *client_cert(srv_request *req, bool *unusable)
+{
+    const union MHD_ConnectionInfo *ci;
+    srv_peer *peer;
+    void *session;
+
+    *unusable = false;
+    if (req->srv->opts.tls_client_ca_pem == NULL)
+        return NULL;
+    ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    peer = ci != NULL ? ci->socket_context : NULL;
+    ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    session = ci != NULL ? ci->tls_session : NULL;
+    if (peer == NULL || session == NULL) {
+        *unusable = true;
+        return NULL;
+    }
+    return srv_peer_cert(peer, session);
+}
+
 /* Turn res into an MHD response; takes what it needs out of res. */
 static struct MHD_Response *make_response(srv_request *req, api_response *res)
 {
@@ -496,6 +544,7 @@ static enum MHD_Result answer(srv_request *req, const char *method)
     api_response res;
     struct MHD_Response *r;
     enum MHD_Result ret;
+    bool unusable;
 
     memset(&areq, 0, sizeof(areq));
     areq.method = method;
@@ -505,6 +554,14 @@ static enum MHD_Result answer(srv_request *req, const char *method)
     areq.conn = req->conn;
     areq.client_address = req->client;
     areq.span = req->span;
+    areq.client_cert = client_cert(req, &unusable);
+    if (unusable) {
+        layer_span_set_error_message(req->span,
+                                     "http.request failed: the connection's "
+                                     "client certificate cannot be looked "
+                                     "at");
+        return MHD_NO;
+    }
 
     api_handle(&res, srv->opts.api, &areq);
     req->route = res.route;
@@ -754,7 +811,7 @@ out:
 
 static int start_daemon(srv_http *srv, listener *l)
 {
-    struct MHD_OptionItem o[16];
+    struct MHD_OptionItem o[24];
     size_t n = 0;
     unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
@@ -785,6 +842,11 @@ static int start_daemon(srv_http *srv, listener *l)
         OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)srv->opts.tls_key_pem);
         OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)srv->opts.tls_cert_pem);
         OPT(MHD_OPTION_HTTPS_PRIORITIES, 0, (void *)srv->opts.tls_priorities);
+        if (srv->opts.tls_client_ca_pem != NULL) {
+            OPT(MHD_OPTION_HTTPS_MEM_TRUST, 0,
+                (void *)srv->opts.tls_client_ca_pem);
+            OPT(MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, srv);
+        }
     }
     OPT(MHD_OPTION_END, 0, NULL);
 #undef OPT

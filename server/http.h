@@ -32,9 +32,14 @@ typedef struct srv_http_opts {
     const char *tls_cert_pem;
     const char *tls_key_pem;
     const char *tls_priorities; /* GnuTLS priority string */
-    unsigned max_connections;   /* across all sockets */
-    unsigned idle_timeout;      /* seconds without traffic before closing */
-    unsigned threads;           /* worker threads per socket, >= 1 */
+    /* PEM bundle of the CAs of client certificates, or NULL: with it the
+     * handshake asks for a client certificate (optional for the client),
+     * and each connection's is verified once (server/auth.h) and handed
+     * to api/ with its requests. */
+    const char *tls_client_ca_pem;
+    unsigned max_connections; /* across all sockets */
+    unsigned idle_timeout;    /* seconds without traffic before closing */
+    unsigned threads;         /* worker threads per socket, >= 1 */
 } srv_http_opts;
 
 typedef struct srv_http srv_http;

@@ -18,6 +18,7 @@ static void usage(FILE *f)
                "  entries   list a layer's changeset entries as NDJSON\n"
                "  export    write a layer's changeset as an OCI layer tar\n"
                "  serve     run the HTTPS server\n"
+               "  token     make a bearer token for the access policy\n"
                "  version   print the version\n"
                "\n"
                "Run 'layerd <command> --help' for a command's options.\n");
@@ -46,6 +47,8 @@ int main(int argc, char **argv)
         return srv_cmd_export(argc - 1, argv + 1);
     if (strcmp(cmd, "serve") == 0)
         return srv_cmd_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "token") == 0)
+        return srv_cmd_token(argc - 1, argv + 1);
     fprintf(stderr, "layerd: unknown command '%s'\n", cmd);
     usage(stderr);
     return SRV_EXIT_USAGE;

@@ -28,6 +28,11 @@
 #   4. Tracing: export and entries throughput (and server CPU) of a
 #      server with --trace FILE against one with --trace none; target: at
 #      most 3% slower.
+#   5. Access control: the same with an access policy, clients sending a
+#      bearer token, and with client certificates (--client-ca, a CA made
+#      here; curl presents a certificate, verified once per connection),
+#      against the server without a policy (all three --trace none);
+#      target: each at most 2% slower.
 #
 # Both TLS sides use TLS 1.3 with TLS_AES_256_GCM_SHA384 (curl is told to
 # offer only that suite) over 127.0.0.1. The page cache is warm: every
@@ -205,9 +210,34 @@ start_layerd() {
     printf -v "${name}_PID" '%s' "$pid"
     printf -v "${name}_URL" '%s' "https://127.0.0.1:$port"
 }
+# The access policy of the TOKEN and MTLS servers: a token, and client
+# certificates of a CA made here (CN=bench-client).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$TMPD/ca.key" -out "$TMPD/ca.crt" -days 1 -subj /CN=bench-ca \
+    -addext basicConstraints=critical,CA:TRUE \
+    -addext keyUsage=critical,keyCertSign 2>/dev/null
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+    -keyout "$TMPD/client.key" -out "$TMPD/client.csr" -subj /CN=bench-client \
+    2>/dev/null
+printf 'extendedKeyUsage = clientAuth\nkeyUsage = critical,digitalSignature\n' \
+    >"$TMPD/client.ext"
+openssl x509 -req -in "$TMPD/client.csr" -CA "$TMPD/ca.crt" \
+    -CAkey "$TMPD/ca.key" -CAcreateserial -days 1 -extfile "$TMPD/client.ext" \
+    -out "$TMPD/client.crt" 2>/dev/null
+TOKEN_OUT=$("$LAYERD" token new)
+TOKEN=$(sed -n 's/^token: //p' <<<"$TOKEN_OUT")
+cat >"$TMPD/policy.json" <<JSON
+{"principals": [
+  {"name": "bench-token", "tokens_sha256": ["$(sed -n 's/^tokens_sha256: //p' <<<"$TOKEN_OUT")"],
+   "grants": [{"layers": ["*"], "ops": ["list", "read"]}]},
+  {"name": "bench-mtls", "certificates": [{"subject_cn": "bench-client"}],
+   "grants": [{"layers": ["*"], "ops": ["list", "read"]}]}]}
+JSON
 start_layerd ON "$TMPD/trace.log"
 start_layerd OFF none
 start_layerd COLD none --no-digest-memo
+start_layerd TOKEN none --auth "$TMPD/policy.json"
+start_layerd MTLS none --auth "$TMPD/policy.json" --client-ca "$TMPD/ca.crt"
 # shellcheck disable=SC2154 # set by start_layerd
 EXPORT_ON=$ON_URL/layers/corpus/export
 # shellcheck disable=SC2154
@@ -216,8 +246,31 @@ EXPORT_OFF=$OFF_URL/layers/corpus/export
 EXPORT_COLD=$COLD_URL/layers/corpus/export
 ENTRIES_ON=$ON_URL/layers/corpus/entries
 ENTRIES_OFF=$OFF_URL/layers/corpus/entries
+# shellcheck disable=SC2154
+EXPORT_TOKEN=$TOKEN_URL/layers/corpus/export
+# shellcheck disable=SC2154
+EXPORT_MTLS=$MTLS_URL/layers/corpus/export
+ENTRIES_TOKEN=$TOKEN_URL/layers/corpus/entries
+ENTRIES_MTLS=$MTLS_URL/layers/corpus/entries
 
 C=(curl -sS -k --tlsv1.3 --tls13-ciphers "$CIPHER" --max-time 3600)
+# The credentials of the access-control runs.
+AS_TOKEN=(-H "Authorization: Bearer $TOKEN")
+AS_MTLS=(--cert "$TMPD/client.crt" --key "$TMPD/client.key")
+# with CURL_ARGS... -- COMMAND...: run COMMAND with the extra curl
+# arguments (export_run and entries_run add CURL_EXTRA to theirs).
+CURL_EXTRA=()
+with() {
+    local args=()
+    while [[ $1 != -- ]]; do
+        args+=("$1")
+        shift
+    done
+    shift
+    CURL_EXTRA=("${args[@]}")
+    "$@"
+    CURL_EXTRA=()
+}
 
 # ---- measurements ----
 TICK=$(getconf CLK_TCK)
@@ -250,7 +303,8 @@ export_run() {
         args+=(-o /dev/null "$url")
     done
     c0=$(cpu "$@")
-    "${C[@]}" -w '%{http_code} %{size_download} %{time_total}\n' "${args[@]}" \
+    "${C[@]}" "${CURL_EXTRA[@]}" \
+        -w '%{http_code} %{size_download} %{time_total}\n' "${args[@]}" \
         >"$TMPD/export.w"
     c1=$(cpu "$@")
     awk -v want="$TAR_BYTES" -v reps="$XREPS" -v c=$((c1 - c0)) -v hz="$TICK" '
@@ -284,7 +338,8 @@ entries_run() {
         args+=(-o /dev/null "$1")
     done
     c0=$(cpu "$3")
-    "${C[@]}" -w '%{http_code} %{num_connects} %{time_total}\n' "${args[@]}" \
+    "${C[@]}" "${CURL_EXTRA[@]}" \
+        -w '%{http_code} %{num_connects} %{time_total}\n' "${args[@]}" \
         >"$TMPD/entries.w"
     c1=$(cpu "$3")
     awk -v n="$ENTRIES" -v reps="$REPS" -v c=$((c1 - c0)) -v hz="$TICK" '
@@ -363,6 +418,12 @@ export_run "$EXPORT_COLD" "$TMPD/warm" "$COLD_PID"
 export_run "$NGINX_URL" "$TMPD/warm" "${NGINX_PIDS[@]}"
 entries_run "$ENTRIES_ON" "$TMPD/warm" "$ON_PID"
 entries_run "$ENTRIES_OFF" "$TMPD/warm" "$OFF_PID"
+# shellcheck disable=SC2154
+with "${AS_TOKEN[@]}" -- export_run "$EXPORT_TOKEN" "$TMPD/warm" "$TOKEN_PID"
+# shellcheck disable=SC2154
+with "${AS_MTLS[@]}" -- export_run "$EXPORT_MTLS" "$TMPD/warm" "$MTLS_PID"
+with "${AS_TOKEN[@]}" -- entries_run "$ENTRIES_TOKEN" "$TMPD/warm" "$TOKEN_PID"
+with "${AS_MTLS[@]}" -- entries_run "$ENTRIES_MTLS" "$TMPD/warm" "$MTLS_PID"
 find_run "$TMPD/warm"
 for ((r = 1; r <= RUNS; r++)); do
     log "run $r/$RUNS: single exports, entries"
@@ -383,6 +444,24 @@ for ((r = 1; r <= RUNS; r++)); do
         entries_run "$ENTRIES_OFF" "$TMPD/e.off" "$OFF_PID"
         find_run "$TMPD/e.find"
         entries_run "$ENTRIES_ON" "$TMPD/e.on" "$ON_PID"
+    fi
+    log "run $r/$RUNS: access control (token, mTLS, none)"
+    # The server without a policy is measured again next to these, so
+    # that their comparison does not span the whole run.
+    if ((r % 2)); then
+        with "${AS_TOKEN[@]}" -- export_run "$EXPORT_TOKEN" "$TMPD/x.token" "$TOKEN_PID"
+        export_run "$EXPORT_OFF" "$TMPD/x.noauth" "$OFF_PID"
+        with "${AS_MTLS[@]}" -- export_run "$EXPORT_MTLS" "$TMPD/x.mtls" "$MTLS_PID"
+        with "${AS_TOKEN[@]}" -- entries_run "$ENTRIES_TOKEN" "$TMPD/e.token" "$TOKEN_PID"
+        entries_run "$ENTRIES_OFF" "$TMPD/e.noauth" "$OFF_PID"
+        with "${AS_MTLS[@]}" -- entries_run "$ENTRIES_MTLS" "$TMPD/e.mtls" "$MTLS_PID"
+    else
+        with "${AS_MTLS[@]}" -- export_run "$EXPORT_MTLS" "$TMPD/x.mtls" "$MTLS_PID"
+        export_run "$EXPORT_OFF" "$TMPD/x.noauth" "$OFF_PID"
+        with "${AS_TOKEN[@]}" -- export_run "$EXPORT_TOKEN" "$TMPD/x.token" "$TOKEN_PID"
+        with "${AS_MTLS[@]}" -- entries_run "$ENTRIES_MTLS" "$TMPD/e.mtls" "$MTLS_PID"
+        entries_run "$ENTRIES_OFF" "$TMPD/e.noauth" "$OFF_PID"
+        with "${AS_TOKEN[@]}" -- entries_run "$ENTRIES_TOKEN" "$TMPD/e.token" "$TOKEN_PID"
     fi
 done
 # shellcheck disable=SC2154
@@ -409,6 +488,12 @@ e_off=$(median "$TMPD/e.off")
 ec_on=$(median "$TMPD/e.on" 2)
 ec_off=$(median "$TMPD/e.off" 2)
 e_find=$(median "$TMPD/e.find")
+for k in token mtls noauth; do
+    printf -v "xa_$k" '%s' "$(median "$TMPD/x.$k")"
+    printf -v "xac_$k" '%s' "$(median "$TMPD/x.$k" 2)"
+    printf -v "ea_$k" '%s' "$(median "$TMPD/e.$k")"
+    printf -v "eac_$k" '%s' "$(median "$TMPD/e.$k" 2)"
+done
 c_on=$(median "$TMPD/c.on.mibs")
 c_ng=$(median "$TMPD/c.nginx.mibs")
 peak_kib=$(sort -n "$TMPD/c.on.kib" | tail -n 1)
@@ -423,13 +508,14 @@ ratio_row() {
         printf "| %s | %.1f | %.1f | %.2fx | >= %.1fx | %s |\n",
             n, a, b, r, t, (r >= t ? "yes" : "**no**") }'
 }
-# cost_row NAME ON OFF DIRECTION: tracing's cost in percent, from a
-# throughput (DIRECTION up: higher is better) or a CPU cost (down).
+# cost_row NAME ON OFF DIRECTION [TARGET]: the cost in percent (target
+# 3% unless given), from a throughput (DIRECTION up: higher is better) or
+# a CPU cost (down).
 cost_row() {
-    awk -v n="$1" -v a="$2" -v b="$3" -v d="$4" 'BEGIN {
+    awk -v n="$1" -v a="$2" -v b="$3" -v d="$4" -v t="${5:-3}" 'BEGIN {
         c = (d == "up" ? (b - a) / b : (a - b) / b) * 100
-        printf "| %s | %.3f | %.3f | %+.1f%% | <= 3%% | %s |\n",
-            n, a, b, c, (c <= 3 ? "yes" : "**no**") }'
+        printf "| %s | %.3f | %.3f | %+.1f%% | <= %d%% | %s |\n",
+            n, a, b, c, t, (c <= t ? "yes" : "**no**") }'
 }
 
 {
@@ -479,6 +565,32 @@ cost_row() {
     cost_row "Export, server CPU s per GiB" "$xc_on" "$xc_off" down
     cost_row "Entries, entries/s" "$e_on" "$e_off" up
     cost_row "Entries, server CPU us per entry" "$ec_on" "$ec_off" down
+    echo
+    echo "| Access control cost | with | without a policy | cost | target | met |"
+    echo "|---|---:|---:|---:|---:|---|"
+    # shellcheck disable=SC2154 # set by printf -v
+    cost_row "Bearer token, export MiB/s" "$xa_token" "$xa_noauth" up 2
+    # shellcheck disable=SC2154
+    cost_row "Bearer token, entries/s" "$ea_token" "$ea_noauth" up 2
+    # shellcheck disable=SC2154
+    cost_row "mTLS, export MiB/s" "$xa_mtls" "$xa_noauth" up 2
+    # shellcheck disable=SC2154
+    cost_row "mTLS, entries/s" "$ea_mtls" "$ea_noauth" up 2
+    # shellcheck disable=SC2154
+    cost_row "Bearer token, export server CPU s per GiB" "$xac_token" "$xac_noauth" down 2
+    # shellcheck disable=SC2154
+    cost_row "mTLS, export server CPU s per GiB" "$xac_mtls" "$xac_noauth" down 2
+    # shellcheck disable=SC2154
+    cost_row "Bearer token, entries server CPU us per entry" "$eac_token" "$eac_noauth" down 2
+    # shellcheck disable=SC2154
+    cost_row "mTLS, entries server CPU us per entry" "$eac_mtls" "$eac_noauth" down 2
+    echo
+    echo "Access control: servers with --trace none; \"with\" has a policy" \
+        "and the client sends a bearer token (every request) or presents a"
+    echo "client certificate (verified by GnuTLS once per connection; a run's" \
+        "downloads share one connection); \"without a policy\" is the"
+    echo "--trace none server of the tracing table, measured next to them in" \
+        "every run."
     echo
     echo "| $CLIENTS concurrent exports | total MiB/s | layerd peak RSS (MiB) |"
     echo "|---|---:|---:|"

@@ -4,6 +4,13 @@
 // heap stays under 100 MB, and the directory view pages one level.
 import { BIG, expect, record, shot, test } from './helpers.mjs';
 
+// The first rows must show within 1 s of navigation: the product's
+// figure, measured against a normal build. A server built with
+// sanitizers (LAYERD_SANITIZED=1) runs several times slower, so it gets
+// three times the budget: that pass is there for memory and thread
+// errors, not for this timing.
+const FIRST_ROWS_MS = process.env.LAYERD_SANITIZED === '1' ? 3000 : 1000;
+
 const ENTRIES = 200_000;
 const LAST = 'd199/f998';
 
@@ -87,7 +94,7 @@ test('200,000 entries: first rows within 1 s, all rows streamed, the last reacha
     dom_rows_sampled_while_streaming: during,
     js_heap_mb_after_gc: Math.round(heap * 10) / 10,
   });
-  expect(firstRows).toBeLessThan(1000);
+  expect(firstRows).toBeLessThan(FIRST_ROWS_MS);
   expect(rowsMax).toBeLessThan(500);
   expect(Math.max(...during)).toBeLessThan(500);
   expect(heap).toBeLessThan(100);
@@ -119,6 +126,6 @@ test('200,000 entries: the directory view lists one level, paged with the cursor
   await shot(page, 'big-directory-end');
   const rowsMax = await maxRows(page);
   record('big.directory', { first_rows_ms: firstRows, dom_rows_max: rowsMax });
-  expect(firstRows).toBeLessThan(1000);
+  expect(firstRows).toBeLessThan(FIRST_ROWS_MS);
   expect(rowsMax).toBeLessThan(500);
 });

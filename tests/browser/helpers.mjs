@@ -36,7 +36,20 @@ export const test = base.extend({
       if (m.type() === 'error') seen.push({ kind: 'console', text: m.text(), url: m.location().url });
     });
     page.on('pageerror', (e) => seen.push({ kind: 'exception', text: String(e) }));
-    page.on('requestfailed', (r) => seen.push({ kind: 'failed', text: `${r.url()} ${r.failure()?.errorText}`, url: r.url(), error: r.failure()?.errorText }));
+    // A request still running when the page moves on (a reload, a view
+    // change through the history) is cancelled by the browser or by the
+    // page: net::ERR_ABORTED then means "no longer wanted", not a failure.
+    let navigations = 0;
+    const startedAt = new Map();
+    // (a reload or a link starts a document request before the old
+    // document's requests are cancelled; a move through the history within
+    // the page shows as a navigated frame)
+    page.on('framenavigated', (f) => { if (f === page.mainFrame()) navigations++; });
+    page.on('request', (r) => {
+      if (r.isNavigationRequest() && r.frame() === page.mainFrame()) navigations++;
+      startedAt.set(r, navigations);
+    });
+    page.on('requestfailed', (r) => seen.push({ kind: 'failed', text: `${r.url()} ${r.failure()?.errorText}`, url: r.url(), error: r.failure()?.errorText, superseded: navigations > (startedAt.get(r) ?? navigations) }));
     page.on('response', (r) => {
       if (r.status() >= 400) seen.push({ kind: 'status', text: `${r.status()} ${r.url()}`, url: r.url() });
     });
@@ -44,6 +57,7 @@ export const test = base.extend({
     await use(api);
     const forgiven = (s) => {
       if (s.kind !== 'failed' || s.error !== 'net::ERR_ABORTED') return false;
+      if (s.superseded) return true;
       const i = complete.findIndex((c) => c.url === s.url && c.status === 200);
       if (i < 0) return false;
       complete.splice(i, 1);

@@ -6,6 +6,8 @@
 //
 //   LAYERD_DEMO_URL   a server on the demo store (tests/fixtures/mkdemo.sh)
 //   LAYERD_BIG_URL    a server on the 200,000-entry store (mkbig.sh)
+//   LAYERD_AUTH_URL   a server on the demo store under an access policy,
+//   LAYERD_AUTH_TOKEN and the token of its principal
 //   LAYERD_EXPECT     a directory of what the CLI says (entries, digests)
 //   LAYERD_ARTIFACTS  where screenshots and measurements go
 import { defineConfig } from '@playwright/test';

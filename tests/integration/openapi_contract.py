@@ -6,7 +6,12 @@ BASE_URL is the server (https://127.0.0.1:PORT); it must serve the demo
 store (tests/fixtures/mkdemo.sh) plus the layers test_openapi.sh adds:
 "redir" and "meta" (overlay features the reader refuses: 422), "ghost"
 and "badjson" (broken metadata: 500) and "big" (12 MiB, to hold export
-slots), with --max-exports 2.
+slots), with --max-exports 2, under an access policy whose tokens come in
+LAYERD_CONTRACT_TOKENS ("name=token" words): "admin" may do everything
+and is sent with every request unless a case says otherwise; "lister"
+may only list, "reader" only read, "narrow" list and read "base" only.
+A case's header value "{token:NAME}" is "Bearer" and that token; None
+leaves the header out.
 
 Every request below is sent as GET (or another method) and, unless it is
 not a GET, again as HEAD. For each answer:
@@ -32,6 +37,7 @@ with a documented status. Mismatches are listed and the exit status is
 
 import http.client
 import json
+import os
 import re
 import socket
 import ssl
@@ -223,6 +229,77 @@ CASES = [
     ("GET", "/layers/{id}", {"id": "app"}, {},
      {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
      200, ""),
+    # access control: no or refused credentials, no grant, hidden layers
+    ("GET", "/layers", {}, {}, {"Authorization": None}, 401, "none"),
+    ("GET", "/layers", {}, {}, {"Authorization": "Bearer nope"}, 401, ""),
+    ("GET", "/layers", {}, {}, {"Authorization": "Basic !!"}, 401, ""),
+    ("GET", "/layers", {}, {}, {"Authorization": "{token:reader}"}, 403, ""),
+    ("GET", "/layers", {}, {}, {"Authorization": "{token:narrow}"}, 200,
+     "only base"),
+    ("GET", "/metrics", {}, {}, {"Authorization": None}, 401, ""),
+    ("GET", "/metrics", {}, {}, {"Authorization": "{token:lister}"}, 403, ""),
+    ("GET", "/layers/{id}", {"id": "patch"}, {}, {"Authorization": None},
+     401, ""),
+    ("GET", "/layers/{id}", {"id": "patch"}, {},
+     {"Authorization": "{token:lister}"}, 403, ""),
+    ("GET", "/layers/{id}", {"id": "patch"}, {},
+     {"Authorization": "{token:narrow}"}, 404, "hidden"),
+    ("GET", "/layers/{id}/export", {"id": "patch"}, {},
+     {"Authorization": None}, 401, ""),
+    ("GET", "/layers/{id}/export", {"id": "patch"}, {},
+     {"Authorization": "{token:lister}"}, 403, ""),
+    ("GET", "/layers/{id}/entries", {"id": "patch"}, {},
+     {"Authorization": "Bearer nope"}, 401, ""),
+    ("GET", "/layers/{id}/entries", {"id": "patch"}, {},
+     {"Authorization": "{token:lister}"}, 403, ""),
+    ("GET", "/layers/{id}/entries/{path}",
+     {"id": "patch", "path": "usr/bin/app"}, {}, {"Authorization": None},
+     401, ""),
+    ("GET", "/layers/{id}/entries/{path}",
+     {"id": "patch", "path": "usr/bin/app"}, {},
+     {"Authorization": "{token:lister}"}, 403, ""),
+    ("GET", "/layers/{id}/summary", {"id": "patch"}, {},
+     {"Authorization": None}, 401, ""),
+    ("GET", "/layers/{id}/summary", {"id": "patch"}, {},
+     {"Authorization": "{token:lister}"}, 403, ""),
+    ("GET", "/layers/{id}/files/{path}",
+     {"id": "base", "path": "etc/os-release"}, {}, {"Authorization": None},
+     401, ""),
+    ("GET", "/layers/{id}/files/{path}",
+     {"id": "base", "path": "etc/os-release"}, {},
+     {"Authorization": "{token:lister}"}, 403, ""),
+    ("GET", "/layers/{id}/files/{path}",
+     {"id": "base", "path": "etc/os-release"}, {},
+     {"Authorization": "{token:reader}"}, 200, "read without list"),
+    # the open operations need nothing
+    ("GET", "/healthz", {}, {}, {"Authorization": None}, 200, ""),
+    ("GET", "/openapi.yaml", {}, {}, {"Authorization": "Bearer nope"}, 200,
+     ""),
+    ("GET", "/ui/{path}", {"path": ""}, {}, {"Authorization": None}, 200, ""),
+    # the Host check, on every operation
+    ("GET", "/layers", {}, {}, {"Host": "evil.example"}, 421, ""),
+    ("GET", "/layers/{id}", {"id": "base"}, {}, {"Host": "evil.example:443"},
+     421, ""),
+    ("GET", "/layers/{id}/export", {"id": "base"}, {},
+     {"Host": "evil.example"}, 421, ""),
+    ("GET", "/layers/{id}/entries", {"id": "base"}, {},
+     {"Host": "evil.example"}, 421, ""),
+    ("GET", "/layers/{id}/entries/{path}", {"id": "base", "path": "etc"}, {},
+     {"Host": "evil.example"}, 421, ""),
+    ("GET", "/layers/{id}/summary", {"id": "base"}, {},
+     {"Host": "evil.example"}, 421, ""),
+    ("GET", "/layers/{id}/files/{path}",
+     {"id": "base", "path": "etc/os-release"}, {}, {"Host": "evil.example"},
+     421, ""),
+    ("GET", "/healthz", {}, {}, {"Host": "evil.example"}, 421, ""),
+    ("GET", "/readyz", {}, {}, {"Host": "evil.example"}, 421, ""),
+    ("GET", "/metrics", {}, {}, {"Host": "evil.example"}, 421, ""),
+    ("GET", "/openapi.yaml", {}, {}, {"Host": "evil.example"}, 421, ""),
+    ("GET", "/", {}, {}, {"Host": "evil.example"}, 421, ""),
+    ("GET", "/ui", {}, {}, {"Host": "evil.example"}, 421, ""),
+    ("GET", "/ui/{path}", {"path": ""}, {}, {"Host": "evil.example"}, 421, ""),
+    ("GET", "/healthz", {}, {}, {"Host": "[evil]"}, 400, "malformed Host"),
+    ("GET", "/layers", {}, {}, {"Host": "localhost"}, 200, ""),
 ]
 
 # Documented response headers a response may lack: Link (only with a
@@ -249,6 +326,23 @@ class Contract:
         self.etag = None
         self.count = 0
         self.validators = {}
+        self.tokens = dict(w.split("=", 1) for w in
+                           os.environ.get("LAYERD_CONTRACT_TOKENS", "").split())
+        self.default_headers = {}
+        if "admin" in self.tokens:
+            self.default_headers["Authorization"] = "Bearer " + self.tokens["admin"]
+
+    def headers_of(self, headers):
+        """The request's headers: the defaults, then the case's ("{token:
+        NAME}" replaced, None removing)."""
+        out = dict(self.default_headers)
+        for k, v in headers.items():
+            if v is None:
+                out.pop(k, None)
+                continue
+            m = re.fullmatch(r"\{token:(\w+)\}", v)
+            out[k] = "Bearer " + self.tokens[m.group(1)] if m else v
+        return out
 
     # ---- the document ----
 
@@ -301,8 +395,10 @@ class Contract:
         """Status, headers (lower-cased dict), body (b"" for HEAD) and
         whether the body was cut short. A fresh connection each time."""
         conn = self.connect(65536)
+        headers = self.headers_of(headers)
         try:
-            conn.putrequest(method, target, skip_accept_encoding=True)
+            conn.putrequest(method, target, skip_accept_encoding=True,
+                            skip_host="Host" in headers)
             for k, v in headers.items():
                 conn.putheader(k, v)
             conn.endheaders()
@@ -458,7 +554,8 @@ class Contract:
         """An export of "big" whose body is not read; None if refused."""
         for _ in range(50):
             conn = self.connect(32768)
-            conn.request("GET", "/layers/big/export")
+            conn.request("GET", "/layers/big/export",
+                         headers=self.headers_of({}))
             r = conn.getresponse()
             if r.status == 200:
                 return conn

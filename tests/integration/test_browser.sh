@@ -5,7 +5,8 @@
 # Debian's chromium (never a downloaded browser) against two servers:
 # one on the demo store, one on a generated store whose layer "big" has
 # 200,000 entries (tests/fixtures/mkbig.sh, built once per run on a
-# private tmpfs in a couple of seconds). What the CLI prints of the demo
+# private tmpfs in a couple of seconds), and one on the demo store under
+# an access policy (the token prompt). What the CLI prints of the demo
 # layers (`layerd entries`, `layerd export --json`) is written for the
 # suite to compare against.
 #
@@ -78,6 +79,23 @@ SERVER_LOG=$IT_TMP/big.log
 SERVER_PID=$BIG_PID
 it_wait_listening
 BIG_URL=$URL
+# A third, on the demo store under an access policy: the agent may list
+# and read base, app and patch (tests/browser/token.spec.mjs).
+out=$("$LAYERD" token new) || die "layerd token new failed"
+AUTH_TOKEN=$(sed -n 's/^token: //p' <<<"$out")
+cat >"$IT_TMP/policy.json" <<JSON
+{"principals": [{"name": "agent",
+  "tokens_sha256": ["$(sed -n 's/^tokens_sha256: //p' <<<"$out")"],
+  "grants": [{"layers": ["base", "app", "patch"], "ops": ["list", "read"]}]}]}
+JSON
+SERVER_LOG=$IT_TMP/auth.log
+: >"$SERVER_LOG"
+"$LAYERD" serve --listen 127.0.0.1:0 --store "dir:$D" --trace none \
+    --auth "$IT_TMP/policy.json" 2>"$SERVER_LOG" &
+AUTH_PID=$!
+SERVER_PID=$AUTH_PID
+it_wait_listening
+AUTH_URL=$URL
 
 # ---- the suite ----
 
@@ -92,6 +110,7 @@ rc=0
 (
     cd "$W" &&
         LAYERD_DEMO_URL=$DEMO_URL LAYERD_BIG_URL=$BIG_URL LAYERD_EXPECT=$E \
+            LAYERD_AUTH_URL=$AUTH_URL LAYERD_AUTH_TOKEN=$AUTH_TOKEN \
             LAYERD_ARTIFACTS=$ART PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
             "$PLAYWRIGHT" test --config playwright.config.mjs
 ) >"$IT_TMP/suite.log" 2>&1 || rc=$?
@@ -110,6 +129,8 @@ n=$(find "$ART" -maxdepth 1 -name '*.png' | wc -l)
 # ---- both servers stop cleanly ----
 
 SERVER_PID=$BIG_PID
+it_stop
+SERVER_PID=$AUTH_PID
 it_stop
 SERVER_PID=$DEMO_PID
 it_stop

@@ -2,10 +2,12 @@
 # openapi.yaml, the contract: it lints clean with @redocly/cli (installed
 # once by `deploy/deps.sh --npm` into ~/.cache/layerd-npm, or
 # $LAYERD_NPM_DIR), and a running server keeps it: every documented
-# operation, and every error response that can be provoked (400, 404,
-# 405, 406, 409, 414, 416, 422, 500, 503), is requested with real values
-# from the demo store and checked against the document's statuses, media
-# types, headers and schemas (tests/integration/openapi_contract.py).
+# operation, and every error response that can be provoked (400, 401,
+# 403, 404, 405, 406, 409, 414, 416, 421, 422, 500, 503), is requested
+# with real values from the demo store and checked against the document's
+# statuses, media types, headers and schemas
+# (tests/integration/openapi_contract.py), under an access policy, so
+# that 401, 403, the 404 of a hidden layer and 421 are provoked too.
 #
 # The store is the demo (tests/fixtures/mkdemo.sh) plus layers made to
 # fail: "redir" and "meta" use overlayfs redirect and metacopy, which the
@@ -74,9 +76,33 @@ layer ghost '{"kind": "diff", "parent": "not-there"}'
 layer badjson '{"kind": '
 it_big_layer "$D" 12
 
-it_serve --openapi "$OPENAPI" --max-exports 2 --trace none
-if "$(it_python)" "$IT_HERE/openapi_contract.py" "$URL" "$OPENAPI" \
-    >"$IT_TMP/contract.log" 2>&1; then
+# The policy: "admin" sees everything (the contract's requests carry its
+# token unless a case says otherwise), "lister" may only list, "reader"
+# only read, "narrow" list and read "base" only.
+tokens=
+for who in admin lister reader narrow; do
+    out=$("$LAYERD" token new) || die "layerd token new failed"
+    tokens+=" $who=$(sed -n 's/^token: //p' <<<"$out")"
+    printf -v "sha_$who" '%s' "$(sed -n 's/^tokens_sha256: //p' <<<"$out")"
+done
+# shellcheck disable=SC2154 # set by printf -v
+cat >"$IT_TMP/policy.json" <<JSON
+{"principals": [
+  {"name": "admin", "tokens_sha256": ["$sha_admin"],
+   "grants": [{"layers": ["*"], "ops": ["list", "read", "metrics"], "mutable": true}]},
+  {"name": "lister", "tokens_sha256": ["$sha_lister"],
+   "grants": [{"layers": ["*"], "ops": ["list"]}]},
+  {"name": "reader", "tokens_sha256": ["$sha_reader"],
+   "grants": [{"layers": ["*"], "ops": ["read"]}]},
+  {"name": "narrow", "tokens_sha256": ["$sha_narrow"],
+   "grants": [{"layers": ["base"], "ops": ["list", "read"]}]}
+]}
+JSON
+
+it_serve --openapi "$OPENAPI" --max-exports 2 --trace none \
+    --auth "$IT_TMP/policy.json"
+if LAYERD_CONTRACT_TOKENS=$tokens "$(it_python)" "$IT_HERE/openapi_contract.py" \
+    "$URL" "$OPENAPI" >"$IT_TMP/contract.log" 2>&1; then
     ok "the server keeps the contract: $(tail -n 1 "$IT_TMP/contract.log")"
 else
     fail "the server breaks the contract:"

@@ -67,7 +67,7 @@ def one(i):
     if i % 4 == 0:
         t.sendall(("GET %s HTTP/1.1\r\n" % path).encode())
     else:
-        t.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path).encode())
+        t.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % path).encode())
         want, got = (1, 65536, 1 << 20)[i % 4 - 1], 0
         while got < want:
             b = t.recv(min(65536, want - got))

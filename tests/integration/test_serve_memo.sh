@@ -9,7 +9,9 @@
 #   fails, the trace says "stale"), and the export after that computes
 #   the new digests, which match the new bytes;
 # - an added file is caught the same way;
-# - a mutable layer ("mutable": true) always computes;
+# - a mutable layer ("mutable": true) always computes (served under a
+#   policy whose anonymous grant reaches mutable layers: no layer of that
+#   kind is served to anyone without one);
 # - so does every export of a server started with --no-digest-memo.
 #
 # Env: LAYERD (the binary), LAYERD_SOURCE_DIR.
@@ -26,8 +28,12 @@ echo '{"kind": "diff", "mutable": true}' >"$S/live/layer.json"
 head -c 300000 /dev/urandom >"$S/frozen/fs/blob"
 echo "hello" >"$S/frozen/fs/etc/greeting"
 echo "live" >"$S/live/fs/file"
+cat >"$IT_TMP/policy.json" <<'JSON'
+{"anonymous": {"grants": [{"layers": ["*"], "ops": ["list", "read"],
+                           "mutable": true}]}}
+JSON
 IT_STORE=$S
-it_serve
+it_serve --auth "$IT_TMP/policy.json"
 T=$IT_TMP/trace.log
 
 # get NAME URL-PATH: download to $W/NAME.body with headers and trailers

@@ -89,7 +89,7 @@ s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
 s.connect(("127.0.0.1", port))
 t = ctx.wrap_socket(s)
-t.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path).encode())
+t.sendall(("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % path).encode())
 t.recv(1)
 time.sleep(60)
 PY

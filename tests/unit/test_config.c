@@ -378,6 +378,51 @@ START_TEST(test_finish_refuses_what_does_not_go_together)
     FINISH_FAILS("--insecure-http and --cert exclude each other", "store",
                  "dir:/s", "insecure-http", "true", "cert", "c.pem", "key",
                  "k.pem");
+    FINISH_FAILS("--client-ca needs --auth: client certificates are mapped "
+                 "to the principals of the policy",
+                 "store", "dir:/s", "client-ca", "ca.pem");
+    FINISH_FAILS("--client-ca and --insecure-http exclude each other", "store",
+                 "dir:/s", "client-ca", "ca.pem", "auth", "p.json",
+                 "insecure-http", "true");
+    FINISH_FAILS("--allow-anonymous and --auth exclude each other: with a "
+                 "policy, its 'anonymous' grants say what anonymous clients "
+                 "may do",
+                 "store", "dir:/s", "auth", "p.json", "allow-anonymous",
+                 "true");
+}
+END_TEST
+
+START_TEST(test_server_names_are_checked_and_appended)
+{
+    srv_config cfg = SRV_CONFIG_INIT, file = SRV_CONFIG_INIT;
+    char name[32];
+
+    assert_set(&cfg, "server-name", "layerd.example", 0, NULL);
+    assert_set(&cfg, "server-name", "[::1]", 0, NULL);
+    assert_set(&cfg, "server-name", "10.1.2.3", 0, NULL);
+    assert_set(&cfg, "server-name", "*.svc.cluster.local", 0, NULL);
+    ck_assert_uint_eq(cfg.server_names.n, 4);
+    ck_assert_str_eq(cfg.server_names.v[1], "[::1]");
+    assert_set(&cfg, "server-name", "bad name", LAYER_EINVALID,
+               "server-name: 'bad name' is not a host name or an IP address");
+    assert_set(&cfg, "server-name", "host:443", LAYER_EINVALID,
+               "server-name: 'host:443' is not a host name or an IP address");
+    for (unsigned i = 4; i < SRV_CONFIG_MAX_LISTEN; i++) {
+        snprintf(name, sizeof(name), "n%u.example", i);
+        assert_set(&cfg, "server-name", name, 0, NULL);
+    }
+    assert_set(&cfg, "server-name", "one.more", LAYER_ETOOBIG,
+               "server-name: more than 16 names");
+    /* the file's names are taken only when the command line has none */
+    assert_set(&file, "server-name", "from.file", 0, NULL);
+    ck_assert_int_eq(srv_config_merge(&cfg, &file), 0);
+    ck_assert_uint_eq(cfg.server_names.n, SRV_CONFIG_MAX_LISTEN);
+    srv_config_dispose(&cfg);
+    ck_assert_int_eq(srv_config_merge(&cfg, &file), 0);
+    ck_assert_uint_eq(cfg.server_names.n, 1);
+    ck_assert_str_eq(cfg.server_names.v[0], "from.file");
+    srv_config_dispose(&cfg);
+    srv_config_dispose(&file);
 }
 END_TEST
 
@@ -496,6 +541,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, test_the_command_line_wins_over_the_file);
     tcase_add_test(tc, test_finish_applies_the_defaults_to_what_is_unset);
     tcase_add_test(tc, test_finish_refuses_what_does_not_go_together);
+    tcase_add_test(tc, test_server_names_are_checked_and_appended);
     suite_add_tcase(s, tc);
     tc = tcase_create("docs");
     tcase_add_test(tc, test_help_shows_every_flag_within_80_columns);

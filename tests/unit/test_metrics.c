@@ -85,6 +85,7 @@ START_TEST(test_fresh_registry_renders_every_family_at_zero)
         {"layerd_export_duration_seconds", "histogram"},
         {"layerd_exports_total", "counter"},
         {"layerd_export_bytes_total", "counter"},
+        {"layerd_auth_failures_total", "counter"},
         {"layerd_build_info", "gauge"},
     };
 
@@ -111,6 +112,37 @@ START_TEST(test_fresh_registry_renders_every_family_at_zero)
                          "\"0.9.75\",openssl=\"3.0.11\",isal=\"2.30.0\","
                          "zstd=\"1.5.4\"} 1");
     ck_assert_ptr_null(strstr(text, "layerd_http_requests_total{"));
+    /* every reason, from the start */
+    ck_assert_line(text, "layerd_auth_failures_total{reason=\"missing\"} 0");
+    ck_assert_line(text, "layerd_auth_failures_total{reason=\"forbidden\"} 0");
+    layer_free(text);
+    api_metrics_free(m);
+}
+END_TEST
+
+START_TEST(test_auth_failures_are_counted_by_reason_only)
+{
+    api_metrics *m = new_metrics();
+    char *text;
+
+    api_metrics_auth_failure(m, API_AUTH_FAIL_INVALID_TOKEN);
+    api_metrics_auth_failure(m, API_AUTH_FAIL_INVALID_TOKEN);
+    api_metrics_auth_failure(m, API_AUTH_FAIL_BAD_CERTIFICATE);
+    /* not failures, or not reasons: ignored */
+    api_metrics_auth_failure(m, API_AUTH_FAIL_NONE);
+    api_metrics_auth_failure(m, API_AUTH_FAIL_COUNT);
+    api_metrics_auth_failure(m, (api_auth_failure)-3);
+    api_metrics_auth_failure(NULL, API_AUTH_FAIL_MISSING);
+    text = render(m);
+    ck_assert_line(text,
+                   "layerd_auth_failures_total{reason=\"invalid_token\"} 2");
+    ck_assert_line(text,
+                   "layerd_auth_failures_total{reason=\"bad_certificate\"} 1");
+    ck_assert_line(text, "layerd_auth_failures_total{reason=\"missing\"} 0");
+    ck_assert_line(text, "layerd_auth_failures_total{reason=\"malformed\"} 0");
+    ck_assert_line(
+        text, "layerd_auth_failures_total{reason=\"unknown_certificate\"} 0");
+    ck_assert_ptr_null(strstr(text, "reason=\"none\""));
     layer_free(text);
     api_metrics_free(m);
 }
@@ -356,6 +388,7 @@ START_TEST(test_null_registry_is_a_no_op)
     api_metrics_export_finished(NULL, "gzip", 1, 1, true);
     api_metrics_entry_stream_started(NULL);
     api_metrics_entry_stream_finished(NULL);
+    api_metrics_auth_failure(NULL, API_AUTH_FAIL_MISSING);
     api_metrics_free(NULL);
     ck_assert_int_eq(api_metrics_render(&text, &len, NULL), LAYER_EINVALID);
     ck_assert_ptr_null(text);
@@ -522,7 +555,7 @@ START_TEST(test_output_parses_with_prometheus_client)
     api_metrics *m = new_metrics();
     size_t nlines = 0, nfam = 0;
     bool any_python, seen_req = false, seen_inf = false, seen_esc = false;
-    bool seen_build = false, seen_bytes = false;
+    bool seen_build = false, seen_bytes = false, seen_auth = false;
     const char *py = find_python(&any_python);
     char *text;
     FILE *p;
@@ -548,6 +581,7 @@ START_TEST(test_output_parses_with_prometheus_client)
     api_metrics_export_started(m, "zstd");
     api_metrics_export_finished(m, "zstd", 0.25, 42, true);
     api_metrics_entry_stream_started(m);
+    api_metrics_auth_failure(m, API_AUTH_FAIL_FORBIDDEN);
     text = render(m);
     write_file(script, parse_script);
     write_file(data, text);
@@ -570,6 +604,9 @@ START_TEST(test_output_parses_with_prometheus_client)
         if (strcmp(line, "sample layerd_http_requests_total{code=500,route=/"
                          "we\"ird\\<NL>} 1.0\n") == 0)
             seen_esc = true;
+        if (strcmp(line, "sample layerd_auth_failures_total{reason="
+                         "forbidden} 1.0\n") == 0)
+            seen_auth = true;
         if (strcmp(line, "sample layerd_build_info{isal=2.30.0,microhttpd="
                          "0.9.75,openssl=3.0.11,version=0.1.0,zstd=1.5.4}"
                          " 1.0\n") == 0)
@@ -579,7 +616,8 @@ START_TEST(test_output_parses_with_prometheus_client)
     st = pclose(p);
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
                   "the parser rejected the text:\n%s", text);
-    ck_assert_uint_eq(nfam, 9);
+    ck_assert_uint_eq(nfam, 10);
+    ck_assert(seen_auth);
     ck_assert(nlines > nfam);
     ck_assert(seen_req);
     ck_assert(seen_inf);
@@ -600,6 +638,7 @@ static Suite *metrics_suite(void)
 
     tcase_add_test(tc, test_fresh_registry_renders_every_family_at_zero);
     tcase_add_test(tc, test_known_sequence_renders_exact_samples);
+    tcase_add_test(tc, test_auth_failures_are_counted_by_reason_only);
     tcase_add_test(tc, test_counters_move_by_exactly_what_was_recorded);
     tcase_add_test(tc, test_histogram_buckets_are_cumulative_and_le_inclusive);
     tcase_add_test(tc, test_label_values_are_escaped);

@@ -23,6 +23,9 @@
 struct api_metrics;
 struct api_digest_memo;
 struct api_ui;
+struct api_auth;
+struct api_hostnames;
+struct api_client_cert;
 
 /** What the handlers are given to work with. Borrowed pointers: each must
  * outlive the context. */
@@ -41,6 +44,13 @@ typedef struct api_context_opts {
     /** The tar an export gives when the request does not say (its `tar`
      * parameter); 0 is LAYER_EXPORT_TAR_AUTO. */
     layer_export_tar export_tar;
+    /** The access policy in force (api/auth.h); NULL: the default policy
+     * (anonymous may list and read the immutable layers and read the
+     * metrics). */
+    struct api_auth *auth;
+    /** The server's names for the Host check (api/auth.h); NULL: no
+     * check. */
+    const struct api_hostnames *hosts;
 } api_context_opts;
 
 /**
@@ -99,6 +109,9 @@ typedef struct api_request {
     const char *client_address;
     /** The request's root span ("http.request"); children hang off it. */
     layer_span *span;
+    /** The client certificate the TLS layer saw (api/auth.h), or NULL
+     * when none was presented (or none is asked for). */
+    const struct api_client_cert *client_cert;
 } api_request;
 
 /** Results of a producer's read(). Positive values are byte counts. */

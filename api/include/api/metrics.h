@@ -15,6 +15,7 @@
  *   layerd_export_duration_seconds              histogram
  *   layerd_exports_total{format,result}         counter (result ok|error)
  *   layerd_export_bytes_total{format}           counter
+ *   layerd_auth_failures_total{reason}          counter (401 and 403)
  *   layerd_build_info{version,microhttpd,openssl,isal,zstd}  gauge, 1
  *
  * Routes are the API's route templates ("/layers/{id}/export"), never raw
@@ -31,6 +32,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "api/auth.h"
 
 /** Cap on distinct (route, code) pairs, and on distinct routes. */
 #define API_METRICS_MAX_SERIES 256
@@ -113,6 +116,16 @@ void api_metrics_entry_stream_started(api_metrics *m);
 
 /** An entries stream ends (completed or aborted): the gauge goes down. */
 void api_metrics_entry_stream_finished(api_metrics *m);
+
+/**
+ * Count a request refused with 401 or 403. The reasons are a fixed set
+ * (api_auth_failure_name()), never a principal or anything the client
+ * sent; every one is rendered from the start, at 0.
+ *
+ * @param m the registry
+ * @param reason why (API_AUTH_FAIL_NONE is ignored)
+ */
+void api_metrics_auth_failure(api_metrics *m, api_auth_failure reason);
 
 /**
  * Render every metric in the Prometheus text exposition format 0.0.4

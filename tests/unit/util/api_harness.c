@@ -114,6 +114,7 @@ void ah_request(api_response *res, const ah_env *env, const char *method,
     req.conn = (void *)(f != NULL ? f : &none);
     req.client_address = "127.0.0.1";
     req.span = env->span;
+    req.client_cert = f != NULL ? f->cert : NULL;
     api_handle(res, env->ctx, &req);
 }
 

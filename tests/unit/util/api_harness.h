@@ -27,6 +27,8 @@
 typedef struct ah_fake {
     const char *headers[AH_FAKE_MAX][2];
     const char *query[AH_FAKE_MAX][2];
+    /* The client certificate the TLS layer would hand over, or NULL. */
+    const struct api_client_cert *cert;
 } ah_fake;
 
 /* A store, a context over it, and the request span of the running test. */
