@@ -64,6 +64,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -443,6 +444,37 @@ static const char *lookup_header(void *conn, const char *name)
     return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
 }
 
+/* The state of lookup_values()'s walk over the headers. */
+typedef struct header_walk {
+    const char *name;
+    const char **out;
+    size_t max;
+    size_t n;
+} header_walk;
+
+static enum MHD_Result collect_value(void *cls, enum MHD_ValueKind kind,
+                                     const char *key, const char *value)
+{
+    header_walk *w = cls;
+
+    (void)kind;
+    if (key != NULL && value != NULL && strcasecmp(key, w->name) == 0 &&
+        w->n < w->max)
+        w->out[w->n++] = value;
+    return w->n < w->max ? MHD_YES : MHD_NO;
+}
+
+static size_t lookup_values(void *conn, const char *name, const char **out,
+                            size_t max)
+{
+    header_walk w = {name, out, max, 0};
+
+    if (max == 0)
+        return 0;
+    (void)MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_value, &w);
+    return w.n;
+}
+
 static const char *lookup_query(void *conn, const char *name)
 {
     return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
@@ -550,6 +582,7 @@ static enum MHD_Result answer(srv_request *req, const char *method)
     areq.method = method;
     areq.raw_path = req->raw_path;
     areq.header = lookup_header;
+    areq.header_values = lookup_values;
     areq.query = lookup_query;
     areq.conn = req->conn;
     areq.client_address = req->client;

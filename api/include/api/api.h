@@ -102,6 +102,11 @@ typedef struct api_request {
     const char *raw_path;
     /** Look up a header (case-insensitive name); NULL if absent. */
     const char *(*header)(void *conn, const char *name);
+    /** Every value of a header that may come on several lines (Accept):
+     * up to max borrowed values in out, in the order received; returns
+     * their number. May be NULL: header() then gives the one value. */
+    size_t (*header_values)(void *conn, const char *name, const char **out,
+                            size_t max);
     /** Look up a query argument (already decoded by the server); NULL if
      * absent. */
     const char *(*query)(void *conn, const char *name);

@@ -93,6 +93,19 @@ static const char *fake_header(void *conn, const char *name)
     return lookup(f->headers, name, true);
 }
 
+static size_t fake_header_values(void *conn, const char *name,
+                                 const char **out, size_t max)
+{
+    const ah_fake *f = conn;
+    size_t n = 0;
+
+    for (size_t i = 0; i < AH_FAKE_MAX && f->headers[i][0] != NULL; i++) {
+        if (strcasecmp(f->headers[i][0], name) == 0 && n < max)
+            out[n++] = f->headers[i][1];
+    }
+    return n;
+}
+
 static const char *fake_query(void *conn, const char *name)
 {
     const ah_fake *f = conn;
@@ -110,6 +123,7 @@ void ah_request(api_response *res, const ah_env *env, const char *method,
     req.method = method;
     req.raw_path = path;
     req.header = fake_header;
+    req.header_values = fake_header_values;
     req.query = fake_query;
     req.conn = (void *)(f != NULL ? f : &none);
     req.client_address = "127.0.0.1";
