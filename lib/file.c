@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "layer/alloc.h"
+#include "layer/beneath.h"
 #include "layer/error.h"
 #include "layer/text.h"
 
@@ -52,11 +53,26 @@ int layer_file_read(char **out, size_t *out_len, int dirfd, const char *name,
     struct stat st;
     int fd = -1, rc = 0;
 
-    if (flags & LAYER_FILE_NOFOLLOW)
-        oflags |= O_NOFOLLOW;
-    if ((fd = openat(dirfd, name, oflags)) < 0) {
-        rc = open_failed(errno, flags, what, name);
-        goto out;
+    if (flags & LAYER_FILE_BENEATH) {
+        rc = layer_beneath_open(&fd, dirfd, name, oflags, 0);
+        if (rc == LAYER_EINVALID && layer_error_errno() == 0)
+            rc = layer_error_set(LAYER_EINVALID, "%s: not a relative path",
+                                 WHAT(what, name));
+        else if (rc == LAYER_EINVALID)
+            rc = layer_error_set(LAYER_EINVALID,
+                                 "%s is a symlink or has one on its path",
+                                 WHAT(what, name));
+        else if (rc == LAYER_ENOTFOUND || rc == LAYER_ERROR)
+            rc = open_failed(layer_error_errno(), flags, what, name);
+        if (rc < 0)
+            goto out;
+    } else {
+        if (flags & LAYER_FILE_NOFOLLOW)
+            oflags |= O_NOFOLLOW;
+        if ((fd = openat(dirfd, name, oflags)) < 0) {
+            rc = open_failed(errno, flags, what, name);
+            goto out;
+        }
     }
     if (fstat(fd, &st) < 0) {
         rc = layer_error_set_errno(LAYER_ERROR, errno, "cannot stat %s",

@@ -19,6 +19,10 @@
 
 /** layer_file_read() flag: refuse a symlink as the last component. */
 #define LAYER_FILE_NOFOLLOW 1u
+/** layer_file_read() flag: name is a relative path resolved beneath dirfd
+ * with no symlink in any component (layer_beneath_open()); implies
+ * LAYER_FILE_NOFOLLOW. For files below a directory someone else writes. */
+#define LAYER_FILE_BENEATH 2u
 
 /**
  * Read a whole regular file and NUL-terminate it.
@@ -34,14 +38,15 @@
  * @param dirfd the directory name is relative to, or AT_FDCWD
  * @param name the file's name or path
  * @param cap the largest size accepted, in bytes
- * @param flags 0 or LAYER_FILE_NOFOLLOW
+ * @param flags 0, LAYER_FILE_NOFOLLOW or LAYER_FILE_BENEATH
  * @param what how messages call the file (e.g. "config file
  *        /etc/layerd.conf", "layer base: layer.json"); NULL: by name
  * @return 0; LAYER_ENOTFOUND if it does not exist (or a directory on its
  *         path does not); LAYER_EINVALID if it is not a regular file, or
- *         a symlink under LAYER_FILE_NOFOLLOW; LAYER_ETOOBIG if it is
- *         larger than cap; LAYER_ERROR (with the errno) for other open or
- *         read failures; LAYER_ENOMEM
+ *         a symlink under LAYER_FILE_NOFOLLOW, or a symlink or a path
+ *         leaving dirfd anywhere on the way under LAYER_FILE_BENEATH;
+ * LAYER_ETOOBIG if it is larger than cap; LAYER_ERROR (with the errno) for
+ * other open or read failures; LAYER_ENOMEM
  */
 int layer_file_read(char **out, size_t *out_len, int dirfd, const char *name,
                     size_t cap, unsigned flags, const char *what);
