@@ -52,6 +52,7 @@ struct api_context {
     api_auth *auth;     /* the policy in force (opts.auth or own_auth) */
     api_auth *own_auth; /* the default policy, when opts.auth was NULL */
     const api_hostnames *hosts; /* NULL: no Host check */
+    bool allow_changing;
 
     atomic_uint active_exports;
     atomic_bool ready;

@@ -50,6 +50,7 @@ int api_context_new(api_context **out, const api_context_opts *opts)
     ctx->max_exports = opts->max_exports;
     ctx->export_retry_after = opts->export_retry_after;
     ctx->export_tar = opts->export_tar;
+    ctx->allow_changing = opts->allow_changing;
     atomic_init(&ctx->active_exports, 0);
     atomic_init(&ctx->ready, false);
     *out = ctx;

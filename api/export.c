@@ -35,6 +35,13 @@
  * The request span's "export.digests" says which: computed, memo or
  * stale.
  *
+ * A file that changes while it is read fails the export (LAYER_ECHANGED
+ * from the reader): the stream is cut before its last chunk, so no
+ * trailer claims a digest, and nothing is remembered. The server's
+ * --allow-changing (api_context_opts.allow_changing) passes
+ * LAYER_READER_ALLOW_CHANGING instead; an export with warnings is then
+ * sent whole but never remembered.
+ *
  * A server-wide cap bounds concurrent exports (api_context_opts.max_exports;
  * 0 means no cap): past it the answer is 503 with Retry-After. The slot
  * (api_exports_acquire()) is taken before the export starts and given
@@ -400,6 +407,8 @@ void api_export__get(api_call *call)
     opts.span = call->req->span;
     if (tar == LAYER_EXPORT_TAR_ORIGINAL)
         opts.original = &s->orig;
+    if (call->ctx->allow_changing)
+        opts.reader_flags |= LAYER_READER_ALLOW_CHANGING;
     s->span = call->req->span;
     if (call->ctx->digests != NULL && !s->info->mutable_) {
         int n =

@@ -25,7 +25,10 @@
  * without padding (reference/hcsshim.md section 3).
  *
  * A range starting inside the data seeks the reader there
- * (layer_reader_seek), so a range costs what it sends.
+ * (layer_reader_seek), so a range costs what it sends. A file that changes
+ * while it is sent fails the reader (unless --allow-changing), and the
+ * response is cut short of its Content-Length: the client never takes the
+ * bytes for the file's under its ETag.
  */
 #include "api_int.h"
 

@@ -1338,6 +1338,11 @@ int layer_export_start(layer_export **out, const layer_dir *layer,
         opts = &no_opts;
     if (layer == NULL || layer->path == NULL)
         return layer_error_set(LAYER_EINVALID, "export without a layer");
+    if (nparents > LAYER_CHAIN_MAX)
+        return layer_error_set(LAYER_EINVALID,
+                               "%zu parents: a layer has at most %d "
+                               "(LAYER_CHAIN_MAX)",
+                               nparents, LAYER_CHAIN_MAX);
     if (opts->flags &
         ~(unsigned)(LAYER_EXPORT_ALL_XATTRS | LAYER_EXPORT_CLAMP_MTIME |
                     LAYER_EXPORT_NO_DIGESTS))
@@ -1382,6 +1387,8 @@ int layer_export_start(layer_export **out, const layer_dir *layer,
         memset(&ropts, 0, sizeof(ropts));
         ropts.flags = opts->reader_flags;
         ropts.span = x->span;
+        ropts.on_warning = opts->on_warning;
+        ropts.warning_arg = opts->warning_arg;
         if ((rc = layer_reader_open(&x->reader, layer, parents, nparents,
                                     &ropts)) < 0)
             goto out;

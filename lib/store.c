@@ -12,9 +12,13 @@
  * created after open are seen.
  *
  * Every value read from disk that becomes a path component (parent ids,
- * cache ids) is validated like a client id first; files are opened
- * relative to directory fds without following a symlink in the last
- * component.
+ * cache ids) is validated like a client id first. The store's root is
+ * opened once, when the store is; every path below it is resolved from
+ * that descriptor with no symlink on the way (layer_beneath_open()), and
+ * a layer's data directories are handed on open (layer_dir.fd), so the
+ * reader never looks a store path up again: a writer of the store who
+ * swaps a directory for a symlink can make a lookup fail, never make it
+ * lead outside the store.
  */
 #include "layer/store.h"
 
@@ -38,7 +42,8 @@
 
 struct layer_store {
     char *spec;
-    char *root; /* canonical absolute path of PATH */
+    char *root;  /* canonical absolute path of PATH */
+    int root_fd; /* PATH, opened by layer_store_open() */
     const layer_store__backend *backend;
 };
 
@@ -107,6 +112,8 @@ void layer_store__node_dispose(layer_store__node *node)
     layer_free(node->created);
     layer_free(node->diff_digest);
     layer_free(node->tarsplit);
+    if (node->has_fd)
+        close(node->fd);
     memset(node, 0, sizeof(*node));
 }
 
@@ -141,11 +148,11 @@ void layer_store__strv_dispose(layer_store__strv *sv)
 int layer_store__read_file(char **out, size_t *out_len, int dirfd,
                            const char *name, size_t cap, const char *what)
 {
-    int rc = layer_file_read(out, out_len, dirfd, name, cap,
-                             LAYER_FILE_NOFOLLOW, what);
+    int rc = layer_file_read(out, out_len, dirfd, name, cap, LAYER_FILE_BENEATH,
+                             what);
 
-    /* A store's metadata file that is a symlink, a FIFO or too big: the
-     * store is broken, whoever asked. */
+    /* A store's metadata file that is a symlink (or below one), a FIFO or
+     * too big: the store is broken, whoever asked. */
     if (rc == LAYER_EINVALID || rc == LAYER_ETOOBIG)
         rc = layer_error_recode(LAYER_EBROKEN);
     return rc;
@@ -195,14 +202,26 @@ int layer_store__dir_names(layer_store__strv *out, int dirfd, const char *name,
     struct dirent *de;
     int fd, rc = 0;
 
-    fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT)
+    if (strcmp(name, ".") == 0) {
+        fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        rc = fd < 0
+                 ? layer_error_set_errno(LAYER_ERROR, errno, "%s: open", what)
+                 : 0;
+    } else {
+        rc = layer_beneath_open(&fd, dirfd, name, O_RDONLY | O_DIRECTORY, 0);
+        if (rc == LAYER_ENOTFOUND)
             rc = layer_error_set(LAYER_ENOTFOUND, "%s: not found", what);
-        else
-            rc = layer_error_set_errno(LAYER_ERROR, errno, "%s: open", what);
-        goto out;
+        else if (rc == LAYER_EINVALID)
+            rc = layer_error_set(LAYER_EBROKEN,
+                                 "%s is a symlink or has one on its path "
+                                 "(refused)",
+                                 what);
+        else if (rc < 0)
+            rc = layer_error_set_errno(LAYER_ERROR, layer_error_errno(),
+                                       "%s: open", what);
     }
+    if (rc < 0)
+        goto out;
     d = fdopendir(fd);
     if (d == NULL) {
         rc = layer_error_set_errno(LAYER_ERROR, errno, "%s: open", what);
@@ -228,20 +247,6 @@ out:
     if (d != NULL)
         closedir(d);
     return rc;
-}
-
-int layer_store__check_dir(int dirfd, const char *name, const char *what)
-{
-    struct stat st;
-
-    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-        if (errno == ENOENT || errno == ENOTDIR)
-            return layer_error_set(LAYER_EBROKEN, "%s is missing", what);
-        return layer_error_set_errno(LAYER_ERROR, errno, "%s: stat", what);
-    }
-    if (!S_ISDIR(st.st_mode))
-        return layer_error_set(LAYER_EBROKEN, "%s is not a directory", what);
-    return 0;
 }
 
 static bool digits_in(const char *s, size_t n, int lo, int hi)
@@ -365,21 +370,41 @@ int layer_store__json_string(char **out, size_t *out_len, const json_t *obj,
     return 0;
 }
 
-int layer_store__data_dir(char **out, const layer_store__root *root,
-                          const char *top, const char *rel, const char *what)
+int layer_store__data_dir(layer_store__node *node,
+                          const layer_store__root *root, const char *top,
+                          const char *rel, const char *what)
 {
-    char desc[LAYER_ID_MAX + 256];
-    int fd, rc;
+    char *sub = NULL, *path = NULL;
+    int fd = -1, rc;
 
-    fd = openat(root->fd, top, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return layer_error_set(LAYER_EBROKEN, "%s: %s/ is missing", what, top);
-    snprintf(desc, sizeof(desc), "%s: %s/%s", what, top, rel);
-    rc = layer_store__check_dir(fd, rel, desc);
-    close(fd);
+    if ((rc = layer_store__path(&sub, top, rel, (char *)NULL)) < 0 ||
+        (rc = layer_store__path(&path, root->path, sub, (char *)NULL)) < 0)
+        goto out;
+    /* O_NOATIME is the reader's business: it reopens the directory. */
+    rc = layer_beneath_open(&fd, root->fd, sub, O_RDONLY | O_DIRECTORY, 0);
+    if (rc == LAYER_ENOTFOUND)
+        rc = layer_error_set(LAYER_EBROKEN,
+                             "%s: %s is missing or not a "
+                             "directory",
+                             what, path);
+    else if (rc == LAYER_EINVALID)
+        rc = layer_error_set(LAYER_EBROKEN,
+                             "%s: %s is a symlink or has one on its path "
+                             "(refused)",
+                             what, path);
+    else if (rc < 0)
+        rc = layer_error_set_errno(LAYER_ERROR, layer_error_errno(),
+                                   "%s: cannot open %s", what, path);
     if (rc < 0)
-        return rc;
-    return layer_store__path(out, root->path, top, rel, (char *)NULL);
+        goto out;
+    node->path = path;
+    node->fd = fd;
+    node->has_fd = true;
+    path = NULL;
+out:
+    layer_free(sub);
+    layer_free(path);
+    return rc;
 }
 
 int layer_store__tarsplit(char **out, int dirfd, const char *prefix,
@@ -478,6 +503,16 @@ int layer_store_open(layer_store **out, const char *spec)
         rc = LAYER_ENOMEM;
         goto out;
     }
+    s->root_fd = -1;
+    /* Opened once, by the path the operator gave (symlinks in it are
+     * theirs); everything else is found from this descriptor. */
+    s->root_fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->root_fd < 0) {
+        rc = layer_error_set_errno(errno == ENOENT ? LAYER_ENOTFOUND
+                                                   : LAYER_ERROR,
+                                   errno, "store %s", spec);
+        goto out;
+    }
     s->spec = layer_trystrdup(spec);
     if (s->spec == NULL) {
         rc = LAYER_ENOMEM;
@@ -505,6 +540,8 @@ void layer_store_free(layer_store *store)
         return;
     layer_free(store->spec);
     layer_free(store->root);
+    if (store->root_fd >= 0)
+        close(store->root_fd);
     layer_free(store);
 }
 
@@ -512,22 +549,20 @@ void layer_store_free(layer_store *store)
 typedef struct session {
     layer_store__root root;
     void *ctx;
+    bool begun;
 } session;
 
 #define SESSION_INIT                                                           \
     {                                                                          \
-        {-1, NULL}, NULL                                                       \
+        {-1, NULL}, NULL, false                                                \
     }
 
 static int session_begin(session *ss, const layer_store *store)
 {
     ss->ctx = NULL;
     ss->root.path = store->root;
-    ss->root.fd = open(store->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (ss->root.fd < 0)
-        return layer_error_set_errno(errno == ENOENT ? LAYER_ENOTFOUND
-                                                     : LAYER_ERROR,
-                                     errno, "store %s", store->spec);
+    ss->root.fd = store->root_fd;
+    ss->begun = true;
     if (store->backend->ctx_size == 0) {
         ss->ctx = &ss->root;
         return 0;
@@ -543,10 +578,9 @@ static void session_end(session *ss, const layer_store *store)
         store->backend->end(ss->ctx);
         layer_free(ss->ctx);
     }
-    if (ss->root.fd >= 0)
-        close(ss->root.fd);
     ss->root.fd = -1;
     ss->ctx = NULL;
+    ss->begun = false;
 }
 
 void layer_info_free(layer_info *info)
@@ -560,9 +594,14 @@ void layer_info_free(layer_info *info)
     layer_free(info->tarsplit);
     layer_free(info->root);
     layer_free((char *)info->layer.path);
+    if (info->layer.has_fd)
+        close(info->layer.fd);
     for (size_t i = 0; i < info->nparents; i++) {
-        if (info->parents)
+        if (info->parents) {
             layer_free((char *)info->parents[i].path);
+            if (info->parents[i].has_fd)
+                close(info->parents[i].fd);
+        }
         if (info->parent_ids)
             layer_free(info->parent_ids[i]);
     }
@@ -619,8 +658,11 @@ int layer_store_resolve(layer_info **out, layer_store *store, const char *id)
     info->layer.path = node.path;
     info->layer.kind = node.kind;
     info->tarsplit = node.tarsplit;
+    info->layer.has_fd = node.has_fd;
+    info->layer.fd = node.fd;
     node.id = node.created = node.diff_digest = node.path = NULL;
     node.tarsplit = NULL;
+    node.has_fd = false;
 
     child = info->id;
     while (node.parent != NULL) {
@@ -682,11 +724,16 @@ int layer_store_resolve(layer_info **out, layer_store *store, const char *id)
         /* The back end returns the canonical id; a parent reference is
          * one already, so it is kept as written. */
         info->parent_ids[info->nparents] = pid;
-        info->parents[info->nparents].path = node.path;
-        info->parents[info->nparents].kind = node.kind;
+        info->parents[info->nparents] = (layer_dir){
+            .path = node.path,
+            .kind = node.kind,
+            .has_fd = node.has_fd,
+            .fd = node.fd,
+        };
         info->nparents++;
         child = pid;
         node.path = NULL;
+        node.has_fd = false;
         layer_free(node.id);
         layer_free(node.created);
         layer_free(node.diff_digest);
@@ -698,7 +745,7 @@ int layer_store_resolve(layer_info **out, layer_store *store, const char *id)
 out:
     layer_store__node_dispose(&node);
     layer_info_free(info);
-    if (store != NULL && ss.root.fd >= 0)
+    if (ss.begun)
         session_end(&ss, store);
     return rc;
 }
@@ -761,7 +808,7 @@ int layer_store_list(char ***out_ids, size_t *out_count, layer_store *store,
 out:
     layer_store_ids_free(ids, count);
     layer_store__strv_dispose(&all);
-    if (store != NULL && ss.root.fd >= 0)
+    if (ss.begun)
         session_end(&ss, store);
     return rc;
 }

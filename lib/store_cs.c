@@ -23,7 +23,10 @@
  * The driver is the one whose <driver>-layers directory exists, overlay
  * first. A layer is found by its exact id or, for a client id, by its
  * "diff-digest" (the first record in file order that has it). Volatile
- * layers and the layers of containers are reported mutable.
+ * layers and the layers of containers are reported mutable. The metadata
+ * files and overlay/<id>/diff (vfs/dir/<id>) are reached from the root's
+ * descriptor with no symlink on the way: an overlay/<id> that is a
+ * symlink is refused, naming the path.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -219,9 +222,18 @@ static int cs_begin(void *ctx, const layer_store__root *root)
     c->root = root;
     for (size_t i = 0; i < 2 && c->driver == NULL; i++) {
         snprintf(dir, sizeof(dir), "%s-layers", drivers[i]);
-        if (fstatat(root->fd, dir, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-            S_ISDIR(st.st_mode))
-            c->driver = drivers[i];
+        if (fstatat(root->fd, dir, &st, AT_SYMLINK_NOFOLLOW) < 0)
+            continue;
+        if (!S_ISDIR(st.st_mode)) {
+            rc = layer_error_set(LAYER_EBROKEN,
+                                 "containers-storage:%.200s: %s is %s "
+                                 "(refused)",
+                                 root->path, dir,
+                                 S_ISLNK(st.st_mode) ? "a symlink"
+                                                     : "not a directory");
+            goto out;
+        }
+        c->driver = drivers[i];
     }
     if (c->driver == NULL) {
         for (size_t i = 0; i < 4; i++) {
@@ -377,11 +389,11 @@ static int node_from(layer_store__node *out, const cs_ctx *c, const record *r,
     if (strcmp(c->driver, "overlay") == 0) {
         node.kind = LAYER_KIND_DIFF;
         snprintf(rel, sizeof(rel), "%s/diff", node.id);
-        rc = layer_store__data_dir(&node.path, c->root, "overlay", rel, what);
+        rc = layer_store__data_dir(&node, c->root, "overlay", rel, what);
     } else {
         node.kind = LAYER_KIND_SNAPSHOT;
         snprintf(rel, sizeof(rel), "dir/%s", node.id);
-        rc = layer_store__data_dir(&node.path, c->root, "vfs", rel, what);
+        rc = layer_store__data_dir(&node, c->root, "vfs", rel, what);
     }
     if (rc < 0)
         goto out;

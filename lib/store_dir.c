@@ -11,7 +11,8 @@
  * a member given twice is refused (which one would count is ambiguous).
  * The directory name is the layer id; a directory whose name is not a
  * valid id, or that has no layer.json, is not a layer. Nothing is cached:
- * each call reads the layer.json files it needs.
+ * each call reads the layer.json files it needs. <id>/ and fs/ must be
+ * real directories (no symlink), and fs/ is handed to the reader open.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -114,11 +115,8 @@ static int dir_lookup(layer_store__node *out, void *ctx, const char *id,
         goto out;
     if ((rc = layer_store__dir_parse(&node, data, len, what)) < 0)
         goto out;
-    snprintf(what, sizeof(what), "layer %s: fs/", id);
-    if ((rc = layer_store__check_dir(fd, "fs", what)) < 0)
-        goto out;
-    if ((rc = layer_store__path(&node.path, root->path, id, "fs",
-                                (char *)NULL)) < 0)
+    snprintf(what, sizeof(what), "layer %s", id);
+    if ((rc = layer_store__data_dir(&node, root, id, "fs", what)) < 0)
         goto out;
     node.id = layer_trystrdup(id);
     if (node.id == NULL) {

@@ -17,7 +17,8 @@
  * before it is used: digests must be canonical sha256 digests and the
  * cache-id must be a valid id (a safe single path component) before a
  * path is built from it. Docker's container layers (layerdb/mounts) are
- * not served.
+ * not served. The layerdb and overlay2/<cache-id>/diff are reached from
+ * the root's descriptor with no symlink on the way.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 #include "layer/alloc.h"
+#include "layer/beneath.h"
 #include "layer/error.h"
 #include "store_int.h"
 
@@ -51,19 +53,26 @@ static void docker_end(void *ctx)
 static int docker_begin(void *ctx, const layer_store__root *root)
 {
     docker_ctx *c = ctx;
+    int rc;
 
     c->root = root;
-    c->layerdb = openat(root->fd, LAYERDB,
-                        O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (c->layerdb >= 0)
+    c->layerdb = -1;
+    rc = layer_beneath_open(&c->layerdb, root->fd, LAYERDB,
+                            O_RDONLY | O_DIRECTORY, 0);
+    if (rc == 0)
         return 0;
-    if (errno == ENOENT || errno == ENOTDIR)
+    if (rc == LAYER_ENOTFOUND)
         return layer_error_set(LAYER_EBROKEN,
                                "docker:%.200s: " LAYERDB " not found (only "
                                "the overlay2 storage driver is supported)",
                                root->path);
-    return layer_error_set_errno(LAYER_ERROR, errno, "docker:%.200s: " LAYERDB,
-                                 root->path);
+    if (rc == LAYER_EINVALID)
+        return layer_error_set(LAYER_EBROKEN,
+                               "docker:%.200s: " LAYERDB " is a symlink or "
+                               "has one on its path (refused)",
+                               root->path);
+    return layer_error_set_errno(LAYER_ERROR, layer_error_errno(),
+                                 "docker:%.200s: " LAYERDB, root->path);
 }
 
 int layer_store__docker_parse(char **out, size_t *out_len, const char *data,
@@ -141,8 +150,7 @@ static int node_from(layer_store__node *out, const docker_ctx *c,
         goto out;
 
     snprintf(rel, sizeof(rel), "%s/diff", cache);
-    if ((rc = layer_store__data_dir(&node.path, c->root, "overlay2", rel,
-                                    what)) < 0)
+    if ((rc = layer_store__data_dir(&node, c->root, "overlay2", rel, what)) < 0)
         goto out;
     node.id = layer_trymalloc(72);
     if (node.id == NULL) {

@@ -17,9 +17,11 @@
 
 /** One layer as a back end describes it. All strings owned. */
 typedef struct layer_store__node {
-    char *id;          /**< canonical id (a valid id) */
-    char *parent;      /**< canonical parent id (a valid id), or NULL */
-    char *path;        /**< data directory */
+    char *id;     /**< canonical id (a valid id) */
+    char *parent; /**< canonical parent id (a valid id), or NULL */
+    char *path;   /**< data directory */
+    bool has_fd;  /**< fd is the data directory, open (owned) */
+    int fd;
     layer_kind kind;   /**< how the data directory holds the layer */
     char *created;     /**< RFC 3339 time, or NULL */
     char *diff_digest; /**< "sha256:<64 hex>", or NULL */
@@ -28,7 +30,7 @@ typedef struct layer_store__node {
                             regular file), or NULL */
 } layer_store__node;
 
-/** Release a node's strings and zero it. */
+/** Release a node's strings and descriptor, and zero it. */
 void layer_store__node_dispose(layer_store__node *node);
 
 /** A growable array of owned strings. Zero-initialise. */
@@ -54,9 +56,11 @@ enum {
     LAYER_STORE__TARSPLIT = 1u << 1
 };
 
-/** A store's root for one call: its directory, open, and its path. */
+/** A store's root: its directory, open since the store was opened (so a
+ * rename of one of its ancestors after start moves nothing), and its
+ * path. */
 typedef struct layer_store__root {
-    int fd;           /**< the root directory, open for the call */
+    int fd;           /**< the root directory, open */
     const char *path; /**< its canonical path, for data paths and messages */
 } layer_store__root;
 
@@ -99,14 +103,14 @@ extern const layer_store__backend layer_store__docker;
 #define LAYER_STORE__FILE_MAX (16u * 1024u * 1024u)
 
 /**
- * Read a whole regular file below a directory fd, without following a
- * symlink in its last component, and NUL-terminate it (layer_file_read()
- * with LAYER_FILE_NOFOLLOW; a FIFO is refused, not waited on).
+ * Read a whole regular file below a directory fd, with no symlink on its
+ * path, and NUL-terminate it (layer_file_read() with LAYER_FILE_BENEATH;
+ * a FIFO is refused, not waited on).
  *
  * @param[out] out the bytes (owned; len + 1 allocated)
  * @param[out] out_len the length
  * @param dirfd directory the name is relative to
- * @param name a relative name built only from validated components
+ * @param name a relative path built only from validated components
  * @param cap the largest size accepted
  * @param what the file's description for messages
  * @return 0, LAYER_ENOTFOUND if it does not exist (message recorded),
@@ -126,17 +130,10 @@ int layer_store__path(char **out, const char *first, ...)
     __attribute__((sentinel));
 
 /**
- * Check that a directory exists below dirfd and is a real directory (not
- * a symlink).
- * @return 0, LAYER_EBROKEN (message names what) or LAYER_ERROR
- */
-int layer_store__check_dir(int dirfd, const char *name, const char *what);
-
-/**
  * The names in a directory below dirfd (without "." and ".."), unsorted.
  * @param[out] out names are appended here
  * @param name the directory, relative to dirfd ("." for dirfd itself);
- *        opened without following a symlink
+ *        opened with no symlink on its path
  * @param what its description for messages
  * @return 0, LAYER_ENOTFOUND if it does not exist (message recorded),
  *         LAYER_ERROR, LAYER_ENOMEM
@@ -264,16 +261,20 @@ int layer_store__docker_parse(char **out, size_t *out_len, const char *data,
                               const char *what);
 
 /**
- * The data directory of a layer, <root path>/top/rel: check that top is a
- * directory below the root (not a symlink) and rel a directory below it.
+ * Open the data directory of a layer, top/rel below the store's root,
+ * with no symlink on the way (layer_beneath_open()): the node keeps the
+ * descriptor, and the reader reads through it, never by path.
  *
- * @param[out] out the path (owned)
- * @param what the layer, for messages ("<what>: top/ is missing",
- *        "<what>: top/rel is missing")
+ * @param[in,out] node path (<root path>/top/rel, owned), fd and has_fd are
+ *                set on success
+ * @param what the layer, for messages ("<what>: <path> is missing or not
+ *        a directory", "<what>: <path> is a symlink or has one on its
+ *        path (refused)")
  * @return 0, LAYER_EBROKEN, LAYER_ETOOBIG, LAYER_ERROR, LAYER_ENOMEM
  */
-int layer_store__data_dir(char **out, const layer_store__root *root,
-                          const char *top, const char *rel, const char *what);
+int layer_store__data_dir(layer_store__node *node,
+                          const layer_store__root *root, const char *top,
+                          const char *rel, const char *what);
 
 /**
  * Where a layer's tar-split data is, if it is there: rel (below the

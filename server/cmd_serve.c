@@ -5,9 +5,10 @@
  * defaults), the open-file limit raised to its hard limit (a reader holds
  * one descriptor per directory level of each layer it walks), signals
  * blocked in every thread (the MHD threads inherit the mask) and routed to
- * a signalfd the main thread waits on, the trace sink, the store, the
- * metrics, the TLS identity (configured or ephemeral), then the daemons.
- * The main thread only sleeps on the signalfd after that.
+ * a signalfd the main thread waits on, the trace sink, the store (with a
+ * warning when trusted.* xattrs are out of reach), the metrics, the TLS
+ * identity (configured or ephemeral), then the daemons. The main thread only
+ * sleeps on the signalfd after that.
  *
  * Access control (api/auth.h, server/auth.h) is set up before anything
  * listens: the policy of --auth (or the default one), the refusals of the
@@ -29,6 +30,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -37,6 +39,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -196,6 +199,30 @@ static void raise_nofile(void)
     if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
         fprintf(stderr, "layerd: cannot raise the open-file limit: %s\n",
                 strerror(errno));
+}
+
+/* Say so when trusted.* xattrs are out of reach (no CAP_SYS_ADMIN in the
+ * effective set): overlayfs run by root marks opaque directories (and may
+ * mark whiteouts) with them, and listxattr() hides them without an error,
+ * so such a store's exports would silently miss deletions. Unprivileged
+ * overlayfs (rootless podman) uses user.* xattrs; vfs and dir: stores need
+ * none. A kernel that does not answer capget() is taken at its word. */
+static void warn_without_trusted_xattrs(void)
+{
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
+
+    memset(d, 0, sizeof(d));
+    if (syscall(SYS_capget, &h, d) != 0 ||
+        (d[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective &
+         CAP_TO_MASK(CAP_SYS_ADMIN)) != 0)
+        return;
+    fprintf(stderr,
+            "layerd: warning: without CAP_SYS_ADMIN the trusted.overlay.* "
+            "xattrs cannot be read: the opaque directories and xattr "
+            "whiteouts of overlay stores written as root (docker, rootful "
+            "podman and CRI-O) would be missed; rootless and vfs stores "
+            "need no CAP_SYS_ADMIN\n");
 }
 
 /* The contract next to the binary: an installed layout
@@ -504,6 +531,7 @@ int srv_cmd_serve(int argc, char **argv)
         status = srv_exit_status(rc);
         goto out;
     }
+    warn_without_trusted_xattrs();
     layer_compress_versions_get(&cv);
     memset(&build, 0, sizeof(build));
     build.version = LAYERD_VERSION;
@@ -566,6 +594,7 @@ int srv_cmd_serve(int argc, char **argv)
         status = SRV_EXIT_USAGE;
         goto out;
     }
+    copts.allow_changing = cfg.allow_changing;
     if (api_context_new(&ctx, &copts) < 0) {
         srv_errorf("serve", "%s", layer_error_last());
         status = SRV_EXIT_FAILURE;

@@ -180,6 +180,15 @@ static const srv_setting settings[] = {
      .help = "a name clients reach the server by, repeatable; a request "
              "whose Host is not localhost, a listen address, a name of the "
              "certificate or one of these is answered 421"},
+    {.name = "allow-changing",
+     .type = SRV_SETTING_BOOL,
+     .offset = FIELD(allow_changing),
+     .def = "false",
+     .help = "serve files that change while they are read as GNU tar does "
+             "(padded or cut to their listed size, one warning span each); "
+             "by default such a file cuts the export or /files response, "
+             "so no digest or ETag is ever claimed for bytes that are not "
+             "the file's"},
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))

@@ -50,6 +50,7 @@ typedef struct srv_config {
     bool allow_anonymous; /* non-loopback listeners without a policy */
     srv_config_listen server_names; /* --server-name, repeatable */
     char *tar;                      /* auto, canonical or original */
+    bool allow_changing; /* files that change while read: warn, not fail */
 } srv_config;
 
 #define SRV_CONFIG_INIT                                                        \

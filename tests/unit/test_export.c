@@ -1340,6 +1340,129 @@ START_TEST(test_original_export_span_says_so)
 }
 END_TEST
 
+/* At most LAYER_CHAIN_MAX parents, checked before any work. */
+START_TEST(test_chain_cap_is_checked_first)
+{
+    layer_dir l = base_layer();
+    layer_dir gone = {.path = "/nonexistent/layerd-layer",
+                      .kind = LAYER_KIND_DIFF};
+    layer_dir *pd = calloc(LAYER_CHAIN_MAX + 1, sizeof(*pd));
+    layer_export *x = NULL;
+    unsigned char buf[65536];
+    size_t n;
+    int rc;
+
+    ck_assert_ptr_nonnull(pd);
+    for (int i = 0; i <= LAYER_CHAIN_MAX; i++)
+        pd[i] = base_layer();
+    ck_assert_int_eq(layer_export_start(&x, &l, pd, LAYER_CHAIN_MAX, NULL), 0);
+    while ((rc = layer_export_read(&n, x, buf, sizeof(buf), 0)) == 0)
+        ;
+    ck_assert_int_eq(rc, LAYER_ITEROVER);
+    layer_export_free(x);
+    x = NULL;
+    ck_assert_int_eq(
+        layer_export_start(&x, &gone, pd, LAYER_CHAIN_MAX + 1, NULL),
+        LAYER_EINVALID);
+    ck_assert_ptr_null(x);
+    ck_assert_str_eq(layer_error_last(),
+                     "129 parents: a layer has at most 128 (LAYER_CHAIN_MAX)");
+    free(pd);
+}
+END_TEST
+
+static int export_warnings;
+
+static void on_export_warning(void *arg, const char *message)
+{
+    (void)arg;
+    ck_assert_ptr_nonnull(strstr(message, "big: file "));
+    export_warnings++;
+}
+
+/* A layer with one 16 MiB file, which the export has started to read
+ * when the first buffer comes out (the rings hold 2 MiB at most). */
+static char *changing_tree(void)
+{
+    char *dir = fx_tmpdir();
+    char *p = fx_path(dir, "big");
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+    ck_assert(fd >= 0 && ftruncate(fd, 16 << 20) == 0);
+    close(fd);
+    free(p);
+    return dir;
+}
+
+/* Start an export of dir, take its first buffer, change big with how
+ * ("truncate", "grow"), drain; the last read's code. */
+static int export_while_changing(const char *dir, const char *how,
+                                 unsigned reader_flags,
+                                 layer_export_summary *sum)
+{
+    layer_export_opts o = {.reader_flags = reader_flags,
+                           .on_warning = on_export_warning};
+    layer_dir l = {.path = dir, .kind = LAYER_KIND_DIFF};
+    layer_export *x = NULL;
+    static unsigned char buf[262144];
+    char *p = fx_path(dir, "big");
+    size_t n;
+    int rc;
+
+    ck_assert_int_eq(layer_export_start(&x, &l, NULL, 0, &o), 0);
+    ck_assert_int_eq(layer_export_read(&n, x, buf, sizeof(buf), 0), 0);
+    if (strcmp(how, "truncate") == 0) {
+        ck_assert(truncate(p, 1000) == 0);
+    } else {
+        int fd = open(p, O_WRONLY | O_APPEND);
+
+        ck_assert(fd >= 0 && write(fd, "more", 4) == 4);
+        close(fd);
+    }
+    while ((rc = layer_export_read(&n, x, buf, sizeof(buf), 0)) == 0)
+        ;
+    layer_export_summary_get(sum, x);
+    if (rc != LAYER_ITEROVER)
+        ck_assert_ptr_nonnull(strstr(layer_export_error(x), "big: file "));
+    layer_export_free(x);
+    free(p);
+    return rc;
+}
+
+/* A file that changes while it is exported fails the export: no end of
+ * stream, so no digest is ever claimed; allowed, it completes with a
+ * warning per file. */
+START_TEST(test_changing_file_fails_the_export)
+{
+    static const char *const hows[] = {"truncate", "grow"};
+    layer_export_summary sum;
+
+    for (size_t i = 0; i < 2; i++) {
+        char *dir = changing_tree();
+
+        export_warnings = 0;
+        ck_assert_int_eq(export_while_changing(dir, hows[i], 0, &sum),
+                         LAYER_ECHANGED);
+        ck_assert_str_eq(sum.diff_id, "");
+        ck_assert_str_eq(sum.digest, "");
+        ck_assert_int_eq(export_warnings, 0);
+        fx_rm_rf(dir);
+        free(dir);
+
+        dir = changing_tree();
+        ck_assert_int_eq(export_while_changing(
+                             dir, hows[i], LAYER_READER_ALLOW_CHANGING, &sum),
+                         LAYER_ITEROVER);
+        ck_assert_uint_eq(sum.warnings, 1);
+        ck_assert_int_eq(export_warnings, 1);
+        ck_assert_ptr_nonnull(sum.last_warning);
+        ck_assert_uint_eq(sum.tar_size, 512 + (16u << 20) + 1024);
+        fx_rm_rf(dir);
+        free(dir);
+    }
+}
+END_TEST
+
 static Suite *export_suite(void)
 {
     Suite *s = suite_create("export");
@@ -1368,6 +1491,8 @@ static Suite *export_suite(void)
     tcase_add_test(tc, test_whiteouts_and_clamped_mtimes);
     tcase_add_test(tc, test_export_span_carries_results);
     tcase_add_test(tc, test_large_pax_headers_across_buffers);
+    tcase_add_test(tc, test_chain_cap_is_checked_first);
+    tcase_add_test(tc, test_changing_file_fails_the_export);
     suite_add_tcase(s, tc);
     tcase_set_timeout(orig, 120);
     tcase_add_test(orig, test_original_tar_is_rebuilt_byte_for_byte);

@@ -79,7 +79,7 @@ END_TEST
 START_TEST(test_reader_base__entry_fields)
 {
     char *l = dir("l");
-    layer_dir ld = {l, LAYER_KIND_DIFF};
+    layer_dir ld = {.path = l, .kind = LAYER_KIND_DIFF};
     layer_reader *r = NULL;
     const layer_entry *e;
     uint64_t nlink;
@@ -216,7 +216,7 @@ END_TEST
 START_TEST(test_reader_diff__opaque_flag_on_entry)
 {
     char *l = dir("l");
-    layer_dir ld = {l, LAYER_KIND_DIFF};
+    layer_dir ld = {.path = l, .kind = LAYER_KIND_DIFF};
     layer_reader *r = NULL;
     const layer_entry *e;
 
@@ -499,8 +499,9 @@ END_TEST
 START_TEST(test_reader_snapshot__over_diff_chain)
 {
     char *g = dir("g"), *p = dir("p"), *l = dir("l");
-    layer_dir ld = {l, LAYER_KIND_SNAPSHOT};
-    layer_dir pd[] = {{p, LAYER_KIND_DIFF}, {g, LAYER_KIND_DIFF}};
+    layer_dir ld = {.path = l, .kind = LAYER_KIND_SNAPSHOT};
+    layer_dir pd[] = {{.path = p, .kind = LAYER_KIND_DIFF},
+                      {.path = g, .kind = LAYER_KIND_DIFF}};
 
     fx_file(g, "a", "a", 0644);
     fx_file(g, "b", "b", 0644);
@@ -523,7 +524,7 @@ START_TEST(test_reader_base__paths_longer_than_4096_bytes)
     char *l = dir("l");
     char name[201];
     int fd = open(l, O_RDONLY | O_DIRECTORY);
-    layer_dir ld = {l, LAYER_KIND_DIFF};
+    layer_dir ld = {.path = l, .kind = LAYER_KIND_DIFF};
     layer_reader *r = NULL;
     const layer_entry *e;
     size_t n = 0, last = 0;
@@ -627,7 +628,7 @@ END_TEST
 START_TEST(test_reader__use_after_close_is_an_error)
 {
     char *l = dir("l");
-    layer_dir ld = {l, LAYER_KIND_DIFF};
+    layer_dir ld = {.path = l, .kind = LAYER_KIND_DIFF};
     layer_reader *r = NULL;
     const layer_entry *e;
     char buf[8];
@@ -652,7 +653,8 @@ END_TEST
 
 START_TEST(test_reader__missing_layer_directory)
 {
-    layer_dir ld = {"/nonexistent/layerd/layer", LAYER_KIND_DIFF};
+    layer_dir ld = {.path = "/nonexistent/layerd/layer",
+                    .kind = LAYER_KIND_DIFF};
     layer_reader *r = NULL;
 
     ck_assert_int_eq(layer_reader_open(&r, &ld, NULL, 0, NULL),
@@ -676,10 +678,23 @@ static size_t read_all(layer_reader *r, char *buf, size_t cap, int *rc)
     }
 }
 
-START_TEST(test_reader_read__file_that_shrinks_is_padded)
+/* on_warning: counts the calls and keeps the last message. */
+static int warnings_seen;
+static char warning_text[512];
+
+static void count_warning(void *arg, const char *message)
+{
+    (void)arg;
+    warnings_seen++;
+    snprintf(warning_text, sizeof(warning_text), "%s", message);
+}
+
+START_TEST(test_reader_read__allow_changing_pads_a_file_that_shrinks)
 {
     char *l = dir("l");
-    layer_dir ld = {l, LAYER_KIND_DIFF};
+    layer_dir ld = {.path = l, .kind = LAYER_KIND_DIFF};
+    layer_reader_opts opts = {.flags = LAYER_READER_ALLOW_CHANGING,
+                              .on_warning = count_warning};
     layer_reader *r = NULL;
     const layer_entry *e;
     layer_reader_stats st;
@@ -687,8 +702,9 @@ START_TEST(test_reader_read__file_that_shrinks_is_padded)
     int rc;
     char *p = fx_path(l, "f");
 
+    warnings_seen = 0;
     fx_file(l, "f", "0123456789", 0644);
-    ck_assert_int_eq(layer_reader_open(&r, &ld, NULL, 0, NULL), 0);
+    ck_assert_int_eq(layer_reader_open(&r, &ld, NULL, 0, &opts), 0);
     ck_assert_int_eq(layer_reader_next(&e, r), 0);
     ck_assert_uint_eq(e->size, 10);
     ck_assert(truncate(p, 4) == 0);
@@ -698,16 +714,20 @@ START_TEST(test_reader_read__file_that_shrinks_is_padded)
     ck_assert_int_eq(layer_reader_stats_get(&st, r), 0);
     ck_assert_uint_eq(st.warnings, 1);
     ck_assert(strstr(layer_reader_last_warning(r), "shrank") != NULL);
+    /* one call per file, with the same message */
+    ck_assert_int_eq(warnings_seen, 1);
+    ck_assert_str_eq(warning_text, layer_reader_last_warning(r));
     layer_reader_free(r);
     free(p);
     free(l);
 }
 END_TEST
 
-START_TEST(test_reader_read__file_that_grows_is_cut)
+START_TEST(test_reader_read__allow_changing_cuts_a_file_that_grows)
 {
     char *l = dir("l");
-    layer_dir ld = {l, LAYER_KIND_DIFF};
+    layer_dir ld = {.path = l, .kind = LAYER_KIND_DIFF};
+    layer_reader_opts opts = {.flags = LAYER_READER_ALLOW_CHANGING};
     layer_reader *r = NULL;
     const layer_entry *e;
     layer_reader_stats st;
@@ -715,7 +735,7 @@ START_TEST(test_reader_read__file_that_grows_is_cut)
     int rc;
 
     fx_file(l, "f", "0123", 0644);
-    ck_assert_int_eq(layer_reader_open(&r, &ld, NULL, 0, NULL), 0);
+    ck_assert_int_eq(layer_reader_open(&r, &ld, NULL, 0, &opts), 0);
     ck_assert_int_eq(layer_reader_next(&e, r), 0);
     fx_file(l, "f", "0123456789", 0644);
     ck_assert_uint_eq(read_all(r, buf, sizeof(buf), &rc), 4);
@@ -723,29 +743,133 @@ START_TEST(test_reader_read__file_that_grows_is_cut)
     ck_assert(memcmp(buf, "0123", 4) == 0);
     ck_assert_int_eq(layer_reader_stats_get(&st, r), 0);
     ck_assert_uint_eq(st.warnings, 1);
+    ck_assert(strstr(layer_reader_last_warning(r), "grew") != NULL);
     layer_reader_free(r);
     free(l);
 }
 END_TEST
 
-START_TEST(test_reader_read__strict_mode_reports_changed)
+/* How a file changes between its listing and the end of its read. */
+typedef enum change_how {
+    CHANGE_TRUNCATE, /* shrinks */
+    CHANGE_GROW,     /* appended to */
+    CHANGE_REWRITE,  /* same size, new bytes, mtime put back */
+    CHANGE_CHMOD,    /* metadata only: ctime moves */
+    CHANGE_REPLACE,  /* another file renamed over it */
+    CHANGE_REMOVE    /* unlinked */
+} change_how;
+
+static void change_file(const char *l, const char *p, change_how how)
+{
+    struct stat st;
+    struct timespec ts[2];
+    int fd;
+
+    ck_assert(stat(p, &st) == 0);
+    switch (how) {
+    case CHANGE_TRUNCATE:
+        ck_assert(truncate(p, 2) == 0);
+        break;
+    case CHANGE_GROW:
+        fd = open(p, O_WRONLY | O_APPEND);
+        ck_assert(fd >= 0 && write(fd, "more", 4) == 4);
+        close(fd);
+        break;
+    case CHANGE_REWRITE:
+        fd = open(p, O_WRONLY);
+        ck_assert(fd >= 0 && pwrite(fd, "XY", 2, 6) == 2);
+        close(fd);
+        ts[0] = st.st_atim;
+        ts[1] = st.st_mtim;
+        ck_assert(utimensat(AT_FDCWD, p, ts, 0) == 0);
+        break;
+    case CHANGE_CHMOD:
+        ck_assert(chmod(p, 0600) == 0);
+        break;
+    case CHANGE_REPLACE:
+        fx_file(l, "g", "9876543210", 0644);
+        {
+            char *g = fx_path(l, "g");
+
+            ck_assert(rename(g, p) == 0);
+            free(g);
+        }
+        break;
+    case CHANGE_REMOVE:
+        ck_assert(unlink(p) == 0);
+        break;
+    }
+}
+
+/* The default: any change after the listing, before or during the read,
+ * is LAYER_ECHANGED, and the reader stays failed. */
+static void assert_change_refused(change_how how, size_t first_read)
 {
     char *l = dir("l");
-    layer_dir ld = {l, LAYER_KIND_DIFF};
-    layer_reader_opts opts = {.flags = LAYER_READER_STRICT};
+    layer_dir ld = {.path = l, .kind = LAYER_KIND_DIFF};
     layer_reader *r = NULL;
     const layer_entry *e;
     char buf[64];
+    size_t n;
     int rc;
     char *p = fx_path(l, "f");
 
     fx_file(l, "f", "0123456789", 0644);
-    ck_assert_int_eq(layer_reader_open(&r, &ld, NULL, 0, &opts), 0);
+    ck_assert_int_eq(layer_reader_open(&r, &ld, NULL, 0, NULL), 0);
     ck_assert_int_eq(layer_reader_next(&e, r), 0);
-    ck_assert(truncate(p, 2) == 0);
+    if (first_read > 0) {
+        ck_assert_int_eq(layer_reader_read(&n, r, buf, first_read), 0);
+        ck_assert_uint_eq(n, first_read);
+    }
+    change_file(l, p, how);
     read_all(r, buf, sizeof(buf), &rc);
-    ck_assert_int_eq(rc, LAYER_ECHANGED);
+    ck_assert_msg(rc == LAYER_ECHANGED, "change %d after %zu bytes: rc %d",
+                  (int)how, first_read, rc);
+    ck_assert_int_eq(layer_error_last_code(), LAYER_ECHANGED);
+    ck_assert(strstr(layer_error_last(), "f: file ") != NULL);
     ck_assert_int_eq(layer_reader_next(&e, r), LAYER_ECHANGED);
+    layer_reader_free(r);
+    free(p);
+    fx_rm_rf(l);
+    free(l);
+}
+
+START_TEST(test_reader_read__changed_file_is_refused_by_default)
+{
+    static const change_how hows[] = {CHANGE_TRUNCATE, CHANGE_GROW,
+                                      CHANGE_REWRITE,  CHANGE_CHMOD,
+                                      CHANGE_REPLACE,  CHANGE_REMOVE};
+
+    for (size_t i = 0; i < sizeof(hows) / sizeof(hows[0]); i++) {
+        /* between the listing and the open */
+        assert_change_refused(hows[i], 0);
+        /* in the middle of the read (replace and remove keep the open
+         * file, which no longer is the layer's: only the others show) */
+        if (hows[i] != CHANGE_REPLACE && hows[i] != CHANGE_REMOVE)
+            assert_change_refused(hows[i], 3);
+    }
+}
+END_TEST
+
+/* A range that stops short of the end is checked too. */
+START_TEST(test_reader_read__changed_file_is_refused_in_a_range)
+{
+    char *l = dir("l");
+    layer_dir ld = {.path = l, .kind = LAYER_KIND_DIFF};
+    layer_reader *r = NULL;
+    const layer_entry *e;
+    char buf[4];
+    size_t n;
+    char *p = fx_path(l, "f");
+
+    fx_file(l, "f", "0123456789", 0644);
+    ck_assert_int_eq(layer_reader_open(&r, &ld, NULL, 0, NULL), 0);
+    ck_assert_int_eq(layer_reader_next(&e, r), 0);
+    ck_assert_int_eq(layer_reader_seek(r, 2), 0);
+    ck_assert_int_eq(layer_reader_read(&n, r, buf, 2), 0);
+    ck_assert(n == 2 && memcmp(buf, "23", 2) == 0);
+    change_file(l, p, CHANGE_REWRITE);
+    ck_assert_int_eq(layer_reader_read(&n, r, buf, 2), LAYER_ECHANGED);
     layer_reader_free(r);
     free(p);
     free(l);
@@ -755,7 +879,7 @@ END_TEST
 START_TEST(test_reader_read__yields_exact_bytes_in_small_reads)
 {
     char *l = dir("l");
-    layer_dir ld = {l, LAYER_KIND_DIFF};
+    layer_dir ld = {.path = l, .kind = LAYER_KIND_DIFF};
     layer_reader *r = NULL;
     const layer_entry *e;
     char big[100000], got[100000];
@@ -780,7 +904,7 @@ END_TEST
 START_TEST(test_reader_read__seek_skips_ahead_only)
 {
     char *l = dir("l");
-    layer_dir ld = {l, LAYER_KIND_DIFF};
+    layer_dir ld = {.path = l, .kind = LAYER_KIND_DIFF};
     layer_reader *r = NULL;
     const layer_entry *e;
     char buf[16];
@@ -837,8 +961,8 @@ END_TEST
 /* Entries with their xattrs: "change type path name=value ..." lines. */
 static char *xattr_listing(const char *layer, const char *parent)
 {
-    layer_dir l = {layer, LAYER_KIND_DIFF};
-    layer_dir pd = {parent, LAYER_KIND_DIFF};
+    layer_dir l = {.path = layer, .kind = LAYER_KIND_DIFF};
+    layer_dir pd = {.path = parent, .kind = LAYER_KIND_DIFF};
     layer_reader *r = NULL;
     const layer_entry *e;
     char *out = NULL;
@@ -918,6 +1042,61 @@ START_TEST(test_reader_diff__xattrs_same_through_proc_fallback)
 }
 END_TEST
 
+/* LAYER_CHAIN_MAX parents, each holding a name the layer's opaque root
+ * hides: every name is a tombstone, the farthest parent's included (its
+ * index must fit the reader's index type); one parent more is refused
+ * before anything is opened. */
+START_TEST(test_reader__chain_cap)
+{
+    char *l = dir("l");
+    layer_dir ld = {.path = l, .kind = LAYER_KIND_DIFF};
+    layer_dir gone = {.path = "/nonexistent/layerd", .kind = LAYER_KIND_DIFF};
+    layer_dir *pd = calloc(LAYER_CHAIN_MAX + 1, sizeof(*pd));
+    layer_reader *r = NULL;
+    const layer_entry *e;
+    char name[32], want[32];
+    size_t n = 0;
+    int rc;
+
+    ck_assert_ptr_nonnull(pd);
+    for (int i = 0; i <= LAYER_CHAIN_MAX; i++) {
+        char *p;
+
+        snprintf(name, sizeof(name), "p%03d", i);
+        p = dir(name);
+        snprintf(name, sizeof(name), "f%03d", i);
+        fx_file(p, name, "x", 0644);
+        pd[i].path = p;
+        pd[i].kind = LAYER_KIND_DIFF;
+    }
+    fx_xattr(l, ".", "trusted.overlay.opaque", "y");
+    ck_assert_int_eq(layer_reader_open(&r, &ld, pd, LAYER_CHAIN_MAX, NULL), 0);
+    while ((rc = layer_reader_next(&e, r)) == 0) {
+        snprintf(want, sizeof(want), "f%03zu", n);
+        ck_assert_str_eq(e->path, want);
+        ck_assert_int_eq(e->change, LAYER_CHANGE_DELETE);
+        n++;
+    }
+    ck_assert_int_eq(rc, LAYER_ITEROVER);
+    ck_assert_uint_eq(n, LAYER_CHAIN_MAX);
+    layer_reader_free(r);
+    r = NULL;
+    ck_assert_int_eq(layer_reader_open(&r, &ld, pd, LAYER_CHAIN_MAX + 1, NULL),
+                     LAYER_EINVALID);
+    ck_assert_ptr_null(r);
+    ck_assert_str_eq(layer_error_last(),
+                     "129 parents: a layer has at most 128 (LAYER_CHAIN_MAX)");
+    /* checked first: a missing layer directory is not even looked at */
+    ck_assert_int_eq(
+        layer_reader_open(&r, &gone, pd, LAYER_CHAIN_MAX + 1, NULL),
+        LAYER_EINVALID);
+    for (int i = 0; i <= LAYER_CHAIN_MAX; i++)
+        free((char *)pd[i].path);
+    free(pd);
+    free(l);
+}
+END_TEST
+
 static Suite *reader_suite(void)
 {
     Suite *s = suite_create("reader");
@@ -953,9 +1132,12 @@ static Suite *reader_suite(void)
                    test_reader_base__symlinks_outside_and_loops_not_followed);
     tcase_add_test(tc, test_reader__use_after_close_is_an_error);
     tcase_add_test(tc, test_reader__missing_layer_directory);
-    tcase_add_test(tc, test_reader_read__file_that_shrinks_is_padded);
-    tcase_add_test(tc, test_reader_read__file_that_grows_is_cut);
-    tcase_add_test(tc, test_reader_read__strict_mode_reports_changed);
+    tcase_add_test(tc, test_reader__chain_cap);
+    tcase_add_test(tc,
+                   test_reader_read__allow_changing_pads_a_file_that_shrinks);
+    tcase_add_test(tc, test_reader_read__allow_changing_cuts_a_file_that_grows);
+    tcase_add_test(tc, test_reader_read__changed_file_is_refused_by_default);
+    tcase_add_test(tc, test_reader_read__changed_file_is_refused_in_a_range);
     tcase_add_test(tc, test_reader_read__yields_exact_bytes_in_small_reads);
     tcase_add_test(tc, test_reader_read__seek_skips_ahead_only);
     tcase_add_test(tc, test_reader__same_tree_same_sequence);

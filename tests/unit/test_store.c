@@ -22,6 +22,7 @@
 
 #include "layer/alloc.h"
 #include "layer/error.h"
+#include "layer/reader.h"
 #include "layer/store.h"
 
 static char tmp_root[PATH_MAX];
@@ -546,7 +547,8 @@ START_TEST(dir_bad_layer_json_is_broken)
     resolve_fails(s, "mutable", LAYER_EBROKEN, "not a boolean");
     resolve_fails(s, "parenttype", LAYER_EBROKEN, "not a string");
     resolve_fails(s, "parentnul", LAYER_EBROKEN, "contains NUL");
-    resolve_fails(s, "nofs", LAYER_EBROKEN, "layer nofs: fs/ is missing");
+    resolve_fails(s, "nofs", LAYER_EBROKEN,
+                  "nofs/fs is missing or not a directory");
     resolve_fails(s, "fsfile", LAYER_EBROKEN, "not a directory");
     resolve_fails(s, "jsonlink", LAYER_EBROKEN, "symlink");
     resolve_fails(s, "jsondir", LAYER_EBROKEN, "not a regular file");
@@ -1094,6 +1096,213 @@ START_TEST(docker_self_parent_is_a_cycle)
 }
 END_TEST
 
+/* ---- nothing below a store's root is reached through a symlink ---- */
+
+/* The bytes of the first file entry of a layer, read through the reader
+ * from info (so through the descriptors the store handed over). */
+static void first_file_is(const layer_info *info, const char *want)
+{
+    layer_reader *r = NULL;
+    const layer_entry *e;
+    char buf[64];
+    size_t n = 0, total = 0;
+    int rc;
+
+    rc = layer_reader_open(&r, &info->layer, info->parents, info->nparents,
+                           NULL);
+    ck_assert_msg(rc == 0, "reader: %s", layer_error_last());
+    while ((rc = layer_reader_next(&e, r)) == 0 && e->type != LAYER_TYPE_FILE)
+        ;
+    ck_assert_msg(rc == 0, "no file entry: %s", layer_error_last());
+    do {
+        ck_assert_int_eq(
+            layer_reader_read(&n, r, buf + total, sizeof(buf) - 1 - total), 0);
+        total += n;
+    } while (n > 0);
+    buf[total] = '\0';
+    ck_assert_str_eq(buf, want);
+    layer_reader_free(r);
+}
+
+/* A directory outside the store holding f = "MARKER". */
+static void outside_dir(char *out, size_t cap, const char *name)
+{
+    char path[PATH_MAX];
+
+    scratch(out, cap, name);
+    xfmt(path, sizeof(path), "%s/f", out);
+    write_file(path, "MARKER");
+}
+
+START_TEST(dir_symlinks_below_the_root_are_refused)
+{
+    char root[PATH_MAX], outside[PATH_MAX], path[PATH_MAX], target[PATH_MAX];
+    char via[PATH_MAX];
+    layer_store *s;
+    layer_info *info;
+
+    scratch(root, sizeof(root), "links");
+    outside_dir(outside, sizeof(outside), "links-outside");
+    /* fs/ a symlink to a directory outside */
+    dir_layer(root, "fslink", "{}");
+    xfmt(path, sizeof(path), "%s/fslink/fs", root);
+    ck_assert_int_eq(rmdir(path), 0);
+    ck_assert_int_eq(symlink(outside, path), 0);
+    /* <id>/ a symlink to another layer's directory */
+    dir_layer(root, "real", "{}");
+    xfmt(path, sizeof(path), "%s/real/fs/f", root);
+    write_file(path, "inside");
+    xfmt(path, sizeof(path), "%s/idlink", root);
+    ck_assert_int_eq(symlink("real", path), 0);
+    s = open_store("dir", root);
+    xfmt(target, sizeof(target), "%s/fslink/fs is a symlink", root);
+    resolve_fails(s, "fslink", LAYER_EBROKEN, target);
+    resolve_fails(s, "idlink", LAYER_EBROKEN, "not a directory in the store");
+    info = resolve_ok(s, "real");
+    ck_assert(info->layer.has_fd);
+    first_file_is(info, "inside");
+    layer_info_free(info);
+    layer_store_free(s);
+    /* The root itself may be reached through a symlink: the operator
+     * named it. */
+    scratch(via, sizeof(via), "links-via");
+    xfmt(path, sizeof(path), "%s/store", via);
+    ck_assert_int_eq(symlink(root, path), 0);
+    s = open_store("dir", path);
+    info = resolve_ok(s, "real");
+    first_file_is(info, "inside");
+    layer_info_free(info);
+    layer_store_free(s);
+}
+END_TEST
+
+/* Once resolved, a layer is read through the descriptors the store
+ * opened: a store writer who swaps fs/ for a symlink (or for another
+ * directory) after the lookup changes nothing the reader sees. */
+START_TEST(dir_resolved_layer_is_read_through_its_descriptors)
+{
+    char root[PATH_MAX], outside[PATH_MAX], fs[PATH_MAX], moved[PATH_MAX];
+    char path[PATH_MAX];
+    layer_store *s;
+    layer_info *info;
+
+    scratch(root, sizeof(root), "swap");
+    outside_dir(outside, sizeof(outside), "swap-outside");
+    dir_layer(root, "base", "{}");
+    xfmt(path, sizeof(path), "%s/base/fs/f", root);
+    write_file(path, "base");
+    dir_layer(root, "top", "{\"parent\": \"base\"}");
+    xfmt(path, sizeof(path), "%s/top/fs/f", root);
+    write_file(path, "inside");
+    s = open_store("dir", root);
+    info = resolve_ok(s, "top");
+    ck_assert(info->layer.has_fd && info->nparents == 1 &&
+              info->parents[0].has_fd);
+    /* swap both directories of the chain for symlinks to outside */
+    xfmt(fs, sizeof(fs), "%s/top/fs", root);
+    xfmt(moved, sizeof(moved), "%s/top/fs.old", root);
+    ck_assert_int_eq(rename(fs, moved), 0);
+    ck_assert_int_eq(symlink(outside, fs), 0);
+    xfmt(fs, sizeof(fs), "%s/base/fs", root);
+    xfmt(moved, sizeof(moved), "%s/base/fs.old", root);
+    ck_assert_int_eq(rename(fs, moved), 0);
+    ck_assert_int_eq(symlink(outside, fs), 0);
+    first_file_is(info, "inside");
+    layer_info_free(info);
+    /* and a new lookup refuses them */
+    resolve_fails(s, "top", LAYER_EBROKEN, "is a symlink");
+    layer_store_free(s);
+}
+END_TEST
+
+START_TEST(cs_symlinks_below_the_root_are_refused)
+{
+    static const char *const ids[] = {"real"};
+    char root[PATH_MAX], outside[PATH_MAX], path[PATH_MAX], want[PATH_MAX];
+    layer_store *s;
+
+    /* overlay/<id> a symlink to a directory outside, with diff/ in it:
+     * refused without any race, naming the path */
+    cs_store(root, sizeof(root), "cs-idlink",
+             "[{\"id\":\"top\"},{\"id\":\"real\"}]", ids, 1);
+    scratch(outside, sizeof(outside), "cs-idlink-outside");
+    xfmt(path, sizeof(path), "%s/diff", outside);
+    mkdirs(path);
+    xfmt(path, sizeof(path), "%s/overlay/top", root);
+    ck_assert_int_eq(symlink(outside, path), 0);
+    s = open_store("containers-storage", root);
+    xfmt(want, sizeof(want),
+         "containers-storage layer top: %s/overlay/top/diff is a symlink or "
+         "has one on its path (refused)",
+         root);
+    resolve_fails(s, "top", LAYER_EBROKEN, want);
+    layer_info_free(resolve_ok(s, "real"));
+    layer_store_free(s);
+
+    /* overlay/<id>/diff a symlink */
+    cs_store(root, sizeof(root), "cs-difflink", "[{\"id\":\"top\"}]", NULL, 0);
+    xfmt(path, sizeof(path), "%s/overlay/top", root);
+    mkdirs(path);
+    xfmt(path, sizeof(path), "%s/overlay/top/diff", root);
+    ck_assert_int_eq(symlink(outside, path), 0);
+    s = open_store("containers-storage", root);
+    resolve_fails(s, "top", LAYER_EBROKEN, "is a symlink");
+    layer_store_free(s);
+
+    /* the metadata directory a symlink to another store's */
+    cs_store(root, sizeof(root), "cs-metalink", "[]", NULL, 0);
+    xfmt(path, sizeof(path), "%s/overlay-layers", root);
+    xfmt(want, sizeof(want), "%s/overlay-layers.real", root);
+    ck_assert_int_eq(rename(path, want), 0);
+    ck_assert_int_eq(symlink("overlay-layers.real", path), 0);
+    s = open_store("containers-storage", root);
+    resolve_fails(s, "top", LAYER_EBROKEN, "is a symlink");
+    layer_store_free(s);
+}
+END_TEST
+
+START_TEST(docker_symlinks_below_the_root_are_refused)
+{
+    char root[PATH_MAX], outside[PATH_MAX], path[PATH_MAX], digest[80];
+    char want[PATH_MAX];
+    layer_store *s;
+
+    xfmt(digest, sizeof(digest), "sha256:%s", hex64);
+    docker_store(root, sizeof(root), "dk-cachelink", hex64, "c1", digest, NULL,
+                 false);
+    scratch(outside, sizeof(outside), "dk-cachelink-outside");
+    xfmt(path, sizeof(path), "%s/diff", outside);
+    mkdirs(path);
+    xfmt(path, sizeof(path), "%s/overlay2/c1", root);
+    ck_assert_int_eq(symlink(outside, path), 0);
+    s = open_store("docker", root);
+    xfmt(want, sizeof(want), "%s/overlay2/c1/diff is a symlink", root);
+    resolve_fails(s, digest, LAYER_EBROKEN, want);
+    layer_store_free(s);
+
+    /* a layerdb file that is a symlink */
+    docker_store(root, sizeof(root), "dk-difflink", hex64, "c1", NULL, NULL,
+                 true);
+    xfmt(path, sizeof(path), "%s/image/overlay2/layerdb/sha256/%s/diff", root,
+         hex64);
+    ck_assert_int_eq(symlink("cache-id", path), 0);
+    s = open_store("docker", root);
+    resolve_fails(s, digest, LAYER_EBROKEN, "symlink");
+    layer_store_free(s);
+
+    /* the layerdb below a symlink */
+    docker_store(root, sizeof(root), "dk-dblink", hex64, "c1", digest, NULL,
+                 true);
+    xfmt(path, sizeof(path), "%s/image/overlay2", root);
+    xfmt(want, sizeof(want), "%s/image/overlay2.real", root);
+    ck_assert_int_eq(rename(path, want), 0);
+    ck_assert_int_eq(symlink("overlay2.real", path), 0);
+    s = open_store("docker", root);
+    resolve_fails(s, digest, LAYER_EBROKEN, "is a symlink");
+    layer_store_free(s);
+}
+END_TEST
+
 /* ---- where the tar-split data is ---- */
 
 START_TEST(cs_tarsplit_data_is_found_and_must_be_a_file)
@@ -1198,6 +1407,8 @@ static Suite *store_suite(void)
     tcase_add_test(dir, dir_invalid_parent_ids_are_never_used_as_paths);
     tcase_add_test(dir, dir_store_sees_layers_created_after_open);
     tcase_add_test(dir, resolve_releases_everything_on_allocation_failure);
+    tcase_add_test(dir, dir_symlinks_below_the_root_are_refused);
+    tcase_add_test(dir, dir_resolved_layer_is_read_through_its_descriptors);
     suite_add_tcase(s, dir);
 
     tcase_add_test(cs, cs_overlay_resolves_ids_and_diff_digests);
@@ -1207,14 +1418,16 @@ static Suite *store_suite(void)
     tcase_add_test(cs, cs_broken_metadata_is_reported);
     tcase_add_test(cs, cs_first_record_of_an_id_wins);
     tcase_add_test(cs, cs_metadata_is_read_as_go_reads_it);
+    tcase_add_test(cs, cs_symlinks_below_the_root_are_refused);
     tcase_add_test(cs, cs_tarsplit_data_is_found_and_must_be_a_file);
     suite_add_tcase(s, cs);
 
     tcase_add_test(dk, docker_resolves_chain_ids_and_diff_ids);
     tcase_add_test(dk, docker_lists_chain_ids);
-    tcase_add_test(dk, docker_tarsplit_data_is_found_and_must_be_a_file);
     tcase_add_test(dk, docker_values_read_from_disk_are_checked);
     tcase_add_test(dk, docker_self_parent_is_a_cycle);
+    tcase_add_test(dk, docker_symlinks_below_the_root_are_refused);
+    tcase_add_test(dk, docker_tarsplit_data_is_found_and_must_be_a_file);
     suite_add_tcase(s, dk);
     return s;
 }

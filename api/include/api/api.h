@@ -51,6 +51,9 @@ typedef struct api_context_opts {
     /** The server's names for the Host check (api/auth.h); NULL: no
      * check. */
     const struct api_hostnames *hosts;
+    /** Files that change while read are padded or cut with a warning
+     * (LAYER_READER_ALLOW_CHANGING) instead of cutting the response. */
+    bool allow_changing;
 } api_context_opts;
 
 /**

@@ -82,15 +82,22 @@ typedef struct layer_export_original {
 /** Export options. Zero-initialise, then set what differs. */
 typedef struct layer_export_opts {
     layer_compression compression;
-    int level;             /**< 0: the format's default */
-    unsigned flags;        /**< layer_export_flags */
-    int64_t epoch;         /**< with LAYER_EXPORT_CLAMP_MTIME */
-    unsigned reader_flags; /**< passed to layer_reader_open() */
-    layer_span *span;      /**< tracing parent, or NULL */
+    int level;      /**< 0: the format's default */
+    unsigned flags; /**< layer_export_flags */
+    int64_t epoch;  /**< with LAYER_EXPORT_CLAMP_MTIME */
+    /** passed to layer_reader_open(): LAYER_READER_ALLOW_CHANGING; without
+     * it a file that changes while it is read fails the export with
+     * LAYER_ECHANGED, before any digest is claimed */
+    unsigned reader_flags;
+    layer_span *span; /**< tracing parent, or NULL */
     /** Export the original tar from these (the layer's directory gives
      * the files' bytes; parents, reader_flags and the flags that shape
      * the canonical tar do not apply); NULL: the canonical tar. */
     const layer_export_original *original;
+    /** passed to layer_reader_open(): called, on the export's worker
+     * thread, with each warning (tolerant mode) */
+    void (*on_warning)(void *arg, const char *message);
+    void *warning_arg;
 } layer_export_opts;
 
 /** What an export produced; complete after the END of the stream. */
@@ -162,10 +169,11 @@ int layer_export_tar_parse(layer_export_tar *out, const char *name);
  * @param[out] out the export; free with layer_export_free()
  * @param layer the layer
  * @param parents its parents, nearest first
- * @param nparents number of parents
+ * @param nparents number of parents, at most LAYER_CHAIN_MAX
  * @param opts options (NULL: plain tar, defaults)
  * @return 0 or a negative code (LAYER_ENOTFOUND, LAYER_EINVALID for a bad
- *         level, ...; for an original tar: LAYER_EINVALID for a diff ID
+ *         level or more than LAYER_CHAIN_MAX parents, checked before any
+ *         work, ...; for an original tar: LAYER_EINVALID for a diff ID
  *         that is not a sha256 digest or flags of the canonical tar,
  *         LAYER_ENOTFOUND when the tar-split data or the layer directory
  *         is missing, LAYER_EBROKEN when the tar-split data is not a

@@ -11,9 +11,14 @@
  *   - "containers-storage:PATH": podman/buildah/CRI-O (vfs or overlay);
  *   - "docker:PATH": Docker's overlay2 (/var/lib/docker).
  * Ids are validated with layer_id_valid() before any filesystem access;
- * a store never builds a path from an unvalidated string. Stores re-read
- * their metadata on each call, so layers created after open are seen.
- * A store handle may be shared by threads.
+ * a store never builds a path from an unvalidated string. Every path
+ * below the store's root (metadata files, data directories) is resolved
+ * from the root's descriptor with no symlink on the way (layer/beneath.h);
+ * the root itself may be reached through symlinks (the operator named
+ * it). A resolved layer carries its directories open, so what is read is
+ * what was looked up, whatever the store's writers rename meanwhile.
+ * Stores re-read their metadata on each call, so layers created after
+ * open are seen. A store handle may be shared by threads.
  */
 
 #include <stdbool.h>
@@ -23,8 +28,8 @@
 /** Longest id accepted (the digest form is "sha256:" + 64 hex). */
 #define LAYER_ID_MAX 128
 
-/** Longest parent chain followed before the store is called broken. */
-#define LAYER_CHAIN_MAX 128
+/* LAYER_CHAIN_MAX (layer/reader.h): the longest parent chain followed
+ * before the store is called broken. */
 
 typedef struct layer_store layer_store;
 
@@ -43,9 +48,11 @@ typedef struct layer_info {
     char *tarsplit;
     /** The store's root directory, canonical; NULL outside a store. */
     char *root;
-    layer_dir layer; /**< path (owned) and kind */
-    size_t nparents;
-    layer_dir *parents; /**< nearest parent first; paths owned */
+    /** path (owned), kind, and for a layer a store resolved, the
+     * directory open (has_fd; owned: layer_info_free() closes it) */
+    layer_dir layer;
+    size_t nparents;    /**< at most LAYER_CHAIN_MAX */
+    layer_dir *parents; /**< nearest parent first; as layer */
     char **parent_ids;  /**< ids of the parents, same order */
 } layer_info;
 
