@@ -9,7 +9,10 @@
  * non-directory, or a snapshot parent, which is a full tree). Memory is
  * therefore bounded by depth times directory width; the only structure
  * that grows with the layer is the hard-link tracker (hardlink.c), which
- * holds one record per multiply-linked inode.
+ * holds one record per multiply-linked inode. Descriptors are bounded
+ * whatever the depth: only the top frame's are used, so frames above it
+ * give theirs back past a budget and reopen them on the way back up (see
+ * "the descriptor budget" below).
  *
  * How names are classified depends on the layer's kind:
  *   - diff (overlayfs upperdir, visit_diff()): a name present in the
@@ -73,9 +76,14 @@
 #include "hardlink_int.h"
 #include "xattr_int.h"
 
-/* Deepest directory nesting followed. Each level holds one fd per layer
- * in the chain, so this also bounds the fds of one reader. */
+/* Deepest directory nesting followed. */
 #define READER_MAX_DEPTH 512
+/* Descriptors the frames between the root and the top may keep open (a
+ * frame holds its directory and its lower view: 1 + parents). Beyond, the
+ * frames nearest the root close theirs, and get them back, reopened
+ * beneath the root, when the walk returns to them. 64 keeps a five-layer
+ * chain's walk free of reopening down to a depth of 12. */
+#define READER_FD_BUDGET 64
 /* Longest relative path (tar PAX records carry any length; 32 KiB is far
  * beyond what real images hold and keeps one buffer small). */
 #define READER_PATH_MAX 32768
@@ -102,8 +110,11 @@ typedef struct names {
 
 /* One directory of the lower view. */
 typedef struct lower {
-    int fd;
-    bool diff; /* interpret whiteouts and opaque markers */
+    int fd;        /* -1 while its frame is closed */
+    bool diff;     /* interpret whiteouts and opaque markers */
+    size_t anchor; /* its layer: the index in the root frame's lowers */
+    dev_t dev;     /* the directory opened, to check a reopened one */
+    ino_t ino;
 } lower;
 
 /*
@@ -112,7 +123,10 @@ typedef struct lower {
  * recorded here) when something below it changes.
  */
 typedef struct frame {
-    int fd; /* this directory in the layer */
+    int fd;      /* this directory in the layer; -1 while closed */
+    bool closed; /* fd and the lowers' fds are closed (budget) */
+    dev_t dev;   /* what fd is, to check a reopened one */
+    ino_t ino;
     names up;
     names low;  /* merge mode: names visible in the lower view */
     bool merge; /* iterate the union of up and low */
@@ -164,6 +178,8 @@ struct layer_reader {
 
     frame *frames;
     size_t depth, frames_cap;
+    size_t frame_fds;   /* descriptors open in frames 1..depth-1 */
+    size_t lowest_open; /* frames 1..lowest_open-1 are closed */
     uint64_t next_serial;
 
     char *path;
@@ -311,8 +327,21 @@ static layer_type type_of(unsigned mode)
 static void lowers_free(lower *v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        close(v[i].fd);
+        if (v[i].fd >= 0)
+            close(v[i].fd);
     layer_free(v);
+}
+
+/* Record what fd is, for the check after a reopen. */
+static int identify(dev_t *dev, ino_t *ino, int fd, const char *what)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) < 0)
+        return layer_error_set_errno(LAYER_ERROR, errno, "%s: stat", what);
+    *dev = st.st_dev;
+    *ino = st.st_ino;
+    return 0;
 }
 
 static int open_dir_at(layer_reader *r, int dirfd, const char *name)
@@ -469,7 +498,10 @@ static int lower_child(lower **out, size_t *out_n, layer_reader *r,
         }
         v[n].fd = fd;
         v[n].diff = f->lowers[i].diff;
+        v[n].anchor = f->lowers[i].anchor;
         n++;
+        if ((rc = identify(&v[n - 1].dev, &v[n - 1].ino, fd, name)) < 0)
+            goto out;
         if (!f->lowers[i].diff)
             break; /* a snapshot parent is the whole tree */
         if ((rc = layer_xattr__read(scratch, fd, -1, NULL, name)) < 0)
@@ -668,6 +700,8 @@ static int stage_ancestors(layer_reader *r, size_t upto)
     return 0;
 }
 
+static void budget(layer_reader *r);
+
 /* Push a frame for directory fd below the top. fd and lowers (nlowers of
  * them) belong to the frame from the call on, even when it fails. */
 static int push_frame(layer_reader *r, const frame_spec *spec, int fd,
@@ -707,7 +741,11 @@ static int push_frame(layer_reader *r, const frame_spec *spec, int fd,
     f->serial = ++r->next_serial;
     if (spec->st)
         f->st = *spec->st;
+    if (r->depth > 1)
+        r->frame_fds += 1 + nlowers;
     if (spec->xa && (rc = layer_xattr__copy(&f->xa, spec->xa)) < 0)
+        return rc;
+    if ((rc = identify(&f->dev, &f->ino, fd, "directory")) < 0)
         return rc;
     if ((rc = list_dir(r, &f->up, fd, 0, "directory")) < 0)
         return rc;
@@ -715,17 +753,151 @@ static int push_frame(layer_reader *r, const frame_spec *spec, int fd,
     if (spec->merge && nlowers > 0 &&
         (rc = lower_list(r, &f->low, lowers, nlowers, scratch)) < 0)
         return rc;
+    budget(r);
     return 0;
 }
 
-static void pop_frame(layer_reader *r)
+/* ---- the descriptor budget ---------------------------------------------
+ *
+ * Only the top frame's descriptors are used: names are listed once, when
+ * a frame is pushed, and every later call works on the top frame. So the
+ * frames between the root and the top may give theirs back: when the
+ * frames 1..depth-1 hold more than READER_FD_BUDGET, those nearest the
+ * root are closed (a prefix 1..lowest_open-1 of the stack is closed), and
+ * a frame the walk returns to is reopened from the root frame's
+ * descriptors, beneath them, with no symlink on the way, and checked to be
+ * the same directory. The root frame (the layer's root and the parents'
+ * roots, the anchors) stays open. A reader thus holds at most
+ * 2 * (n + 1) + READER_FD_BUDGET + 4 descriptors, n the parents in its
+ * lower view (at most LAYER_CHAIN_MAX), whatever the depth.
+ */
+
+static size_t frame_fd_count(const frame *f)
+{
+    return f->closed ? 0 : 1 + f->nlowers;
+}
+
+static void frame_close(layer_reader *r, frame *f)
+{
+    r->frame_fds -= frame_fd_count(f);
+    close(f->fd);
+    f->fd = -1;
+    for (size_t i = 0; i < f->nlowers; i++) {
+        close(f->lowers[i].fd);
+        f->lowers[i].fd = -1;
+    }
+    f->closed = true;
+}
+
+/* Close the frames nearest the root while the frames hold too many. */
+static void budget(layer_reader *r)
+{
+    if (r->lowest_open == 0)
+        r->lowest_open = 1;
+    while (r->frame_fds > READER_FD_BUDGET && r->lowest_open + 1 < r->depth)
+        frame_close(r, &r->frames[r->lowest_open++]);
+}
+
+/*
+ * Reopen the directory at path (len bytes, relative, canonical) beneath
+ * anchor, in pieces that fit layer_beneath_open(), and check that it is
+ * the directory (dev, ino) it was.
+ */
+static int reopen_dir(int *out, int anchor, const char *path, size_t len,
+                      dev_t dev, ino_t ino, const char *what)
+{
+    char piece[LAYER_BENEATH_PATH_MAX + 1];
+    size_t pos = 0;
+    int cur = anchor, fd = -1, rc = 0;
+    struct stat st;
+
+    while (pos < len) {
+        size_t n = len - pos;
+
+        if (n > LAYER_BENEATH_PATH_MAX) {
+            const char *slash =
+                memrchr(path + pos, '/', LAYER_BENEATH_PATH_MAX + 1);
+
+            n = slash != NULL ? (size_t)(slash - (path + pos)) : 0;
+        }
+        memcpy(piece, path + pos, n);
+        piece[n] = '\0';
+        rc = layer_beneath_open(&fd, cur, piece, O_RDONLY | O_DIRECTORY, 0);
+        if (cur != anchor)
+            close(cur);
+        cur = anchor;
+        if (rc < 0)
+            break;
+        cur = fd;
+        pos += n + 1;
+    }
+    if (rc == LAYER_ENOTFOUND || rc == LAYER_EINVALID)
+        return layer_error_set(LAYER_ECHANGED,
+                               "%s %.*s: directory removed or replaced while "
+                               "read",
+                               what, (int)(len > 512 ? 512 : len), path);
+    if (rc < 0)
+        return rc;
+    if (fstat(cur, &st) < 0 || st.st_dev != dev || st.st_ino != ino) {
+        close(cur);
+        return layer_error_set(LAYER_ECHANGED,
+                               "%s %.*s: directory replaced while read", what,
+                               (int)(len > 512 ? 512 : len), path);
+    }
+    *out = cur;
+    return 0;
+}
+
+/* Give the top frame its descriptors back (after a pop reached it). Its
+ * path is the start of r->path, as every frame above it was below it. On
+ * failure the frame stays closed (and the reader fails). */
+static int frame_reopen(layer_reader *r, frame *f)
+{
+    const frame *root = &r->frames[0];
+    size_t i = 0;
+    int rc;
+
+    if ((rc = reopen_dir(&f->fd, root->fd, r->path, f->path_len, f->dev, f->ino,
+                         "layer")) < 0) {
+        f->fd = -1;
+        return rc;
+    }
+    for (; i < f->nlowers; i++) {
+        lower *l = &f->lowers[i];
+
+        if ((rc = reopen_dir(&l->fd, root->lowers[l->anchor].fd, r->path,
+                             f->path_len, l->dev, l->ino, "parent")) < 0)
+            break;
+    }
+    if (rc < 0) {
+        close(f->fd);
+        f->fd = -1;
+        while (i-- > 0) {
+            close(f->lowers[i].fd);
+            f->lowers[i].fd = -1;
+        }
+        return rc;
+    }
+    f->closed = false;
+    r->frame_fds += 1 + f->nlowers;
+    r->lowest_open = (size_t)(f - r->frames);
+    return 0;
+}
+
+static int pop_frame(layer_reader *r)
 {
     frame *f = &r->frames[--r->depth];
 
     /* pending link members keep their own copy of the emitted flag */
     if (f->emitted)
         layer_hardlink__mark_emitted(&r->links, f->serial);
+    if (r->depth >= 1)
+        r->frame_fds -= frame_fd_count(f);
     frame_dispose(f);
+    if (r->lowest_open > r->depth)
+        r->lowest_open = r->depth;
+    f = &r->frames[r->depth - 1];
+    return f->closed ? frame_reopen(r, f) : 0;
 }
 
 /* No lower directory to descend into (see descend()). */
@@ -1171,8 +1343,7 @@ static int walk_step(layer_reader *r)
             r->done = true;
             return 0;
         }
-        pop_frame(r);
-        return 0;
+        return pop_frame(r);
     }
     m.name = u;
     if (!top->merge) {
@@ -1279,6 +1450,7 @@ static int open_parents(lower **out, size_t *out_n, const layer_dir *parents,
         if ((rc = open_root(&lowers[nl].fd, &parents[i], "parent")) < 0)
             goto out;
         lowers[nl].diff = parents[i].kind == LAYER_KIND_DIFF;
+        lowers[nl].anchor = nl;
         nl++;
         if (!lowers[nl - 1].diff)
             break; /* a snapshot holds everything below it */

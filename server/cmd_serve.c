@@ -2,8 +2,8 @@
  * `layerd serve`: run the HTTPS server until SIGTERM or SIGINT.
  *
  * Start-up, in order: settings (flags over the config file, then
- * defaults), the open-file limit raised to its hard limit (a reader holds
- * one descriptor per directory level of each layer it walks), signals
+ * defaults), the open-file limit raised to its hard limit (each open
+ * reader holds up to its descriptor budget, layer/reader.h), signals
  * blocked in every thread (the MHD threads inherit the mask) and routed to
  * a signalfd the main thread waits on, the trace sink, the store (with a
  * warning when trusted.* xattrs are out of reach), the metrics, the TLS

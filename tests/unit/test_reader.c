@@ -3,6 +3,8 @@
  * on disk and asserts the exact entry sequence.
  */
 #include <check.h>
+#include <dirent.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1097,6 +1099,162 @@ START_TEST(test_reader__chain_cap)
 }
 END_TEST
 
+/* ---- the descriptor budget ---- */
+
+/* Descriptors this process holds. */
+static int open_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *de;
+
+    ck_assert_ptr_nonnull(d);
+    while ((de = readdir(d)) != NULL)
+        n += de->d_name[0] != '.';
+    closedir(d);
+    return n - 1; /* the one opendir holds */
+}
+
+/* A chain of depth directories named name under root (through fds, as
+ * the paths outgrow PATH_MAX); at every level, when asked, a file "z"
+ * (what) and "y": a whiteout (layer) or a file (parent). */
+static void deep_tree(const char *root, int depth, const char *name, bool z,
+                      int y)
+{
+    int fd = open(root, O_RDONLY | O_DIRECTORY);
+
+    ck_assert_int_ge(fd, 0);
+    for (int i = 0; i < depth; i++) {
+        int next;
+
+        ck_assert(mkdirat(fd, name, 0755) == 0);
+        next = openat(fd, name, O_RDONLY | O_DIRECTORY);
+        ck_assert_int_ge(next, 0);
+        close(fd);
+        fd = next;
+        if (z) {
+            int f = openat(fd, "z", O_WRONLY | O_CREAT, 0644);
+
+            ck_assert(f >= 0 && write(f, "z", 1) == 1);
+            close(f);
+        }
+        if (y == 1)
+            ck_assert(mknodat(fd, "y", S_IFCHR | 0600, 0) == 0);
+        else if (y == 2)
+            close(openat(fd, "y", O_WRONLY | O_CREAT, 0644));
+    }
+    close(fd);
+}
+
+/*
+ * A layer depth levels deep over three parents that are as deep: at each
+ * level the layer adds z and whites out the y the nearest parent holds,
+ * and both come after the level's subdirectory, so each is met when the
+ * walk comes back up, through frames that had to give their descriptors
+ * back. Every tombstone and addition is there, and the reader never held
+ * more than its budget: 2 * (parents + 1) + 64 + 4.
+ */
+static void deep_walk(int depth, const char *name)
+{
+    char *l = dir("l"), *p[3];
+    layer_dir ld = {.path = l, .kind = LAYER_KIND_DIFF};
+    layer_dir pd[3];
+    layer_reader *r = NULL;
+    const layer_entry *e;
+    int base, most = 0, adds = 0, dels = 0, dirs = 0, rc;
+
+    p[0] = dir("p0");
+    p[1] = dir("p1");
+    p[2] = dir("p2");
+    deep_tree(l, depth, name, true, 1);
+    deep_tree(p[0], depth, name, false, 2);
+    deep_tree(p[1], depth, name, false, 0);
+    deep_tree(p[2], depth, name, false, 0);
+    for (int i = 0; i < 3; i++)
+        pd[i] = (layer_dir){.path = p[i], .kind = LAYER_KIND_DIFF};
+    base = open_fds();
+    ck_assert_int_eq(layer_reader_open(&r, &ld, pd, 3, NULL), 0);
+    while ((rc = layer_reader_next(&e, r)) == 0) {
+        int n = open_fds() - base;
+        const char *tail = strrchr(e->path, '/');
+
+        tail = tail ? tail + 1 : e->path;
+        most = n > most ? n : most;
+        if (e->change == LAYER_CHANGE_DELETE) {
+            ck_assert_str_eq(tail, "y");
+            dels++;
+        } else if (e->type == LAYER_TYPE_FILE) {
+            ck_assert_str_eq(tail, "z");
+            adds++;
+        } else {
+            ck_assert_int_eq(e->type, LAYER_TYPE_DIR);
+            dirs++;
+        }
+    }
+    ck_assert_msg(rc == LAYER_ITEROVER, "%s", layer_error_last());
+    ck_assert_int_eq(dels, depth);
+    ck_assert_int_eq(adds, depth);
+    ck_assert_int_eq(dirs, depth);
+    ck_assert_msg(most <= 2 * (3 + 1) + 64 + 4,
+                  "%d descriptors at most over a depth of %d", most, depth);
+    layer_reader_free(r);
+    ck_assert_int_eq(open_fds(), base);
+    for (int i = 0; i < 3; i++)
+        free(p[i]);
+    free(l);
+}
+
+START_TEST(test_reader_budget__deep_walk_stays_within_it)
+{
+    deep_walk(300, "d");
+}
+END_TEST
+
+/* Paths longer than one openat2 path (4096 bytes) are reopened piece by
+ * piece. */
+START_TEST(test_reader_budget__long_paths_are_reopened)
+{
+    char name[201];
+
+    memset(name, 'n', 200);
+    name[200] = '\0';
+    deep_walk(60, name);
+}
+END_TEST
+
+/* A directory the reader closed and the walk comes back to must be the
+ * one it was: replaced meanwhile, the walk fails with LAYER_ECHANGED. */
+START_TEST(test_reader_budget__replaced_directory_is_refused)
+{
+    char *l = dir("l"), *p = dir("p");
+    layer_dir ld = {.path = l, .kind = LAYER_KIND_DIFF};
+    layer_dir pd = {.path = p, .kind = LAYER_KIND_DIFF};
+    layer_reader *r = NULL;
+    const layer_entry *e;
+    char *from = fx_path(l, "d/d"), *to = fx_path(l, "d/x");
+    int rc, deepest = 0;
+
+    deep_tree(l, 100, "d", true, 0);
+    deep_tree(p, 100, "d", false, 0);
+    ck_assert_int_eq(layer_reader_open(&r, &ld, &pd, 1, NULL), 0);
+    /* down to the deepest z: the frames near the root are closed */
+    while ((rc = layer_reader_next(&e, r)) == 0 && e->type != LAYER_TYPE_FILE)
+        deepest++;
+    ck_assert_int_eq(rc, 0);
+    ck_assert(rename(from, to) == 0);
+    ck_assert(mkdir(from, 0755) == 0);
+    while ((rc = layer_reader_next(&e, r)) == 0)
+        ;
+    ck_assert_int_eq(rc, LAYER_ECHANGED);
+    ck_assert_ptr_nonnull(strstr(layer_error_last(), "replaced while read"));
+    layer_reader_free(r);
+    free(from);
+    free(to);
+    free(p);
+    free(l);
+}
+END_TEST
+
 static Suite *reader_suite(void)
 {
     Suite *s = suite_create("reader");
@@ -1133,6 +1291,9 @@ static Suite *reader_suite(void)
     tcase_add_test(tc, test_reader__use_after_close_is_an_error);
     tcase_add_test(tc, test_reader__missing_layer_directory);
     tcase_add_test(tc, test_reader__chain_cap);
+    tcase_add_test(tc, test_reader_budget__deep_walk_stays_within_it);
+    tcase_add_test(tc, test_reader_budget__long_paths_are_reopened);
+    tcase_add_test(tc, test_reader_budget__replaced_directory_is_refused);
     tcase_add_test(tc,
                    test_reader_read__allow_changing_pads_a_file_that_shrinks);
     tcase_add_test(tc, test_reader_read__allow_changing_cuts_a_file_that_grows);

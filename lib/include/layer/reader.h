@@ -12,6 +12,17 @@
  * tombstones, each changed path preceded by its parent directories once.
  * Memory is bounded by tree depth times directory width.
  *
+ * Descriptors are bounded whatever the depth: a reader holds its layer's
+ * and its parents' roots, the directory it is in and that directory's
+ * lower view (the same directory in each parent), and at most 64 more for
+ * the directories above; directories beyond that are closed and, when the
+ * walk comes back to them, reopened beneath the roots with no symlink on
+ * the way and checked to be the same directories (a replaced one fails
+ * the walk with LAYER_ECHANGED). In all at most 2 * (n + 1) + 68, n the
+ * parents in the lower view (at most LAYER_CHAIN_MAX); the 4 beyond the
+ * 64 are the file being read, the two files a snapshot compares and a
+ * folder's tombstones.txt.
+ *
  * The reader is not thread-safe; one thread at a time may use it.
  */
 
