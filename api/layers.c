@@ -149,7 +149,8 @@ static int visible_page(json_t *list, size_t *count, api_call *call,
 
             if (!api_auth__may_list(call, ids[i], API_LAYER_UNKNOWN))
                 continue;
-            r = layer_store_resolve(&info, call->ctx->store, ids[i]);
+            /* from the store's index: no file is opened for a listing */
+            r = layer_store_describe(&info, call->ctx->store, ids[i]);
             if (r == LAYER_ENOTFOUND)
                 continue; /* removed since it was listed */
             if (r == 0 &&

@@ -532,6 +532,13 @@ int srv_cmd_serve(int argc, char **argv)
         goto out;
     }
     warn_without_trusted_xattrs();
+    /* the index of the store's metadata, kept fresh by the store's own
+     * thread: requests never read metadata files or wait for a build */
+    if ((rc = layer_store_watch(store)) < 0) {
+        srv_errorf("serve", "%s", layer_error_last());
+        status = srv_exit_status(rc);
+        goto out;
+    }
     layer_compress_versions_get(&cv);
     memset(&build, 0, sizeof(build));
     build.version = LAYERD_VERSION;

@@ -45,8 +45,27 @@ static inline void check_node(const layer_store__node *n)
     if (n->kind != LAYER_KIND_DIFF && n->kind != LAYER_KIND_SNAPSHOT &&
         n->kind != LAYER_KIND_FOLDER)
         abort();
-    if (n->has_fd || n->path != NULL) /* parsers never touch the disk */
+}
+
+/*
+ * The oracle of layer_store__cs_parse_each(): when the whole document
+ * parses with jansson as an array of objects, the record-by-record parse
+ * must succeed and give as many records. (The other way round, a record
+ * may be one level deeper than jansson's whole-document limit.)
+ */
+static inline void check_each_matches_whole(const uint8_t *data, size_t size,
+                                            int rc, size_t records)
+{
+    json_t *doc = json_loadb((const char *)data, size,
+                             JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, NULL);
+    bool objects = json_is_array(doc);
+
+    for (size_t i = 0; objects && i < json_array_size(doc); i++)
+        objects = json_is_object(json_array_get(doc, i));
+    if (objects && size > 0 && rc != LAYER_ENOMEM &&
+        (rc < 0 || records != json_array_size(doc)))
         abort();
+    json_decref(doc);
 }
 
 #endif
