@@ -1258,13 +1258,19 @@ static bool is_sha256_digest(const char *s)
 }
 
 /* A directory by its path, for reading (O_NOATIME where allowed). */
-static int open_dir(int *out, const char *path, int flags, const char *what)
+/* Open a directory: a description of our own of an open one (dirfd >= 0,
+ * as a store hands them over: nothing is looked up by path again), or
+ * else by path. */
+static int open_dir(int *out, int dirfd, const char *path, int flags,
+                    const char *what)
 {
-    int fd = open(path, flags | O_DIRECTORY | O_CLOEXEC | O_NOATIME);
+    int at = dirfd >= 0 ? dirfd : AT_FDCWD;
+    const char *name = dirfd >= 0 ? "." : path;
+    int fd = openat(at, name, flags | O_DIRECTORY | O_CLOEXEC | O_NOATIME);
 
     /* O_NOATIME needs the owner or CAP_FOWNER */
     if (fd < 0 && errno == EPERM)
-        fd = open(path, flags | O_DIRECTORY | O_CLOEXEC);
+        fd = openat(at, name, flags | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return layer_error_set_errno(errno == ENOENT ? LAYER_ENOTFOUND
                                                      : LAYER_ERROR,
@@ -1288,9 +1294,10 @@ static int open_original(layer_export *x, const layer_dir *layer,
                                "an original tar needs tar-split data and a "
                                "sha256 diff ID");
     snprintf(x->orig_diff_id, sizeof(x->orig_diff_id), "%s", o->diff_id);
-    if ((rc = open_dir(&x->orig_layer_fd, layer->path, O_RDONLY,
-                       "layer directory")) < 0 ||
-        (rc = open_dir(&root, o->root, O_PATH, "directory")) < 0)
+    if ((rc = open_dir(&x->orig_layer_fd, layer->has_fd ? layer->fd : -1,
+                       layer->path, O_RDONLY, "layer directory")) < 0 ||
+        (rc = open_dir(&root, o->has_root_fd ? o->root_fd : -1, o->root, O_PATH,
+                       "directory")) < 0)
         goto out;
     rc = layer_beneath_open(&x->orig_ts_fd, root, o->tarsplit,
                             O_RDONLY | O_NONBLOCK, 0);
@@ -1668,6 +1675,8 @@ int layer_export_choose_tar(layer_export_tar *out_tar,
                                (int)want);
     }
     out_original->root = info->root;
+    out_original->has_root_fd = info->has_root_fd;
+    out_original->root_fd = info->root_fd;
     out_original->tarsplit = info->tarsplit;
     out_original->diff_id = info->diff_digest;
     *out_tar = LAYER_EXPORT_TAR_ORIGINAL;

@@ -710,6 +710,8 @@ void layer_info_free(layer_info *info)
     layer_free(info->diff_digest);
     layer_free(info->tarsplit);
     layer_free(info->root);
+    if (info->has_root_fd)
+        close(info->root_fd);
     layer_free((char *)info->layer.path);
     if (info->layer.has_fd)
         close(info->layer.fd);
@@ -863,6 +865,13 @@ static int resolve(layer_info **out, layer_store *store, const char *id,
             rc = LAYER_ENOMEM;
             goto out;
         }
+        info->root_fd = fcntl(store->root.fd, F_DUPFD_CLOEXEC, 3);
+        if (info->root_fd < 0) {
+            rc = layer_error_set_errno(LAYER_ERROR, errno, "store %s: dup",
+                                       store->spec);
+            goto out;
+        }
+        info->has_root_fd = true;
         if (rec->tarsplit != NULL &&
             (rc = layer_store__tarsplit(&info->tarsplit, store->root.fd, "",
                                         rec->tarsplit)) < 0)

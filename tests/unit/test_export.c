@@ -1112,6 +1112,58 @@ START_TEST(test_original_tar_is_rebuilt_byte_for_byte)
 }
 END_TEST
 
+/* Given descriptors (as a store hands them over), the original tar is
+ * read through them: the layer directory and the root swapped for others
+ * after the lookup change nothing. */
+START_TEST(test_original_tar_is_read_through_descriptors)
+{
+    orig_fixture f = of_make();
+    int lfd = open(f.layer, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rfd = open(f.root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    layer_export_original orig = {.root = f.root,
+                                  .has_root_fd = true,
+                                  .root_fd = rfd,
+                                  .tarsplit = "meta/ts.gz",
+                                  .diff_id = f.diff_id};
+    layer_export_opts o = {.original = &orig};
+    layer_dir l = {
+        .path = f.layer, .kind = LAYER_KIND_DIFF, .has_fd = true, .fd = lfd};
+    char *moved_layer = fx_path(f.root, "layer.moved");
+    char *moved_root = NULL;
+    layer_export *x = NULL;
+    unsigned char buf[65536];
+    blob b = {0};
+    size_t n;
+    int rc;
+
+    ck_assert(lfd >= 0 && rfd >= 0);
+    /* the layer directory replaced by an empty one, the root by another
+     * directory: by path, nothing would match the diff ID */
+    ck_assert_int_eq(rename(f.layer, moved_layer), 0);
+    fx_mkdir(f.root, "layer", 0755);
+    ck_assert(asprintf(&moved_root, "%s.moved", f.root) > 0);
+    ck_assert_int_eq(rename(f.root, moved_root), 0);
+    ck_assert_int_eq(mkdir(f.root, 0755), 0);
+    ck_assert_int_eq(layer_export_start(&x, &l, NULL, 0, &o), 0);
+    while ((rc = layer_export_read(&n, x, buf, sizeof(buf), 0)) == 0)
+        blob_add(&b, buf, n);
+    ck_assert_msg(rc == LAYER_ITEROVER, "%s", layer_error_last());
+    ck_assert_uint_eq(b.len, f.want.len);
+    ck_assert_mem_eq(b.data, f.want.data, f.want.len);
+    layer_export_free(x);
+    free(b.data);
+    close(lfd);
+    close(rfd);
+    ck_assert_int_eq(rmdir(f.root), 0);
+    ck_assert_int_eq(rename(moved_root, f.root), 0);
+    fx_rm_rf(f.layer);
+    ck_assert_int_eq(rename(moved_layer, f.layer), 0);
+    free(moved_root);
+    free(moved_layer);
+    of_free(&f);
+}
+END_TEST
+
 /* A tar that does not hash to the diff ID given fails at the end, with
  * no digest, whatever the compression; so does a changed file, named. */
 START_TEST(test_original_tar_mismatches_cut_the_stream)
@@ -1496,6 +1548,7 @@ static Suite *export_suite(void)
     suite_add_tcase(s, tc);
     tcase_set_timeout(orig, 120);
     tcase_add_test(orig, test_original_tar_is_rebuilt_byte_for_byte);
+    tcase_add_test(orig, test_original_tar_is_read_through_descriptors);
     tcase_add_test(orig, test_original_tar_mismatches_cut_the_stream);
     tcase_add_test(orig, test_original_tar_without_digests_still_ends);
     tcase_add_test(orig, test_original_tar_start_refusals);

@@ -1502,10 +1502,12 @@ START_TEST(index_describe_opens_nothing)
     ck_assert_str_eq(info->parent_ids[0], "base");
     ck_assert_ptr_null(info->layer.path);
     ck_assert_ptr_null(info->parents[0].path);
+    ck_assert(!info->has_root_fd && info->root == NULL);
     layer_info_free(info);
     resolve_fails(s, "top", LAYER_EBROKEN, "overlay/top/diff is missing");
     info = resolve_ok(s, "base");
     ck_assert(info->layer.has_fd);
+    ck_assert(info->has_root_fd && info->root != NULL);
     ck_assert_str_eq(info->created, "2024-01-02T03:04:05Z");
     layer_info_free(info);
     ck_assert_int_eq(layer_store_describe(&info, s, "nope"), LAYER_ENOTFOUND);

@@ -70,8 +70,11 @@ typedef enum layer_export_tar {
 
 /** Where an original tar comes from. Strings are borrowed. */
 typedef struct layer_export_original {
-    /** A directory, opened by this path (a store's root). */
+    /** A directory (a store's root): opened by this path, unless
+     * has_root_fd, when root_fd is it and the path names it in messages. */
     const char *root;
+    bool has_root_fd;
+    int root_fd; /**< borrowed */
     /** The gzip-compressed tar-split data: a path relative to root,
      * opened beneath it (layer/beneath.h); also the name errors give. */
     const char *tarsplit;

@@ -60,6 +60,11 @@ typedef struct layer_info {
     char *tarsplit;
     /** The store's root directory, canonical; NULL outside a store. */
     char *root;
+    /** has_root_fd: root_fd is the store's root, open (owned:
+     * layer_info_free() closes it), for what the store located below it
+     * (tarsplit), so nothing is looked up by path again. */
+    bool has_root_fd;
+    int root_fd;
     /** path (owned), kind, and for a layer a store resolved, the
      * directory open (has_fd; owned: layer_info_free() closes it) */
     layer_dir layer;
