@@ -13,9 +13,9 @@
 #   - /healthz in under 50 ms while 4 clients list the store again and
 #     again;
 #   - a new layer (layers.json replaced; a layerdb entry renamed in) is
-#     served by the requests made at most 1 s after the change.
-# A latency holds for the 90th percentile of its samples, and the listing
-# for the best of three, so that a burst of another process on a shared
+#     served by the requests made at most 1 s after the change (twice).
+# A latency holds for the 90th percentile of its samples, the listing for
+# the best of three and the change for the best of two, so that a burst of another process on a shared
 # machine does not decide. Under the sanitizers the timings are measured
 # and logged, not asserted (the checks are skipped, visibly): an ASan
 # build is several times slower, unevenly; what the requests answer is
@@ -99,14 +99,14 @@ timed() {
     fi
 }
 
-cs_new=$("$py" -c 'import hashlib; print(hashlib.sha256(b"cs-new").hexdigest())')
 
 # pct P: the P-th percentile of the "ms" list on standard input
 pct() { jq "[.ms[]] | sort | .[((length - 1) * $1 / 100 | floor)]"; }
 
 # one store: the listing, unknown ids, /healthz under load, a change
 store_check() {
-    local label=$1 spec=$2 want=$3 unknown=$4 newpath=$5 src=$6 dst=$7
+    local label=$1 spec=$2 want=$3 unknown=$4
+    shift 4 # then two changes: PATH SRC DST, twice
     local res best=99 try
     it_serve --store "$spec"
     for try in 1 2 3; do
@@ -137,38 +137,59 @@ store_check() {
         holds '.listings >= 1' <"$IT_TMP/busy.json"
     timed "$label: /healthz answered in under 50 ms while 4 listings ran (median $(pct 50 <<<"$res"), 90th percentile $(pct 90 <<<"$res"))" \
         "$(pct 90 <<<"$res") < 50" <<<"{}"
-    res=$("$py" "$here/probe.py" until "$URL" "$newpath" 200 10 "$src" "$dst") ||
-        die "$label: waiting for the change failed"
-    it_log "$label: a new layer served $(jq .seconds <<<"$res") s after the change"
-    check "$label: a change is seen (within 10 s)" holds ".seconds >= 0" <<<"$res"
-    timed "$label: a change is seen by the requests at most 1 s after it" \
-        ".seconds <= 1" <<<"$res"
+    # two changes, one after the other: the best of the two counts
+    best=99
+    while [[ $# -ge 3 ]]; do
+        res=$("$py" "$here/probe.py" until "$URL" "$1" 200 10 "$2" "$3") ||
+            die "$label: waiting for the change failed"
+        it_log "$label: a new layer served $(jq .seconds <<<"$res") s after the change"
+        check "$label: a change is seen (within 10 s)" holds ".seconds >= 0" \
+            <<<"$res"
+        best=$(jq -n "[$best, $(jq .seconds <<<"$res")] | min")
+        shift 3
+    done
+    timed "$label: a change is seen by the requests at most 1 s after it (best of 2: $best s)" \
+        "$best <= 1" <<<"{}"
     it_stop
 }
 
-# containers-storage: a 32,001st record, in a layers.json renamed in
-"$py" - "$gen/cs" "$cs_new" <<'PY' || die "cannot write the new layers.json"
-import json, sys
-cs, new = sys.argv[1], sys.argv[2]
+# containers-storage: a 32,001st record, then a 32,002nd, in layers.json
+# files renamed in
+"$py" - "$gen/cs" <<'PY' || die "cannot write the new layers.json"
+import hashlib, json, sys
+cs = sys.argv[1]
 with open(cs + "/overlay-layers/layers.json") as f:
     recs = json.load(f)
-recs.append({"id": new, "created": "2024-01-02T03:04:05Z"})
-with open(cs + "/overlay-layers/layers.json.new", "w") as f:
-    json.dump(recs, f)
+for k in (1, 2):
+    recs.append({"id": hashlib.sha256(b"cs-new%d" % k).hexdigest(),
+                 "created": "2024-01-02T03:04:05Z"})
+    with open(cs + "/overlay-layers/layers.json.new%d" % k, "w") as f:
+        json.dump(recs, f)
 PY
-mkdir -p "$gen/cs/overlay/$cs_new/diff"
+changes=()
+for k in 1 2; do
+    id=$("$py" -c "import hashlib; print(hashlib.sha256(b'cs-new$k').hexdigest())")
+    mkdir -p "$gen/cs/overlay/$id/diff"
+    changes+=("/layers/$id" "$gen/cs/overlay-layers/layers.json.new$k"
+        "$gen/cs/overlay-layers/layers.json")
+done
 store_check containers-storage "containers-storage:$gen/cs" 32000 \
     "$("$py" -c 'import hashlib; print(hashlib.sha256(b"unknown").hexdigest())')" \
-    "/layers/$cs_new" "$gen/cs/overlay-layers/layers.json.new" \
-    "$gen/cs/overlay-layers/layers.json"
+    "${changes[@]}"
 
-# docker: a 5,001st entry, made aside and renamed into the layerdb
-dk_new=$("$py" -c 'import hashlib; print(hashlib.sha256(b"dk-new").hexdigest())')
-mkdir -p "$gen/docker/image/overlay2/layerdb/tmp/new" "$gen/docker/overlay2/dk-new/diff"
-printf 'dk-new' >"$gen/docker/image/overlay2/layerdb/tmp/new/cache-id"
-printf 'sha256:%s' "$dk_new" >"$gen/docker/image/overlay2/layerdb/tmp/new/diff"
+# docker: a 5,001st entry, then a 5,002nd, made aside and renamed into the
+# layerdb
+changes=()
+for k in 1 2; do
+    id=$("$py" -c "import hashlib; print(hashlib.sha256(b'dk-new$k').hexdigest())")
+    tmp=$gen/docker/image/overlay2/layerdb/tmp/new$k
+    mkdir -p "$tmp" "$gen/docker/overlay2/dk-new$k/diff"
+    printf 'dk-new%s' "$k" >"$tmp/cache-id"
+    printf 'sha256:%s' "$id" >"$tmp/diff"
+    changes+=("/layers/sha256:$id" "$tmp"
+        "$gen/docker/image/overlay2/layerdb/sha256/$id")
+done
 store_check docker "docker:$gen/docker" 5000 \
     "sha256:$("$py" -c 'import hashlib; print(hashlib.sha256(b"no such diff").hexdigest())')" \
-    "/layers/sha256:$dk_new" "$gen/docker/image/overlay2/layerdb/tmp/new" \
-    "$gen/docker/image/overlay2/layerdb/sha256/$dk_new"
+    "${changes[@]}"
 it_done
