@@ -9,6 +9,7 @@
  */
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -52,8 +53,18 @@ struct api_context {
     api_auth *auth;     /* the policy in force (opts.auth or own_auth) */
     api_auth *own_auth; /* the default policy, when opts.auth was NULL */
     const api_hostnames *hosts; /* NULL: no Host check */
+    uint64_t max_export_memory;
+    unsigned max_streams;
+    unsigned max_level;
+    size_t max_header_bytes;
 
+    /* The running exports and the memory they reserved: two numbers
+     * checked and changed together, so under one mutex; atomics so that
+     * they can be read without it. */
+    pthread_mutex_t exports_lock;
     atomic_uint active_exports;
+    _Atomic uint64_t export_memory;
+    atomic_uint active_streams;
     atomic_bool ready;
 };
 
