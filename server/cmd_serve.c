@@ -43,6 +43,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -80,6 +81,15 @@
 
 /* Seconds a client is told to wait when the export cap is reached. */
 #define EXPORT_RETRY_AFTER 5
+
+/* glibc malloc: blocks from this size up are mapped on their own and
+ * unmapped when freed. glibc's default raises this threshold to the size
+ * of the largest block freed so far (up to 32 MiB), after which export
+ * buffers and zstd contexts come from its arenas, one per thread at
+ * first, and stay there when freed: 64 clients mixing exports held a
+ * 450 MiB peak and 215-385 MiB idle with the export memory cap at
+ * 256 MiB. A fixed threshold keeps the RSS at what is in use. */
+#define MALLOC_MMAP_THRESHOLD (128 * 1024)
 
 /* Descriptors one stream may hold: the per-reader descriptor budget of
  * layer/reader.h (directories kept open while walking, across the
@@ -604,6 +614,9 @@ int srv_cmd_serve(int argc, char **argv)
 
     if ((status = raise_nofile(fds_needed(&cfg, threads))) != 0)
         goto out;
+    /* Before any thread: see MALLOC_MMAP_THRESHOLD. Allocators that
+     * replace glibc's (ASan's) ignore it. */
+    (void)mallopt(M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD);
     /* Writes to closed sockets must fail with EPIPE, not kill us. */
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&sigs);
