@@ -58,13 +58,14 @@ bench:
 	cmake --build $(BENCHBUILD) -j $(JOBS)
 	bash tests/bench/run.sh $(BENCHBUILD)/layerd
 
-# Ten minutes (SOAK_SECONDS) of mixed, slow and hostile clients at 64-way
-# concurrency (SOAK_CLIENTS) against servers built with ASan + UBSan; not
+# Ten minutes (SOAK_SECONDS, after a SOAK_WARMUP of five) of mixed, slow
+# and hostile clients at 64-way concurrency (SOAK_CLIENTS) against servers
+# built with ASan + UBSan, and release-build servers beside them; not
 # part of `make test` (tests/security/soak.sh).
-soak: deps
+soak: build
 	cmake -S . -B $(SANBUILD) -DCMAKE_BUILD_TYPE=Debug -DLAYERD_WERROR=ON -DLAYERD_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(SANBUILD) -j $(JOBS) --target layerd
-	bash tests/security/soak.sh $(SANBUILD)/layerd
+	bash tests/security/soak.sh $(SANBUILD)/layerd $(BUILD)/layerd
 
 fuzz: deps
 	CC=clang cmake -S . -B build-fuzz -DLAYERD_FUZZ=ON >/dev/null
