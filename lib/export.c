@@ -1426,6 +1426,38 @@ out:
     return rc;
 }
 
+/* What an export holds besides its buffers and compressors: the
+ * reader's state (a directory listing per open level) or the original
+ * tar's source (its tar-split decoder), the tar scratch,
+ * the digest contexts, the touched part of three thread stacks, and the
+ * allocator's slack. */
+#define EXPORT_OVERHEAD (2u << 20)
+
+size_t layer_export_memory(layer_compression compression, int level)
+{
+    size_t bufs, comp = 0;
+
+    if (layer_compress_level(&level, compression, level) < 0)
+        return 0;
+    switch (compression) {
+    case LAYER_COMPRESSION_GZIP:
+        /* both rings, each worker's output buffer, and at most a ring's
+         * worth of parked chunks (GZ_SPARE_MAX counts them) */
+        bufs = 2 * RING_SLOTS_GZIP + GZIP_WORKERS + RING_SLOTS_MAX;
+        comp = GZIP_WORKERS * layer_compress_memory(compression, level);
+        break;
+    case LAYER_COMPRESSION_ZSTD:
+        bufs = 2 * RING_SLOTS;
+        comp = layer_compress_memory(compression, level);
+        break;
+    case LAYER_COMPRESSION_NONE:
+    default:
+        bufs = 2 * RING_SLOTS;
+        break;
+    }
+    return bufs * (size_t)BUF_ALLOC + comp + EXPORT_OVERHEAD;
+}
+
 int layer_export_read(size_t *out_n, layer_export *x, void *buf, size_t cap,
                       unsigned flags)
 {

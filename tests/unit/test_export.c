@@ -1515,11 +1515,33 @@ START_TEST(test_changing_file_fails_the_export)
 }
 END_TEST
 
+START_TEST(test_memory_estimates_order_the_formats)
+{
+    size_t none = layer_export_memory(LAYER_COMPRESSION_NONE, 0);
+    size_t gz = layer_export_memory(LAYER_COMPRESSION_GZIP, 0);
+    size_t z3 = layer_export_memory(LAYER_COMPRESSION_ZSTD, 3);
+    size_t z19 = layer_export_memory(LAYER_COMPRESSION_ZSTD, 19);
+
+    /* plain: two rings of 4 x 288 KiB and the allowance; gzip: deeper
+     * rings and a compressor per worker; zstd: its contexts dominate */
+    ck_assert_uint_ge(none, 8 * (288u << 10));
+    ck_assert_uint_gt(gz, none);
+    ck_assert_uint_gt(z3, gz);
+    ck_assert_uint_eq(layer_export_memory(LAYER_COMPRESSION_ZSTD, 0), z3);
+    ck_assert_uint_eq(z19 - none,
+                      layer_compress_memory(LAYER_COMPRESSION_ZSTD, 19));
+    /* a level the format refuses has no estimate */
+    ck_assert_uint_eq(layer_export_memory(LAYER_COMPRESSION_NONE, 3), 0);
+    ck_assert_uint_eq(layer_export_memory(LAYER_COMPRESSION_ZSTD, 23), 0);
+}
+END_TEST
+
 static Suite *export_suite(void)
 {
     Suite *s = suite_create("export");
     TCase *tc = tcase_create("pipeline");
     TCase *orig = tcase_create("original");
+    TCase *est = tcase_create("estimates");
 
     tcase_add_unchecked_fixture(tc, make_tree, drop_tree);
     tcase_set_timeout(tc, 120);
@@ -1555,6 +1577,8 @@ static Suite *export_suite(void)
     tcase_add_test(orig, test_choose_tar_follows_what_the_store_has);
     tcase_add_test(orig, test_original_export_span_says_so);
     suite_add_tcase(s, orig);
+    tcase_add_test(est, test_memory_estimates_order_the_formats);
+    suite_add_tcase(s, est);
     return s;
 }
 

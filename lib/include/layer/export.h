@@ -186,6 +186,21 @@ int layer_export_start(layer_export **out, const layer_dir *layer,
                        const layer_dir *parents, size_t nparents,
                        const layer_export_opts *opts);
 
+/**
+ * An estimate of the memory one export holds while it runs, in bytes:
+ * its ring buffers (more with gzip, whose chunks finish out of order),
+ * its compressors (layer_compress_memory(): one zstd context with its
+ * workers, or a gzip chunk compressor per worker) and a fixed allowance
+ * for the reader, the tar writer and the digests. Measured peaks stay
+ * within it (see lib/compress.c); a server can cap the sum over running
+ * exports with it.
+ *
+ * @param compression the output format
+ * @param level 0 for the format's default, or a level of that format
+ * @return bytes, or 0 when the level is not valid for the format
+ */
+size_t layer_export_memory(layer_compression compression, int level);
+
 /** layer_export_read() flags. */
 enum layer_export_read_flags {
     /** Return LAYER_EAGAIN instead of waiting for the worker. */

@@ -52,6 +52,16 @@ int layer_file_read(char **out, size_t *out_len, int dirfd, const char *name,
                     size_t cap, unsigned flags, const char *what);
 
 /**
+ * Read the whole regular file open on fd, from its current offset, and
+ * NUL-terminate it: layer_file_read() on a descriptor the caller opened
+ * (and may have checked with fstat(), e.g. its owner and mode) and still
+ * owns. Same checks, caps and results; what names the file in messages
+ * (NULL: "the file").
+ */
+int layer_file_read_fd(char **out, size_t *out_len, int fd, size_t cap,
+                       const char *what);
+
+/**
  * A bounded line reader over an open file descriptor: unlike getline(),
  * it never holds more than one line of at most `max` bytes, however long
  * the line in the file is.

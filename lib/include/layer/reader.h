@@ -68,6 +68,15 @@ int layer_kind_parse(layer_kind *out, const char *name);
 #define LAYER_CHAIN_MAX 128
 
 /**
+ * The most descriptors a reader of a layer with n parents holds, the
+ * handed-over roots included (see the top of this file).
+ */
+#define LAYER_READER_FDS(n) (2 * ((n) + 1) + 68)
+
+/** The most descriptors one reader holds, at the longest chain: 326. */
+#define LAYER_READER_FDS_MAX LAYER_READER_FDS(LAYER_CHAIN_MAX)
+
+/**
  * A layer directory and how to read it.
  *
  * Given only a path, the reader opens it (symlinks in the path itself are
