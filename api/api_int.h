@@ -50,6 +50,7 @@ struct api_context {
     unsigned max_exports;
     unsigned export_retry_after;
     layer_export_tar export_tar;
+    layer_compression registry_compression;
     api_auth *auth;     /* the policy in force (opts.auth or own_auth) */
     api_auth *own_auth; /* the default policy, when opts.auth was NULL */
     const api_hostnames *hosts; /* NULL: no Host check */

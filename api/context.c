@@ -55,6 +55,7 @@ int api_context_new(api_context **out, const api_context_opts *opts)
     ctx->max_exports = opts->max_exports;
     ctx->export_retry_after = opts->export_retry_after;
     ctx->export_tar = opts->export_tar;
+    ctx->registry_compression = opts->registry_compression;
     ctx->allow_changing = opts->allow_changing;
     ctx->max_export_memory = opts->max_export_memory;
     ctx->max_streams = opts->max_streams;

@@ -769,6 +769,12 @@ int srv_cmd_serve(int argc, char **argv)
         status = SRV_EXIT_USAGE;
         goto out;
     }
+    if (layer_compression_parse(&copts.registry_compression,
+                                cfg.registry_compression) < 0) {
+        srv_errorf("serve", "--registry-compression: %s", layer_error_last());
+        status = SRV_EXIT_USAGE;
+        goto out;
+    }
     copts.allow_changing = cfg.allow_changing;
     copts.max_export_memory = (uint64_t)cfg.max_export_memory << 20;
     copts.max_streams = cfg.max_streams;

@@ -38,6 +38,8 @@
 
 static const char *const log_formats[] = {"json", "text", NULL};
 static const char *const tar_kinds[] = {"auto", "canonical", "original", NULL};
+static const char *const registry_compressions[] = {"gzip", "zstd", "none",
+                                                    NULL};
 
 static const srv_setting settings[] = {
     {.name = "store",
@@ -144,6 +146,15 @@ static const srv_setting settings[] = {
              "data its store kept, so its diff ID is the recorded one), the "
              "canonical one, or auto: original where the store has it and the "
              "layer is not mutable, canonical elsewhere"},
+    {.name = "registry-compression",
+     .type = SRV_SETTING_CHOICE,
+     .offset = FIELD(registry_compression),
+     .choices = registry_compressions,
+     .def = "gzip",
+     .help = "how the registry view (/v2/) compresses the layer blobs its "
+             "manifests name, at the export's default level: gzip is what "
+             "every client pulls; zstd needs docker 23+, containerd 1.5+ or "
+             "containers/image 5.20+"},
     {.name = "ui-dir",
      .type = SRV_SETTING_STRING,
      .offset = FIELD(ui_dir),

@@ -50,6 +50,7 @@ typedef struct srv_config {
     bool allow_anonymous; /* non-loopback listeners without a policy */
     srv_config_listen server_names; /* --server-name, repeatable */
     char *tar;                      /* auto, canonical or original */
+    char *registry_compression;     /* gzip, zstd or none: /v2/ blobs */
     bool allow_changing; /* files that change while read: warn, not fail */
     /* Limits on clients (server/http.c, api/): seconds, counts, bytes. */
     unsigned header_timeout;    /* s to receive a request's headers */

@@ -44,6 +44,9 @@ typedef struct api_context_opts {
     /** The tar an export gives when the request does not say (its `tar`
      * parameter); 0 is LAYER_EXPORT_TAR_AUTO. */
     layer_export_tar export_tar;
+    /** How the registry view (/v2/) compresses the layer blobs its
+     * manifests name; 0 is LAYER_COMPRESSION_NONE. */
+    layer_compression registry_compression;
     /** The access policy in force (api/auth.h); NULL: the default policy
      * (anonymous may list and read the immutable layers and read the
      * metrics). */
