@@ -8,7 +8,7 @@ JOBS ?= $(shell nproc)
 DEMO ?= demo
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build run test test-fast test-san test-tsan bench fuzz format format-check clean demo
+.PHONY: all deps build run test test-fast test-san test-tsan bench soak fuzz format format-check clean demo
 
 all: build
 
@@ -57,6 +57,15 @@ bench:
 	cmake -S . -B $(BENCHBUILD) -DCMAKE_BUILD_TYPE=Release -DLAYERD_TESTS=OFF >/dev/null
 	cmake --build $(BENCHBUILD) -j $(JOBS)
 	bash tests/bench/run.sh $(BENCHBUILD)/layerd
+
+# Ten minutes (SOAK_SECONDS, after a SOAK_WARMUP of five) of mixed, slow
+# and hostile clients at 64-way concurrency (SOAK_CLIENTS) against servers
+# built with ASan + UBSan, and release-build servers beside them; not
+# part of `make test` (tests/security/soak.sh).
+soak: build
+	cmake -S . -B $(SANBUILD) -DCMAKE_BUILD_TYPE=Debug -DLAYERD_WERROR=ON -DLAYERD_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(SANBUILD) -j $(JOBS) --target layerd
+	bash tests/security/soak.sh $(SANBUILD)/layerd $(BUILD)/layerd
 
 fuzz: deps
 	CC=clang cmake -S . -B build-fuzz -DLAYERD_FUZZ=ON >/dev/null

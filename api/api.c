@@ -11,11 +11,19 @@
  * with res->head set and the server drops the body. Every response, errors
  * included, carries the request's traceparent.
  *
- * Order of the checks: the Host (421) first, for every request; then the
- * path, the route and the method; then, for every route that is not
- * open, access control (api/auth_rest.c), which decides from the
+ * Order of the checks: the size of the request line and headers (431
+ * past max_header_bytes) and the Host (421) first, for every request;
+ * then the path, the route and the method; then, for every route that is
+ * not open, access control (api/auth_rest.c), which decides from the
  * credentials and the id alone, before any handler runs and so before any
- * store is asked.
+ * store is asked; last, for a GET of a streamed resource (export,
+ * entries, summary, file bytes), a stream slot, or 503 with Retry-After
+ * when max_streams streams are running. A handler that answers with a
+ * producer keeps the slot until the producer is freed (the producer is
+ * wrapped so that its free gives the slot back); any other answer gives
+ * it back at once. Taking the slot before the handler bounds what concurrent
+ * streams hold (readers, their descriptors, buffers) whatever the handler
+ * opens.
  */
 #include "api_int.h"
 
@@ -35,6 +43,7 @@ typedef struct route_def {
     const char *template;
     api_handler_fn fn;
     api_access access; /* who may use it (api/auth_rest.c) */
+    bool stream;       /* a GET answers with a producer: takes a stream slot */
 } route_def;
 
 /* Longer templates after shorter ones is fine: matching is exact. The
@@ -42,22 +51,98 @@ typedef struct route_def {
  * and are open; what the page fetches from the API is checked like any
  * other request. */
 static const route_def routes[] = {
-    {"/", api_ui__root, API_ACCESS_OPEN},
-    {"/ui", api_ui__redirect, API_ACCESS_OPEN},
-    {"/ui/", api_ui__index, API_ACCESS_OPEN},
-    {"/ui/{path}", api_ui__file, API_ACCESS_OPEN},
-    {"/healthz", api_health__healthz, API_ACCESS_OPEN},
-    {"/readyz", api_health__readyz, API_ACCESS_OPEN},
-    {"/metrics", api_health__metrics, API_ACCESS_METRICS},
-    {"/openapi.yaml", api_health__openapi, API_ACCESS_OPEN},
-    {"/layers", api_layers__list, API_ACCESS_LIST},
-    {"/layers/{id}", api_layers__get, API_ACCESS_LAYER},
-    {"/layers/{id}/export", api_export__get, API_ACCESS_LAYER},
-    {"/layers/{id}/entries", api_entries__list, API_ACCESS_LAYER},
-    {"/layers/{id}/entries/{path}", api_entries__get, API_ACCESS_LAYER},
-    {"/layers/{id}/summary", api_summary__get, API_ACCESS_LAYER},
-    {"/layers/{id}/files/{path}", api_files__get, API_ACCESS_LAYER},
+    {"/", api_ui__root, API_ACCESS_OPEN, false},
+    {"/ui", api_ui__redirect, API_ACCESS_OPEN, false},
+    {"/ui/", api_ui__index, API_ACCESS_OPEN, false},
+    {"/ui/{path}", api_ui__file, API_ACCESS_OPEN, false},
+    {"/healthz", api_health__healthz, API_ACCESS_OPEN, false},
+    {"/readyz", api_health__readyz, API_ACCESS_OPEN, false},
+    {"/metrics", api_health__metrics, API_ACCESS_METRICS, false},
+    {"/openapi.yaml", api_health__openapi, API_ACCESS_OPEN, false},
+    {"/layers", api_layers__list, API_ACCESS_LIST, false},
+    {"/layers/{id}", api_layers__get, API_ACCESS_LAYER, false},
+    {"/layers/{id}/export", api_export__get, API_ACCESS_LAYER, true},
+    {"/layers/{id}/entries", api_entries__list, API_ACCESS_LAYER, true},
+    {"/layers/{id}/entries/{path}", api_entries__get, API_ACCESS_LAYER, false},
+    {"/layers/{id}/summary", api_summary__get, API_ACCESS_LAYER, true},
+    {"/layers/{id}/files/{path}", api_files__get, API_ACCESS_LAYER, true},
 };
+
+/* A producer wrapped to give its stream slot back when it is freed. */
+typedef struct slot_producer {
+    api_producer inner;
+    api_context *ctx;
+    uint64_t fds; /* the reader's descriptors, given back with the slot */
+} slot_producer;
+
+static ssize_t slot_read(void *ctx, char *buf, size_t cap)
+{
+    slot_producer *p = ctx;
+
+    return p->inner.read(p->inner.ctx, buf, cap);
+}
+
+static void slot_set_wake(void *ctx, void (*wake)(void *arg), void *arg)
+{
+    slot_producer *p = ctx;
+
+    p->inner.set_wake(p->inner.ctx, wake, arg);
+}
+
+static size_t slot_trailers(void *ctx, const api_header **out)
+{
+    slot_producer *p = ctx;
+
+    return p->inner.trailers(p->inner.ctx, out);
+}
+
+static void slot_finish(void *ctx, bool completed)
+{
+    slot_producer *p = ctx;
+
+    p->inner.finish(p->inner.ctx, completed);
+}
+
+static void slot_free(void *ctx)
+{
+    slot_producer *p = ctx;
+
+    if (p->inner.free != NULL)
+        p->inner.free(p->inner.ctx);
+    api_streams_release(p->ctx);
+    if (p->fds > 0)
+        api_fds_release(p->ctx, p->fds);
+    layer_free(p);
+}
+
+/* Hand the stream slot taken for res to its producer, or give it back
+ * when res has none. Without memory for the wrapper the answer becomes
+ * a 503 (and the slot is given back). */
+static void keep_slot(api_call *call)
+{
+    api_response *res = call->res;
+    slot_producer *p;
+
+    if (res->producer.read == NULL) {
+        api_streams_release(call->ctx);
+        return;
+    }
+    if ((p = layer_trycalloc(1, sizeof(*p))) == NULL) {
+        api_streams_release(call->ctx);
+        api_problem__from_error(call, LAYER_ENOMEM);
+        return;
+    }
+    p->inner = res->producer;
+    p->ctx = call->ctx;
+    p->fds = call->fds;
+    call->fds = 0;
+    res->producer.read = slot_read;
+    res->producer.set_wake = p->inner.set_wake != NULL ? slot_set_wake : NULL;
+    res->producer.trailers = p->inner.trailers != NULL ? slot_trailers : NULL;
+    res->producer.finish = p->inner.finish != NULL ? slot_finish : NULL;
+    res->producer.free = slot_free;
+    res->producer.ctx = p;
+}
 
 /* Route label for requests that match nothing (bounded metric labels). */
 static const char unmatched_route[] = "unmatched";
@@ -210,6 +295,19 @@ void api_handle(api_response *out, api_context *ctx, const api_request *req)
     head = req->method != NULL && strcmp(req->method, "HEAD") == 0;
     out->head = head;
 
+    if (ctx->max_header_bytes > 0 &&
+        req->header_bytes > ctx->max_header_bytes) {
+        char detail[128];
+
+        snprintf(detail, sizeof(detail),
+                 "the request line and headers take %zu bytes; this server "
+                 "accepts at most %zu",
+                 req->header_bytes, ctx->max_header_bytes);
+        api_problem__set(&call, 431, "headers-too-large",
+                         "Request Header Fields Too Large", detail);
+        goto out;
+    }
+
     if (api_auth__check_host(&call) < 0)
         goto out;
     /* The server passes the path alone; be safe if a query slipped in. */
@@ -249,8 +347,26 @@ void api_handle(api_response *out, api_context *ctx, const api_request *req)
     if (bind_captures(&call, &m) < 0 ||
         api_auth__enforce(&call, found->access) < 0)
         goto out;
+    if (found->stream && get) {
+        if (api_streams_acquire(ctx) < 0) {
+            char detail[96];
+
+            snprintf(detail, sizeof(detail),
+                     "%u streamed responses are running, the most this "
+                     "server allows",
+                     ctx->max_streams);
+            api_problem__set(&call, 503, "too-many-streams", "Too many streams",
+                             detail);
+            goto out;
+        }
+        found->fn(&call);
+        keep_slot(&call);
+        goto out;
+    }
     found->fn(&call);
 out:
+    if (call.fds > 0)
+        api_fds_release(ctx, call.fds);
     add_traceparent(out, req);
     api_identity_dispose(&call.who);
     layer_free(call.id);

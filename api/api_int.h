@@ -55,8 +55,21 @@ struct api_context {
     api_auth *auth;     /* the policy in force (opts.auth or own_auth) */
     api_auth *own_auth; /* the default policy, when opts.auth was NULL */
     const api_hostnames *hosts; /* NULL: no Host check */
+    bool allow_changing;
+    uint64_t max_export_memory;
+    unsigned max_streams;
+    unsigned max_level;
+    size_t max_header_bytes;
+    uint64_t reader_fds; /* the descriptor pool; 0: no cap */
 
+    /* The running exports and the memory they reserved: two numbers
+     * checked and changed together, so under one mutex; atomics so that
+     * they can be read without it. */
+    pthread_mutex_t exports_lock;
     atomic_uint active_exports;
+    _Atomic uint64_t export_memory;
+    atomic_uint active_streams;
+    _Atomic uint64_t fds_held;
     atomic_bool ready;
 
     /* Fills finishing on background threads (api/blobs.c), under
@@ -80,6 +93,9 @@ typedef struct api_call {
     /** Who the request is (api/auth.h), once a protected route asked. */
     api_identity who;
     bool identified;
+    /** Descriptors reserved for the layer's reader (api_layers__resolve()),
+     * given back when the call ends or, for a stream, by its producer. */
+    uint64_t fds;
 } api_call;
 
 /** Who may use a route (api/auth_rest.c). */

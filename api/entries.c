@@ -311,6 +311,8 @@ int api_entries__open(layer_reader **out, api_call *call,
 
     memset(&opts, 0, sizeof(opts));
     opts.span = span != NULL ? span : call->req->span;
+    if (call->ctx->allow_changing)
+        opts.flags |= LAYER_READER_ALLOW_CHANGING;
     rc = layer_reader_open(out, &info->layer, info->parents, info->nparents,
                            &opts);
     if (rc == LAYER_ENOTFOUND) {

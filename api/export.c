@@ -35,11 +35,29 @@
  * The request span's "export.digests" says which: computed, memo or
  * stale.
  *
- * A server-wide cap bounds concurrent exports (api_context_opts.max_exports;
- * 0 means no cap): past it the answer is 503 with Retry-After. The slot
- * (api_exports_acquire()) is taken before the export starts and given
- * back in the producer's free, which the normal end and a client abort
- * both reach. HEAD answers with the headers and starts nothing.
+ * A file that changes while it is read fails the export (LAYER_ECHANGED
+ * from the reader): the stream is cut before its last chunk, so no
+ * trailer claims a digest, and nothing is remembered. The server's
+ * --allow-changing (api_context_opts.allow_changing) passes
+ * LAYER_READER_ALLOW_CHANGING instead; an export with warnings is then
+ * sent whole but never remembered.
+ *
+ * Server-wide caps bound concurrent exports: their number
+ * (api_context_opts.max_exports) and the memory they hold, counted with
+ * layer_export_memory()'s estimate for the format and level
+ * (max_export_memory), so a few zstd exports at a high level weigh as
+ * much as many plain ones. Past either the answer is 503 with
+ * Retry-After. The slot and its bytes (api_exports_acquire()) are taken
+ * before the export starts and given back in the producer's free, which
+ * the normal end and a client abort both reach. HEAD answers with the
+ * headers and starts nothing.
+ *
+ * The level a client may ask for is capped (max_level; gzip also at its
+ * backend's top level): compression cost grows steeply with it (zstd 19
+ * takes about 80 times the CPU of the default level and 10 times the
+ * memory), so higher levels are a 400 naming the allowed range, not a
+ * silent downgrade. A request without a level gets the format's default,
+ * or the cap if that is lower.
  */
 #include "api_int.h"
 
@@ -49,6 +67,7 @@
 
 #include "api/metrics.h"
 #include "layer/alloc.h"
+#include "layer/compress.h"
 #include "layer/error.h"
 #include "layer/export.h"
 #include "layer/trace.h"
@@ -78,6 +97,7 @@ typedef struct export_stream {
     layer_info *info;
     layer_export_original orig; /* borrows from info */
     api_context *slot;          /* holds an export slot to give back, or NULL */
+    uint64_t slot_bytes;        /* the memory reserved with the slot */
     api_metrics *metrics;
     layer_span *span;      /* the request's */
     api_digest_memo *memo; /* set when the layer's digests may be kept */
@@ -211,7 +231,7 @@ static void stream_free(void *ctx)
     layer_export_free(s->x);
     layer_info_free(s->info);
     if (s->slot != NULL)
-        api_exports_release(s->slot);
+        api_exports_release(s->slot, s->slot_bytes);
     layer_free(s);
 }
 
@@ -319,6 +339,44 @@ static int choose_format(layer_compression *out_c, const char **out_type,
     return 0;
 }
 
+/* The highest level of c a request may ask for. */
+static int level_ceiling(const api_context *ctx, layer_compression c)
+{
+    int top = layer_compress_max_level(c);
+
+    if (ctx->max_level > 0 && (unsigned)top > ctx->max_level)
+        top = (int)ctx->max_level;
+    return top;
+}
+
+/* Hold the level to the server's ceiling; 0 (the default) becomes the
+ * format's default or the ceiling, whichever is lower. Sets a problem
+ * when the level asked for is above it. */
+static int check_level(int *level, api_call *call, layer_compression c)
+{
+    int top, def = 0;
+    char detail[192];
+
+    if (c == LAYER_COMPRESSION_NONE)
+        return 0;
+    top = level_ceiling(call->ctx, c);
+    if (*level == 0) {
+        if (layer_compress_level(&def, c, 0) == 0 && def > top)
+            *level = top;
+        return 0;
+    }
+    if (*level > top) {
+        snprintf(detail, sizeof(detail),
+                 "%s level %d is above what this server allows: ask for "
+                 "1 to %d, or leave 'level' out for the default",
+                 format_name(c), *level, top);
+        api_problem__set(call, 400, "level-not-allowed",
+                         "Compression level not allowed", detail);
+        return LAYER_EINVALID;
+    }
+    return 0;
+}
+
 void api_export__get(api_call *call)
 {
     api_response *res = call->res;
@@ -341,6 +399,8 @@ void api_export__get(api_call *call)
                          "compression");
         goto out;
     }
+    if ((rc = check_level(&level, call, comp)) < 0)
+        goto out;
     if ((s = layer_trycalloc(1, sizeof(*s))) == NULL) {
         rc = LAYER_ENOMEM;
         goto out;
@@ -383,12 +443,17 @@ void api_export__get(api_call *call)
         res->has_length = false;
         goto out;
     }
-    if (api_exports_acquire(call->ctx) < 0) {
-        char detail[96];
+    /* A level the format refuses is answered by the export's start below;
+     * its estimate is 0 and takes nothing. */
+    s->slot_bytes = layer_export_memory(comp, level);
+    if (api_exports_acquire(call->ctx, s->slot_bytes) < 0) {
+        char detail[160];
 
         snprintf(detail, sizeof(detail),
-                 "%u exports are running, the most this server allows",
-                 call->ctx->max_exports);
+                 "the running exports use what this server allows (%u "
+                 "exports, %llu MiB of memory); retry later",
+                 call->ctx->max_exports,
+                 (unsigned long long)(call->ctx->max_export_memory >> 20));
         rc = LAYER_EBUSY;
         api_problem__set(call, 503, "too-many-exports", "Too many exports",
                          detail);
@@ -400,6 +465,8 @@ void api_export__get(api_call *call)
     opts.span = call->req->span;
     if (tar == LAYER_EXPORT_TAR_ORIGINAL)
         opts.original = &s->orig;
+    if (call->ctx->allow_changing)
+        opts.reader_flags |= LAYER_READER_ALLOW_CHANGING;
     s->span = call->req->span;
     if (call->ctx->digests != NULL && !s->info->mutable_) {
         int n =

@@ -6,8 +6,7 @@
  * hardlink entry is served with the data of the entry it links to, a
  * tombstone is 404 and any other type 409. The representation's length
  * is known up front, so responses carry Content-Length, a strong ETag
- * (from the file's device, inode, size and mtime; the backup form adds
- * ctime, which xattr changes move) and accept one byte range (RFC 9110
+ * and accept one byte range (RFC 9110
  * section 14): 206 with Content-Range, or 416 with a Content-Range that
  * gives the length alone when it cannot be satisfied. A Range with
  * several ranges, a unit other than bytes, invalid syntax, or an If-Range
@@ -15,6 +14,15 @@
  * is sent with 200 (RFC 9110 14.2 lets a server ignore Range;
  * multipart/byteranges is not produced).
  * If-None-Match matching the ETag gives 304.
+ *
+ * The ETag is opaque: the first 128 bits of a SHA-256 over the file's
+ * identity and version (device, inode, size, mtime; the backup form adds
+ * ctime, which xattr changes move, and its own marker), so it changes
+ * whenever those do but does not show the host's inode numbers to
+ * whoever can see response headers (caches, proxies, logs). It is stable
+ * across restarts. The entry's file_id (GET /entries/{path}) still gives
+ * device and inode: that is where a client learns which entries are hard
+ * links of one file.
  *
  * format=win32-backup is what hcsshim's LayerReader.Read() yields: a
  * BACKUP_DATA stream with the file's bytes, then, when the file has
@@ -25,7 +33,10 @@
  * without padding (reference/hcsshim.md section 3).
  *
  * A range starting inside the data seeks the reader there
- * (layer_reader_seek), so a range costs what it sends.
+ * (layer_reader_seek), so a range costs what it sends. A file that changes
+ * while it is sent fails the reader (unless --allow-changing), and the
+ * response is cut short of its Content-Length: the client never takes the
+ * bytes for the file's under its ETag.
  */
 #include "api_int.h"
 
@@ -34,6 +45,7 @@
 #include <strings.h>
 
 #include "layer/alloc.h"
+#include "layer/digest.h"
 #include "layer/error.h"
 #include "layer/reader.h"
 
@@ -236,6 +248,33 @@ static void stream_free(void *ctx)
     layer_free(s);
 }
 
+/* Hex digits of the SHA-256 kept in an ETag: 128 bits. */
+#define ETAG_HEX 32
+
+/* The opaque ETag of e's representation (raw or backup), quoted, in out
+ * (at least ETAG_HEX + 3 bytes). */
+static int make_etag(char *out, size_t cap, const layer_entry *e, bool backup)
+{
+    char key[192], dig[LAYER_DIGEST_STR_SIZE];
+    int n, rc;
+
+    n = snprintf(
+        key, sizeof(key), "layerd-etag-1\n%s\n%llu:%llu\n%llu\n%lld.%u",
+        backup ? "win32-backup" : "raw", (unsigned long long)e->file_id.dev,
+        (unsigned long long)e->file_id.ino, (unsigned long long)e->size,
+        (long long)e->mtime.sec, (unsigned)e->mtime.nsec);
+    if (backup && n > 0 && (size_t)n < sizeof(key))
+        n += snprintf(key + n, sizeof(key) - (size_t)n, "\n%lld.%u",
+                      (long long)e->ctime.sec, (unsigned)e->ctime.nsec);
+    if (n < 0 || (size_t)n >= sizeof(key))
+        return layer_error_set(LAYER_ERROR, "ETag key too long");
+    if ((rc = layer_digest_buffer(dig, key, (size_t)n)) < 0)
+        return rc;
+    /* dig is "sha256:<64 hex>" */
+    snprintf(out, cap, "\"%.*s\"", ETAG_HEX, dig + 7);
+    return 0;
+}
+
 /* Parse a decimal number of at most 19 digits. */
 static const char *header(api_call *call, const char *name)
 {
@@ -336,19 +375,8 @@ void api_files__get(api_call *call)
     }
     size = s->head_len + s->data_len + s->tail_len;
 
-    if (backup)
-        snprintf(etag, sizeof(etag), "\"%llx-%llx-%llx-%llx.%x-%llx.%x-b\"",
-                 (unsigned long long)e->file_id.dev,
-                 (unsigned long long)e->file_id.ino,
-                 (unsigned long long)e->size, (unsigned long long)e->mtime.sec,
-                 e->mtime.nsec, (unsigned long long)e->ctime.sec,
-                 e->ctime.nsec);
-    else
-        snprintf(etag, sizeof(etag), "\"%llx-%llx-%llx-%llx.%x\"",
-                 (unsigned long long)e->file_id.dev,
-                 (unsigned long long)e->file_id.ino,
-                 (unsigned long long)e->size, (unsigned long long)e->mtime.sec,
-                 e->mtime.nsec);
+    if ((rc = make_etag(etag, sizeof(etag), e, backup)) < 0)
+        goto out;
     if ((rc = api_response_add_header(res, "ETag", etag)) < 0 ||
         (rc = api_response_add_header(res, "Accept-Ranges", "bytes")) < 0)
         goto out;

@@ -22,6 +22,7 @@
  */
 #include "api_int.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -42,6 +43,29 @@ static void set_parents_attr(layer_span *span, const layer_info *info)
         return;
     layer_span_set_str(span, "layer.parents", paths);
     layer_free(paths);
+}
+
+/* Reserve the descriptors a reader of info may hold (its roots are open
+ * already) for the rest of the call, once a call. */
+static int reserve_fds(api_call *call, const layer_info *info)
+{
+    uint64_t n = LAYER_READER_FDS((uint64_t)info->nparents);
+    char detail[160];
+
+    if (call->fds > 0)
+        return 0;
+    if (api_fds_acquire(call->ctx, n) == 0) {
+        call->fds = n;
+        return 0;
+    }
+    snprintf(detail, sizeof(detail),
+             "a reader of this layer may hold %" PRIu64
+             " descriptors, and the running requests hold all but %" PRIu64
+             " of the %" PRIu64 " this server gives them",
+             n, call->ctx->reader_fds - api_fds_held(call->ctx),
+             call->ctx->reader_fds);
+    api_problem__set(call, 503, "too-many-streams", "Too many streams", detail);
+    return LAYER_EBUSY;
 }
 
 int api_layers__resolve(layer_info **out, api_call *call)
@@ -68,6 +92,10 @@ int api_layers__resolve(layer_info **out, api_call *call)
     /* Access again, on what the store says: the canonical id (the
      * request may have named an alias) and the mutability. */
     if ((rc = api_auth__check_layer(call, info)) < 0) {
+        layer_info_free(info);
+        return rc;
+    }
+    if ((rc = reserve_fds(call, info)) < 0) {
         layer_info_free(info);
         return rc;
     }
@@ -149,7 +177,8 @@ static int visible_page(json_t *list, size_t *count, api_call *call,
 
             if (!api_auth__may_list(call, ids[i], API_LAYER_UNKNOWN))
                 continue;
-            r = layer_store_resolve(&info, call->ctx->store, ids[i]);
+            /* from the store's index: no file is opened for a listing */
+            r = layer_store_describe(&info, call->ctx->store, ids[i]);
             if (r == LAYER_ENOTFOUND)
                 continue; /* removed since it was listed */
             if (r == 0 &&

@@ -83,6 +83,7 @@ struct api_metrics {
 
     int64_t exports_active;
     int64_t streams_active;
+    uint64_t dropped[API_METRICS_DROP_N];
 
     uint64_t buckets[NBUCKETS]; /* per bucket, not cumulative */
     uint64_t duration_count;
@@ -338,6 +339,15 @@ void api_metrics_auth_failure(api_metrics *m, api_auth_failure reason)
     pthread_mutex_unlock(&m->lock);
 }
 
+void api_metrics_dropped(api_metrics *m, api_metrics_drop reason)
+{
+    if (m == NULL || (unsigned)reason >= API_METRICS_DROP_N)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->dropped[reason]++;
+    pthread_mutex_unlock(&m->lock);
+}
+
 /* --- rendering ----------------------------------------------------- */
 
 /* The text is rendered into one layer_text_buf capped at
@@ -468,6 +478,23 @@ static void render_routes(layer_text_buf *t, const api_metrics *m, bool aborts)
     }
 }
 
+static void render_dropped(layer_text_buf *t, const api_metrics *m)
+{
+    static const char *const reasons[API_METRICS_DROP_N] = {"header_timeout",
+                                                            "send_timeout"};
+    const char *name = "layerd_http_dropped_total";
+
+    tb_family(t, name, "counter",
+              "Connections the server dropped: headers not complete within "
+              "--header-timeout, or a response without progress for "
+              "--send-timeout.");
+    for (size_t i = 0; i < API_METRICS_DROP_N; i++) {
+        layer_text_buf_adds(t, name);
+        tb_label(t, true, "reason", reasons[i]);
+        tb_u64_line(t, m->dropped[i]);
+    }
+}
+
 static void render_gauge(layer_text_buf *t, const char *name, const char *help,
                          int64_t v)
 {
@@ -573,6 +600,7 @@ int api_metrics_render(char **out, size_t *len, api_metrics *m)
     render_requests(&t, m);
     render_routes(&t, m, false);
     render_routes(&t, m, true);
+    render_dropped(&t, m);
     render_gauge(&t, "layerd_exports_active",
                  "Exports running now (streams and folders).",
                  m->exports_active);

@@ -108,6 +108,8 @@ const char *api_problem__reason(int status)
         return "Misdirected Request";
     case 422:
         return "Unprocessable Content";
+    case 431:
+        return "Request Header Fields Too Large";
     case 500:
         return "Internal Server Error";
     case 503:

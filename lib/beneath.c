@@ -1,6 +1,8 @@
 /*
- * Opening a relative path beneath a directory fd, for files a client
- * names (the dashboard's --ui-dir): the path is checked as text first
+ * Opening a relative path beneath a directory fd: for paths a store's
+ * metadata or a client names (a layer's data directory, a metadata file,
+ * a --ui-dir file), and for directories the reader reopens. The path is
+ * checked as text first
  * (no empty, "." or ".." component, no leading or trailing '/'), then
  * resolved by the kernel so that no symlink is followed and nothing
  * outside the directory is reached, whatever the tree holds.
@@ -24,12 +26,18 @@
 
 #include "layer/error.h"
 
-/* Is path a well-formed relative path of len bytes? */
-static bool path_ok(const char *path, size_t len)
+/* openat2 answers EAGAIN when a rename races a RESOLVE_BENEATH lookup
+ * that it cannot prove safe; our paths have no "..", so a retry or two
+ * settles it. Bounded: a store writer renaming in a loop gets an error,
+ * not a spinning server. */
+#define EAGAIN_RETRIES 8
+
+bool layer_beneath_path_valid(const char *path, size_t len)
 {
     size_t start = 0;
 
-    if (len == 0 || len > LAYER_BENEATH_PATH_MAX)
+    if (path == NULL || len == 0 || len > LAYER_BENEATH_PATH_MAX ||
+        memchr(path, '\0', len) != NULL)
         return false;
     for (size_t i = 0; i <= len; i++) {
         size_t n;
@@ -79,8 +87,17 @@ static int walk_open(int *out_fd, int root_fd, const char *path, int oflags)
         name[n] = '\0';
         if (slash == NULL) {
             fd = openat(dfd, name, oflags | O_NOFOLLOW | O_CLOEXEC);
-            if (fd < 0)
-                rc = open_error(errno, path);
+            if (fd < 0) {
+                int err = errno;
+                struct stat st;
+
+                /* O_DIRECTORY | O_NOFOLLOW on a symlink says ENOTDIR */
+                if (err == ENOTDIR &&
+                    fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                    S_ISLNK(st.st_mode))
+                    err = ELOOP;
+                rc = open_error(err, path);
+            }
             break;
         }
         fd = openat(dfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -108,13 +125,37 @@ static int walk_open(int *out_fd, int root_fd, const char *path, int oflags)
     return rc;
 }
 
+/* openat2 with O_DIRECTORY answers ENOTDIR for a last component that is a
+ * symlink: tell that apart (for the message and the code) by opening the
+ * last component itself, O_PATH | O_NOFOLLOW, which the kernel allows
+ * even under RESOLVE_NO_SYMLINKS. Only the classification of a failure;
+ * nothing is opened for use. */
+static int last_is_symlink(int root_fd, const char *path)
+{
+    struct open_how oh;
+    struct stat st;
+    int fd, is = 0;
+
+    memset(&oh, 0, sizeof(oh));
+    oh.flags = O_PATH | O_NOFOLLOW | O_CLOEXEC;
+    oh.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+    fd = (int)syscall(SYS_openat2, root_fd, path, &oh, sizeof(oh));
+    if (fd < 0)
+        return 0;
+    if (fstat(fd, &st) == 0 && S_ISLNK(st.st_mode))
+        is = 1;
+    close(fd);
+    return is;
+}
+
 int layer_beneath_open(int *out_fd, int root_fd, const char *path, int oflags,
                        unsigned how)
 {
     struct open_how oh;
-    int fd;
+    int fd, err, tries = 0;
 
-    if (path == NULL || !path_ok(path, strlen(path)))
+    if (path == NULL || !layer_beneath_path_valid(
+                            path, strnlen(path, LAYER_BENEATH_PATH_MAX + 1)))
         return layer_error_set(LAYER_EINVALID,
                                "not a relative path without empty, '.' or "
                                "'..' components");
@@ -123,13 +164,19 @@ int layer_beneath_open(int *out_fd, int root_fd, const char *path, int oflags,
         oh.flags = (unsigned long long)(oflags | O_NOFOLLOW | O_CLOEXEC);
         oh.resolve =
             RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
-        fd = (int)syscall(SYS_openat2, root_fd, path, &oh, sizeof(oh));
+        do
+            fd = (int)syscall(SYS_openat2, root_fd, path, &oh, sizeof(oh));
+        while (fd < 0 && errno == EAGAIN && ++tries < EAGAIN_RETRIES);
         if (fd >= 0) {
             *out_fd = fd;
             return 0;
         }
-        if (errno != ENOSYS)
-            return open_error(errno, path);
+        err = errno;
+        if (err == ENOTDIR && (oflags & O_DIRECTORY) &&
+            last_is_symlink(root_fd, path))
+            err = ELOOP;
+        if (err != ENOSYS)
+            return open_error(err, path);
     }
     return walk_open(out_fd, root_fd, path, oflags);
 }

@@ -1258,13 +1258,19 @@ static bool is_sha256_digest(const char *s)
 }
 
 /* A directory by its path, for reading (O_NOATIME where allowed). */
-static int open_dir(int *out, const char *path, int flags, const char *what)
+/* Open a directory: a description of our own of an open one (dirfd >= 0,
+ * as a store hands them over: nothing is looked up by path again), or
+ * else by path. */
+static int open_dir(int *out, int dirfd, const char *path, int flags,
+                    const char *what)
 {
-    int fd = open(path, flags | O_DIRECTORY | O_CLOEXEC | O_NOATIME);
+    int at = dirfd >= 0 ? dirfd : AT_FDCWD;
+    const char *name = dirfd >= 0 ? "." : path;
+    int fd = openat(at, name, flags | O_DIRECTORY | O_CLOEXEC | O_NOATIME);
 
     /* O_NOATIME needs the owner or CAP_FOWNER */
     if (fd < 0 && errno == EPERM)
-        fd = open(path, flags | O_DIRECTORY | O_CLOEXEC);
+        fd = openat(at, name, flags | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0)
         return layer_error_set_errno(errno == ENOENT ? LAYER_ENOTFOUND
                                                      : LAYER_ERROR,
@@ -1288,9 +1294,10 @@ static int open_original(layer_export *x, const layer_dir *layer,
                                "an original tar needs tar-split data and a "
                                "sha256 diff ID");
     snprintf(x->orig_diff_id, sizeof(x->orig_diff_id), "%s", o->diff_id);
-    if ((rc = open_dir(&x->orig_layer_fd, layer->path, O_RDONLY,
-                       "layer directory")) < 0 ||
-        (rc = open_dir(&root, o->root, O_PATH, "directory")) < 0)
+    if ((rc = open_dir(&x->orig_layer_fd, layer->has_fd ? layer->fd : -1,
+                       layer->path, O_RDONLY, "layer directory")) < 0 ||
+        (rc = open_dir(&root, o->has_root_fd ? o->root_fd : -1, o->root, O_PATH,
+                       "directory")) < 0)
         goto out;
     rc = layer_beneath_open(&x->orig_ts_fd, root, o->tarsplit,
                             O_RDONLY | O_NONBLOCK, 0);
@@ -1338,6 +1345,11 @@ int layer_export_start(layer_export **out, const layer_dir *layer,
         opts = &no_opts;
     if (layer == NULL || layer->path == NULL)
         return layer_error_set(LAYER_EINVALID, "export without a layer");
+    if (nparents > LAYER_CHAIN_MAX)
+        return layer_error_set(LAYER_EINVALID,
+                               "%zu parents: a layer has at most %d "
+                               "(LAYER_CHAIN_MAX)",
+                               nparents, LAYER_CHAIN_MAX);
     if (opts->flags &
         ~(unsigned)(LAYER_EXPORT_ALL_XATTRS | LAYER_EXPORT_CLAMP_MTIME |
                     LAYER_EXPORT_NO_DIGESTS))
@@ -1382,6 +1394,8 @@ int layer_export_start(layer_export **out, const layer_dir *layer,
         memset(&ropts, 0, sizeof(ropts));
         ropts.flags = opts->reader_flags;
         ropts.span = x->span;
+        ropts.on_warning = opts->on_warning;
+        ropts.warning_arg = opts->warning_arg;
         if ((rc = layer_reader_open(&x->reader, layer, parents, nparents,
                                     &ropts)) < 0)
             goto out;
@@ -1410,6 +1424,38 @@ out:
     }
     layer_export_free(x);
     return rc;
+}
+
+/* What an export holds besides its buffers and compressors: the
+ * reader's state (a directory listing per open level) or the original
+ * tar's source (its tar-split decoder), the tar scratch,
+ * the digest contexts, the touched part of three thread stacks, and the
+ * allocator's slack. */
+#define EXPORT_OVERHEAD (2u << 20)
+
+size_t layer_export_memory(layer_compression compression, int level)
+{
+    size_t bufs, comp = 0;
+
+    if (layer_compress_level(&level, compression, level) < 0)
+        return 0;
+    switch (compression) {
+    case LAYER_COMPRESSION_GZIP:
+        /* both rings, each worker's output buffer, and at most a ring's
+         * worth of parked chunks (GZ_SPARE_MAX counts them) */
+        bufs = 2 * RING_SLOTS_GZIP + GZIP_WORKERS + RING_SLOTS_MAX;
+        comp = GZIP_WORKERS * layer_compress_memory(compression, level);
+        break;
+    case LAYER_COMPRESSION_ZSTD:
+        bufs = 2 * RING_SLOTS;
+        comp = layer_compress_memory(compression, level);
+        break;
+    case LAYER_COMPRESSION_NONE:
+    default:
+        bufs = 2 * RING_SLOTS;
+        break;
+    }
+    return bufs * (size_t)BUF_ALLOC + comp + EXPORT_OVERHEAD;
 }
 
 int layer_export_read(size_t *out_n, layer_export *x, void *buf, size_t cap,
@@ -1661,6 +1707,8 @@ int layer_export_choose_tar(layer_export_tar *out_tar,
                                (int)want);
     }
     out_original->root = info->root;
+    out_original->has_root_fd = info->has_root_fd;
+    out_original->root_fd = info->root_fd;
     out_original->tarsplit = info->tarsplit;
     out_original->diff_id = info->diff_digest;
     *out_tar = LAYER_EXPORT_TAR_ORIGINAL;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "layer/alloc.h"
+#include "layer/beneath.h"
 #include "layer/error.h"
 #include "layer/text.h"
 
@@ -45,19 +46,43 @@ static int open_failed(int err, unsigned flags, const char *what,
 int layer_file_read(char **out, size_t *out_len, int dirfd, const char *name,
                     size_t cap, unsigned flags, const char *what)
 {
+    int oflags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+    int fd, rc;
+
+    if (flags & LAYER_FILE_BENEATH) {
+        rc = layer_beneath_open(&fd, dirfd, name, oflags, 0);
+        if (rc == LAYER_EINVALID && layer_error_errno() == 0)
+            rc = layer_error_set(LAYER_EINVALID, "%s: not a relative path",
+                                 WHAT(what, name));
+        else if (rc == LAYER_EINVALID)
+            rc = layer_error_set(LAYER_EINVALID,
+                                 "%s is a symlink or has one on its path",
+                                 WHAT(what, name));
+        else if (rc == LAYER_ENOTFOUND || rc == LAYER_ERROR)
+            rc = open_failed(layer_error_errno(), flags, what, name);
+        if (rc < 0)
+            return rc;
+    } else {
+        if (flags & LAYER_FILE_NOFOLLOW)
+            oflags |= O_NOFOLLOW;
+        if ((fd = openat(dirfd, name, oflags)) < 0)
+            return open_failed(errno, flags, what, name);
+    }
+    rc = layer_file_read_fd(out, out_len, fd, cap, WHAT(what, name));
+    close(fd);
+    return rc;
+}
+
+int layer_file_read_fd(char **out, size_t *out_len, int fd, size_t cap,
+                       const char *what)
+{
     /* One byte over the cap tells a file that grew past it. */
     layer_text_buf b =
         LAYER_TEXT_BUF_INIT(cap < SIZE_MAX - 1 ? cap + 1 : cap, NULL);
-    int oflags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+    const char *name = "the file";
     struct stat st;
-    int fd = -1, rc = 0;
+    int rc = 0;
 
-    if (flags & LAYER_FILE_NOFOLLOW)
-        oflags |= O_NOFOLLOW;
-    if ((fd = openat(dirfd, name, oflags)) < 0) {
-        rc = open_failed(errno, flags, what, name);
-        goto out;
-    }
     if (fstat(fd, &st) < 0) {
         rc = layer_error_set_errno(LAYER_ERROR, errno, "cannot stat %s",
                                    WHAT(what, name));
@@ -109,8 +134,6 @@ int layer_file_read(char **out, size_t *out_len, int dirfd, const char *name,
     *out = layer_text_buf_detach(&b, out_len);
 out:
     layer_text_buf_dispose(&b);
-    if (fd >= 0)
-        close(fd);
     return rc;
 }
 

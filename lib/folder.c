@@ -19,6 +19,10 @@
  *
  * On success the temporary tree is renamed into place with
  * RENAME_NOREPLACE; on failure it is removed recursively through fds.
+ *
+ * Reading tombstones.txt back (the folder reader's side): a bounded line
+ * reader, and every line must be a canonical relative path
+ * (layer_beneath_path_valid()), refused with its line number otherwise.
  */
 #include "layer/folder.h"
 
@@ -37,6 +41,7 @@
 #include <unistd.h>
 
 #include "layer/alloc.h"
+#include "layer/beneath.h"
 #include "folder_int.h"
 #include "layer/error.h"
 #include "layer/file.h"
@@ -144,78 +149,83 @@ void layer_folder__tombstones_free(layer_folder__tombstones *t)
     layer_free(t);
 }
 
-int layer_folder__tombstones_open(layer_folder__tombstones **out, int folder_fd,
-                                  const char *folder)
+/* Check the open file t->fd and its version line. */
+static int tombstones_start(layer_folder__tombstones *t)
 {
     static const char version[] = LAYER_FOLDER_TOMBSTONES_VERSION;
-    layer_folder__tombstones *t = NULL;
     struct stat st;
     char *line;
     size_t len;
-    int rc = 0;
+    int rc;
 
-    *out = NULL;
-    if ((t = layer_trycalloc(1, sizeof(*t))) == NULL)
-        return LAYER_ENOMEM;
-    t->fd = -1;
-    snprintf(t->what, sizeof(t->what), "%s%s" TOMBSTONES_FILE,
-             folder != NULL ? folder : "", folder != NULL ? "/" : "");
-    /* O_NONBLOCK: a FIFO under the name is refused below, not waited on. */
-    t->fd = openat(folder_fd, TOMBSTONES_FILE,
-                   O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (t->fd < 0) {
-        if (errno != ENOENT)
-            rc = layer_error_set_errno(LAYER_ERROR, errno, "cannot open %s",
-                                       t->what);
-        goto out;
-    }
-    if (fstat(t->fd, &st) < 0) {
-        rc = layer_error_set_errno(LAYER_ERROR, errno, "cannot stat %s",
-                                   t->what);
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        rc =
-            layer_error_set(LAYER_EBROKEN, "%s is not a regular file", t->what);
-        goto out;
-    }
+    if (fstat(t->fd, &st) < 0)
+        return layer_error_set_errno(LAYER_ERROR, errno, "cannot stat %s",
+                                     t->what);
+    if (!S_ISREG(st.st_mode))
+        return layer_error_set(LAYER_EBROKEN, "%s is not a regular file",
+                               t->what);
     if ((rc = layer_file_lines_init(
              &t->lines, t->fd, LAYER_FOLDER__TOMBSTONE_LINE_MAX, t->what)) < 0)
-        goto out;
+        return rc;
     rc = layer_file_lines_next(&line, &len, &t->lines);
-    if (rc == LAYER_ITEROVER) {
-        rc = layer_error_set(LAYER_EBROKEN, "%s is empty", t->what);
-        goto out;
-    }
+    if (rc == LAYER_ITEROVER)
+        return layer_error_set(LAYER_EBROKEN, "%s is empty", t->what);
     if (rc == LAYER_ETOOBIG)
         rc = layer_error_recode(LAYER_EBROKEN);
     if (rc < 0)
-        goto out;
+        return rc;
     if (len >= 3 && memcmp(line, "\xEF\xBB\xBF", 3) == 0) {
         line += 3;
         len -= 3;
     }
     if (len < sizeof(version) - 1 ||
         memcmp(line, version, sizeof(version) - 1) != 0 ||
-        (len > sizeof(version) - 1 && line[sizeof(version) - 1] != '\r')) {
-        rc = layer_error_set(LAYER_EBROKEN, "%s does not start with \"%s\"",
-                             t->what, version);
-        goto out;
-    }
-    *out = t;
-    t = NULL;
-out:
-    layer_folder__tombstones_free(t);
-    return rc;
+        (len > sizeof(version) - 1 && line[sizeof(version) - 1] != '\r'))
+        return layer_error_set(LAYER_EBROKEN, "%s does not start with \"%s\"",
+                               t->what, version);
+    return 0;
 }
 
-/* A tombstone must name a path inside the layer: relative, no empty
- * segment, no "..". */
-static bool tombstone_path_ok(const char *p, size_t len)
+int layer_folder__tombstones_from_fd(layer_folder__tombstones **out, int fd,
+                                     const char *what)
 {
-    return p[0] != '/' && strstr(p, "//") == NULL && strcmp(p, "..") != 0 &&
-           strncmp(p, "../", 3) != 0 && strstr(p, "/../") == NULL &&
-           !(len >= 3 && strcmp(p + len - 3, "/..") == 0);
+    layer_folder__tombstones *t = NULL;
+    int rc;
+
+    *out = NULL;
+    if ((t = layer_trycalloc(1, sizeof(*t))) == NULL) {
+        close(fd);
+        return LAYER_ENOMEM;
+    }
+    t->fd = fd;
+    snprintf(t->what, sizeof(t->what), "%s", what);
+    if ((rc = tombstones_start(t)) < 0) {
+        layer_folder__tombstones_free(t);
+        return rc;
+    }
+    *out = t;
+    return 0;
+}
+
+int layer_folder__tombstones_open(layer_folder__tombstones **out, int folder_fd,
+                                  const char *folder)
+{
+    char what[sizeof(((layer_folder__tombstones *)0)->what)];
+    int fd;
+
+    *out = NULL;
+    snprintf(what, sizeof(what), "%s%s" TOMBSTONES_FILE,
+             folder != NULL ? folder : "", folder != NULL ? "/" : "");
+    /* O_NONBLOCK: a FIFO under the name is refused, not waited on. */
+    fd = openat(folder_fd, TOMBSTONES_FILE,
+                O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT)
+            return 0;
+        return layer_error_set_errno(LAYER_ERROR, errno, "cannot open %s",
+                                     what);
+    }
+    return layer_folder__tombstones_from_fd(out, fd, what);
 }
 
 int layer_folder__tombstones_next(const char **out_path, size_t *out_len,
@@ -236,10 +246,16 @@ int layer_folder__tombstones_next(const char **out_path, size_t *out_len,
             return layer_error_set(LAYER_EBROKEN, "%s: line %llu: bad escape",
                                    t->what,
                                    (unsigned long long)t->lines.lineno);
-        if (!tombstone_path_ok(line, len))
+        /* Canonical, so that a tombstone names one path and only that
+         * one: "." or "etc/." would become the whiteouts ".wh.." and
+         * "etc/.wh..", of the directory itself; "a/./b", "a//b", "a/"
+         * and "/a" are other spellings of paths that tar consumers clean
+         * each their own way. */
+        if (!layer_beneath_path_valid(line, len))
             return layer_error_set(LAYER_EBROKEN,
-                                   "%s: line %llu: not a relative path "
-                                   "inside the layer",
+                                   "%s: line %llu: not a canonical relative "
+                                   "path (no leading or trailing '/', no "
+                                   "empty, '.' or '..' component)",
                                    t->what,
                                    (unsigned long long)t->lines.lineno);
         *out_path = line;
@@ -849,6 +865,13 @@ int layer_folder_export(const layer_dir *layer, const layer_dir *parents,
     f.parent_fd = f.root_fd = f.tomb_fd = -1;
     if (dest == NULL || layer == NULL) {
         rc = layer_error_set(LAYER_EINVALID, "no destination");
+        goto out;
+    }
+    if (nparents > LAYER_CHAIN_MAX) {
+        rc = layer_error_set(LAYER_EINVALID,
+                             "%zu parents: a layer has at most %d "
+                             "(LAYER_CHAIN_MAX)",
+                             nparents, LAYER_CHAIN_MAX);
         goto out;
     }
     if ((rc = open_dest_parent(&f.parent_fd, base, sizeof(base), dest)) < 0)

@@ -62,6 +62,20 @@ int layer_folder__tombstones_open(layer_folder__tombstones **out, int folder_fd,
                                   const char *folder);
 
 /**
+ * layer_folder__tombstones_open() over a file already open (the fuzz
+ * target's way in): the same checks, the same reading.
+ *
+ * @param[out] out the reader; free with layer_folder__tombstones_free()
+ * @param fd the file, read from its current offset; owned from the call
+ *        on (closed on failure, or by layer_folder__tombstones_free())
+ * @param what the file's name for messages
+ * @return 0; LAYER_EBROKEN for a file that is not a regular file, is
+ *         empty or has no version line; LAYER_ERROR, LAYER_ENOMEM
+ */
+int layer_folder__tombstones_from_fd(layer_folder__tombstones **out, int fd,
+                                     const char *what);
+
+/**
  * The next deleted path: unescaped, with a '\r' before the newline
  * dropped and empty lines skipped.
  *
@@ -69,8 +83,10 @@ int layer_folder__tombstones_open(layer_folder__tombstones **out, int folder_fd,
  *             call
  * @param[out] out_len its length
  * @return 0; LAYER_ITEROVER after the last one; LAYER_EBROKEN for a line
- *         that is too long, badly escaped, or not a relative path without
- *         ".." (the message names the line); LAYER_ERROR on a read error
+ *         that is too long, badly escaped, or not a canonical relative
+ *         path (layer_beneath_path_valid(): no leading or trailing '/', no
+ *         empty, "." or ".." component, no NUL; the message names the
+ *         file and the line number); LAYER_ERROR on a read error
  */
 int layer_folder__tombstones_next(const char **out_path, size_t *out_len,
                                   layer_folder__tombstones *t);

@@ -9,7 +9,10 @@
  * non-directory, or a snapshot parent, which is a full tree). Memory is
  * therefore bounded by depth times directory width; the only structure
  * that grows with the layer is the hard-link tracker (hardlink.c), which
- * holds one record per multiply-linked inode.
+ * holds one record per multiply-linked inode. Descriptors are bounded
+ * whatever the depth: only the top frame's are used, so frames above it
+ * give theirs back past a budget and reopen them on the way back up (see
+ * "the descriptor budget" below).
  *
  * How names are classified depends on the layer's kind:
  *   - diff (overlayfs upperdir, visit_diff()): a name present in the
@@ -32,7 +35,21 @@
  * lazily, as "modify", only when something below them changed.
  *
  * All access goes through directory fds with O_NOFOLLOW; symlinks are
- * read, never followed.
+ * read, never followed. The roots are the descriptors a store handed over
+ * (layer_dir.has_fd: opened beneath the store's root, so a directory
+ * swapped for a symlink after the lookup changes nothing) or, for a
+ * directory named by path, opened once from that path.
+ *
+ * File data: a regular file is checked against its listing when opened
+ * (same inode, still a regular file, same size, mtime and ctime) and
+ * after every read from it; any change, or fewer bytes than listed, is
+ * LAYER_ECHANGED, so a tar never holds bytes that are not the file's.
+ * LAYER_READER_ALLOW_CHANGING is GNU tar's tolerance instead: padded or
+ * cut to the listed size, one warning per file.
+ *
+ * At most LAYER_CHAIN_MAX parents, checked before anything is opened; a
+ * lower listing tags each name with its layer's index (layer_src), a type
+ * that holds every index below the cap.
  *
  * Errors are recorded where they happen, naming the object (a path
  * relative to the layer, or "layer DIR" / "parent DIR"); the caller (the
@@ -51,6 +68,7 @@
 #include <unistd.h>
 
 #include "layer/alloc.h"
+#include "layer/beneath.h"
 #include "layer/error.h"
 #include "layer/trace.h"
 #include "compare_int.h"
@@ -58,9 +76,14 @@
 #include "hardlink_int.h"
 #include "xattr_int.h"
 
-/* Deepest directory nesting followed. Each level holds one fd per layer
- * in the chain, so this also bounds the fds of one reader. */
+/* Deepest directory nesting followed. */
 #define READER_MAX_DEPTH 512
+/* Descriptors the frames between the root and the top may keep open (a
+ * frame holds its directory and its lower view: 1 + parents). Beyond, the
+ * frames nearest the root close theirs, and get them back, reopened
+ * beneath the root, when the walk returns to them. 64 keeps a five-layer
+ * chain's walk free of reopening down to a depth of 12. */
+#define READER_FD_BUDGET 64
 /* Longest relative path (tar PAX records carry any length; 32 KiB is far
  * beyond what real images hold and keeps one buffer small). */
 #define READER_PATH_MAX 32768
@@ -69,20 +92,29 @@
 
 /* ---- small containers ---------------------------------------------- */
 
+/* The index of a layer in a lower view: below LAYER_CHAIN_MAX, which
+ * layer_reader_open() checks before anything else, so it always fits. */
+typedef uint16_t layer_src;
+_Static_assert(LAYER_CHAIN_MAX - 1 <= UINT16_MAX,
+               "a lower view's layer index must fit layer_src");
+
 /* Sorted names of one directory, NUL-terminated in one pool. */
 typedef struct names {
     char *pool;
     size_t pool_len, pool_cap;
     size_t *off;
-    signed char *src; /* lower listings: index of the layer that has it */
+    layer_src *src; /* lower listings: index of the layer that has it */
     size_t n, cap;
     size_t i; /* iteration cursor */
 } names;
 
 /* One directory of the lower view. */
 typedef struct lower {
-    int fd;
-    bool diff; /* interpret whiteouts and opaque markers */
+    int fd;        /* -1 while its frame is closed */
+    bool diff;     /* interpret whiteouts and opaque markers */
+    size_t anchor; /* its layer: the index in the root frame's lowers */
+    dev_t dev;     /* the directory opened, to check a reopened one */
+    ino_t ino;
 } lower;
 
 /*
@@ -91,7 +123,10 @@ typedef struct lower {
  * recorded here) when something below it changes.
  */
 typedef struct frame {
-    int fd; /* this directory in the layer */
+    int fd;      /* this directory in the layer; -1 while closed */
+    bool closed; /* fd and the lowers' fds are closed (budget) */
+    dev_t dev;   /* what fd is, to check a reopened one */
+    ino_t ino;
     names up;
     names low;  /* merge mode: names visible in the lower view */
     bool merge; /* iterate the union of up and low */
@@ -143,6 +178,8 @@ struct layer_reader {
 
     frame *frames;
     size_t depth, frames_cap;
+    size_t frame_fds;   /* descriptors open in frames 1..depth-1 */
+    size_t lowest_open; /* frames 1..lowest_open-1 are closed */
     uint64_t next_serial;
 
     char *path;
@@ -173,6 +210,8 @@ struct layer_reader {
     layer_reader_stats stats;
     char warning[512];
     layer_span *span;
+    void (*on_warning)(void *arg, const char *message);
+    void *warning_arg;
 };
 
 /* ---- helpers ----------------------------------------------------------- */
@@ -197,12 +236,12 @@ static const char *names_at(const names *n, size_t i)
     return n->pool + n->off[i];
 }
 
-static int names_add(names *n, const char *name, size_t len, int src)
+static int names_add(names *n, const char *name, size_t len, size_t src)
 {
     if (n->n == n->cap) {
         size_t cap = n->cap ? n->cap * 2 : 32;
         size_t *off = layer_tryarray(n->off, cap, sizeof(*off));
-        signed char *s;
+        layer_src *s;
 
         if (off == NULL)
             return LAYER_ENOMEM;
@@ -228,7 +267,7 @@ static int names_add(names *n, const char *name, size_t len, int src)
     memcpy(n->pool + n->pool_len, name, len);
     n->pool[n->pool_len + len] = '\0';
     n->off[n->n] = n->pool_len;
-    n->src[n->n] = (signed char)src;
+    n->src[n->n] = (layer_src)src;
     n->pool_len += len + 1;
     n->n++;
     return 0;
@@ -246,7 +285,7 @@ static int cmp_off(const void *a, const void *b, void *pool)
 /* Sort by name; for equal names keep the lowest src (nearest layer). */
 typedef struct sort_item {
     size_t off;
-    int src;
+    layer_src src;
 } sort_item;
 
 static int cmp_item(const void *a, const void *b, void *pool)
@@ -256,7 +295,7 @@ static int cmp_item(const void *a, const void *b, void *pool)
 
     if (c != 0)
         return c;
-    return ia->src - ib->src;
+    return (int)ia->src - (int)ib->src;
 }
 
 static int do_statx(struct statx *st, int dirfd, const char *name)
@@ -288,8 +327,21 @@ static layer_type type_of(unsigned mode)
 static void lowers_free(lower *v, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        close(v[i].fd);
+        if (v[i].fd >= 0)
+            close(v[i].fd);
     layer_free(v);
+}
+
+/* Record what fd is, for the check after a reopen. */
+static int identify(dev_t *dev, ino_t *ino, int fd, const char *what)
+{
+    struct stat st;
+
+    if (fstat(fd, &st) < 0)
+        return layer_error_set_errno(LAYER_ERROR, errno, "%s: stat", what);
+    *dev = st.st_dev;
+    *ino = st.st_ino;
+    return 0;
 }
 
 static int open_dir_at(layer_reader *r, int dirfd, const char *name)
@@ -308,7 +360,7 @@ static int open_dir_at(layer_reader *r, int dirfd, const char *name)
 }
 
 /* Read a directory's names (no "." and ".."), unsorted; src tags them. */
-static int list_dir(layer_reader *r, names *out, int fd, int src,
+static int list_dir(layer_reader *r, names *out, int fd, size_t src,
                     const char *what)
 {
     int rc = 0;
@@ -446,7 +498,10 @@ static int lower_child(lower **out, size_t *out_n, layer_reader *r,
         }
         v[n].fd = fd;
         v[n].diff = f->lowers[i].diff;
+        v[n].anchor = f->lowers[i].anchor;
         n++;
+        if ((rc = identify(&v[n - 1].dev, &v[n - 1].ino, fd, name)) < 0)
+            goto out;
         if (!f->lowers[i].diff)
             break; /* a snapshot parent is the whole tree */
         if ((rc = layer_xattr__read(scratch, fd, -1, NULL, name)) < 0)
@@ -473,7 +528,7 @@ static int lower_list(layer_reader *r, names *out, const lower *lowers,
     int rc = 0;
 
     for (size_t i = 0; i < nlowers; i++) {
-        if ((rc = list_dir(r, &all, lowers[i].fd, (int)i, "parent")) < 0)
+        if ((rc = list_dir(r, &all, lowers[i].fd, i, "parent")) < 0)
             goto out;
     }
     if (all.n == 0)
@@ -645,6 +700,8 @@ static int stage_ancestors(layer_reader *r, size_t upto)
     return 0;
 }
 
+static void budget(layer_reader *r);
+
 /* Push a frame for directory fd below the top. fd and lowers (nlowers of
  * them) belong to the frame from the call on, even when it fails. */
 static int push_frame(layer_reader *r, const frame_spec *spec, int fd,
@@ -684,7 +741,11 @@ static int push_frame(layer_reader *r, const frame_spec *spec, int fd,
     f->serial = ++r->next_serial;
     if (spec->st)
         f->st = *spec->st;
+    if (r->depth > 1)
+        r->frame_fds += 1 + nlowers;
     if (spec->xa && (rc = layer_xattr__copy(&f->xa, spec->xa)) < 0)
+        return rc;
+    if ((rc = identify(&f->dev, &f->ino, fd, "directory")) < 0)
         return rc;
     if ((rc = list_dir(r, &f->up, fd, 0, "directory")) < 0)
         return rc;
@@ -692,17 +753,151 @@ static int push_frame(layer_reader *r, const frame_spec *spec, int fd,
     if (spec->merge && nlowers > 0 &&
         (rc = lower_list(r, &f->low, lowers, nlowers, scratch)) < 0)
         return rc;
+    budget(r);
     return 0;
 }
 
-static void pop_frame(layer_reader *r)
+/* ---- the descriptor budget ---------------------------------------------
+ *
+ * Only the top frame's descriptors are used: names are listed once, when
+ * a frame is pushed, and every later call works on the top frame. So the
+ * frames between the root and the top may give theirs back: when the
+ * frames 1..depth-1 hold more than READER_FD_BUDGET, those nearest the
+ * root are closed (a prefix 1..lowest_open-1 of the stack is closed), and
+ * a frame the walk returns to is reopened from the root frame's
+ * descriptors, beneath them, with no symlink on the way, and checked to be
+ * the same directory. The root frame (the layer's root and the parents'
+ * roots, the anchors) stays open. A reader thus holds at most
+ * 2 * (n + 1) + READER_FD_BUDGET + 4 descriptors, n the parents in its
+ * lower view (at most LAYER_CHAIN_MAX), whatever the depth.
+ */
+
+static size_t frame_fd_count(const frame *f)
+{
+    return f->closed ? 0 : 1 + f->nlowers;
+}
+
+static void frame_close(layer_reader *r, frame *f)
+{
+    r->frame_fds -= frame_fd_count(f);
+    close(f->fd);
+    f->fd = -1;
+    for (size_t i = 0; i < f->nlowers; i++) {
+        close(f->lowers[i].fd);
+        f->lowers[i].fd = -1;
+    }
+    f->closed = true;
+}
+
+/* Close the frames nearest the root while the frames hold too many. */
+static void budget(layer_reader *r)
+{
+    if (r->lowest_open == 0)
+        r->lowest_open = 1;
+    while (r->frame_fds > READER_FD_BUDGET && r->lowest_open + 1 < r->depth)
+        frame_close(r, &r->frames[r->lowest_open++]);
+}
+
+/*
+ * Reopen the directory at path (len bytes, relative, canonical) beneath
+ * anchor, in pieces that fit layer_beneath_open(), and check that it is
+ * the directory (dev, ino) it was.
+ */
+static int reopen_dir(int *out, int anchor, const char *path, size_t len,
+                      dev_t dev, ino_t ino, const char *what)
+{
+    char piece[LAYER_BENEATH_PATH_MAX + 1];
+    size_t pos = 0;
+    int cur = anchor, fd = -1, rc = 0;
+    struct stat st;
+
+    while (pos < len) {
+        size_t n = len - pos;
+
+        if (n > LAYER_BENEATH_PATH_MAX) {
+            const char *slash =
+                memrchr(path + pos, '/', LAYER_BENEATH_PATH_MAX + 1);
+
+            n = slash != NULL ? (size_t)(slash - (path + pos)) : 0;
+        }
+        memcpy(piece, path + pos, n);
+        piece[n] = '\0';
+        rc = layer_beneath_open(&fd, cur, piece, O_RDONLY | O_DIRECTORY, 0);
+        if (cur != anchor)
+            close(cur);
+        cur = anchor;
+        if (rc < 0)
+            break;
+        cur = fd;
+        pos += n + 1;
+    }
+    if (rc == LAYER_ENOTFOUND || rc == LAYER_EINVALID)
+        return layer_error_set(LAYER_ECHANGED,
+                               "%s %.*s: directory removed or replaced while "
+                               "read",
+                               what, (int)(len > 512 ? 512 : len), path);
+    if (rc < 0)
+        return rc;
+    if (fstat(cur, &st) < 0 || st.st_dev != dev || st.st_ino != ino) {
+        close(cur);
+        return layer_error_set(LAYER_ECHANGED,
+                               "%s %.*s: directory replaced while read", what,
+                               (int)(len > 512 ? 512 : len), path);
+    }
+    *out = cur;
+    return 0;
+}
+
+/* Give the top frame its descriptors back (after a pop reached it). Its
+ * path is the start of r->path, as every frame above it was below it. On
+ * failure the frame stays closed (and the reader fails). */
+static int frame_reopen(layer_reader *r, frame *f)
+{
+    const frame *root = &r->frames[0];
+    size_t i = 0;
+    int rc;
+
+    if ((rc = reopen_dir(&f->fd, root->fd, r->path, f->path_len, f->dev, f->ino,
+                         "layer")) < 0) {
+        f->fd = -1;
+        return rc;
+    }
+    for (; i < f->nlowers; i++) {
+        lower *l = &f->lowers[i];
+
+        if ((rc = reopen_dir(&l->fd, root->lowers[l->anchor].fd, r->path,
+                             f->path_len, l->dev, l->ino, "parent")) < 0)
+            break;
+    }
+    if (rc < 0) {
+        close(f->fd);
+        f->fd = -1;
+        while (i-- > 0) {
+            close(f->lowers[i].fd);
+            f->lowers[i].fd = -1;
+        }
+        return rc;
+    }
+    f->closed = false;
+    r->frame_fds += 1 + f->nlowers;
+    r->lowest_open = (size_t)(f - r->frames);
+    return 0;
+}
+
+static int pop_frame(layer_reader *r)
 {
     frame *f = &r->frames[--r->depth];
 
     /* pending link members keep their own copy of the emitted flag */
     if (f->emitted)
         layer_hardlink__mark_emitted(&r->links, f->serial);
+    if (r->depth >= 1)
+        r->frame_fds -= frame_fd_count(f);
     frame_dispose(f);
+    if (r->lowest_open > r->depth)
+        r->lowest_open = r->depth;
+    f = &r->frames[r->depth - 1];
+    return f->closed ? frame_reopen(r, f) : 0;
 }
 
 /* No lower directory to descend into (see descend()). */
@@ -1099,6 +1294,12 @@ static int visit(layer_reader *r, const met *m)
     v.name = m->name;
     if ((rc = path_set(&v.len, r, v.top, m->name)) < 0)
         return rc;
+    /* A folder's Files/ tree names its entries as tombstones.txt does;
+     * they obey the same rule (layer_folder__tombstones_next()). */
+    if (r->kind == LAYER_KIND_FOLDER &&
+        !layer_beneath_path_valid(r->path, v.len))
+        return layer_error_set(
+            LAYER_EBROKEN, "Files/%s: not a canonical relative path", r->path);
     if (do_statx(&v.st, v.top->fd, m->name) < 0) {
         if (errno == ENOENT) /* removed since the listing */
             return 0;
@@ -1142,8 +1343,7 @@ static int walk_step(layer_reader *r)
             r->done = true;
             return 0;
         }
-        pop_frame(r);
-        return 0;
+        return pop_frame(r);
     }
     m.name = u;
     if (!top->merge) {
@@ -1193,20 +1393,29 @@ static int open_tombstones(layer_reader *r, int folder_fd, const char *folder)
 
 /* ---- public API --------------------------------------------------------- */
 
-static int open_root(int *out, const char *path, const char *what)
+/*
+ * Open a layer directory: through the descriptor a store handed over
+ * (openat(fd, ".") gives a description of our own, with its own
+ * directory offset, of the very directory the store looked up), or else
+ * by the path the caller named, whose symlinks are the caller's choice
+ * (e.g. /var/lib/docker on another disk). Everything below is reached
+ * from this descriptor, with O_NOFOLLOW.
+ */
+static int open_root(int *out, const layer_dir *d, const char *what)
 {
-    /* the root path is the operator's: following symlinks in it is
-     * intended (e.g. /var/lib/docker on another disk) */
-    int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOATIME);
+    int flags = O_RDONLY | O_DIRECTORY | O_CLOEXEC;
+    int dirfd = d->has_fd ? d->fd : AT_FDCWD;
+    const char *name = d->has_fd ? "." : d->path;
+    int fd = openat(dirfd, name, flags | O_NOATIME);
 
     if (fd < 0 && errno == EPERM)
-        fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-
+        fd = openat(dirfd, name, flags);
     if (fd < 0) {
         if (errno == ENOENT || errno == ENOTDIR)
             return layer_error_set_errno(LAYER_ENOTFOUND, errno, "%s %s", what,
-                                         path);
-        return layer_error_set_errno(LAYER_ERROR, errno, "%s %s", what, path);
+                                         d->path);
+        return layer_error_set_errno(LAYER_ERROR, errno, "%s %s", what,
+                                     d->path);
     }
     *out = fd;
     return 0;
@@ -1238,9 +1447,10 @@ static int open_parents(lower **out, size_t *out_n, const layer_dir *parents,
                                  "parent %zu is not a layer directory", i);
             goto out;
         }
-        if ((rc = open_root(&lowers[nl].fd, parents[i].path, "parent")) < 0)
+        if ((rc = open_root(&lowers[nl].fd, &parents[i], "parent")) < 0)
             goto out;
         lowers[nl].diff = parents[i].kind == LAYER_KIND_DIFF;
+        lowers[nl].anchor = nl;
         nl++;
         if (!lowers[nl - 1].diff)
             break; /* a snapshot holds everything below it */
@@ -1282,14 +1492,17 @@ static int push_root(layer_reader *r, const layer_dir *layer, lower *lowers,
     int fd = -1, rc = 0;
 
     if (layer->kind == LAYER_KIND_FOLDER) {
-        fd = openat(r->root_fd, "Files",
-                    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0) {
-            rc = layer_error_set_errno(errno == ENOENT ? LAYER_ENOTFOUND
-                                                       : LAYER_ERROR,
-                                       errno, "%s/Files", layer->path);
+        rc = layer_beneath_open(&fd, r->root_fd, "Files",
+                                O_RDONLY | O_DIRECTORY, 0);
+        if (rc == LAYER_EINVALID)
+            rc = layer_error_set(
+                LAYER_EBROKEN, "%s/Files is a symlink (refused)", layer->path);
+        else if (rc < 0)
+            rc = layer_error_set_errno(
+                rc == LAYER_ENOTFOUND ? LAYER_ENOTFOUND : LAYER_ERROR,
+                layer_error_errno(), "%s/Files", layer->path);
+        if (rc < 0)
             goto out;
-        }
         if ((rc = open_tombstones(r, r->root_fd, layer->path)) < 0)
             goto out;
     } else {
@@ -1336,6 +1549,11 @@ int layer_reader_open(layer_reader **out, const layer_dir *layer,
     if (out == NULL || layer == NULL || layer->path == NULL ||
         (nparents > 0 && parents == NULL))
         return layer_error_set(LAYER_EINVALID, "missing argument");
+    if (nparents > LAYER_CHAIN_MAX)
+        return layer_error_set(LAYER_EINVALID,
+                               "%zu parents: a layer has at most %d "
+                               "(LAYER_CHAIN_MAX)",
+                               nparents, LAYER_CHAIN_MAX);
     if (layer->kind == LAYER_KIND_FOLDER && nparents > 0)
         return layer_error_set(LAYER_EINVALID,
                                "a transport folder is read without parents");
@@ -1350,6 +1568,10 @@ int layer_reader_open(layer_reader **out, const layer_dir *layer,
     r->cur_st.dirfd = -1;
     r->kind = layer->kind;
     r->flags = opts ? opts->flags : 0;
+    if (opts != NULL) {
+        r->on_warning = opts->on_warning;
+        r->warning_arg = opts->warning_arg;
+    }
     r->noatime = true;
     if (opts && opts->span) {
         layer_span_start(&r->span, NULL, opts->span, "layer.reader");
@@ -1362,7 +1584,7 @@ int layer_reader_open(layer_reader **out, const layer_dir *layer,
         rc = LAYER_ENOMEM;
         goto out;
     }
-    if ((rc = open_root(&r->root_fd, layer->path, "layer")) < 0 ||
+    if ((rc = open_root(&r->root_fd, layer, "layer")) < 0 ||
         (rc = open_parents(&lowers, &nl, parents, nparents, &scratch)) < 0)
         goto out;
     rc = push_root(r, layer, lowers, nl, &scratch);
@@ -1523,13 +1745,68 @@ int layer_reader_link_info(uint64_t *out_nlink, layer_file_id *out_id,
     return 0;
 }
 
+/* One warning per file (tolerant mode only): kept as the last warning,
+ * counted, handed to on_warning and logged as a child span of the
+ * reader's, so a server's log has one line per file that changed. */
 static void warn(layer_reader *r, const char *what)
 {
+    layer_span *w = NULL;
+
     if (r->data_warned)
         return;
     r->data_warned = true;
     snprintf(r->warning, sizeof(r->warning), "%s: %s", r->cur.path, what);
     r->stats.warnings++;
+    if (r->span != NULL &&
+        layer_span_start(&w, NULL, r->span, "layer.file_changed") == 0) {
+        layer_span_set_str(w, "file.path", r->cur.path);
+        layer_span_set_str(w, "warning", r->warning);
+        layer_span_end(w);
+    }
+    if (r->on_warning != NULL)
+        r->on_warning(r->warning_arg, r->warning);
+}
+
+static bool strict(const layer_reader *r)
+{
+    return (r->flags & LAYER_READER_ALLOW_CHANGING) == 0;
+}
+
+/* What moved in the file since it was listed, or NULL: its size, mtime or
+ * ctime. The kernel moves ctime on every write, truncate, chmod, chown,
+ * xattr change and link, even when mtime is put back (touch -r), so a
+ * file whose three are unchanged holds the bytes that were listed. */
+static const char *moved(const layer_reader *r, const struct stat *st)
+{
+    const struct statx *l = &r->cur_st.st;
+
+    if ((uint64_t)st->st_size != l->stx_size)
+        return (uint64_t)st->st_size > l->stx_size ? "grew" : "shrank";
+    if (st->st_mtim.tv_sec != l->stx_mtime.tv_sec ||
+        (uint32_t)st->st_mtim.tv_nsec != l->stx_mtime.tv_nsec)
+        return "was modified";
+    if (st->st_ctim.tv_sec != l->stx_ctime.tv_sec ||
+        (uint32_t)st->st_ctim.tv_nsec != l->stx_ctime.tv_nsec)
+        return "was changed";
+    return NULL;
+}
+
+/* Strict mode: fail if the open file moved since its listing. */
+static int check_unmoved(layer_reader *r)
+{
+    struct stat st;
+    const char *how;
+
+    if (fstat(r->data_fd, &st) < 0)
+        return layer_error_set_errno(LAYER_ERROR, errno, "%s: stat",
+                                     r->cur.path);
+    if ((how = moved(r, &st)) != NULL)
+        return layer_error_set(LAYER_ECHANGED,
+                               "%s: file %s while read (listed with %llu "
+                               "bytes)",
+                               r->cur.path, how,
+                               (unsigned long long)r->cur_st.st.stx_size);
+    return 0;
 }
 
 /* Open the current file and check it is still the one that was listed. */
@@ -1556,10 +1833,9 @@ static int open_data(layer_reader *r)
         fd = -1;
     }
     if (fd < 0) {
-        if (r->flags & LAYER_READER_STRICT)
+        if (strict(r))
             return layer_error_set(LAYER_ECHANGED,
-                                   "%s: file replaced while "
-                                   "read",
+                                   "%s: file replaced or removed while read",
                                    r->cur.path);
         warn(r, "file replaced while read; zero-filled");
         r->data_pad = r->data_left;
@@ -1568,7 +1844,7 @@ static int open_data(layer_reader *r)
     /* O_NONBLOCK guarded the open against a swapped-in fifo; it has no
      * effect on reads of a regular file, so it is left set */
     r->data_fd = fd;
-    return 0;
+    return strict(r) ? check_unmoved(r) : 0;
 }
 
 int layer_reader_read(size_t *out_read, layer_reader *r, void *buf, size_t cap)
@@ -1597,16 +1873,26 @@ int layer_reader_read(size_t *out_read, layer_reader *r, void *buf, size_t cap)
                                                  r->cur.path));
         }
         if (n == 0) { /* shrank */
-            if (r->flags & LAYER_READER_STRICT)
-                return fail(r, layer_error_set(LAYER_ECHANGED,
-                                               "%s: file shrank while read",
-                                               r->cur.path));
+            if (strict(r))
+                return fail(
+                    r,
+                    layer_error_set(
+                        LAYER_ECHANGED,
+                        "%s: file shrank while read (%llu of %llu bytes)",
+                        r->cur.path,
+                        (unsigned long long)(r->cur.size - r->data_left + got),
+                        (unsigned long long)r->cur.size));
             warn(r, "file shrank while read; padded with zeros");
             r->data_pad = r->data_left - got;
             break;
         }
         got += (size_t)n;
     }
+    /* Strict: the bytes just read are the listed file's only if it has
+     * not moved meanwhile (checked after every read, so a range that
+     * stops short of the end is covered too). */
+    if (strict(r) && (rc = check_unmoved(r)) < 0)
+        return fail(r, rc);
     if (r->data_pad > 0 && got < cap) {
         memset((char *)buf + got, 0, cap - got);
         r->data_pad -= cap - got;
@@ -1616,21 +1902,15 @@ int layer_reader_read(size_t *out_read, layer_reader *r, void *buf, size_t cap)
     r->stats.bytes_read += got;
     if (r->data_left == 0 && r->data_fd >= 0) {
         struct stat st;
+        const char *how;
 
-        /* grew, or rewritten in place: GNU tar's "file changed as we read
-         * it" */
-        if (fstat(r->data_fd, &st) == 0 &&
-            ((uint64_t)st.st_size != r->cur_st.st.stx_size ||
-             st.st_mtim.tv_sec != r->cur_st.st.stx_mtime.tv_sec ||
-             (uint32_t)st.st_mtim.tv_nsec != r->cur_st.st.stx_mtime.tv_nsec)) {
-            if (r->flags & LAYER_READER_STRICT)
-                return fail(r, layer_error_set(LAYER_ECHANGED,
-                                               "%s: file changed while read",
-                                               r->cur.path));
-            warn(r, (uint64_t)st.st_size > r->cur_st.st.stx_size
+        /* tolerant: grew, or rewritten in place: GNU tar's "file changed
+         * as we read it" */
+        if (!strict(r) && fstat(r->data_fd, &st) == 0 &&
+            (how = moved(r, &st)) != NULL)
+            warn(r, strcmp(how, "grew") == 0
                         ? "file grew while read; cut to its listed size"
                         : "file changed as we read it");
-        }
         close(r->data_fd);
         r->data_fd = -1;
     }

@@ -1,20 +1,26 @@
 /*
  * Layer stores: the front end shared by every store type.
  *
- * A store maps ids to layer directories and parent chains. This file
- * checks ids (layer_id_valid(), before anything touches the filesystem),
- * picks the back end from the spec prefix, walks parent chains (nearest
- * first, at most LAYER_CHAIN_MAX parents, cycles and missing parents are
- * LAYER_EBROKEN naming the layer), and sorts and pages listings. Back ends
- * (store_dir.c, store_cs.c, store_docker.c) only describe one layer at a
- * time from a snapshot of their metadata taken per call, so a store keeps
- * no mutable state after open and can be shared by threads, and layers
- * created after open are seen.
+ * A store maps ids to layer directories and parent chains, and names to
+ * images. This file checks ids (layer_id_valid(), before anything touches
+ * the filesystem), picks the back end from the spec prefix, walks parent
+ * chains (nearest first, at most LAYER_CHAIN_MAX parents, cycles and
+ * missing parents are LAYER_EBROKEN naming the layer), pages listings and
+ * answers image questions, all from the store's index (store_index.c):
+ * the back ends (store_dir.c, store_cs.c, store_docker.c) only turn their
+ * metadata into the index's records. The index is kept fresh two ways
+ * ("keeping the index fresh" below): compared with the metadata files on
+ * every call, or by a thread of the store's own for a server, so that no
+ * request ever reads metadata files or waits for a build.
  *
  * Every value read from disk that becomes a path component (parent ids,
- * cache ids) is validated like a client id first; files are opened
- * relative to directory fds without following a symlink in the last
- * component.
+ * cache ids) is validated like a client id first. The store's root is
+ * opened once, when the store is; every path below it is resolved from
+ * that descriptor with no symlink on the way (layer_beneath_open()), and
+ * a layer's data directories are handed on open (layer_dir.fd), so the
+ * reader never looks a store path up again: a writer of the store who
+ * swaps a directory for a symlink can make a lookup fail, never make it
+ * lead outside the store.
  */
 #include "layer/store.h"
 
@@ -22,25 +28,26 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "layer/alloc.h"
 #include "layer/beneath.h"
+#include "layer/digest.h"
 #include "layer/error.h"
 #include "layer/file.h"
+#include "layer/text.h"
 #include "store_int.h"
-
-struct layer_store {
-    char *spec;
-    char *root; /* canonical absolute path of PATH */
-    const layer_store__backend *backend;
-};
 
 static const layer_store__backend *const backends[] = {
     &layer_store__dir,
@@ -103,10 +110,8 @@ void layer_store__node_dispose(layer_store__node *node)
 {
     layer_free(node->id);
     layer_free(node->parent);
-    layer_free(node->path);
     layer_free(node->created);
     layer_free(node->diff_digest);
-    layer_free(node->tarsplit);
     memset(node, 0, sizeof(*node));
 }
 
@@ -141,11 +146,11 @@ void layer_store__strv_dispose(layer_store__strv *sv)
 int layer_store__read_file(char **out, size_t *out_len, int dirfd,
                            const char *name, size_t cap, const char *what)
 {
-    int rc = layer_file_read(out, out_len, dirfd, name, cap,
-                             LAYER_FILE_NOFOLLOW, what);
+    int rc = layer_file_read(out, out_len, dirfd, name, cap, LAYER_FILE_BENEATH,
+                             what);
 
-    /* A store's metadata file that is a symlink, a FIFO or too big: the
-     * store is broken, whoever asked. */
+    /* A store's metadata file that is a symlink (or below one), a FIFO or
+     * too big: the store is broken, whoever asked. */
     if (rc == LAYER_EINVALID || rc == LAYER_ETOOBIG)
         rc = layer_error_recode(LAYER_EBROKEN);
     return rc;
@@ -195,14 +200,26 @@ int layer_store__dir_names(layer_store__strv *out, int dirfd, const char *name,
     struct dirent *de;
     int fd, rc = 0;
 
-    fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT)
+    if (strcmp(name, ".") == 0) {
+        fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        rc = fd < 0
+                 ? layer_error_set_errno(LAYER_ERROR, errno, "%s: open", what)
+                 : 0;
+    } else {
+        rc = layer_beneath_open(&fd, dirfd, name, O_RDONLY | O_DIRECTORY, 0);
+        if (rc == LAYER_ENOTFOUND)
             rc = layer_error_set(LAYER_ENOTFOUND, "%s: not found", what);
-        else
-            rc = layer_error_set_errno(LAYER_ERROR, errno, "%s: open", what);
-        goto out;
+        else if (rc == LAYER_EINVALID)
+            rc = layer_error_set(LAYER_EBROKEN,
+                                 "%s is a symlink or has one on its path "
+                                 "(refused)",
+                                 what);
+        else if (rc < 0)
+            rc = layer_error_set_errno(LAYER_ERROR, layer_error_errno(),
+                                       "%s: open", what);
     }
+    if (rc < 0)
+        goto out;
     d = fdopendir(fd);
     if (d == NULL) {
         rc = layer_error_set_errno(LAYER_ERROR, errno, "%s: open", what);
@@ -228,20 +245,6 @@ out:
     if (d != NULL)
         closedir(d);
     return rc;
-}
-
-int layer_store__check_dir(int dirfd, const char *name, const char *what)
-{
-    struct stat st;
-
-    if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-        if (errno == ENOENT || errno == ENOTDIR)
-            return layer_error_set(LAYER_EBROKEN, "%s is missing", what);
-        return layer_error_set_errno(LAYER_ERROR, errno, "%s: stat", what);
-    }
-    if (!S_ISDIR(st.st_mode))
-        return layer_error_set(LAYER_EBROKEN, "%s is not a directory", what);
-    return 0;
 }
 
 static bool digits_in(const char *s, size_t n, int lo, int hi)
@@ -365,23 +368,6 @@ int layer_store__json_string(char **out, size_t *out_len, const json_t *obj,
     return 0;
 }
 
-int layer_store__data_dir(char **out, const layer_store__root *root,
-                          const char *top, const char *rel, const char *what)
-{
-    char desc[LAYER_ID_MAX + 256];
-    int fd, rc;
-
-    fd = openat(root->fd, top, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return layer_error_set(LAYER_EBROKEN, "%s: %s/ is missing", what, top);
-    snprintf(desc, sizeof(desc), "%s: %s/%s", what, top, rel);
-    rc = layer_store__check_dir(fd, rel, desc);
-    close(fd);
-    if (rc < 0)
-        return rc;
-    return layer_store__path(out, root->path, top, rel, (char *)NULL);
-}
-
 int layer_store__tarsplit(char **out, int dirfd, const char *prefix,
                           const char *rel)
 {
@@ -408,6 +394,20 @@ int layer_store__tarsplit(char **out, int dirfd, const char *prefix,
 }
 
 /* ---- the store ---- */
+
+struct layer_store {
+    char *spec;
+    layer_store__root root; /* PATH, opened by layer_store_open() */
+    char *root_path;        /* canonical absolute path of PATH */
+    const layer_store__backend *backend;
+    pthread_mutex_t lock;
+    layer_store__index *cur; /* the index calls use; NULL before the first */
+    /* watching (layer_store_watch()): a thread keeps cur fresh */
+    bool watching;
+    pthread_t thread;
+    int stop_fd;    /* eventfd: the thread stops */
+    int inotify_fd; /* -1 where inotify is missing */
+};
 
 int layer_store_open(layer_store **out, const char *spec)
 {
@@ -478,12 +478,31 @@ int layer_store_open(layer_store **out, const char *spec)
         rc = LAYER_ENOMEM;
         goto out;
     }
+    s->root.fd = -1;
+    s->stop_fd = -1;
+    s->inotify_fd = -1;
+    if (pthread_mutex_init(&s->lock, NULL) != 0) {
+        layer_free(s);
+        s = NULL;
+        rc = layer_error_set(LAYER_ERROR, "pthread_mutex_init failed");
+        goto out;
+    }
+    /* Opened once, by the path the operator gave (symlinks in it are
+     * theirs); everything else is found from this descriptor. */
+    s->root.fd = open(real, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (s->root.fd < 0) {
+        rc = layer_error_set_errno(errno == ENOENT ? LAYER_ENOTFOUND
+                                                   : LAYER_ERROR,
+                                   errno, "store %s", spec);
+        goto out;
+    }
     s->spec = layer_trystrdup(spec);
     if (s->spec == NULL) {
         rc = LAYER_ENOMEM;
         goto out;
     }
-    s->root = real;
+    s->root_path = real;
+    s->root.path = real;
     real = NULL;
     s->backend = be;
     *out = s;
@@ -499,55 +518,187 @@ const char *layer_store_spec(const layer_store *store)
     return store->spec;
 }
 
+/* ---- keeping the index fresh ------------------------------------------ */
+
+/*
+ * Unwatched (the command line, library users): every call compares the
+ * stamps with what they were (a few fstatat calls; one per layer for a
+ * dir: store) and builds a new index when one moved, under the lock, so
+ * one call builds and the others wait for it: a change is seen by the
+ * next call.
+ *
+ * Watched (the server): a thread builds; calls take the current index
+ * without looking at the disk and never wait for a build. It checks the
+ * stamps once a second, and at once (50 ms after the last event) when
+ * inotify reports a change in a metadata directory; a new index is
+ * swapped in whole when it is ready, and calls that hold the old one
+ * finish with it.
+ */
+
+/* Wait this long after an inotify event for the writer to finish. */
+#define SETTLE_MS 50
+/* Check the stamps this often without events. */
+#define CHECK_MS 1000
+
+static int build_into(layer_store *s, layer_store__index **out)
+{
+    return layer_store__index_build(out, s->backend, &s->root);
+}
+
+/* The index for one call, a reference held: release it with
+ * layer_store__index_unref(). */
+static int get_index(layer_store__index **out, layer_store *s)
+{
+    layer_store__index *idx = NULL;
+    int rc = 0;
+
+    pthread_mutex_lock(&s->lock);
+    if (!s->watching &&
+        (s->cur == NULL || layer_store__index_stale(s->cur, s->root.fd))) {
+        if ((rc = build_into(s, &idx)) == 0) {
+            layer_store__index_unref(s->cur);
+            s->cur = idx;
+        }
+    }
+    if (rc == 0) {
+        idx = s->cur;
+        layer_store__index_ref(idx);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (rc < 0)
+        return rc;
+    *out = idx;
+    return 0;
+}
+
+/* Swap in a new index if the current one is stale. The watch thread's. */
+static void refresh(layer_store *s)
+{
+    layer_store__index *old, *idx = NULL;
+
+    pthread_mutex_lock(&s->lock);
+    old = s->cur;
+    layer_store__index_ref(old);
+    pthread_mutex_unlock(&s->lock);
+    if (layer_store__index_stale(old, s->root.fd) && build_into(s, &idx) == 0) {
+        if (s->inotify_fd >= 0)
+            layer_store__index_watch(idx, s->inotify_fd, s->root.fd);
+        pthread_mutex_lock(&s->lock);
+        s->cur = idx;
+        pthread_mutex_unlock(&s->lock);
+        layer_store__index_unref(old); /* the store's reference */
+    }
+    layer_store__index_unref(old);
+}
+
+/* Read what inotify has; true if there was anything. */
+static bool drain(int fd)
+{
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    bool any = false;
+
+    while (read(fd, buf, sizeof(buf)) > 0)
+        any = true;
+    return any;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *watch_main(void *arg)
+{
+    layer_store *s = arg;
+    int64_t next_check = now_ms() + CHECK_MS, settle_at = -1;
+
+    for (;;) {
+        struct pollfd p[2] = {{s->stop_fd, POLLIN, 0},
+                              {s->inotify_fd, POLLIN, 0}};
+        int64_t now = now_ms(), due = settle_at >= 0 ? settle_at : next_check;
+        int n = poll(p, s->inotify_fd >= 0 ? 2 : 1,
+                     due > now ? (int)(due - now) : 0);
+
+        if (n < 0 && errno != EINTR)
+            break;
+        if (n > 0 && (p[0].revents & POLLIN))
+            break;
+        if (n > 0 && (p[1].revents & POLLIN) && drain(s->inotify_fd))
+            settle_at = now_ms() + SETTLE_MS; /* more may follow */
+        now = now_ms();
+        if ((settle_at >= 0 && now >= settle_at) || now >= next_check) {
+            settle_at = -1;
+            next_check = now + CHECK_MS;
+            refresh(s);
+        }
+    }
+    return NULL;
+}
+
+int layer_store_watch(layer_store *store)
+{
+    layer_store__index *idx = NULL;
+    int rc;
+
+    if (store == NULL)
+        return layer_error_set(LAYER_EINVALID, "no store given");
+    if (store->watching)
+        return 0;
+    if ((rc = build_into(store, &idx)) < 0)
+        return rc;
+    store->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (store->stop_fd < 0) {
+        layer_store__index_unref(idx);
+        return layer_error_set_errno(LAYER_ERROR, errno, "eventfd");
+    }
+    /* without inotify (ENOSYS, a seccomp filter, no instances left) the
+     * once-a-second stamp check alone notices changes */
+    store->inotify_fd = inotify_init1(IN_CLOEXEC | IN_NONBLOCK);
+    if (store->inotify_fd >= 0)
+        layer_store__index_watch(idx, store->inotify_fd, store->root.fd);
+    pthread_mutex_lock(&store->lock);
+    layer_store__index_unref(store->cur);
+    store->cur = idx;
+    store->watching = true;
+    pthread_mutex_unlock(&store->lock);
+    if ((rc = pthread_create(&store->thread, NULL, watch_main, store)) != 0) {
+        pthread_mutex_lock(&store->lock);
+        store->watching = false;
+        pthread_mutex_unlock(&store->lock);
+        return layer_error_set_errno(LAYER_ERROR, rc,
+                                     "cannot start the store's watcher");
+    }
+    return 0;
+}
+
 void layer_store_free(layer_store *store)
 {
     if (store == NULL)
         return;
+    if (store->watching) {
+        uint64_t one = 1;
+
+        if (write(store->stop_fd, &one, sizeof(one)) != sizeof(one))
+            abort(); /* an eventfd write of 1 cannot fail */
+        pthread_join(store->thread, NULL);
+    }
+    if (store->stop_fd >= 0)
+        close(store->stop_fd);
+    if (store->inotify_fd >= 0)
+        close(store->inotify_fd);
+    layer_store__index_unref(store->cur);
+    pthread_mutex_destroy(&store->lock);
     layer_free(store->spec);
-    layer_free(store->root);
+    layer_free(store->root_path);
+    if (store->root.fd >= 0)
+        close(store->root.fd);
     layer_free(store);
 }
 
-/* The root directory and a back-end snapshot, for one call. */
-typedef struct session {
-    layer_store__root root;
-    void *ctx;
-} session;
-
-#define SESSION_INIT                                                           \
-    {                                                                          \
-        {-1, NULL}, NULL                                                       \
-    }
-
-static int session_begin(session *ss, const layer_store *store)
-{
-    ss->ctx = NULL;
-    ss->root.path = store->root;
-    ss->root.fd = open(store->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (ss->root.fd < 0)
-        return layer_error_set_errno(errno == ENOENT ? LAYER_ENOTFOUND
-                                                     : LAYER_ERROR,
-                                     errno, "store %s", store->spec);
-    if (store->backend->ctx_size == 0) {
-        ss->ctx = &ss->root;
-        return 0;
-    }
-    if ((ss->ctx = layer_trycalloc(1, store->backend->ctx_size)) == NULL)
-        return LAYER_ENOMEM;
-    return store->backend->begin(ss->ctx, &ss->root);
-}
-
-static void session_end(session *ss, const layer_store *store)
-{
-    if (ss->ctx != NULL && ss->ctx != &ss->root) {
-        store->backend->end(ss->ctx);
-        layer_free(ss->ctx);
-    }
-    if (ss->root.fd >= 0)
-        close(ss->root.fd);
-    ss->root.fd = -1;
-    ss->ctx = NULL;
-}
+/* ---- layers ------------------------------------------------------------ */
 
 void layer_info_free(layer_info *info)
 {
@@ -559,10 +710,17 @@ void layer_info_free(layer_info *info)
     layer_free(info->diff_digest);
     layer_free(info->tarsplit);
     layer_free(info->root);
+    if (info->has_root_fd)
+        close(info->root_fd);
     layer_free((char *)info->layer.path);
+    if (info->layer.has_fd)
+        close(info->layer.fd);
     for (size_t i = 0; i < info->nparents; i++) {
-        if (info->parents)
+        if (info->parents) {
             layer_free((char *)info->parents[i].path);
+            if (info->parents[i].has_fd)
+                close(info->parents[i].fd);
+        }
         if (info->parent_ids)
             layer_free(info->parent_ids[i]);
     }
@@ -571,10 +729,93 @@ void layer_info_free(layer_info *info)
     layer_free(info);
 }
 
-int layer_store_resolve(layer_info **out, layer_store *store, const char *id)
+/* Fill d with rec's kind and, when open is set, its data directory: the
+ * path, and the directory itself, opened beneath the root with no symlink
+ * on the way. */
+static int data_dir(layer_dir *d, const layer_store *s,
+                    const layer_store__rec *rec, bool open)
 {
-    session ss = SESSION_INIT;
-    layer_store__node node = {0};
+    char what[LAYER_ID_MAX + 64];
+    char *path = NULL;
+    int fd = -1, rc;
+
+    d->kind = rec->kind;
+    if (!open)
+        return 0;
+    if ((rc = layer_store__path(&path, s->root_path, rec->data, (char *)NULL)) <
+        0)
+        return rc;
+    d->path = path;
+    snprintf(what, sizeof(what), "%s%s", s->backend->what, rec->id);
+    /* O_NOATIME is the reader's business: it reopens the directory. */
+    rc = layer_beneath_open(&fd, s->root.fd, rec->data, O_RDONLY | O_DIRECTORY,
+                            0);
+    if (rc == LAYER_ENOTFOUND)
+        return layer_error_set(
+            LAYER_EBROKEN, "%s: %s is missing or not a directory", what, path);
+    if (rc == LAYER_EINVALID)
+        return layer_error_set(LAYER_EBROKEN,
+                               "%s: %s is a symlink or has one on its path "
+                               "(refused)",
+                               what, path);
+    if (rc < 0)
+        return layer_error_set_errno(LAYER_ERROR, layer_error_errno(),
+                                     "%s: cannot open %s", what, path);
+    d->fd = fd;
+    d->has_fd = true;
+    return 0;
+}
+
+/* A record's own failure, recorded as this call's. */
+static int rec_failed(const layer_store__rec *rec)
+{
+    return layer_error_set(rec->err, "%s", rec->errmsg ? rec->errmsg : "");
+}
+
+/* The store's failure, if the index holds one. */
+static int index_failed(const layer_store__index *idx)
+{
+    const char *msg;
+    int err = layer_store__index_error(idx, &msg);
+
+    return err < 0 ? layer_error_set(err, "%s", msg ? msg : "") : 0;
+}
+
+/* The store's failure, or its image metadata's. */
+static int images_failed(const layer_store__index *idx)
+{
+    const char *msg;
+    int err = index_failed(idx);
+
+    if (err == 0 && (err = layer_store__index_images_error(idx, &msg)) < 0)
+        err = layer_error_set(err, "%s", msg ? msg : "");
+    return err;
+}
+
+/* Look an id up the way a client gives it: a canonical id, an alias, or
+ * for stores with hex ids, the hex alone. */
+static const layer_store__rec *find_client_id(const layer_store__index *idx,
+                                              const layer_store *s,
+                                              const char *id, size_t len)
+{
+    const layer_store__rec *rec = layer_store__index_find(idx, id, len, true);
+    char full[72];
+
+    if (rec == NULL && s->backend->hex_ids && layer_store__is_hex64(id, len)) {
+        memcpy(full, "sha256:", 7);
+        memcpy(full + 7, id, 65);
+        rec = layer_store__index_find(idx, full, 71, false);
+    }
+    return rec;
+}
+
+/* resolve() and describe(): open says whether the data directories are
+ * opened. */
+static int resolve(layer_info **out, layer_store *store, const char *id,
+                   bool open)
+{
+    layer_store__index *idx = NULL;
+    const layer_store__rec *rec;
     layer_info *info = NULL;
     const char *child;
     size_t len;
@@ -589,49 +830,62 @@ int layer_store_resolve(layer_info **out, layer_store *store, const char *id)
         rc = layer_error_set(LAYER_EINVALID, "invalid layer id");
         goto out;
     }
-    if ((rc = session_begin(&ss, store)) < 0)
+    if ((rc = get_index(&idx, store)) < 0 || (rc = index_failed(idx)) < 0)
         goto out;
-    rc = store->backend->lookup(&node, ss.ctx, id, len,
-                                LAYER_STORE__ALIASES | LAYER_STORE__TARSPLIT);
-    if (rc == LAYER_ENOTFOUND) {
+    if ((rec = find_client_id(idx, store, id, len)) == NULL) {
         rc = layer_error_set(LAYER_ENOTFOUND, "layer %s not found in %s", id,
                              store->spec);
         goto out;
     }
-    if (rc < 0)
+    if (rec->err < 0) {
+        rc = rec_failed(rec);
         goto out;
-
-    info = layer_trycalloc(1, sizeof(*info));
-    if (info == NULL) {
+    }
+    if ((info = layer_trycalloc(1, sizeof(*info))) == NULL) {
         rc = LAYER_ENOMEM;
         goto out;
     }
     info->store = layer_trystrdup(store->backend->name);
-    info->root = layer_trystrdup(store->root);
-    if (info->store == NULL || info->root == NULL) {
+    info->id = layer_trystrdup(rec->id);
+    info->created = rec->created ? layer_trystrdup(rec->created) : NULL;
+    info->diff_digest =
+        rec->diff_digest ? layer_trystrdup(rec->diff_digest) : NULL;
+    info->mutable_ = rec->mutable_;
+    if (info->store == NULL || info->id == NULL ||
+        (rec->created && info->created == NULL) ||
+        (rec->diff_digest && info->diff_digest == NULL)) {
         rc = LAYER_ENOMEM;
         goto out;
     }
-    info->id = node.id;
-    info->created = node.created;
-    info->diff_digest = node.diff_digest;
-    info->mutable_ = node.mutable_;
-    info->layer.path = node.path;
-    info->layer.kind = node.kind;
-    info->tarsplit = node.tarsplit;
-    node.id = node.created = node.diff_digest = node.path = NULL;
-    node.tarsplit = NULL;
+    if ((rc = data_dir(&info->layer, store, rec, open)) < 0)
+        goto out;
+    /* the layer's own tar-split data, and the root it is below */
+    if (open) {
+        if ((info->root = layer_trystrdup(store->root_path)) == NULL) {
+            rc = LAYER_ENOMEM;
+            goto out;
+        }
+        info->root_fd = fcntl(store->root.fd, F_DUPFD_CLOEXEC, 3);
+        if (info->root_fd < 0) {
+            rc = layer_error_set_errno(LAYER_ERROR, errno, "store %s: dup",
+                                       store->spec);
+            goto out;
+        }
+        info->has_root_fd = true;
+        if (rec->tarsplit != NULL &&
+            (rc = layer_store__tarsplit(&info->tarsplit, store->root.fd, "",
+                                        rec->tarsplit)) < 0)
+            goto out;
+    }
 
     child = info->id;
-    while (node.parent != NULL) {
-        char *pid = node.parent;
+    while (rec->parent != NULL) {
+        const char *pid = rec->parent;
         size_t i;
 
-        node.parent = NULL;
         if (!layer_id_valid(pid, strlen(pid))) {
             rc = layer_error_set(LAYER_EBROKEN, "layer %s: invalid parent id",
                                  child);
-            layer_free(pid);
             goto out;
         }
         for (i = 0; i < info->nparents; i++)
@@ -641,14 +895,23 @@ int layer_store_resolve(layer_info **out, layer_store *store, const char *id)
             rc = layer_error_set(LAYER_EBROKEN,
                                  "layer %s: parent chain has a cycle at %s",
                                  info->id, pid);
-            layer_free(pid);
             goto out;
         }
         if (info->nparents == LAYER_CHAIN_MAX) {
             rc = layer_error_set(LAYER_EBROKEN,
                                  "layer %s: parent chain longer than %d",
                                  info->id, LAYER_CHAIN_MAX);
-            layer_free(pid);
+            goto out;
+        }
+        /* a parent reference from metadata is a canonical id, found when
+         * the index was built */
+        if ((rec = layer_store__index_parent(idx, rec)) == NULL) {
+            rc = layer_error_set(LAYER_EBROKEN, "layer %s: parent %s not found",
+                                 child, pid);
+            goto out;
+        }
+        if (rec->err < 0) {
+            rc = rec_failed(rec);
             goto out;
         }
         {
@@ -658,101 +921,72 @@ int layer_store_resolve(layer_info **out, layer_store *store, const char *id)
 
             dirs = layer_tryarray(info->parents, n, sizeof(*dirs));
             if (dirs == NULL) {
-                layer_free(pid);
                 rc = LAYER_ENOMEM;
                 goto out;
             }
             info->parents = dirs;
             ids = layer_tryarray(info->parent_ids, n, sizeof(*ids));
             if (ids == NULL) {
-                layer_free(pid);
                 rc = LAYER_ENOMEM;
                 goto out;
             }
             info->parent_ids = ids;
+            memset(&dirs[n - 1], 0, sizeof(dirs[n - 1]));
+            if ((ids[n - 1] = layer_trystrdup(pid)) == NULL) {
+                rc = LAYER_ENOMEM;
+                goto out;
+            }
+            info->nparents = n;
+            if ((rc = data_dir(&dirs[n - 1], store, rec, open)) < 0)
+                goto out;
         }
-        rc = store->backend->lookup(&node, ss.ctx, pid, strlen(pid), 0);
-        if (rc == LAYER_ENOTFOUND)
-            rc = layer_error_set(LAYER_EBROKEN, "layer %s: parent %s not found",
-                                 child, pid);
-        if (rc < 0) {
-            layer_free(pid);
-            goto out;
-        }
-        /* The back end returns the canonical id; a parent reference is
-         * one already, so it is kept as written. */
-        info->parent_ids[info->nparents] = pid;
-        info->parents[info->nparents].path = node.path;
-        info->parents[info->nparents].kind = node.kind;
-        info->nparents++;
-        child = pid;
-        node.path = NULL;
-        layer_free(node.id);
-        layer_free(node.created);
-        layer_free(node.diff_digest);
-        layer_free(node.tarsplit);
-        node.id = node.created = node.diff_digest = node.tarsplit = NULL;
+        child = info->parent_ids[info->nparents - 1];
     }
     *out = info;
     info = NULL;
 out:
-    layer_store__node_dispose(&node);
     layer_info_free(info);
-    if (store != NULL && ss.root.fd >= 0)
-        session_end(&ss, store);
+    layer_store__index_unref(idx);
     return rc;
 }
 
-static int cmp_str(const void *a, const void *b)
+int layer_store_resolve(layer_info **out, layer_store *store, const char *id)
 {
-    return strcmp(*(char *const *)a, *(char *const *)b);
+    return resolve(out, store, id, true);
+}
+
+int layer_store_describe(layer_info **out, layer_store *store, const char *id)
+{
+    return resolve(out, store, id, false);
 }
 
 int layer_store_list(char ***out_ids, size_t *out_count, layer_store *store,
                      const char *after, size_t limit)
 {
-    session ss = SESSION_INIT;
-    layer_store__strv all = {0};
+    layer_store__index *idx = NULL;
     char **ids = NULL;
-    size_t count = 0, first = 0, n;
+    size_t first, total, count = 0;
     int rc = 0;
 
     if (store == NULL) {
         rc = layer_error_set(LAYER_EINVALID, "no store given");
         goto out;
     }
-    if ((rc = session_begin(&ss, store)) < 0)
+    if ((rc = get_index(&idx, store)) < 0 || (rc = index_failed(idx)) < 0)
         goto out;
-    if ((rc = store->backend->list(&all, ss.ctx)) < 0)
-        goto out;
-    if (all.n > 1)
-        qsort(all.v, all.n, sizeof(all.v[0]), cmp_str);
-    /* Drop duplicates in place (a back end may see an id twice). */
-    n = 0;
-    for (size_t i = 0; i < all.n; i++) {
-        if (n > 0 && strcmp(all.v[n - 1], all.v[i]) == 0) {
-            layer_free(all.v[i]);
-            continue;
-        }
-        all.v[n++] = all.v[i];
-    }
-    all.n = n;
-    if (after != NULL)
-        while (first < all.n && strcmp(all.v[first], after) <= 0)
-            first++;
-    count = all.n - first;
+    layer_store__index_range(idx, after, &first, &total);
+    count = total - first;
     if (limit != 0 && count > limit)
         count = limit;
-    if (count > 0) {
-        ids = layer_trycalloc(count, sizeof(*ids));
-        if (ids == NULL) {
+    if (count > 0 && (ids = layer_trycalloc(count, sizeof(*ids))) == NULL) {
+        rc = LAYER_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < count; i++) {
+        if ((ids[i] = layer_trystrdup(
+                 layer_store__index_at(idx, first + i)->id)) == NULL) {
             rc = LAYER_ENOMEM;
             goto out;
-        }
-        /* Move the strings over; the rest is freed with `all`. */
-        for (size_t i = 0; i < count; i++) {
-            ids[i] = all.v[first + i];
-            all.v[first + i] = NULL;
         }
     }
     *out_ids = ids;
@@ -760,9 +994,7 @@ int layer_store_list(char ***out_ids, size_t *out_count, layer_store *store,
     ids = NULL;
 out:
     layer_store_ids_free(ids, count);
-    layer_store__strv_dispose(&all);
-    if (store != NULL && ss.root.fd >= 0)
-        session_end(&ss, store);
+    layer_store__index_unref(idx);
     return rc;
 }
 
@@ -773,4 +1005,174 @@ void layer_store_ids_free(char **ids, size_t count)
     for (size_t i = 0; i < count; i++)
         layer_free(ids[i]);
     layer_free(ids);
+}
+
+/* ---- images ------------------------------------------------------------ */
+
+void layer_image_free(layer_image *img)
+{
+    if (img == NULL)
+        return;
+    layer_free(img->id);
+    layer_free(img->config_digest);
+    layer_free(img->config_path);
+    layer_free(img->top_layer);
+    layer_free(img->created);
+    layer_free(img->manifest_digest);
+    for (size_t i = 0; i < img->nnames; i++)
+        layer_free(img->names[i]);
+    layer_free(img->names);
+    layer_free(img);
+}
+
+void layer_images_free(layer_image **imgs, size_t count)
+{
+    if (imgs == NULL)
+        return;
+    for (size_t i = 0; i < count; i++)
+        layer_image_free(imgs[i]);
+    layer_free(imgs);
+}
+
+/* Copy s (or NULL) into *out; false when out of memory. */
+static bool dup_opt(char **out, const char *s)
+{
+    *out = s != NULL ? layer_trystrdup(s) : NULL;
+    return s == NULL || *out != NULL;
+}
+
+/* A caller's copy of an index image. */
+static int image_copy(layer_image **out, const layer_store *s,
+                      const layer_store__img *src)
+{
+    layer_image *img = layer_trycalloc(1, sizeof(*img));
+    int rc = LAYER_ENOMEM;
+
+    if (img == NULL)
+        return rc;
+    if (!dup_opt(&img->id, src->id) ||
+        !dup_opt(&img->config_digest, src->config_digest) ||
+        !dup_opt(&img->top_layer, src->top_layer) ||
+        !dup_opt(&img->created, src->created) ||
+        !dup_opt(&img->manifest_digest, src->manifest_digest))
+        goto out;
+    if (src->config != NULL &&
+        layer_store__path(&img->config_path, s->root_path, src->config,
+                          (char *)NULL) < 0)
+        goto out;
+    if (src->nnames > 0) {
+        if ((img->names = layer_trycalloc(src->nnames, sizeof(char *))) == NULL)
+            goto out;
+        for (; img->nnames < src->nnames; img->nnames++)
+            if ((img->names[img->nnames] =
+                     layer_trystrdup(src->names[img->nnames])) == NULL)
+                goto out;
+    }
+    *out = img;
+    return 0;
+out:
+    layer_image_free(img);
+    return rc;
+}
+
+int layer_store_images(layer_image ***out, size_t *out_count,
+                       layer_store *store)
+{
+    layer_store__index *idx = NULL;
+    const layer_store__img *imgs;
+    layer_image **v = NULL;
+    size_t n = 0, count = 0;
+    int rc;
+
+    if (store == NULL)
+        return layer_error_set(LAYER_EINVALID, "no store given");
+    if ((rc = get_index(&idx, store)) < 0 || (rc = images_failed(idx)) < 0)
+        goto out;
+    n = layer_store__index_images(idx, &imgs);
+    if (n > 0 && (v = layer_trycalloc(n, sizeof(*v))) == NULL) {
+        rc = LAYER_ENOMEM;
+        goto out;
+    }
+    for (; count < n; count++)
+        if ((rc = image_copy(&v[count], store, &imgs[count])) < 0)
+            goto out;
+    *out = v;
+    *out_count = count;
+    v = NULL;
+out:
+    layer_images_free(v, count);
+    layer_store__index_unref(idx);
+    return rc;
+}
+
+int layer_store_image_resolve(layer_image **out, layer_store *store,
+                              const char *ref)
+{
+    layer_store__index *idx = NULL;
+    const layer_store__img *img;
+    size_t len;
+    int rc;
+
+    if (store == NULL || ref == NULL)
+        return layer_error_set(LAYER_EINVALID, "no store or no image given");
+    len = strnlen(ref, LAYER_IMAGE_REF_MAX + 1);
+    if (len == 0 || len > LAYER_IMAGE_REF_MAX ||
+        !layer_text_utf8_valid(ref, len))
+        return layer_error_set(LAYER_EINVALID, "invalid image reference");
+    if ((rc = get_index(&idx, store)) < 0 || (rc = images_failed(idx)) < 0)
+        goto out;
+    if ((img = layer_store__index_image_find(idx, ref)) == NULL) {
+        rc = layer_error_set(LAYER_ENOTFOUND, "image %s not found in %s", ref,
+                             store->spec);
+        goto out;
+    }
+    if (img->err < 0) {
+        rc = layer_error_set(img->err, "%s", img->errmsg ? img->errmsg : "");
+        goto out;
+    }
+    rc = image_copy(out, store, img);
+out:
+    layer_store__index_unref(idx);
+    return rc;
+}
+
+int layer_store_image_config(char **out, size_t *out_len, layer_store *store,
+                             const layer_image *image)
+{
+    char what[LAYER_IMAGE_REF_MAX + 64], got[LAYER_DIGEST_STR_SIZE];
+    const char *rel;
+    char *data = NULL;
+    size_t len;
+    int rc;
+
+    if (store == NULL || image == NULL || image->config_path == NULL ||
+        image->config_digest == NULL)
+        return layer_error_set(LAYER_EINVALID, "no image config to read");
+    /* config_path is the store's root path and the file below it */
+    len = strlen(store->root_path);
+    if (strncmp(image->config_path, store->root_path, len) != 0 ||
+        image->config_path[len] != '/')
+        return layer_error_set(LAYER_EINVALID,
+                               "image %s: its config is not in %s", image->id,
+                               store->spec);
+    rel = image->config_path + len + 1;
+    snprintf(what, sizeof(what), "image %s: config %s", image->id,
+             image->config_path);
+    if ((rc = layer_store__read_file(&data, &len, store->root.fd, rel,
+                                     LAYER_STORE__FILE_MAX, what)) < 0)
+        goto out;
+    if ((rc = layer_digest_buffer(got, data, len)) < 0)
+        goto out;
+    if (strcmp(got, image->config_digest) != 0) {
+        rc = layer_error_set(LAYER_EBROKEN,
+                             "%s: its bytes hash to %s, not to %s", what, got,
+                             image->config_digest);
+        goto out;
+    }
+    *out = data;
+    *out_len = len;
+    data = NULL;
+out:
+    layer_free(data);
+    return rc;
 }

@@ -10,8 +10,12 @@
  * defaults to "diff". Unknown members are ignored so the format can grow;
  * a member given twice is refused (which one would count is ambiguous).
  * The directory name is the layer id; a directory whose name is not a
- * valid id, or that has no layer.json, is not a layer. Nothing is cached:
- * each call reads the layer.json files it needs.
+ * valid id, or that has no layer.json, is not a layer. The index holds
+ * every layer.json, read when it is built; its stamps are the root (layers
+ * added or removed), each layer's directory (layer.json created or
+ * renamed over) and each layer.json (rewritten in place). <id>/ and fs/
+ * must be real directories (no symlink), and fs/ is handed to the reader
+ * open.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -83,83 +87,76 @@ out:
     return rc;
 }
 
-/* No snapshot: ctx is the store's root (begin is NULL). */
-static int dir_lookup(layer_store__node *out, void *ctx, const char *id,
-                      size_t id_len, unsigned flags)
+/* One candidate layer directory, name (a valid id), into the index. */
+static int dir_add(layer_store__builder *b, const layer_store__root *root,
+                   const char *name)
 {
-    const layer_store__root *root = ctx;
+    layer_store__rec rec = {0};
     layer_store__node node = {0};
-    char what[LAYER_ID_MAX + 32];
+    char what[LAYER_ID_MAX + 32], rel[LAYER_ID_MAX + 16];
+    struct stat st;
     char *data = NULL;
     size_t len;
-    int fd = -1, rc = 0;
+    int rc = 0;
 
-    (void)id_len; /* the id is the directory name as it stands */
-    (void)flags;  /* a dir store has no aliases */
-    memset(out, 0, sizeof(*out));
-    fd = openat(root->fd, id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-        if (errno == ENOENT)
-            rc = LAYER_ENOTFOUND;
-        else if (errno == ENOTDIR || errno == ELOOP)
-            rc = layer_error_set(LAYER_EBROKEN,
-                                 "layer %s: not a directory in the store", id);
-        else
-            rc = layer_error_set_errno(LAYER_ERROR, errno, "layer %s", id);
-        goto out;
+    if (fstatat(root->fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return 0; /* gone since the listing */
+    if ((rec.id = layer_store__bstr(b, name)) == NULL)
+        return LAYER_ENOMEM;
+    if (!S_ISDIR(st.st_mode)) {
+        /* not listed, and refused by name */
+        layer_error_set(LAYER_EBROKEN, "layer %s: not a directory in the store",
+                        name);
+        layer_store__brec_error(b, &rec, LAYER_EBROKEN);
+        return layer_store__badd_layer(b, &rec);
     }
-    snprintf(what, sizeof(what), "layer %s: layer.json", id);
-    if ((rc = layer_store__read_file(&data, &len, fd, "layer.json",
-                                     LAYER_JSON_FILE_MAX, what)) < 0)
+    snprintf(rel, sizeof(rel), "%s/layer.json", name);
+    /* the directory's entries (layer.json created, renamed over) and the
+     * file itself (rewritten in place) */
+    if ((rc = layer_store__bstamp(b, name, true)) < 0 ||
+        (rc = layer_store__bstamp(b, rel, false)) < 0)
+        return rc;
+    snprintf(what, sizeof(what), "layer %s: layer.json", name);
+    rc = layer_store__read_file(&data, &len, root->fd, rel, LAYER_JSON_FILE_MAX,
+                                what);
+    if (rc == LAYER_ENOTFOUND)
+        return 0; /* not a layer */
+    rec.listed = fstatat(root->fd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                 S_ISREG(st.st_mode);
+    if (rc == 0)
+        rc = layer_store__dir_parse(&node, data, len, what);
+    layer_free(data);
+    if (rc == LAYER_ENOMEM)
         goto out;
-    if ((rc = layer_store__dir_parse(&node, data, len, what)) < 0)
-        goto out;
-    snprintf(what, sizeof(what), "layer %s: fs/", id);
-    if ((rc = layer_store__check_dir(fd, "fs", what)) < 0)
-        goto out;
-    if ((rc = layer_store__path(&node.path, root->path, id, "fs",
-                                (char *)NULL)) < 0)
-        goto out;
-    node.id = layer_trystrdup(id);
-    if (node.id == NULL) {
-        rc = LAYER_ENOMEM;
-        goto out;
+    if (rc < 0) {
+        layer_store__brec_error(b, &rec, rc);
+    } else {
+        rec.parent = layer_store__bstr(b, node.parent);
+        rec.created = layer_store__bstr(b, node.created);
+        rec.kind = node.kind;
+        rec.mutable_ = node.mutable_;
+        rec.data = layer_store__bfmt(b, "%s/fs", name);
     }
-    *out = node;
-    memset(&node, 0, sizeof(node));
+    rc = layer_store__badd_layer(b, &rec);
 out:
     layer_store__node_dispose(&node);
-    layer_free(data);
-    if (fd >= 0)
-        close(fd);
     return rc;
 }
 
-static int dir_list(layer_store__strv *ids, void *ctx)
+/* Every directory of the root whose name is a valid id and that holds a
+ * layer.json. */
+static int dir_build(layer_store__builder *b, const layer_store__root *root)
 {
-    const layer_store__root *root = ctx;
     layer_store__strv names = {0};
     int rc;
 
+    if ((rc = layer_store__bstamp(b, ".", true)) < 0)
+        return rc;
     if ((rc = layer_store__dir_names(&names, root->fd, ".", "store root")) < 0)
         goto out;
-    for (size_t i = 0; i < names.n; i++) {
-        const char *name = names.v[i];
-        struct stat st;
-        int fd;
-
-        if (!layer_id_valid(name, strlen(name)))
-            continue;
-        fd = openat(root->fd, name,
-                    O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-            continue; /* not a directory, or gone since readdir */
-        if (fstatat(fd, "layer.json", &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-            S_ISREG(st.st_mode))
-            rc = layer_store__strv_add(ids, name, strlen(name));
-        close(fd);
-        if (rc < 0)
-            goto out;
+    for (size_t i = 0; i < names.n && rc == 0; i++) {
+        if (layer_id_valid(names.v[i], strlen(names.v[i])))
+            rc = dir_add(b, root, names.v[i]);
     }
 out:
     layer_store__strv_dispose(&names);
@@ -169,7 +166,6 @@ out:
 const layer_store__backend layer_store__dir = {
     .prefix = "dir:",
     .name = "dir",
-    .ctx_size = 0,
-    .lookup = dir_lookup,
-    .list = dir_list,
+    .what = "layer ",
+    .build = dir_build,
 };

@@ -322,6 +322,13 @@ int srv_layer_args_parse(srv_layer_args *a, const char *cmd, int argc,
         srv_errorf(cmd, "unexpected argument '%s'", a->id);
         return usage_error(&cl);
     }
+    if (a->parents.n > LAYER_CHAIN_MAX) {
+        srv_errorf(cmd,
+                   "%zu --parent options: a layer has at most %d parents "
+                   "(LAYER_CHAIN_MAX)",
+                   a->parents.n, LAYER_CHAIN_MAX);
+        return usage_error(&cl);
+    }
     return SRV_CONTINUE;
 }
 

@@ -9,7 +9,9 @@
  * once the stream ended cleanly, so FILE is either the complete export or
  * untouched; on failure, and on SIGINT/SIGTERM/SIGHUP, FILE.tmp is
  * removed. A target that exists and is not a regular file (/dev/null, a
- * FIFO) is written in place.
+ * FIFO) is written in place. A file of the layer that changes while it is
+ * read fails the export (exit 1, nothing left) unless --allow-changing,
+ * which prints a warning per such file as it happens.
  *
  * Which tar: --tar auto (the default) gives the layer's original tar
  * where its store kept the tar-split data for it (layer/export.h), the
@@ -73,6 +75,7 @@ static void usage(FILE *f)
         "                      [--level N] [--output-dir DIR] [--json] "
         "[--all-xattrs]\n"
         "                      [--source-date-epoch N] [--tar KIND]\n"
+        "                      [--allow-changing]\n"
         "                      [--trace FILE|-|none] [--log-format "
         "json|text]\n"
         "\n"
@@ -152,6 +155,12 @@ static void usage(FILE *f)
         "                     $SOURCE_DATE_EPOCH when set and not empty, "
         "for the\n"
         "                     canonical tar)\n"
+        "  --allow-changing   a file that changes while it is read is padded "
+        "or cut\n"
+        "                     to its listed size with a warning, as GNU tar "
+        "does;\n"
+        "                     by default it fails the export (exit 1, "
+        "nothing left)\n"
         "  --trace            where spans go (default none)\n"
         "\n"
         "At the end the media type, the digests (diff_id over the tar, digest "
@@ -202,6 +211,7 @@ typedef struct export_args {
     const char *tar;
     bool json;
     bool all_xattrs;
+    bool allow_changing;
 } export_args;
 
 /* The options of this subcommand, stored into export_args. */
@@ -214,7 +224,19 @@ static const srv_opt export_opts[] = {
     {"tar", 0, SRV_OPT_STRING, offsetof(export_args, tar)},
     {"json", 0, SRV_OPT_FLAG, offsetof(export_args, json)},
     {"all-xattrs", 0, SRV_OPT_FLAG, offsetof(export_args, all_xattrs)},
+    {"allow-changing", 0, SRV_OPT_FLAG, offsetof(export_args, allow_changing)},
 };
+
+/* Each file that changed while read (--allow-changing), as it happens;
+ * called on the export's worker thread. stderr is unbuffered, and one
+ * fprintf is one write. */
+static void print_warning(void *arg, const char *message)
+{
+    (void)arg;
+    /* on a terminal, over the progress line */
+    fprintf(stderr, "%slayerd export: warning: %s\n",
+            isatty(STDERR_FILENO) ? "\r\033[K" : "", message);
+}
 
 /* Parse a whole decimal integer in [lo, hi]. */
 static int parse_int64(int64_t *out, const char *s, int64_t lo, int64_t hi)
@@ -322,6 +344,9 @@ static int build_opts(layer_export_opts *opts, export_want *want,
     }
     if (x->all_xattrs)
         opts->flags |= LAYER_EXPORT_ALL_XATTRS;
+    if (x->allow_changing)
+        opts->reader_flags |= LAYER_READER_ALLOW_CHANGING;
+    opts->on_warning = print_warning;
     return 0;
 }
 
@@ -674,7 +699,7 @@ static json_t *folder_json(const char *dest, const layer_folder_summary *s)
  * span comes from the library) carries the seed's ExportLayer attributes.
  * Returns an exit status. */
 static int run_folder(const layer_info *info, const char *dest, bool json,
-                      layer_span *parent)
+                      const layer_export_opts *opts, layer_span *parent)
 {
     layer_reader_opts ropts = {0};
     layer_folder_summary sum;
@@ -688,6 +713,8 @@ static int run_folder(const layer_info *info, const char *dest, bool json,
     layer_span_set_str(span, "export.format", "folder");
     layer_span_set_str(span, "export.folder", dest);
     ropts.span = span;
+    ropts.flags = opts->reader_flags;
+    ropts.on_warning = opts->on_warning;
     if ((rc = layer_folder_export(&info->layer, info->parents, info->nparents,
                                   dest, &ropts, &sum)) < 0) {
         srv_errorf("export", "%s", layer_error_last());
@@ -741,7 +768,7 @@ int srv_cmd_export(int argc, char **argv)
         goto out;
     opts.span = c.span;
     if (x.output_dir)
-        status = run_folder(c.info, x.output_dir, x.json, c.span);
+        status = run_folder(c.info, x.output_dir, x.json, &opts, c.span);
     else if ((status = choose_tar(&opts, &orig, &want, c.info, c.span)) == 0)
         status = run_tar(c.info, &opts, x.output, x.json, c.span);
     if (status != SRV_EXIT_OK)

@@ -2,12 +2,29 @@
  * `layerd serve`: run the HTTPS server until SIGTERM or SIGINT.
  *
  * Start-up, in order: settings (flags over the config file, then
- * defaults), the open-file limit raised to its hard limit (a reader holds
- * one descriptor per directory level of each layer it walks), signals
- * blocked in every thread (the MHD threads inherit the mask) and routed to
- * a signalfd the main thread waits on, the trace sink, the store, the
- * metrics, the TLS identity (configured or ephemeral), then the daemons.
- * The main thread only sleeps on the signalfd after that.
+ * defaults), the open-file limit (below), signals blocked in every thread
+ * (the MHD threads inherit the mask) and routed to a signalfd, the trace
+ * sink, the store (with a warning when trusted.* xattrs are out of reach),
+ * the metrics, the TLS identity (configured or ephemeral), then the
+ * daemons. The main thread only sleeps on the signalfd after that.
+ *
+ * Start-up can be interrupted at any point: until the daemons run, a
+ * watcher thread waits on the signalfd, and SIGTERM or SIGINT end the
+ * process at once (by that signal, after a line on stderr), whatever the
+ * main thread is blocked in: a slow disk, a hung network file system.
+ * Nothing has been served then, so there is nothing to drain.
+ *
+ * Descriptors: the soft open-file limit is raised to the hard one. The
+ * connections (--max-connections) and FD_RESERVE for the server itself are
+ * set aside; the rest is the readers' pool (api_context_opts.reader_fds):
+ * every request that resolves a layer reserves its reader's budget
+ * (LAYER_READER_FDS(parents), layer/reader.h: 70 without parents, 326 at
+ * the longest chain) until its response is freed, and gets 503 when the
+ * pool is short. The limit must leave room for --max-streams readers
+ * without parents and one at the longest chain, or start-up fails with a
+ * clear message. With that, accepting a connection and answering /healthz
+ * and /readyz (which open nothing) never meet EMFILE, however many streams
+ * run and however long their chains.
  *
  * Access control (api/auth.h, server/auth.h) is set up before anything
  * listens: the policy of --auth (or the default one), the refusals of the
@@ -29,14 +46,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <linux/capability.h>
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -65,6 +86,21 @@
 
 /* Seconds a client is told to wait when the export cap is reached. */
 #define EXPORT_RETRY_AFTER 5
+
+/* glibc malloc: blocks from this size up are mapped on their own and
+ * unmapped when freed. glibc's default raises this threshold to the size
+ * of the largest block freed so far (up to 32 MiB), after which export
+ * buffers and zstd contexts come from its arenas, one per thread at
+ * first, and stay there when freed: 64 clients mixing exports held a
+ * 450 MiB peak and 215-385 MiB idle with the export memory cap at
+ * 256 MiB. A fixed threshold keeps the RSS at what is in use. */
+#define MALLOC_MMAP_THRESHOLD (128 * 1024)
+
+/* Descriptors the server keeps for itself: standard streams, listening
+ * sockets, MHD's epoll and inter-thread descriptors (two per worker
+ * thread), the signalfd, the trace file, the store's root and metadata
+ * reads, /openapi.yaml reads. */
+#define FD_RESERVE 256
 
 /* MHD worker threads per listening socket: the MHD side encrypts and
  * sends while each export's own worker fills its ring, so two threads
@@ -185,17 +221,163 @@ out:
     return SRV_EXIT_USAGE;
 }
 
-/* Raise the soft open-file limit to the hard limit. */
-static void raise_nofile(void)
+/* Descriptors outside the readers' pool: connections and the reserve. */
+static uint64_t fds_fixed(const srv_config *cfg)
+{
+    return (uint64_t)cfg->max_connections + FD_RESERVE;
+}
+
+/* Descriptors the settings need (see the top of the file): besides the
+ * fixed ones, room for every stream over a layer without parents and for
+ * one more reader at the longest chain. */
+static uint64_t fds_needed(const srv_config *cfg)
+{
+    return fds_fixed(cfg) + (uint64_t)cfg->max_streams * LAYER_READER_FDS(0) +
+           LAYER_READER_FDS_MAX;
+}
+
+/* Raise the soft open-file limit to the hard limit, and both to need if
+ * the hard limit is lower and we may. Returns 0 and the limit in force
+ * in *limit, or an exit status after the message when the limit stays
+ * below need. */
+static int raise_nofile(uint64_t *limit, uint64_t need)
 {
     struct rlimit rl;
 
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == rl.rlim_max)
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        srv_errorf("serve", "cannot read the open-file limit: %s",
+                   strerror(errno));
+        return SRV_EXIT_FAILURE;
+    }
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need) {
+        struct rlimit up = {need, need};
+
+        /* Root (CAP_SYS_RESOURCE) may raise the hard limit too. */
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            rl = up;
+    }
+    if (rl.rlim_cur != rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0 &&
+            getrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = 0;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need) {
+        srv_errorf("serve",
+                   "the open-file limit is %llu descriptors; --max-connections "
+                   "and --max-streams need up to %llu (a stream's reader "
+                   "holds %d over a layer without parents, up to %d at the "
+                   "longest chain, and %d are kept for the server): raise "
+                   "the limit (ulimit -n, LimitNOFILE=) or lower them",
+                   (unsigned long long)rl.rlim_cur, (unsigned long long)need,
+                   LAYER_READER_FDS(0), LAYER_READER_FDS_MAX, FD_RESERVE);
+        return SRV_EXIT_USAGE;
+    }
+    *limit = rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : rl.rlim_cur;
+    return 0;
+}
+
+/* ---- start-up interruption ---- */
+
+typedef struct startup_watch {
+    int sfd;    /* the signalfd (borrowed) */
+    int stopfd; /* eventfd: written to stop the watcher */
+    pthread_t thread;
+    bool started;
+} startup_watch;
+
+/* Until stopped, end the process on SIGTERM or SIGINT: by that signal,
+ * with its default action, so the exit looks as it would have without
+ * the mask. SIGHUP (nothing to reopen yet) is consumed. */
+static void *startup_main(void *arg)
+{
+    startup_watch *w = arg;
+
+    for (;;) {
+        struct pollfd p[2] = {{.fd = w->sfd, .events = POLLIN},
+                              {.fd = w->stopfd, .events = POLLIN}};
+        struct signalfd_siginfo si;
+        sigset_t one;
+        int sig;
+
+        if (poll(p, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return NULL;
+        }
+        if (p[1].revents != 0)
+            return NULL;
+        if (read(w->sfd, &si, sizeof(si)) != (ssize_t)sizeof(si))
+            continue;
+        sig = (int)si.ssi_signo;
+        if (sig != SIGTERM && sig != SIGINT)
+            continue;
+        fprintf(stderr, "layerd: %s during start-up: exiting\n",
+                sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        fflush(stderr);
+        signal(sig, SIG_DFL);
+        sigemptyset(&one);
+        sigaddset(&one, sig);
+        pthread_sigmask(SIG_UNBLOCK, &one, NULL);
+        raise(sig);
+        _exit(128 + sig); /* not reached: the default action ends us */
+    }
+}
+
+static int startup_watch_start(startup_watch *w, int sfd)
+{
+    int err;
+
+    w->sfd = sfd;
+    w->started = false;
+    if ((w->stopfd = eventfd(0, EFD_CLOEXEC)) < 0)
+        return layer_error_set_errno(LAYER_ERROR, errno, "eventfd");
+    if ((err = pthread_create(&w->thread, NULL, startup_main, w)) != 0) {
+        close(w->stopfd);
+        w->stopfd = -1;
+        return layer_error_set_errno(LAYER_ERROR, err, "pthread_create");
+    }
+    w->started = true;
+    return 0;
+}
+
+static void startup_watch_stop(startup_watch *w)
+{
+    uint64_t one = 1;
+
+    if (!w->started)
         return;
-    rl.rlim_cur = rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-        fprintf(stderr, "layerd: cannot raise the open-file limit: %s\n",
+    if (write(w->stopfd, &one, sizeof(one)) != (ssize_t)sizeof(one))
+        fprintf(stderr, "layerd: cannot stop the start-up watcher: %s\n",
                 strerror(errno));
+    pthread_join(w->thread, NULL);
+    close(w->stopfd);
+    w->stopfd = -1;
+    w->started = false;
+}
+
+/* Say so when trusted.* xattrs are out of reach (no CAP_SYS_ADMIN in the
+ * effective set): overlayfs run by root marks opaque directories (and may
+ * mark whiteouts) with them, and listxattr() hides them without an error,
+ * so such a store's exports would silently miss deletions. Unprivileged
+ * overlayfs (rootless podman) uses user.* xattrs; vfs and dir: stores need
+ * none. A kernel that does not answer capget() is taken at its word. */
+static void warn_without_trusted_xattrs(void)
+{
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
+
+    memset(d, 0, sizeof(d));
+    if (syscall(SYS_capget, &h, d) != 0 ||
+        (d[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective &
+         CAP_TO_MASK(CAP_SYS_ADMIN)) != 0)
+        return;
+    fprintf(stderr,
+            "layerd: warning: without CAP_SYS_ADMIN the trusted.overlay.* "
+            "xattrs cannot be read: the opaque directories and xattr "
+            "whiteouts of overlay stores written as root (docker, rootful "
+            "podman and CRI-O) would be missed; rootless and vfs stores "
+            "need no CAP_SYS_ADMIN\n");
 }
 
 /* The contract next to the binary: an installed layout
@@ -455,12 +637,19 @@ int srv_cmd_serve(int argc, char **argv)
     sigset_t sigs, oldsigs;
     bool masked = false;
     int sfd = -1;
+    startup_watch watch = {.sfd = -1, .stopfd = -1};
+    unsigned threads = worker_threads();
+    uint64_t nofile = 0;
 
     if ((status = settings(&cfg, argc, argv)) != SRV_CONTINUE)
         goto out;
     status = SRV_EXIT_OK;
 
-    raise_nofile();
+    if ((status = raise_nofile(&nofile, fds_needed(&cfg))) != 0)
+        goto out;
+    /* Before any thread: see MALLOC_MMAP_THRESHOLD. Allocators that
+     * replace glibc's (ASan's) ignore it. */
+    (void)mallopt(M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD);
     /* Writes to closed sockets must fail with EPIPE, not kill us. */
     signal(SIGPIPE, SIG_IGN);
     sigemptyset(&sigs);
@@ -475,6 +664,11 @@ int srv_cmd_serve(int argc, char **argv)
         goto out;
     }
     masked = true;
+    if (startup_watch_start(&watch, sfd) < 0) {
+        srv_errorf("serve", "%s", layer_error_last());
+        status = SRV_EXIT_FAILURE;
+        goto out;
+    }
 
     memset(&rctx, 0, sizeof(rctx));
     if ((status = check_exposure(&cfg, &rctx.public_anon)) != 0)
@@ -504,6 +698,14 @@ int srv_cmd_serve(int argc, char **argv)
         status = srv_exit_status(rc);
         goto out;
     }
+    warn_without_trusted_xattrs();
+    /* the index of the store's metadata, kept fresh by the store's own
+     * thread: requests never read metadata files or wait for a build */
+    if ((rc = layer_store_watch(store)) < 0) {
+        srv_errorf("serve", "%s", layer_error_last());
+        status = srv_exit_status(rc);
+        goto out;
+    }
     layer_compress_versions_get(&cv);
     memset(&build, 0, sizeof(build));
     build.version = LAYERD_VERSION;
@@ -519,7 +721,8 @@ int srv_cmd_serve(int argc, char **argv)
     }
     if (!cfg.insecure_http) {
         if (cfg.cert != NULL)
-            rc = srv_tls_load(&tls, cfg.cert, cfg.key);
+            rc = srv_tls_load(&tls, cfg.cert, cfg.key,
+                              cfg.allow_insecure_key_permissions);
         else
             rc = srv_tls_generate(&tls, EPHEMERAL_DAYS);
         if (rc < 0) {
@@ -566,6 +769,12 @@ int srv_cmd_serve(int argc, char **argv)
         status = SRV_EXIT_USAGE;
         goto out;
     }
+    copts.allow_changing = cfg.allow_changing;
+    copts.max_export_memory = (uint64_t)cfg.max_export_memory << 20;
+    copts.max_streams = cfg.max_streams;
+    copts.max_level = cfg.max_level;
+    copts.max_header_bytes = cfg.max_header_bytes;
+    copts.reader_fds = nofile - fds_fixed(&cfg);
     if (api_context_new(&ctx, &copts) < 0) {
         srv_errorf("serve", "%s", layer_error_last());
         status = SRV_EXIT_FAILURE;
@@ -583,7 +792,11 @@ int srv_cmd_serve(int argc, char **argv)
     opts.tls_client_ca_pem = client_ca;
     opts.max_connections = cfg.max_connections;
     opts.idle_timeout = cfg.idle_timeout;
-    opts.threads = worker_threads();
+    opts.threads = threads;
+    opts.header_timeout = cfg.header_timeout;
+    opts.send_timeout = cfg.send_timeout;
+    opts.max_per_client = cfg.max_per_client;
+    opts.max_header_bytes = cfg.max_header_bytes;
     if ((rc = srv_http_start(&srv, &opts, (const char *const *)cfg.listen.v,
                              cfg.listen.n)) < 0) {
         srv_errorf("serve", "%s", layer_error_last());
@@ -622,11 +835,14 @@ int srv_cmd_serve(int argc, char **argv)
     rctx.sink = sink;
     rctx.auth = auth;
     rctx.auth_path = cfg.auth;
+    /* Serving: from now on the signals drain (run()). */
+    startup_watch_stop(&watch);
     run(srv, ctx, &rctx, sfd, cfg.grace);
     srv_http_free(srv);
     srv = NULL;
     fprintf(stderr, "layerd: stopped\n");
 out:
+    startup_watch_stop(&watch);
     srv_http_free(srv);
     api_context_free(ctx);
     api_hostnames_free(hosts);

@@ -180,11 +180,94 @@ static const srv_setting settings[] = {
      .help = "a name clients reach the server by, repeatable; a request "
              "whose Host is not localhost, a listen address, a name of the "
              "certificate or one of these is answered 421"},
+    {.name = "allow-changing",
+     .type = SRV_SETTING_BOOL,
+     .offset = FIELD(allow_changing),
+     .def = "false",
+     .help = "serve files that change while they are read as GNU tar does "
+             "(padded or cut to their listed size, one warning span each); "
+             "by default such a file cuts the export or /files response, "
+             "so no digest or ETag is ever claimed for bytes that are not "
+             "the file's"},
+    {.name = "header-timeout",
+     .type = SRV_SETTING_UINT,
+     .offset = FIELD(header_timeout),
+     .arg = "S",
+     .def = "10",
+     .min = 1,
+     .max = 3600,
+     .help = "close a connection that has not sent a whole request's "
+             "headers S seconds after it was accepted (after a kept-alive "
+             "request: S seconds after the next request line; the wait for "
+             "that line is --idle-timeout in all), however slowly it keeps "
+             "sending"},
+    {.name = "max-per-client",
+     .type = SRV_SETTING_UINT,
+     .offset = FIELD(max_per_client),
+     .arg = "N",
+     .def = "32",
+     .min = 1,
+     .max = 65536,
+     .help = "open connections from one client address (on each listening "
+             "socket); more are closed at once"},
+    {.name = "max-header-bytes",
+     .type = SRV_SETTING_UINT,
+     .offset = FIELD(max_header_bytes),
+     .arg = "BYTES",
+     .def = "16384",
+     .min = 1024,
+     .max = 1048576,
+     .help = "size of a request's line and headers; larger requests are "
+             "answered 431 (each connection's buffer is sized from this)"},
+    {.name = "send-timeout",
+     .type = SRV_SETTING_UINT,
+     .offset = FIELD(send_timeout),
+     .arg = "S",
+     .def = "60",
+     .min = 1,
+     .max = 86400,
+     .help = "drop a client that takes less than 256 KiB of a streamed "
+             "response in S seconds (time spent waiting for the server "
+             "does not count); its stream slot is freed"},
+    {.name = "max-streams",
+     .type = SRV_SETTING_UINT,
+     .offset = FIELD(max_streams),
+     .arg = "N",
+     .def = "64",
+     .min = 1,
+     .max = 4096,
+     .help = "concurrent streamed responses of every kind (exports, entry "
+             "listings, summaries, file bytes) before 503"},
+    {.name = "max-level",
+     .type = SRV_SETTING_UINT,
+     .offset = FIELD(max_level),
+     .arg = "N",
+     .def = "9",
+     .min = 1,
+     .max = 19,
+     .help = "highest compression level a client may ask for (?level=): "
+             "zstd up to N, gzip up to N or its backend's top level, "
+             "whichever is lower; above it the answer is 400"},
+    {.name = "max-export-memory",
+     .type = SRV_SETTING_UINT,
+     .offset = FIELD(max_export_memory),
+     .arg = "MIB",
+     .def = "256",
+     .min = 16,
+     .max = 1048576,
+     .help = "memory all running exports may hold, by a per-format and "
+             "level estimate; an export that would pass it is answered 503"},
+    {.name = "allow-insecure-key-permissions",
+     .type = SRV_SETTING_BOOL,
+     .offset = FIELD(allow_insecure_key_permissions),
+     .def = "false",
+     .help = "load a --key file that its group or others may read or write "
+             "(refused by default)"},
 };
 
 #define NSETTINGS (sizeof(settings) / sizeof(settings[0]))
 
-_Static_assert(NSETTINGS <= 32, "srv_config.set has a bit per setting");
+_Static_assert(NSETTINGS <= 64, "srv_config.set has a bit per setting");
 
 const srv_setting *srv_config_settings(size_t *n)
 {
@@ -201,9 +284,9 @@ const srv_setting *srv_config_find(const char *name)
     return NULL;
 }
 
-static uint32_t bit_of(const srv_setting *s)
+static uint64_t bit_of(const srv_setting *s)
 {
-    return (uint32_t)1 << (s - settings);
+    return (uint64_t)1 << (s - settings);
 }
 
 /* The field of setting s in cfg. */

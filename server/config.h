@@ -29,7 +29,7 @@ typedef struct srv_config_listen {
  * or after srv_config_finish() applied the defaults.
  */
 typedef struct srv_config {
-    uint32_t set; /* bit i: setting i of the table was given */
+    uint64_t set; /* bit i: setting i of the table was given */
     char *config; /* the config file (command line only) */
     char *store;
     srv_config_listen listen;
@@ -50,6 +50,16 @@ typedef struct srv_config {
     bool allow_anonymous; /* non-loopback listeners without a policy */
     srv_config_listen server_names; /* --server-name, repeatable */
     char *tar;                      /* auto, canonical or original */
+    bool allow_changing; /* files that change while read: warn, not fail */
+    /* Limits on clients (server/http.c, api/): seconds, counts, bytes. */
+    unsigned header_timeout;    /* s to receive a request's headers */
+    unsigned max_per_client;    /* connections per client address */
+    unsigned max_header_bytes;  /* request line and headers, bytes */
+    unsigned send_timeout;      /* s a response may go without progress */
+    unsigned max_streams;       /* concurrent streamed responses */
+    unsigned max_level;         /* highest compression level over HTTP */
+    unsigned max_export_memory; /* MiB all running exports may hold */
+    bool allow_insecure_key_permissions; /* a key file others can read */
 } srv_config;
 
 #define SRV_CONFIG_INIT                                                        \

@@ -42,14 +42,62 @@
  * anyway: whoever drops the last reference frees the request and must see
  * every other holder's writes to it.
  *
- * Connections: with client certificates asked for, each connection gets
- * a small record (MHD_OPTION_NOTIFY_CONNECTION, its socket context) that
- * holds the certificate verified at its first request (server/auth.h),
- * so later requests on the connection reuse the verdict.
+ * Connections: each connection gets a small record (srv_conn, made and
+ * freed by MHD_OPTION_NOTIFY_CONNECTION, its socket context) that holds
+ * its header deadline (below) and, with client certificates asked for,
+ * the certificate verified at its first request (server/auth.h), so
+ * later requests on the connection reuse the verdict.
  *
  * Shutdown: quiesce closes the listening sockets; stopping sets a flag
  * that makes every reader cut its stream, resumes suspended connections
  * (MHD_stop_daemon must not find one) and stops the daemons.
+ *
+ * Limits on clients. libmicrohttpd 0.9.75 has some of them:
+ * MHD_OPTION_CONNECTION_LIMIT (--max-connections),
+ * MHD_OPTION_PER_IP_CONNECTION_LIMIT (--max-per-client; counted per
+ * daemon, so per listening socket), MHD_OPTION_CONNECTION_TIMEOUT
+ * (--idle-timeout: it restarts on every byte received or sent) and
+ * MHD_OPTION_CONNECTION_MEMORY_LIMIT, the pool that holds a connection's
+ * request line and headers (MHD answers 431 itself when they outgrow it)
+ * and then its send buffer. The pool is sized from --max-header-bytes
+ * (connection_memory()), and the access handler passes the exact size
+ * MHD measured (MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE) to api/, which
+ * answers 431 above the cap.
+ *
+ * MHD lacks a total deadline for a request's headers (a client sending
+ * one header line per second keeps resetting the idle timeout) and a
+ * send timeout that tells a reader that stalls or trickles from one that
+ * is merely slow. A watchdog thread adds both. It never calls MHD (its
+ * calls are not thread-safe for other threads' connections); it only
+ * reads deadlines and counters that the MHD threads publish as atomics,
+ * and drops a connection by shutdown(2) of its socket (after SO_LINGER 0,
+ * so the close is an RST): MHD's next read or write on it fails, MHD
+ * closes the connection and the usual completion path frees everything,
+ * slots included. A connection's socket stays open while its entry is
+ * listed: MHD's NOTIFY_CONNECTION "closed" (which unlists it, under the
+ * list lock the watchdog holds) comes before MHD closes the socket, as
+ * does the request-completed callback that unlists a request.
+ *
+ * - Header deadline (--header-timeout): every connection is tracked from
+ *   MHD's NOTIFY_CONNECTION "started" (at accept, before the TLS
+ *   handshake). Its first request's headers must be complete within the
+ *   timeout of the accept; the access handler's first call (headers
+ *   parsed) clears the deadline. After a request completes on a
+ *   kept-alive connection the next request line must come within
+ *   --idle-timeout in all (trickled bytes do not extend it), and that
+ *   request's headers within --header-timeout of its request line (the
+ *   URI callback).
+ * - Send timeout (--send-timeout): for each streamed response the
+ *   watchdog measures what the client has taken: the bytes handed to
+ *   MHD minus what still waits in the socket's send queue (SIOCOUTQ;
+ *   MHD's own buffer, at most the pool, is the error). Each time that
+ *   grows by SEND_PROGRESS_BYTES the deadline moves to now + the
+ *   timeout; a stream suspended while its producer works is the server's
+ *   wait, not the client's, and moves it too. Past the deadline the
+ *   client is dropped: stalled readers after the timeout, trickling ones
+ *   (less than SEND_PROGRESS_BYTES per timeout) as soon as they fall
+ *   behind. The measure also covers the tail a stream leaves in the
+ *   socket's buffer after its producer ended.
  */
 
 #include "http.h"
@@ -64,7 +112,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -75,10 +126,26 @@
 #include "layer/error.h"
 #include "layer/trace.h"
 
-/* Per-connection memory: headers, the send buffer and chunk framing. At
- * 1 MiB the content reader is offered close to 1 MiB per call, so a
- * stream costs few callbacks and TLS records stay full. */
-#define CONNECTION_MEMORY (1024u * 1024u)
+/* Per-connection memory (MHD's pool): the request line and headers,
+ * MHD's index of them, then the response's send buffer and chunk
+ * framing. MHD gives the read buffer half of the pool at first and grows
+ * it from the rest, so twice the header cap plus some room lets a
+ * request up to the cap in whole (api/ then answers 431 above the cap
+ * with a problem body; larger ones meet MHD's own 431). At least
+ * CONNECTION_MEMORY_MIN: its ~60 KiB send buffer streams an export as
+ * fast as the 1 MiB pool it replaced did (842 against 874 MiB/s, the
+ * medians of 5 alternating runs on loopback TLS, within the noise) while
+ * 1,024 connections take 64 MiB instead of 1 GiB. The pool is mapped
+ * lazily: an idle connection touches only what it received. */
+#define CONNECTION_MEMORY_MIN   (64u * 1024u)
+#define CONNECTION_MEMORY_EXTRA (16u * 1024u)
+
+/* The watchdog's period: the deadlines it enforces are whole seconds. */
+#define WATCH_PERIOD_MS 200
+
+/* What a streamed response must deliver per --send-timeout: a client
+ * slower than this rate (4.3 KiB/s at the default 60 s) is dropped. */
+#define SEND_PROGRESS_BYTES (256u * 1024u)
 
 /* Block size of streamed responses (a ring buffer of the export). */
 #define STREAM_BLOCK (256u * 1024u)
@@ -99,7 +166,30 @@ typedef enum stream_state {
     STREAM_SUSPENDED = 2     /* waiting for a wake */
 } stream_state;
 
+/* Why the watchdog dropped a connection (0: it did not). */
+typedef enum drop_reason {
+    DROP_NONE = 0,
+    DROP_HEADER_TIMEOUT = 1,
+    DROP_SEND_TIMEOUT = 2
+} drop_reason;
+
 typedef struct srv_request srv_request;
+typedef struct srv_conn srv_conn;
+
+/* A connection, from MHD's NOTIFY_CONNECTION "started" to "closed". */
+struct srv_conn {
+    srv_http *srv;
+    int fd;
+    srv_conn *prev, *next; /* srv->conns, under srv->lock */
+    bool listed;
+    bool served; /* a request completed on it (its MHD thread only) */
+    /* CLOCK_MONOTONIC ms by which the current request's headers must be
+     * in; 0: none (a request is being answered). Written by the
+     * connection's MHD thread, read by the watchdog. */
+    _Atomic int64_t header_deadline;
+    _Atomic drop_reason dropped; /* set by the watchdog */
+    srv_peer peer; /* its client certificate (its MHD thread only) */
+};
 
 struct srv_request {
     srv_http *srv;
@@ -110,13 +200,15 @@ struct srv_request {
     srv_request *prev, *next; /* srv->requests, under srv->lock */
     bool listed;
 
-    int fd;         /* the connection's socket, valid while listed */
-    char *raw_path; /* request-target path, still percent-encoded */
+    int fd;          /* the connection's socket, valid while listed */
+    srv_conn *sconn; /* its tracking entry; only until completion */
+    char *raw_path;  /* request-target path, still percent-encoded */
     char client[INET6_ADDRSTRLEN];
     layer_span *span;
     bool started;  /* the access handler has seen the headers */
     bool answered; /* a response was queued */
     uint64_t upload_bytes;
+    size_t header_bytes; /* request line and headers, as MHD counted */
 
     const char *route; /* static, from api_response.route */
     int status;
@@ -129,6 +221,16 @@ struct srv_request {
     uint64_t content_length;
     bool stream_ended;  /* the producer said END */
     bool stream_failed; /* the stream was cut */
+
+    /* The send timeout: `streaming` and `sent` are published by the MHD
+     * thread; mark and deadline belong to the watchdog (under the list
+     * lock). */
+    atomic_bool streaming;       /* a producer's response is queued */
+    _Atomic uint64_t sent;       /* body bytes handed to MHD */
+    _Atomic drop_reason dropped; /* set by the watchdog */
+    bool watched;                /* the watchdog has seen it stream */
+    uint64_t progress_mark;      /* delivered bytes at the last progress */
+    int64_t send_deadline;       /* CLOCK_MONOTONIC ms */
 
     /* Written under lock; read without it only as a hint. */
     pthread_mutex_t lock;
@@ -146,13 +248,93 @@ struct srv_http {
     listener socks[SRV_HTTP_MAX_SOCKETS];
     size_t nsocks;
 
-    pthread_mutex_t lock; /* guards the request list */
+    pthread_mutex_t lock; /* guards the request and connection lists */
     srv_request *requests;
+    srv_conn *conns;
+
+    /* The watchdog (header deadlines, send timeouts). */
+    pthread_t watchdog;
+    bool watchdog_started;
+    pthread_mutex_t watch_lock; /* with watch_cond: wakes it to stop */
+    pthread_cond_t watch_cond;
+    bool watch_sync; /* watch_lock and watch_cond initialised */
+    bool watch_stop;
     atomic_uint inflight; /* requests not yet completed */
     atomic_uint live;     /* request contexts not yet released */
     atomic_bool quiesced;
     atomic_bool stopping;
 };
+
+/* ---- connections ---- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* MHD_OPTION_NOTIFY_CONNECTION: a connection was accepted or is closing
+ * (before MHD closes its socket). */
+static void on_connection(void *cls, struct MHD_Connection *conn,
+                          void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    srv_http *srv = cls;
+    srv_conn *c = *socket_context;
+
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci;
+
+        /* Without memory the connection is simply not watched. */
+        if ((c = layer_trycalloc(1, sizeof(*c))) == NULL)
+            return;
+        c->srv = srv;
+        ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        c->fd = ci != NULL ? (int)ci->connect_fd : -1;
+        atomic_init(&c->header_deadline,
+                    now_ms() + (int64_t)srv->opts.header_timeout * 1000);
+        atomic_init(&c->dropped, DROP_NONE);
+        pthread_mutex_lock(&srv->lock);
+        c->next = srv->conns;
+        if (srv->conns != NULL)
+            srv->conns->prev = c;
+        srv->conns = c;
+        c->listed = true;
+        pthread_mutex_unlock(&srv->lock);
+        *socket_context = c;
+        return;
+    }
+    if (c == NULL)
+        return;
+    *socket_context = NULL;
+    srv_peer_dispose(&c->peer);
+    pthread_mutex_lock(&srv->lock);
+    if (c->listed) {
+        if (c->prev != NULL)
+            c->prev->next = c->next;
+        else
+            srv->conns = c->next;
+        if (c->next != NULL)
+            c->next->prev = c->prev;
+        c->listed = false;
+    }
+    pthread_mutex_unlock(&srv->lock);
+    /* Counted here, once per connection, whether or not it had begun a
+     * request (that request's span says header_timeout too). */
+    if (atomic_load(&c->dropped) == DROP_HEADER_TIMEOUT)
+        api_metrics_dropped(srv->opts.metrics, API_METRICS_DROP_HEADER_TIMEOUT);
+    layer_free(c);
+}
+
+static srv_conn *conn_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+    return ci != NULL ? ci->socket_context : NULL;
+}
 
 /* ---- request contexts ---- */
 
@@ -214,7 +396,17 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
     req->conn = conn;
     ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     req->fd = ci != NULL ? (int)ci->connect_fd : -1;
+    req->sconn = conn_of(conn);
+    /* A later request of a kept-alive connection: its headers are due
+     * --header-timeout after its request line (the first request's are
+     * due that long after the accept). */
+    if (req->sconn != NULL && req->sconn->served)
+        atomic_store(&req->sconn->header_deadline,
+                     now_ms() + (int64_t)srv->opts.header_timeout * 1000);
     atomic_init(&req->state, STREAM_RUNNING);
+    atomic_init(&req->streaming, false);
+    atomic_init(&req->sent, 0);
+    atomic_init(&req->dropped, DROP_NONE);
     atomic_init(&req->refs, 1);
     atomic_fetch_add(&srv->live, 1);
 
@@ -387,6 +579,8 @@ static ssize_t on_read(void *cls, uint64_t pos, char *buf, size_t max)
             if ((size_t)n > max)
                 return stream_cut(req); /* a producer bug; never send it */
             req->body_bytes += (uint64_t)n;
+            atomic_store_explicit(&req->sent, req->body_bytes,
+                                  memory_order_relaxed);
             return n;
         }
         if (n == API_PRODUCE_END) {
@@ -448,39 +642,20 @@ static const char *lookup_query(void *conn, const char *name)
     return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
 }
 
-/* MHD_OPTION_NOTIFY_CONNECTION: a connection's record of its client
- * certificate, made when it opens and freed when it closes. */
-static void on_connection(void *cls, struct MHD_Connection *conn,
-                          void **socket_context,
-                          enum MHD_ConnectionNotificationCode toe)
-{
-    srv_peer *peer = *socket_context;
-
-    (void)cls;
-    (void)conn;
-    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        /* NULL when out of memory: its requests are then refused. */
-        *socket_context = layer_trycalloc(1, sizeof(srv_peer));
-    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED && peer != NULL) {
-        srv_peer_dispose(peer);
-        layer_free(peer);
-        *socket_context = NULL;
-    }
-}
-
 /* The connection's client certificate (NULL: none presented, or none
  * asked for). *unusable when it could not be looked at. */
 static const api_client_cert *client_cert(srv_request *req, bool *unusable)
 {
     const union MHD_ConnectionInfo *ci;
+    srv_conn *sconn;
     srv_peer *peer;
     void *session;
 
     *unusable = false;
     if (req->srv->opts.tls_client_ca_pem == NULL)
         return NULL;
-    ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    peer = ci != NULL ? ci->socket_context : NULL;
+    sconn = conn_of(req->conn);
+    peer = sconn != NULL ? &sconn->peer : NULL;
     ci = MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
     session = ci != NULL ? ci->tls_session : NULL;
     if (peer == NULL || session == NULL) {
@@ -526,6 +701,7 @@ static struct MHD_Response *make_response(srv_request *req, api_response *res)
         req->response = r;
         if (req->producer.set_wake != NULL)
             req->producer.set_wake(req->producer.ctx, on_wake, req);
+        atomic_store(&req->streaming, true);
     } else {
         r = MHD_create_response_from_buffer_with_free_callback(
             res->body_len, res->body, layer_free);
@@ -562,6 +738,7 @@ static enum MHD_Result answer(srv_request *req, const char *method)
                                      "at");
         return MHD_NO;
     }
+    areq.header_bytes = req->header_bytes;
 
     api_handle(&res, srv->opts.api, &areq);
     req->route = res.route;
@@ -614,12 +791,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
     if (req == NULL || req->conn != conn)
         return MHD_NO; /* the context could not be allocated */
     if (!req->started) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+            conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+
         req->started = true;
+        /* The headers are in: no deadline until the next request. */
+        if (req->sconn != NULL)
+            atomic_store(&req->sconn->header_deadline, 0);
+        req->header_bytes = ci != NULL ? ci->header_size : 0;
         start_span(req, method, version);
         /* Without a body, answer on the next call: a response queued on
-         * the first call makes MHD close the connection. With one, answer
-         * now, unread: no route takes a body, and MHD then closes. */
-        if (!has_body(conn))
+         * the first call makes MHD close the connection. With one, or
+         * with headers over the cap (431), answer now: no route takes a
+         * body, and MHD then closes the connection. */
+        if (!has_body(conn) &&
+            (req->srv->opts.max_header_bytes == 0 ||
+             req->header_bytes <= req->srv->opts.max_header_bytes))
             return MHD_YES;
         return answer(req, method);
     }
@@ -642,6 +829,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 static const char *outcome_name(const srv_request *req,
                                 enum MHD_RequestTerminationCode toe)
 {
+    drop_reason conn_drop =
+        req->sconn != NULL ? atomic_load(&req->sconn->dropped) : DROP_NONE;
+
+    if (atomic_load(&req->dropped) == DROP_SEND_TIMEOUT)
+        return "send_timeout";
+    if (conn_drop == DROP_HEADER_TIMEOUT && !req->started)
+        return "header_timeout";
     if (req->stream_failed)
         return atomic_load(&req->srv->stopping) ? "shutdown" : "error";
     switch (toe) {
@@ -672,6 +866,15 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     request_unlist(req);
     outcome = outcome_name(req, toe);
     completed = strcmp(outcome, "completed") == 0;
+    if (strcmp(outcome, "send_timeout") == 0)
+        api_metrics_dropped(srv->opts.metrics, API_METRICS_DROP_SEND_TIMEOUT);
+    if (req->sconn != NULL) {
+        /* The next request line is due within --idle-timeout, in all. */
+        req->sconn->served = true;
+        atomic_store(&req->sconn->header_deadline,
+                     now_ms() + (int64_t)srv->opts.idle_timeout * 1000);
+        req->sconn = NULL; /* the connection may close before req is freed */
+    }
     if (req->answered) {
         layer_span_set_int(req->span, "http.response.status_code", req->status);
         if (req->route != NULL)
@@ -684,7 +887,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         api_metrics_request(srv->opts.metrics, req->route, req->status,
                             req->body_bytes);
         if (strcmp(outcome, "client_aborted") == 0 ||
-            strcmp(outcome, "timeout") == 0)
+            strcmp(outcome, "timeout") == 0 ||
+            strcmp(outcome, "send_timeout") == 0)
             api_metrics_client_abort(srv->opts.metrics, req->route);
     }
     layer_span_set_str(req->span, "layerd.outcome", outcome);
@@ -713,6 +917,141 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
     fprintf(stderr, "layerd: microhttpd: %s\n", msg);
 }
 #pragma GCC diagnostic pop
+
+/* ---- the watchdog ---- */
+
+/* Drop a connection: an RST instead of a close, and shutdown() so that
+ * MHD's next read or write on the socket fails and MHD closes it. Called
+ * under srv->lock, on a listed connection or request: its socket is
+ * open. */
+static void drop_socket(int fd)
+{
+    if (fd < 0)
+        return;
+    set_abortive_close(fd);
+    (void)shutdown(fd, SHUT_RDWR);
+}
+
+/* Header deadlines: drop the connections past theirs. */
+static void watch_headers(srv_http *srv, int64_t now)
+{
+    for (srv_conn *c = srv->conns; c != NULL; c = c->next) {
+        int64_t d = atomic_load(&c->header_deadline);
+
+        if (d == 0 || now < d || atomic_load(&c->dropped) != DROP_NONE)
+            continue;
+        atomic_store(&c->dropped, DROP_HEADER_TIMEOUT);
+        drop_socket(c->fd);
+    }
+}
+
+/* Send timeouts: track each stream's delivered bytes, drop the ones that
+ * made too little progress (see the top of the file). */
+static void watch_streams(srv_http *srv, int64_t now)
+{
+    int64_t timeout = (int64_t)srv->opts.send_timeout * 1000;
+
+    for (srv_request *r = srv->requests; r != NULL; r = r->next) {
+        uint64_t sent, delivered;
+        int queued = 0;
+
+        if (!atomic_load(&r->streaming) ||
+            atomic_load(&r->dropped) != DROP_NONE || r->fd < 0)
+            continue;
+        sent = atomic_load_explicit(&r->sent, memory_order_relaxed);
+        if (ioctl(r->fd, SIOCOUTQ, &queued) != 0 || queued < 0)
+            queued = 0;
+        delivered = sent > (uint64_t)queued ? sent - (uint64_t)queued : 0;
+        if (!r->watched) {
+            r->watched = true;
+            r->progress_mark = delivered;
+            r->send_deadline = now + timeout;
+            continue;
+        }
+        if (delivered >= r->progress_mark + SEND_PROGRESS_BYTES) {
+            r->progress_mark = delivered;
+            r->send_deadline = now + timeout;
+            continue;
+        }
+        /* Waiting for its producer: the server is slow, not the client. */
+        if (atomic_load(&r->state) == STREAM_SUSPENDED) {
+            r->send_deadline = now + timeout;
+            continue;
+        }
+        if (now < r->send_deadline)
+            continue;
+        atomic_store(&r->dropped, DROP_SEND_TIMEOUT);
+        drop_socket(r->fd);
+    }
+}
+
+static void *watchdog_main(void *arg)
+{
+    srv_http *srv = arg;
+    struct timespec until;
+    bool stop = false;
+
+    while (!stop) {
+        pthread_mutex_lock(&srv->lock);
+        watch_headers(srv, now_ms());
+        watch_streams(srv, now_ms());
+        pthread_mutex_unlock(&srv->lock);
+
+        clock_gettime(CLOCK_MONOTONIC, &until);
+        until.tv_nsec += WATCH_PERIOD_MS * 1000000L;
+        if (until.tv_nsec >= 1000000000L) {
+            until.tv_sec++;
+            until.tv_nsec -= 1000000000L;
+        }
+        pthread_mutex_lock(&srv->watch_lock);
+        while (!srv->watch_stop &&
+               pthread_cond_timedwait(&srv->watch_cond, &srv->watch_lock,
+                                      &until) == 0)
+            ;
+        stop = srv->watch_stop;
+        pthread_mutex_unlock(&srv->watch_lock);
+    }
+    return NULL;
+}
+
+static int watchdog_start(srv_http *srv)
+{
+    pthread_condattr_t ca;
+    int err;
+
+    if (pthread_mutex_init(&srv->watch_lock, NULL) != 0)
+        return layer_error_set(LAYER_ERROR, "pthread_mutex_init failed");
+    if (pthread_condattr_init(&ca) != 0 ||
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) != 0 ||
+        pthread_cond_init(&srv->watch_cond, &ca) != 0) {
+        pthread_mutex_destroy(&srv->watch_lock);
+        return layer_error_set(LAYER_ERROR, "pthread_cond_init failed");
+    }
+    pthread_condattr_destroy(&ca);
+    srv->watch_sync = true;
+    if ((err = pthread_create(&srv->watchdog, NULL, watchdog_main, srv)) != 0)
+        return layer_error_set_errno(LAYER_ERROR, err,
+                                     "cannot start the watchdog thread");
+    srv->watchdog_started = true;
+    return 0;
+}
+
+static void watchdog_stop(srv_http *srv)
+{
+    if (srv->watchdog_started) {
+        pthread_mutex_lock(&srv->watch_lock);
+        srv->watch_stop = true;
+        pthread_cond_signal(&srv->watch_cond);
+        pthread_mutex_unlock(&srv->watch_lock);
+        pthread_join(srv->watchdog, NULL);
+        srv->watchdog_started = false;
+    }
+    if (srv->watch_sync) {
+        pthread_cond_destroy(&srv->watch_cond);
+        pthread_mutex_destroy(&srv->watch_lock);
+        srv->watch_sync = false;
+    }
+}
 
 /* ---- sockets and daemons ---- */
 
@@ -809,9 +1148,22 @@ out:
     return rc;
 }
 
+/* MHD's pool per connection (see CONNECTION_MEMORY_MIN). */
+static size_t connection_memory(const srv_http_opts *opts)
+{
+    size_t n = 2 * (size_t)opts->max_header_bytes + CONNECTION_MEMORY_EXTRA;
+
+    return n < CONNECTION_MEMORY_MIN ? CONNECTION_MEMORY_MIN : n;
+}
+
+size_t srv_http_connection_memory(const srv_http_opts *opts)
+{
+    return connection_memory(opts);
+}
+
 static int start_daemon(srv_http *srv, listener *l)
 {
-    struct MHD_OptionItem o[24];
+    struct MHD_OptionItem o[28];
     size_t n = 0;
     unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD |
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
@@ -833,8 +1185,12 @@ static int start_daemon(srv_http *srv, listener *l)
     if (srv->opts.threads > 1)
         OPT(MHD_OPTION_THREAD_POOL_SIZE, srv->opts.threads, NULL);
     OPT(MHD_OPTION_CONNECTION_LIMIT, limit, NULL);
+    if (srv->opts.max_per_client > 0)
+        OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, srv->opts.max_per_client, NULL);
     OPT(MHD_OPTION_CONNECTION_TIMEOUT, srv->opts.idle_timeout, NULL);
-    OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_MEMORY, NULL);
+    OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory(&srv->opts),
+        NULL);
+    OPT(MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, srv);
     OPT(MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, srv);
     OPT(MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)on_uri, srv);
     if (srv->opts.tls_cert_pem != NULL) {
@@ -845,7 +1201,6 @@ static int start_daemon(srv_http *srv, listener *l)
         if (srv->opts.tls_client_ca_pem != NULL) {
             OPT(MHD_OPTION_HTTPS_MEM_TRUST, 0,
                 (void *)srv->opts.tls_client_ca_pem);
-            OPT(MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, srv);
         }
     }
     OPT(MHD_OPTION_END, 0, NULL);
@@ -880,6 +1235,10 @@ int srv_http_start(srv_http **out, const srv_http_opts *opts,
     srv->opts = *opts;
     if (srv->opts.threads == 0)
         srv->opts.threads = 1;
+    if (srv->opts.header_timeout == 0)
+        srv->opts.header_timeout = SRV_HTTP_HEADER_TIMEOUT;
+    if (srv->opts.send_timeout == 0)
+        srv->opts.send_timeout = SRV_HTTP_SEND_TIMEOUT;
     atomic_init(&srv->inflight, 0);
     atomic_init(&srv->live, 0);
     atomic_init(&srv->quiesced, false);
@@ -891,6 +1250,8 @@ int srv_http_start(srv_http **out, const srv_http_opts *opts,
         if ((rc = bind_spec(srv, listen[i])) < 0)
             goto out;
     }
+    if ((rc = watchdog_start(srv)) < 0)
+        goto out;
     for (size_t i = 0; i < srv->nsocks; i++) {
         if ((rc = start_daemon(srv, &srv->socks[i])) < 0)
             goto out;
@@ -1006,6 +1367,8 @@ void srv_http_free(srv_http *srv)
             close(srv->socks[i].fd);
         srv->socks[i].fd = -1;
     }
+    /* After the daemons: every connection is closed and unlisted. */
+    watchdog_stop(srv);
     live = atomic_load(&srv->live);
     if (live != 0)
         fprintf(stderr,

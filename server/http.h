@@ -40,7 +40,29 @@ typedef struct srv_http_opts {
     unsigned max_connections; /* across all sockets */
     unsigned idle_timeout;    /* seconds without traffic before closing */
     unsigned threads;         /* worker threads per socket, >= 1 */
+    /* Seconds from the accept (or a kept-alive request's request line)
+     * to the end of the request's headers; 0: SRV_HTTP_HEADER_TIMEOUT. */
+    unsigned header_timeout;
+    /* Seconds a streamed response may deliver less than 256 KiB before
+     * its client is dropped; 0: SRV_HTTP_SEND_TIMEOUT. */
+    unsigned send_timeout;
+    unsigned max_per_client; /* connections per client address and
+                                socket; 0: no cap */
+    /* Request line and headers, bytes: sizes each connection's buffer
+     * (srv_http_connection_memory()); api/ answers 431 above it. */
+    unsigned max_header_bytes;
 } srv_http_opts;
+
+/* Defaults of the two timeouts above. */
+#define SRV_HTTP_HEADER_TIMEOUT 10
+#define SRV_HTTP_SEND_TIMEOUT   60
+
+/*
+ * The memory libmicrohttpd may give one connection with these options
+ * (its pool: request headers, then the response's send buffer), bytes:
+ * twice max_header_bytes plus 16 KiB, at least 64 KiB.
+ */
+size_t srv_http_connection_memory(const srv_http_opts *opts);
 
 typedef struct srv_http srv_http;
 

@@ -6,8 +6,17 @@
  * the first handshake), re-encodes the key as unencrypted PKCS#8 (a form
  * GnuTLS always reads), and computes the fingerprint an operator compares
  * with `openssl s_client | openssl x509 -fingerprint -sha256`.
+ *
+ * Key material is checked before it is used. The key file is opened
+ * once, without blocking (a FIFO or device under the name is refused at
+ * once, not waited on), checked on that descriptor (a regular file; not
+ * readable or writable by its group or others, like sshd's host keys,
+ * unless the caller allows it) and read from it. Weak keys are refused:
+ * RSA under 2048 bits and elliptic curves under 256 (NIST SP 800-57's
+ * 112-bit security floor, which TLS 1.3 deployments and browsers hold
+ * to); Ed25519 and Ed448 are accepted; DSA and anything else is refused
+ * (TLS 1.3 has no use for them).
  */
-
 #include "tls.h"
 
 #include <errno.h>
@@ -21,6 +30,7 @@
 #include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/x509.h>
@@ -29,6 +39,7 @@
 #include "cli.h"
 #include "layer/alloc.h"
 #include "layer/error.h"
+#include "layer/file.h"
 
 /* Record the oldest queued OpenSSL error after "what". */
 static int ossl_error(const char *what)
@@ -241,6 +252,94 @@ out:
     return rc;
 }
 
+/* Read the private key file: a regular file, private unless allowed. */
+static int read_key(BIO **out, const char *path, bool allow_insecure)
+{
+    int rc = 0;
+    int fd;
+    struct stat st;
+    char *buf = NULL;
+    char what[4160];
+    size_t len = 0;
+
+    snprintf(what, sizeof(what), "key file %s", path);
+    if ((fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC)) < 0) {
+        int err = errno;
+
+        return layer_error_set_errno(
+            err == ENOENT || err == ENOTDIR ? LAYER_ENOTFOUND : LAYER_ERROR,
+            err, "cannot open %s", what);
+    }
+    if (fstat(fd, &st) < 0) {
+        rc = layer_error_set_errno(LAYER_ERROR, errno, "cannot stat %s", what);
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = layer_error_set(LAYER_EINVALID, "%s is not a regular file", what);
+        goto out;
+    }
+    if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0 && !allow_insecure) {
+        rc = layer_error_set(LAYER_EINVALID,
+                             "%s has mode %04o: its group or others can "
+                             "read or write it; make it private (chmod 600, "
+                             "or 0400 in a Kubernetes secret's defaultMode) "
+                             "or give --allow-insecure-key-permissions",
+                             what, (unsigned)(st.st_mode & 07777));
+        goto out;
+    }
+    if ((rc = layer_file_read_fd(&buf, &len, fd, SRV_TLS_FILE_MAX, what)) < 0)
+        goto out;
+    if ((*out = BIO_new(BIO_s_secmem())) == NULL ||
+        BIO_write(*out, buf, (int)len) != (int)len) {
+        BIO_free(*out);
+        *out = NULL;
+        rc = ossl_error("cannot buffer a PEM file");
+        goto out;
+    }
+out:
+    if (buf != NULL) {
+        OPENSSL_cleanse(buf, len);
+        layer_free(buf);
+    }
+    close(fd);
+    return rc;
+}
+
+/* Refuse keys too weak for a server that faces a network. */
+static int check_key_strength(EVP_PKEY *pkey, const char *path)
+{
+    int type = EVP_PKEY_get_base_id(pkey);
+    int bits = EVP_PKEY_get_bits(pkey);
+
+    switch (type) {
+    case EVP_PKEY_RSA:
+    case EVP_PKEY_RSA_PSS:
+        if (bits < SRV_TLS_RSA_MIN_BITS)
+            return layer_error_set(LAYER_EINVALID,
+                                   "the key in %s is RSA with %d bits; at "
+                                   "least %d are required",
+                                   path, bits, SRV_TLS_RSA_MIN_BITS);
+        return 0;
+    case EVP_PKEY_EC:
+        if (bits < SRV_TLS_EC_MIN_BITS)
+            return layer_error_set(LAYER_EINVALID,
+                                   "the key in %s is on a %d-bit elliptic "
+                                   "curve; at least %d bits are required "
+                                   "(e.g. P-256)",
+                                   path, bits, SRV_TLS_EC_MIN_BITS);
+        return 0;
+    case EVP_PKEY_ED25519:
+    case EVP_PKEY_ED448:
+        return 0;
+    default:
+        return layer_error_set(LAYER_EINVALID,
+                               "the key in %s is of type %s; use RSA (2048 "
+                               "bits or more), ECDSA (P-256 or larger) or "
+                               "Ed25519",
+                               path, OBJ_nid2sn(type));
+    }
+}
+
 /* A passphrase callback that refuses: encrypted keys are not supported. */
 static int no_passphrase(char *buf, int size, int rwflag, void *u)
 {
@@ -297,7 +396,8 @@ out:
     return rc;
 }
 
-int srv_tls_load(srv_tls **out, const char *cert_path, const char *key_path)
+int srv_tls_load(srv_tls **out, const char *cert_path, const char *key_path,
+                 bool allow_insecure_key_permissions)
 {
     int rc = 0;
     BIO *cert_in = NULL;
@@ -307,7 +407,7 @@ int srv_tls_load(srv_tls **out, const char *cert_path, const char *key_path)
     char *chain = NULL;
 
     if ((rc = read_pem(&cert_in, cert_path, "certificate")) < 0 ||
-        (rc = read_pem(&key_in, key_path, "key")) < 0)
+        (rc = read_key(&key_in, key_path, allow_insecure_key_permissions)) < 0)
         goto out;
     if ((rc = load_chain(&chain, &leaf, cert_in, cert_path)) < 0)
         goto out;
@@ -322,6 +422,8 @@ int srv_tls_load(srv_tls **out, const char *cert_path, const char *key_path)
                              key_path, why);
         goto out;
     }
+    if ((rc = check_key_strength(pkey, key_path)) < 0)
+        goto out;
     if (X509_check_private_key(leaf, pkey) != 1) {
         ERR_clear_error();
         rc = layer_error_set(LAYER_EINVALID,

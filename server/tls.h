@@ -29,6 +29,10 @@
 /* Longest certificate or key file read. */
 #define SRV_TLS_FILE_MAX (1u << 20)
 
+/* The weakest keys loaded (112-bit security, NIST SP 800-57). */
+#define SRV_TLS_RSA_MIN_BITS 2048
+#define SRV_TLS_EC_MIN_BITS  256
+
 typedef struct srv_tls {
     char *cert_pem; /* NUL-terminated PEM, the chain, leaf first */
     char *key_pem;  /* NUL-terminated unencrypted PKCS#8 PEM */
@@ -50,16 +54,22 @@ typedef struct srv_tls {
 int srv_tls_generate(srv_tls **out, unsigned valid_days);
 
 /*
- * Load a certificate chain and its private key from PEM files. The key
- * must not be encrypted and must match the leaf certificate; the leaf must
- * be valid now.
+ * Load a certificate chain and its private key from PEM files. Both must
+ * be regular files (a FIFO or a device is refused without waiting on it);
+ * the key file must not be readable or writable by its group or others
+ * unless allow_insecure_key_permissions. The key must not be encrypted,
+ * must be RSA of at least SRV_TLS_RSA_MIN_BITS, EC of at least
+ * SRV_TLS_EC_MIN_BITS, Ed25519 or Ed448, and must match the leaf
+ * certificate; the leaf must be valid now.
  *
  * @param[out] out the identity; free with srv_tls_free()
- * @return 0, LAYER_ENOTFOUND (no such file), LAYER_EINVALID (unparsable,
+ * @return 0, LAYER_ENOTFOUND (no such file), LAYER_EINVALID (not a
+ *         regular file, a key others can read, a weak key; unparsable,
  *         mismatched, expired or encrypted) or LAYER_ERROR, with the
  *         reason recorded
  */
-int srv_tls_load(srv_tls **out, const char *cert_path, const char *key_path);
+int srv_tls_load(srv_tls **out, const char *cert_path, const char *key_path,
+                 bool allow_insecure_key_permissions);
 
 /* Free an identity, wiping the key from memory. NULL is accepted. */
 void srv_tls_free(srv_tls *tls);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole suite of one build directory: the format check, the Check
-# unit tests (verbose, so their summary lines show), then the integration
-# and fuzz-replay tests; lists what was skipped and how long it took.
+# unit tests (verbose, so their summary lines show), then the integration,
+# security and fuzz-replay tests; lists what was skipped and how long it took.
 #
 # The build's CMake cache says what kind it is. A sanitizer build
 # (LAYERD_SANITIZE or LAYERD_TSAN) runs with LAYERD_SANITIZED=1 (the

@@ -33,6 +33,15 @@
 #      here; curl presents a certificate, verified once per connection),
 #      against the server without a policy (all three --trace none);
 #      target: each at most 2% slower.
+#   6. Limits on clients: the same of the --trace none server, which runs with the
+#      default limits on clients (64 KiB connection pools, header deadline
+#      and send-timeout watchdog, stream slots, export memory budget),
+#      against one with the limits loosened (--max-header-bytes 1048576,
+#      so 2 MiB pools as the 1 MiB ones the server had before, the caps at
+#      or near the top of their ranges: --max-streams 256, which an
+#      open-file limit of 20,000 still covers); target: at most 2% slower.
+#      With HTTP_BENCH_BEFORE=BINARY (a layerd built without the limits)
+#      that binary is measured as a third side of the rows.
 #
 # Both TLS sides use TLS 1.3 with TLS_AES_256_GCM_SHA384 (curl is told to
 # offer only that suite) over 127.0.0.1. The page cache is warm: every
@@ -43,6 +52,8 @@
 #   HTTP_BENCH_CLIENTS    clients of the concurrent export (default 32)
 #   HTTP_BENCH_CONC_RUNS  runs of the concurrent export (default: BENCH_RUNS,
 #                         at most 3: at 1 GiB each run moves 32 GiB)
+#   HTTP_BENCH_BEFORE     optional: a layerd binary without the limits on
+#                         clients, measured alongside (section 5)
 set -euo pipefail
 
 usage() {
@@ -186,10 +197,13 @@ NGINX_URL=https://127.0.0.1:$NGINX_PORT/corpus.tar
 # start_layerd NAME TRACE [ARG...]: run layerd serve; sets NAME_PID and
 # NAME_URL.
 start_layerd() {
-    local name=$1 trace=$2 port='' pid
+    local name=$1 trace=$2 port='' pid bin=${START_BIN:-$LAYERD}
+    local caps=(--max-per-client $((CLIENTS * 2 + 8)) --max-streams $((CLIENTS * 2 + 8)))
     shift 2
-    "$LAYERD" serve --store "dir:$STORE" --listen 127.0.0.1:0 \
-        --trace "$trace" --max-exports $((CLIENTS * 2)) "$@" \
+    # A binary without the limits on clients knows none of their flags.
+    [[ $bin == "$LAYERD" ]] || caps=()
+    "$bin" serve --store "dir:$STORE" --listen 127.0.0.1:0 \
+        --trace "$trace" --max-exports $((CLIENTS * 2)) "${caps[@]}" "$@" \
         2>"$TMPD/$name.log" &
     pid=$!
     PIDS+=("$pid")
@@ -238,6 +252,19 @@ start_layerd OFF none
 start_layerd COLD none --no-digest-memo
 start_layerd TOKEN none --auth "$TMPD/policy.json"
 start_layerd MTLS none --auth "$TMPD/policy.json" --client-ca "$TMPD/ca.crt"
+# The limits on clients loosened (--max-streams as far as an open-file
+# limit of 20,000 allows).
+start_layerd LOOSE none --max-header-bytes 1048576 --max-per-client 65536 \
+    --header-timeout 3600 --send-timeout 86400 --max-streams 256 \
+    --max-level 19 --max-export-memory 1048576
+BEFORE=${HTTP_BENCH_BEFORE:-}
+if [[ -n $BEFORE ]]; then
+    [[ -x $BEFORE ]] || {
+        log "HTTP_BENCH_BEFORE=$BEFORE is not executable"
+        exit 2
+    }
+    START_BIN=$BEFORE start_layerd BEFORE none
+fi
 # shellcheck disable=SC2154 # set by start_layerd
 EXPORT_ON=$ON_URL/layers/corpus/export
 # shellcheck disable=SC2154
@@ -252,6 +279,13 @@ EXPORT_TOKEN=$TOKEN_URL/layers/corpus/export
 EXPORT_MTLS=$MTLS_URL/layers/corpus/export
 ENTRIES_TOKEN=$TOKEN_URL/layers/corpus/entries
 ENTRIES_MTLS=$MTLS_URL/layers/corpus/entries
+EXPORT_LOOSE=$LOOSE_URL/layers/corpus/export
+ENTRIES_LOOSE=$LOOSE_URL/layers/corpus/entries
+if [[ -n $BEFORE ]]; then
+    # shellcheck disable=SC2154
+    EXPORT_BEFORE=$BEFORE_URL/layers/corpus/export
+    ENTRIES_BEFORE=$BEFORE_URL/layers/corpus/entries
+fi
 
 C=(curl -sS -k --tlsv1.3 --tls13-ciphers "$CIPHER" --max-time 3600)
 # The credentials of the access-control runs.
@@ -424,7 +458,25 @@ with "${AS_TOKEN[@]}" -- export_run "$EXPORT_TOKEN" "$TMPD/warm" "$TOKEN_PID"
 with "${AS_MTLS[@]}" -- export_run "$EXPORT_MTLS" "$TMPD/warm" "$MTLS_PID"
 with "${AS_TOKEN[@]}" -- entries_run "$ENTRIES_TOKEN" "$TMPD/warm" "$TOKEN_PID"
 with "${AS_MTLS[@]}" -- entries_run "$ENTRIES_MTLS" "$TMPD/warm" "$MTLS_PID"
+export_run "$EXPORT_LOOSE" "$TMPD/warm" "$LOOSE_PID"
+entries_run "$ENTRIES_LOOSE" "$TMPD/warm" "$LOOSE_PID"
+if [[ -n $BEFORE ]]; then
+    # shellcheck disable=SC2154
+    export_run "$EXPORT_BEFORE" "$TMPD/warm" "$BEFORE_PID"
+    entries_run "$ENTRIES_BEFORE" "$TMPD/warm" "$BEFORE_PID"
+fi
 find_run "$TMPD/warm"
+# loose_runs KIND: the loose-limits server's (and the one before the
+# limits') export or entries run, next to the default one's.
+loose_runs() {
+    if [[ $1 == export ]]; then
+        export_run "$EXPORT_LOOSE" "$TMPD/x.loose" "$LOOSE_PID"
+        [[ -z $BEFORE ]] || export_run "$EXPORT_BEFORE" "$TMPD/x.before" "$BEFORE_PID"
+    else
+        entries_run "$ENTRIES_LOOSE" "$TMPD/e.loose" "$LOOSE_PID"
+        [[ -z $BEFORE ]] || entries_run "$ENTRIES_BEFORE" "$TMPD/e.before" "$BEFORE_PID"
+    fi
+}
 for ((r = 1; r <= RUNS; r++)); do
     log "run $r/$RUNS: single exports, entries"
     # The order rotates so that no side always runs first.
@@ -433,14 +485,18 @@ for ((r = 1; r <= RUNS; r++)); do
         export_run "$NGINX_URL" "$TMPD/x.nginx" "${NGINX_PIDS[@]}"
         export_run "$EXPORT_COLD" "$TMPD/x.cold" "$COLD_PID"
         export_run "$EXPORT_OFF" "$TMPD/x.off" "$OFF_PID"
+        loose_runs export
         entries_run "$ENTRIES_ON" "$TMPD/e.on" "$ON_PID"
         find_run "$TMPD/e.find"
         entries_run "$ENTRIES_OFF" "$TMPD/e.off" "$OFF_PID"
+        loose_runs entries
     else
+        loose_runs export
         export_run "$EXPORT_OFF" "$TMPD/x.off" "$OFF_PID"
         export_run "$EXPORT_COLD" "$TMPD/x.cold" "$COLD_PID"
         export_run "$NGINX_URL" "$TMPD/x.nginx" "${NGINX_PIDS[@]}"
         export_run "$EXPORT_ON" "$TMPD/x.on" "$ON_PID"
+        loose_runs entries
         entries_run "$ENTRIES_OFF" "$TMPD/e.off" "$OFF_PID"
         find_run "$TMPD/e.find"
         entries_run "$ENTRIES_ON" "$TMPD/e.on" "$ON_PID"
@@ -591,6 +647,29 @@ cost_row() {
         "downloads share one connection); \"without a policy\" is the"
     echo "--trace none server of the tracing table, measured next to them in" \
         "every run."
+    echo
+    echo "| Limits on clients | default limits | loose limits | cost of the limits | target | met |"
+    echo "|---|---:|---:|---:|---:|---|"
+    cost_row "Export, MiB/s" "$x_off" "$(median "$TMPD/x.loose")" up 2
+    cost_row "Export, server CPU s per GiB" "$xc_off" "$(median "$TMPD/x.loose" 2)" down 2
+    cost_row "Entries, entries/s" "$e_off" "$(median "$TMPD/e.loose")" up 2
+    cost_row "Entries, server CPU us per entry" "$ec_off" "$(median "$TMPD/e.loose" 2)" down 2
+    if [[ -n $BEFORE ]]; then
+        cost_row "Export, MiB/s, against the binary before the limits" \
+            "$x_off" "$(median "$TMPD/x.before")" up 2
+        cost_row "Export, server CPU s per GiB, against it" \
+            "$xc_off" "$(median "$TMPD/x.before" 2)" down 2
+        cost_row "Entries, entries/s, against it" \
+            "$e_off" "$(median "$TMPD/e.before")" up 2
+        cost_row "Entries, server CPU us per entry, against it" \
+            "$ec_off" "$(median "$TMPD/e.before" 2)" down 2
+    fi
+    echo
+    echo "Both sides run with \`--trace none\`. Default limits: 64 KiB connection"
+    echo "pools (from --max-header-bytes 16384), the header and send-timeout"
+    echo "watchdog, stream slots and the export memory budget; loose: 2 MiB pools"
+    echo "(--max-header-bytes 1048576) and the caps at or near their tops; the"
+    echo "watchdog and the slot bookkeeping run in both.${BEFORE:+ Before: $(basename "$BEFORE"), a build without the limits.}"
     echo
     echo "| $CLIENTS concurrent exports | total MiB/s | layerd peak RSS (MiB) |"
     echo "|---|---:|---:|"

@@ -6,8 +6,8 @@ BASE_URL is the server (https://127.0.0.1:PORT); it must serve the demo
 store (tests/fixtures/mkdemo.sh) plus the layers test_openapi.sh adds:
 "redir" and "meta" (overlay features the reader refuses: 422), "ghost"
 and "badjson" (broken metadata: 500) and "big" (12 MiB, to hold export
-slots), with --max-exports 2, under an access policy whose tokens come in
-LAYERD_CONTRACT_TOKENS ("name=token" words): "admin" may do everything
+slots and streams), with --max-exports 2 and --max-streams 3, under an
+access policy whose tokens come in LAYERD_CONTRACT_TOKENS ("name=token" words): "admin" may do everything
 and is sent with every request unless a case says otherwise; "lister"
 may only list, "reader" only read, "narrow" list and read "base" only.
 A case's header value "{token:NAME}" is "Bearer" and that token; None
@@ -91,6 +91,11 @@ CASES = [
      {"compression": "bogus"}, {}, 400, ""),
     ("GET", "/layers/{id}/export", {"id": "patch"},
      {"compression": "gzip", "level": "x"}, {}, 400, ""),
+    ("GET", "/layers/{id}/export", {"id": "patch"},
+     {"compression": "zstd", "level": "19"}, {}, 400, "above --max-level"),
+    ("GET", "/layers/{id}/export", {"id": "patch"}, {},
+     {"X-Pad": "a" * 20000}, 431, "headers over --max-header-bytes"),
+    ("GET", "/healthz", {}, {}, {"X-Pad": "a" * 20000}, 431, ""),
     ("GET", "/layers/{id}/export", {"id": "patch"}, {},
      {"Accept": "text/html"}, 406, ""),
     ("GET", "/layers/{id}/export", {"id": "patch"},
@@ -548,14 +553,14 @@ class Contract:
             self.check_body(label, found[0], content[found[0]], body)
         return status
 
-    # ---- the export cap: two held exports, then a 503 ----
+    # ---- the caps: two held exports, then a 503; a third stream, then
+    # 503 for every kind of stream ----
 
-    def hold(self):
-        """An export of "big" whose body is not read; None if refused."""
+    def hold(self, target="/layers/big/export"):
+        """A stream whose body is not read; None if refused."""
         for _ in range(50):
             conn = self.connect(32768)
-            conn.request("GET", "/layers/big/export",
-                         headers=self.headers_of({}))
+            conn.request("GET", target, headers=self.headers_of({}))
             r = conn.getresponse()
             if r.status == 200:
                 return conn
@@ -576,6 +581,19 @@ class Contract:
             # HEAD starts no export, so the cap does not apply
             self.check("HEAD", "/layers/{id}/export", {"id": "patch"}, {}, {},
                        200, "")
+            # the server runs with --max-streams 3: one more stream fills it
+            held.append(self.hold("/layers/big/files/blob"))
+            if held[-1] is None:
+                self.miss("GET /layers/big/files/blob", "could not hold a third stream")
+                return
+            self.check("GET", "/layers/{id}/entries", {"id": "patch"}, {}, {},
+                       503, "past --max-streams")
+            self.check("GET", "/layers/{id}/summary", {"id": "patch"}, {}, {},
+                       503, "past --max-streams")
+            self.check("GET", "/layers/{id}/files/{path}",
+                       {"id": "base", "path": "etc/hostname"}, {}, {}, 503,
+                       "past --max-streams")
+            self.check("GET", "/healthz", {}, {}, {}, 200, "at the stream cap")
         finally:
             for c in held:
                 if c is not None:

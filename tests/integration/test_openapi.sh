@@ -3,7 +3,7 @@
 # once by `deploy/deps.sh --npm` into ~/.cache/layerd-npm, or
 # $LAYERD_NPM_DIR), and a running server keeps it: every documented
 # operation, and every error response that can be provoked (400, 401,
-# 403, 404, 405, 406, 409, 414, 416, 421, 422, 500, 503), is requested
+# 403, 404, 405, 406, 409, 414, 416, 421, 422, 431, 500, 503), is requested
 # with real values from the demo store and checked against the document's
 # statuses, media types, headers and schemas
 # (tests/integration/openapi_contract.py), under an access policy, so
@@ -13,7 +13,8 @@
 # fail: "redir" and "meta" use overlayfs redirect and metacopy, which the
 # reader refuses (422); "ghost" names a parent that does not exist and
 # "badjson" has a broken layer.json (500); "big" is 12 MiB, to hold the
-# two export slots of --max-exports 2 and get a 503.
+# two export slots of --max-exports 2 and get a 503, then a third stream
+# of --max-streams 3 and get a 503 for the other kinds of stream.
 #
 # Env: LAYERD (the binary), LAYERD_SOURCE_DIR; LAYERD_NPM_DIR.
 # shellcheck source=tests/integration/lib.sh
@@ -99,7 +100,7 @@ cat >"$IT_TMP/policy.json" <<JSON
 ]}
 JSON
 
-it_serve --openapi "$OPENAPI" --max-exports 2 --trace none \
+it_serve --openapi "$OPENAPI" --max-exports 2 --max-streams 3 --trace none \
     --auth "$IT_TMP/policy.json"
 if LAYERD_CONTRACT_TOKENS=$tokens "$(it_python)" "$IT_HERE/openapi_contract.py" \
     "$URL" "$OPENAPI" >"$IT_TMP/contract.log" 2>&1; then

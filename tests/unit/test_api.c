@@ -20,6 +20,7 @@
 #include "api/metrics.h"
 #include "api/urlpath.h"
 #include "api_harness.h"
+#include "layer/export.h"
 #include "fixture.h"
 #include "layer/alloc.h"
 #include "layer/error.h"
@@ -687,8 +688,8 @@ START_TEST(test_export_past_the_cap_is_503_with_retry_after)
 
     /* the cap is 4: take every slot */
     for (int i = 0; i < 4; i++)
-        ck_assert_int_eq(api_exports_acquire(env.ctx), 0);
-    ck_assert_int_eq(api_exports_acquire(env.ctx), LAYER_EBUSY);
+        ck_assert_int_eq(api_exports_acquire(env.ctx, 0), 0);
+    ck_assert_int_eq(api_exports_acquire(env.ctx, 0), LAYER_EBUSY);
     get(&res, "/layers/base/export", NULL);
     ah_assert_problem(&env, &res, 503, "too-many-exports",
                       "/layers/base/export");
@@ -696,7 +697,7 @@ START_TEST(test_export_past_the_cap_is_503_with_retry_after)
     api_response_dispose(&res);
     /* the refused export took no slot */
     ck_assert_uint_eq(api_exports_active(env.ctx), 4);
-    api_exports_release(env.ctx);
+    api_exports_release(env.ctx, 0);
     get(&res, "/layers/base/export", NULL);
     ck_assert_int_eq(res.status, 200);
     ck_assert_uint_eq(api_exports_active(env.ctx), 4);
@@ -1414,6 +1415,229 @@ START_TEST(test_summary_of_a_wide_layer_yields_between_reads)
 }
 END_TEST
 
+/* ---- limits: header size, streams, levels, export memory ---- */
+
+/* The demo store under a context with small limits. */
+static void limits_setup(void)
+{
+    api_context_opts opts;
+    char *store_path;
+
+    demo_root = ah_demo_store();
+    store_path = fx_path(demo_root, "store");
+    memset(&opts, 0, sizeof(opts));
+    opts.max_exports = 8;
+    opts.export_retry_after = 3;
+    opts.max_streams = 2;
+    opts.max_level = 5;
+    opts.max_header_bytes = 1000;
+    /* a zstd export at the ceiling fits, and with it less than a plain
+     * one */
+    opts.max_export_memory = layer_export_memory(LAYER_COMPRESSION_ZSTD, 5) +
+                             layer_export_memory(LAYER_COMPRESSION_NONE, 0) / 2;
+    ah_open(&env, store_path, &opts);
+    free(store_path);
+}
+
+static void limits_teardown(void)
+{
+    ah_close(&env);
+    fx_rm_rf(demo_root);
+    free(demo_root);
+}
+
+START_TEST(test_headers_over_the_cap_are_431)
+{
+    ah_fake big = {.header_bytes = 1001};
+    ah_fake fits = {.header_bytes = 1000};
+    api_response res;
+
+    get(&res, "/healthz", &big);
+    ah_assert_problem(&env, &res, 431, "headers-too-large", "/healthz");
+    api_response_dispose(&res);
+    /* before any route: an export is refused the same way, taking
+     * nothing */
+    get(&res, "/layers/base/export", &big);
+    ah_assert_problem(&env, &res, 431, "headers-too-large",
+                      "/layers/base/export");
+    ck_assert_uint_eq(api_streams_active(env.ctx), 0);
+    api_response_dispose(&res);
+    get(&res, "/healthz", &fits);
+    ck_assert_int_eq(res.status, 200);
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_streams_past_the_cap_are_503_with_retry_after)
+{
+    api_response a, b, c;
+
+    get(&a, "/layers/base/entries", NULL);
+    ck_assert_int_eq(a.status, 200);
+    get(&b, "/layers/base/files/etc/hostname", NULL);
+    ck_assert_int_eq(b.status, 200);
+    ck_assert_uint_eq(api_streams_active(env.ctx), 2);
+    /* a third stream of any kind is refused before its handler runs */
+    get(&c, "/layers/base/summary", NULL);
+    ah_assert_problem(&env, &c, 503, "too-many-streams",
+                      "/layers/base/summary");
+    ck_assert_str_eq(ah_header(&c, "Retry-After"), "3");
+    api_response_dispose(&c);
+    get(&c, "/layers/base/export", NULL);
+    ah_assert_problem(&env, &c, 503, "too-many-streams", "/layers/base/export");
+    ck_assert_uint_eq(api_exports_active(env.ctx), 0);
+    api_response_dispose(&c);
+    /* what does not stream still answers: health, listings, HEAD */
+    get(&c, "/healthz", NULL);
+    ck_assert_int_eq(c.status, 200);
+    api_response_dispose(&c);
+    get(&c, "/layers", NULL);
+    ck_assert_int_eq(c.status, 200);
+    api_response_dispose(&c);
+    request(&c, "HEAD", "/layers/base/export", NULL);
+    ck_assert_int_eq(c.status, 200);
+    api_response_dispose(&c);
+    ck_assert_uint_eq(api_streams_active(env.ctx), 2);
+    /* a stream that ends gives its slot back */
+    api_response_dispose(&a);
+    ck_assert_uint_eq(api_streams_active(env.ctx), 1);
+    /* an answer without a stream gives the slot back at once */
+    get(&c, "/layers/nope/entries", NULL);
+    ck_assert_int_eq(c.status, 404);
+    ck_assert_uint_eq(api_streams_active(env.ctx), 1);
+    api_response_dispose(&c);
+    get(&c, "/layers/base/summary", NULL);
+    ck_assert_int_eq(c.status, 200);
+    ck_assert_uint_eq(api_streams_active(env.ctx), 2);
+    api_response_dispose(&c);
+    api_response_dispose(&b);
+    ck_assert_uint_eq(api_streams_active(env.ctx), 0);
+}
+END_TEST
+
+/* The demo store with a descriptor pool for a reader of base and one of
+ * app (one parent). */
+static void fds_setup(void)
+{
+    api_context_opts opts;
+    char *store_path;
+
+    demo_root = ah_demo_store();
+    store_path = fx_path(demo_root, "store");
+    memset(&opts, 0, sizeof(opts));
+    opts.reader_fds = LAYER_READER_FDS(0) + LAYER_READER_FDS(1);
+    ah_open(&env, store_path, &opts);
+    free(store_path);
+}
+
+START_TEST(test_readers_past_the_descriptor_pool_are_503)
+{
+    api_response a, b, c;
+
+    get(&a, "/layers/base/entries", NULL);
+    ck_assert_int_eq(a.status, 200);
+    ck_assert_uint_eq(api_fds_held(env.ctx), LAYER_READER_FDS(0));
+    get(&b, "/layers/app/entries", NULL);
+    ck_assert_int_eq(b.status, 200);
+    ck_assert_uint_eq(api_fds_held(env.ctx),
+                      LAYER_READER_FDS(0) + LAYER_READER_FDS(1));
+    /* the pool is spent: a third reader of any kind waits its turn */
+    get(&c, "/layers/patch/export", NULL);
+    ah_assert_problem(&env, &c, 503, "too-many-streams",
+                      "/layers/patch/export");
+    ck_assert_ptr_nonnull(strstr(c.body, "may hold 74 descriptors"));
+    ck_assert_uint_eq(api_exports_active(env.ctx), 0);
+    api_response_dispose(&c);
+    get(&c, "/layers/base/files/etc/hostname", NULL);
+    ah_assert_problem(&env, &c, 503, "too-many-streams",
+                      "/layers/base/files/etc/hostname");
+    api_response_dispose(&c);
+    /* what opens no layer still answers */
+    get(&c, "/healthz", NULL);
+    ck_assert_int_eq(c.status, 200);
+    api_response_dispose(&c);
+    get(&c, "/layers", NULL);
+    ck_assert_int_eq(c.status, 200);
+    api_response_dispose(&c);
+    /* a stream that ends gives its descriptors back; a request that does
+     * not stream holds them only while it is handled */
+    api_response_dispose(&a);
+    ck_assert_uint_eq(api_fds_held(env.ctx), LAYER_READER_FDS(1));
+    get(&c, "/layers/base", NULL);
+    ck_assert_int_eq(c.status, 200);
+    ck_assert_uint_eq(api_fds_held(env.ctx), LAYER_READER_FDS(1));
+    api_response_dispose(&c);
+    get(&c, "/layers/base/files/etc/hostname", NULL);
+    ck_assert_int_eq(c.status, 200);
+    api_response_dispose(&c);
+    /* an error before the stream gives them back too */
+    get(&c, "/layers/base/files/no/such/file", NULL);
+    ck_assert_int_eq(c.status, 404);
+    ck_assert_uint_eq(api_fds_held(env.ctx), LAYER_READER_FDS(1));
+    api_response_dispose(&c);
+    api_response_dispose(&b);
+    ck_assert_uint_eq(api_fds_held(env.ctx), 0);
+}
+END_TEST
+
+START_TEST(test_levels_above_the_ceiling_are_400)
+{
+    ah_fake z6 = {.query = {{"compression", "zstd"}, {"level", "6"}}};
+    ah_fake z5 = {.query = {{"compression", "zstd"}, {"level", "5"}}};
+    ah_fake g6 = {.query = {{"compression", "gzip"}, {"level", "6"}}};
+    ah_fake zd = {.query = {{"compression", "zstd"}}};
+    api_response res;
+    const char *detail;
+
+    get(&res, "/layers/base/export", &z6);
+    ah_assert_problem(&env, &res, 400, "level-not-allowed",
+                      "/layers/base/export");
+    ck_assert_uint_eq(api_exports_active(env.ctx), 0);
+    ck_assert_uint_eq(api_streams_active(env.ctx), 0);
+    detail = strstr(res.body, "\"detail\"");
+    ck_assert_ptr_nonnull(detail);
+    ck_assert_ptr_nonnull(strstr(detail, "ask for 1 to 5"));
+    api_response_dispose(&res);
+    /* gzip: the server's ceiling or the backend's top, the lower */
+    get(&res, "/layers/base/export", &g6);
+    ah_assert_problem(&env, &res, 400, "level-not-allowed",
+                      "/layers/base/export");
+    api_response_dispose(&res);
+    get(&res, "/layers/base/export", &z5);
+    ck_assert_int_eq(res.status, 200);
+    api_response_dispose(&res);
+    get(&res, "/layers/base/export", &zd);
+    ck_assert_int_eq(res.status, 200);
+    api_response_dispose(&res);
+}
+END_TEST
+
+START_TEST(test_export_memory_past_the_cap_is_503)
+{
+    ah_fake z5 = {.query = {{"compression", "zstd"}, {"level", "5"}}};
+    api_response a, b;
+
+    get(&a, "/layers/base/export", &z5);
+    ck_assert_int_eq(a.status, 200);
+    ck_assert_uint_eq(api_exports_memory(env.ctx),
+                      layer_export_memory(LAYER_COMPRESSION_ZSTD, 5));
+    /* a plain export would pass the memory cap, not the count */
+    get(&b, "/layers/app/export", NULL);
+    ah_assert_problem(&env, &b, 503, "too-many-exports", "/layers/app/export");
+    ck_assert_ptr_nonnull(ah_header(&b, "Retry-After"));
+    api_response_dispose(&b);
+    ck_assert_uint_eq(api_exports_active(env.ctx), 1);
+    api_response_dispose(&a);
+    ck_assert_uint_eq(api_exports_memory(env.ctx), 0);
+    /* with the memory back, it runs */
+    get(&b, "/layers/app/export", NULL);
+    ck_assert_int_eq(b.status, 200);
+    api_response_dispose(&b);
+    ck_assert_uint_eq(api_exports_active(env.ctx), 0);
+    ck_assert_uint_eq(api_streams_active(env.ctx), 0);
+}
+END_TEST
+
 static Suite *api_suite(void)
 {
     Suite *s = suite_create("api");
@@ -1480,6 +1704,22 @@ static Suite *api_suite(void)
     tcase_add_checked_fixture(tc, span_setup, span_teardown);
     tcase_add_test(tc, test_entries_skipping_a_wide_run_yields_between_reads);
     tcase_add_test(tc, test_summary_of_a_wide_layer_yields_between_reads);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("limits");
+    tcase_set_timeout(tc, 60);
+    tcase_add_unchecked_fixture(tc, limits_setup, limits_teardown);
+    tcase_add_checked_fixture(tc, span_setup, span_teardown);
+    tcase_add_test(tc, test_headers_over_the_cap_are_431);
+    tcase_add_test(tc, test_streams_past_the_cap_are_503_with_retry_after);
+    tcase_add_test(tc, test_levels_above_the_ceiling_are_400);
+    tcase_add_test(tc, test_export_memory_past_the_cap_is_503);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("descriptors");
+    tcase_add_unchecked_fixture(tc, fds_setup, limits_teardown);
+    tcase_add_checked_fixture(tc, span_setup, span_teardown);
+    tcase_add_test(tc, test_readers_past_the_descriptor_pool_are_503);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("levels");

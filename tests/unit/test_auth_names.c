@@ -138,7 +138,7 @@ START_TEST(test_the_certificate_names_are_names_of_the_server)
                        key, crt) > 0);
     ck_assert_int_eq(system(cmd), 0);
     free(cmd);
-    ck_assert_int_eq(srv_tls_load(&tls, crt, key), 0);
+    ck_assert_int_eq(srv_tls_load(&tls, crt, key, false), 0);
     ck_assert_int_eq(srv_auth_hostnames(&h, &l, NULL, tls->cert_pem), 0);
     ck_assert(has(h, "layerd.example"));
     ck_assert(has(h, "eu.layers.example:443"));

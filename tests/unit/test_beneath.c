@@ -6,6 +6,7 @@
  * is refused rather than followed; missing names are ENOTFOUND.
  */
 #include <check.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,6 +161,70 @@ START_TEST(test_missing_names_are_not_found)
 }
 END_TEST
 
+/* Directories (O_DIRECTORY): a symlink as the last component is a
+ * symlink (EINVALID), not "missing" (the kernel says ENOTDIR there), and
+ * a regular file is not a directory (ENOTFOUND). */
+static void directories_open_and_symlinks_are_named(unsigned how)
+{
+    int fd = -1, rc;
+
+    ck_assert_int_eq(layer_beneath_open(&fd, root_fd, "assets/deep",
+                                        O_RDONLY | O_DIRECTORY, how),
+                     0);
+    ck_assert_int_ge(fd, 0);
+    close(fd);
+    fd = -1;
+    rc = layer_beneath_open(&fd, root_fd, "linkdir", O_RDONLY | O_DIRECTORY,
+                            how);
+    ck_assert_msg(rc == LAYER_EINVALID, "linkdir: %d (%s)", rc,
+                  layer_error_last());
+    ck_assert_ptr_nonnull(strstr(layer_error_last(), "symlink"));
+    rc =
+        layer_beneath_open(&fd, root_fd, "topdir", O_RDONLY | O_DIRECTORY, how);
+    ck_assert_int_eq(rc, LAYER_EINVALID);
+    rc = layer_beneath_open(&fd, root_fd, "index.html", O_RDONLY | O_DIRECTORY,
+                            how);
+    ck_assert_int_eq(rc, LAYER_ENOTFOUND);
+    ck_assert_int_eq(fd, -1);
+}
+
+START_TEST(test_directories_open_and_symlinks_are_named)
+{
+    directories_open_and_symlinks_are_named(0);
+    directories_open_and_symlinks_are_named(LAYER_BENEATH_WALK);
+}
+END_TEST
+
+START_TEST(test_canonical_paths)
+{
+    static const struct {
+        const char *p;
+        size_t len; /* 0: strlen */
+        bool ok;
+    } cases[] = {
+        {"a", 0, true},        {"a/b/c", 0, true}, {".wh..wh..opq", 0, true},
+        {"a/.b/..c", 0, true}, {"...", 0, true},   {"", 0, false},
+        {".", 0, false},       {"..", 0, false},   {"etc/.", 0, false},
+        {"a/./b", 0, false},   {"a//b", 0, false}, {"/a", 0, false},
+        {"a/", 0, false},      {"a/..", 0, false}, {"../a", 0, false},
+        {"a\0b", 3, false},
+    };
+    char *longp = malloc(LAYER_BENEATH_PATH_MAX + 1);
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t len = cases[i].len ? cases[i].len : strlen(cases[i].p);
+
+        ck_assert_msg(layer_beneath_path_valid(cases[i].p, len) == cases[i].ok,
+                      "\"%s\"", cases[i].p);
+    }
+    memset(longp, 'a', LAYER_BENEATH_PATH_MAX + 1);
+    ck_assert(layer_beneath_path_valid(longp, LAYER_BENEATH_PATH_MAX));
+    ck_assert(!layer_beneath_path_valid(longp, LAYER_BENEATH_PATH_MAX + 1));
+    ck_assert(!layer_beneath_path_valid(NULL, 1));
+    free(longp);
+}
+END_TEST
+
 static Suite *beneath_suite(void)
 {
     Suite *s = suite_create("beneath");
@@ -170,6 +235,8 @@ static Suite *beneath_suite(void)
     tcase_add_test(tc, test_malformed_paths_are_refused_before_opening);
     tcase_add_test(tc, test_symlinks_are_never_followed);
     tcase_add_test(tc, test_missing_names_are_not_found);
+    tcase_add_test(tc, test_directories_open_and_symlinks_are_named);
+    tcase_add_test(tc, test_canonical_paths);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -33,7 +33,7 @@ START_TEST(test_every_row_is_complete_and_named_once)
     const srv_setting *t = srv_config_settings(&n);
 
     ck_assert_uint_gt(n, 0);
-    ck_assert_uint_le(n, 32);
+    ck_assert_uint_le(n, 64); /* srv_config.set has 64 bits */
     for (size_t i = 0; i < n; i++) {
         ck_assert_msg(t[i].help != NULL && t[i].help[0] != '\0',
                       "%s has no help", t[i].name);
@@ -331,7 +331,7 @@ END_TEST
 START_TEST(test_finish_applies_the_defaults_to_what_is_unset)
 {
     srv_config cfg = SRV_CONFIG_INIT;
-    uint32_t given;
+    uint64_t given;
 
     assert_set(&cfg, "store", "dir:/s", 0, NULL);
     assert_set(&cfg, "grace", "0", 0, NULL);
@@ -350,6 +350,14 @@ START_TEST(test_finish_applies_the_defaults_to_what_is_unset)
     ck_assert(!cfg.no_digest_memo);
     ck_assert_ptr_null(cfg.cert);
     ck_assert_ptr_null(cfg.openapi);
+    ck_assert_uint_eq(cfg.header_timeout, 10);
+    ck_assert_uint_eq(cfg.max_per_client, 32);
+    ck_assert_uint_eq(cfg.max_header_bytes, 16384);
+    ck_assert_uint_eq(cfg.send_timeout, 60);
+    ck_assert_uint_eq(cfg.max_streams, 64);
+    ck_assert_uint_eq(cfg.max_level, 9);
+    ck_assert_uint_eq(cfg.max_export_memory, 256);
+    ck_assert(!cfg.allow_insecure_key_permissions);
     srv_config_dispose(&cfg);
 }
 END_TEST

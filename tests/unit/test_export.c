@@ -1112,6 +1112,58 @@ START_TEST(test_original_tar_is_rebuilt_byte_for_byte)
 }
 END_TEST
 
+/* Given descriptors (as a store hands them over), the original tar is
+ * read through them: the layer directory and the root swapped for others
+ * after the lookup change nothing. */
+START_TEST(test_original_tar_is_read_through_descriptors)
+{
+    orig_fixture f = of_make();
+    int lfd = open(f.layer, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rfd = open(f.root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    layer_export_original orig = {.root = f.root,
+                                  .has_root_fd = true,
+                                  .root_fd = rfd,
+                                  .tarsplit = "meta/ts.gz",
+                                  .diff_id = f.diff_id};
+    layer_export_opts o = {.original = &orig};
+    layer_dir l = {
+        .path = f.layer, .kind = LAYER_KIND_DIFF, .has_fd = true, .fd = lfd};
+    char *moved_layer = fx_path(f.root, "layer.moved");
+    char *moved_root = NULL;
+    layer_export *x = NULL;
+    unsigned char buf[65536];
+    blob b = {0};
+    size_t n;
+    int rc;
+
+    ck_assert(lfd >= 0 && rfd >= 0);
+    /* the layer directory replaced by an empty one, the root by another
+     * directory: by path, nothing would match the diff ID */
+    ck_assert_int_eq(rename(f.layer, moved_layer), 0);
+    fx_mkdir(f.root, "layer", 0755);
+    ck_assert(asprintf(&moved_root, "%s.moved", f.root) > 0);
+    ck_assert_int_eq(rename(f.root, moved_root), 0);
+    ck_assert_int_eq(mkdir(f.root, 0755), 0);
+    ck_assert_int_eq(layer_export_start(&x, &l, NULL, 0, &o), 0);
+    while ((rc = layer_export_read(&n, x, buf, sizeof(buf), 0)) == 0)
+        blob_add(&b, buf, n);
+    ck_assert_msg(rc == LAYER_ITEROVER, "%s", layer_error_last());
+    ck_assert_uint_eq(b.len, f.want.len);
+    ck_assert_mem_eq(b.data, f.want.data, f.want.len);
+    layer_export_free(x);
+    free(b.data);
+    close(lfd);
+    close(rfd);
+    ck_assert_int_eq(rmdir(f.root), 0);
+    ck_assert_int_eq(rename(moved_root, f.root), 0);
+    fx_rm_rf(f.layer);
+    ck_assert_int_eq(rename(moved_layer, f.layer), 0);
+    free(moved_root);
+    free(moved_layer);
+    of_free(&f);
+}
+END_TEST
+
 /* A tar that does not hash to the diff ID given fails at the end, with
  * no digest, whatever the compression; so does a changed file, named. */
 START_TEST(test_original_tar_mismatches_cut_the_stream)
@@ -1340,11 +1392,156 @@ START_TEST(test_original_export_span_says_so)
 }
 END_TEST
 
+/* At most LAYER_CHAIN_MAX parents, checked before any work. */
+START_TEST(test_chain_cap_is_checked_first)
+{
+    layer_dir l = base_layer();
+    layer_dir gone = {.path = "/nonexistent/layerd-layer",
+                      .kind = LAYER_KIND_DIFF};
+    layer_dir *pd = calloc(LAYER_CHAIN_MAX + 1, sizeof(*pd));
+    layer_export *x = NULL;
+    unsigned char buf[65536];
+    size_t n;
+    int rc;
+
+    ck_assert_ptr_nonnull(pd);
+    for (int i = 0; i <= LAYER_CHAIN_MAX; i++)
+        pd[i] = base_layer();
+    ck_assert_int_eq(layer_export_start(&x, &l, pd, LAYER_CHAIN_MAX, NULL), 0);
+    while ((rc = layer_export_read(&n, x, buf, sizeof(buf), 0)) == 0)
+        ;
+    ck_assert_int_eq(rc, LAYER_ITEROVER);
+    layer_export_free(x);
+    x = NULL;
+    ck_assert_int_eq(
+        layer_export_start(&x, &gone, pd, LAYER_CHAIN_MAX + 1, NULL),
+        LAYER_EINVALID);
+    ck_assert_ptr_null(x);
+    ck_assert_str_eq(layer_error_last(),
+                     "129 parents: a layer has at most 128 (LAYER_CHAIN_MAX)");
+    free(pd);
+}
+END_TEST
+
+static int export_warnings;
+
+static void on_export_warning(void *arg, const char *message)
+{
+    (void)arg;
+    ck_assert_ptr_nonnull(strstr(message, "big: file "));
+    export_warnings++;
+}
+
+/* A layer with one 16 MiB file, which the export has started to read
+ * when the first buffer comes out (the rings hold 2 MiB at most). */
+static char *changing_tree(void)
+{
+    char *dir = fx_tmpdir();
+    char *p = fx_path(dir, "big");
+    int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+    ck_assert(fd >= 0 && ftruncate(fd, 16 << 20) == 0);
+    close(fd);
+    free(p);
+    return dir;
+}
+
+/* Start an export of dir, take its first buffer, change big with how
+ * ("truncate", "grow"), drain; the last read's code. */
+static int export_while_changing(const char *dir, const char *how,
+                                 unsigned reader_flags,
+                                 layer_export_summary *sum)
+{
+    layer_export_opts o = {.reader_flags = reader_flags,
+                           .on_warning = on_export_warning};
+    layer_dir l = {.path = dir, .kind = LAYER_KIND_DIFF};
+    layer_export *x = NULL;
+    static unsigned char buf[262144];
+    char *p = fx_path(dir, "big");
+    size_t n;
+    int rc;
+
+    ck_assert_int_eq(layer_export_start(&x, &l, NULL, 0, &o), 0);
+    ck_assert_int_eq(layer_export_read(&n, x, buf, sizeof(buf), 0), 0);
+    if (strcmp(how, "truncate") == 0) {
+        ck_assert(truncate(p, 1000) == 0);
+    } else {
+        int fd = open(p, O_WRONLY | O_APPEND);
+
+        ck_assert(fd >= 0 && write(fd, "more", 4) == 4);
+        close(fd);
+    }
+    while ((rc = layer_export_read(&n, x, buf, sizeof(buf), 0)) == 0)
+        ;
+    layer_export_summary_get(sum, x);
+    if (rc != LAYER_ITEROVER)
+        ck_assert_ptr_nonnull(strstr(layer_export_error(x), "big: file "));
+    layer_export_free(x);
+    free(p);
+    return rc;
+}
+
+/* A file that changes while it is exported fails the export: no end of
+ * stream, so no digest is ever claimed; allowed, it completes with a
+ * warning per file. */
+START_TEST(test_changing_file_fails_the_export)
+{
+    static const char *const hows[] = {"truncate", "grow"};
+    layer_export_summary sum;
+
+    for (size_t i = 0; i < 2; i++) {
+        char *dir = changing_tree();
+
+        export_warnings = 0;
+        ck_assert_int_eq(export_while_changing(dir, hows[i], 0, &sum),
+                         LAYER_ECHANGED);
+        ck_assert_str_eq(sum.diff_id, "");
+        ck_assert_str_eq(sum.digest, "");
+        ck_assert_int_eq(export_warnings, 0);
+        fx_rm_rf(dir);
+        free(dir);
+
+        dir = changing_tree();
+        ck_assert_int_eq(export_while_changing(
+                             dir, hows[i], LAYER_READER_ALLOW_CHANGING, &sum),
+                         LAYER_ITEROVER);
+        ck_assert_uint_eq(sum.warnings, 1);
+        ck_assert_int_eq(export_warnings, 1);
+        ck_assert_ptr_nonnull(sum.last_warning);
+        ck_assert_uint_eq(sum.tar_size, 512 + (16u << 20) + 1024);
+        fx_rm_rf(dir);
+        free(dir);
+    }
+}
+END_TEST
+
+START_TEST(test_memory_estimates_order_the_formats)
+{
+    size_t none = layer_export_memory(LAYER_COMPRESSION_NONE, 0);
+    size_t gz = layer_export_memory(LAYER_COMPRESSION_GZIP, 0);
+    size_t z3 = layer_export_memory(LAYER_COMPRESSION_ZSTD, 3);
+    size_t z19 = layer_export_memory(LAYER_COMPRESSION_ZSTD, 19);
+
+    /* plain: two rings of 4 x 288 KiB and the allowance; gzip: deeper
+     * rings and a compressor per worker; zstd: its contexts dominate */
+    ck_assert_uint_ge(none, 8 * (288u << 10));
+    ck_assert_uint_gt(gz, none);
+    ck_assert_uint_gt(z3, gz);
+    ck_assert_uint_eq(layer_export_memory(LAYER_COMPRESSION_ZSTD, 0), z3);
+    ck_assert_uint_eq(z19 - none,
+                      layer_compress_memory(LAYER_COMPRESSION_ZSTD, 19));
+    /* a level the format refuses has no estimate */
+    ck_assert_uint_eq(layer_export_memory(LAYER_COMPRESSION_NONE, 3), 0);
+    ck_assert_uint_eq(layer_export_memory(LAYER_COMPRESSION_ZSTD, 23), 0);
+}
+END_TEST
+
 static Suite *export_suite(void)
 {
     Suite *s = suite_create("export");
     TCase *tc = tcase_create("pipeline");
     TCase *orig = tcase_create("original");
+    TCase *est = tcase_create("estimates");
 
     tcase_add_unchecked_fixture(tc, make_tree, drop_tree);
     tcase_set_timeout(tc, 120);
@@ -1368,15 +1565,20 @@ static Suite *export_suite(void)
     tcase_add_test(tc, test_whiteouts_and_clamped_mtimes);
     tcase_add_test(tc, test_export_span_carries_results);
     tcase_add_test(tc, test_large_pax_headers_across_buffers);
+    tcase_add_test(tc, test_chain_cap_is_checked_first);
+    tcase_add_test(tc, test_changing_file_fails_the_export);
     suite_add_tcase(s, tc);
     tcase_set_timeout(orig, 120);
     tcase_add_test(orig, test_original_tar_is_rebuilt_byte_for_byte);
+    tcase_add_test(orig, test_original_tar_is_read_through_descriptors);
     tcase_add_test(orig, test_original_tar_mismatches_cut_the_stream);
     tcase_add_test(orig, test_original_tar_without_digests_still_ends);
     tcase_add_test(orig, test_original_tar_start_refusals);
     tcase_add_test(orig, test_choose_tar_follows_what_the_store_has);
     tcase_add_test(orig, test_original_export_span_says_so);
     suite_add_tcase(s, orig);
+    tcase_add_test(est, test_memory_estimates_order_the_formats);
+    suite_add_tcase(s, est);
     return s;
 }
 

@@ -2,7 +2,8 @@
  * Tests of lib/file.c: the capped whole-file reader (the cap, exactly at
  * and one past it, files whose st_size says nothing, non-regular files
  * refused without blocking, symlinks under LAYER_FILE_NOFOLLOW, messages
- * that name the file) and the bounded line reader (lines split across
+ * that name the file), the same reader on a descriptor the caller opened,
+ * and the bounded line reader (lines split across
  * reads, the last line without '\n', a line one byte too long refused
  * with its number, however long it is in the file).
  */
@@ -152,6 +153,53 @@ START_TEST(non_regular_files_are_refused_without_blocking)
         LAYER_EINVALID);
     ck_assert_ptr_null(buf);
     close(dfd);
+    fx_rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
+/* layer_file_read_fd(): the caller's descriptor, from its offset, left
+ * open; the same refusals. */
+START_TEST(an_open_descriptor_is_read_with_the_same_checks)
+{
+    char *dir = fx_tmpdir(), *path, *buf = NULL;
+    size_t len = 0;
+    int fd;
+
+    fx_file(dir, "ten", "0123456789", 0600);
+    path = fx_path(dir, "ten");
+    fd = open(path, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(layer_file_read_fd(&buf, &len, fd, 10, "key ten"), 0);
+    ck_assert_uint_eq(len, 10);
+    ck_assert_str_eq(buf, "0123456789");
+    layer_free(buf);
+    buf = NULL;
+    /* from the current offset; the descriptor stays open */
+    ck_assert_int_eq(lseek(fd, 4, SEEK_SET), 4);
+    ck_assert_int_eq(layer_file_read_fd(&buf, &len, fd, 10, NULL), 0);
+    ck_assert_str_eq(buf, "456789");
+    layer_free(buf);
+    buf = NULL;
+    ck_assert_int_eq(lseek(fd, 0, SEEK_SET), 0);
+    ck_assert_int_eq(layer_file_read_fd(&buf, &len, fd, 9, "key ten"),
+                     LAYER_ETOOBIG);
+    ck_assert_str_eq(layer_error_last(), "key ten is larger than 9 bytes");
+    close(fd);
+    free(path);
+
+    fx_fifo(dir, "fifo");
+    path = fx_path(dir, "fifo");
+    alarm(HANG_GUARD_SECONDS);
+    fd = open(path, O_RDONLY | O_NONBLOCK);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(layer_file_read_fd(&buf, &len, fd, 10, NULL),
+                     LAYER_EINVALID);
+    ck_assert_str_eq(layer_error_last(), "the file is not a regular file");
+    alarm(0);
+    ck_assert_ptr_null(buf);
+    close(fd);
+    free(path);
     fx_rm_rf(dir);
     free(dir);
 }
@@ -315,6 +363,7 @@ static Suite *file_suite(void)
     tcase_add_test(whole, missing_files_are_not_found_with_errno);
     tcase_add_test(whole, non_regular_files_are_refused_without_blocking);
     tcase_add_test(whole, symlinks_are_followed_unless_refused);
+    tcase_add_test(whole, an_open_descriptor_is_read_with_the_same_checks);
     suite_add_tcase(s, whole);
     tcase_set_timeout(lines, 30);
     tcase_add_test(lines, lines_are_split_and_the_last_may_lack_a_newline);

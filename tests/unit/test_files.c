@@ -7,13 +7,18 @@
  * is exactly the matching slice of the whole representation, raw or
  * backup, the 206/416/200 choices of RFC 9110 (several ranges, bad syntax,
  * If-Range, empty files), HEAD, 304, files a layer deleted or did not
- * change, and that a range deep into a big file is reached by seeking,
- * not by reading forward.
+ * change, that a range deep into a big file is reached by seeking,
+ * not by reading forward, and that an ETag is an opaque hash that shows
+ * no inode number yet changes with the file.
  */
 #include <check.h>
+#include <ctype.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "api/api.h"
 #include "api_harness.h"
@@ -474,6 +479,50 @@ START_TEST(test_client_abort_midway_releases_the_reader)
 }
 END_TEST
 
+/* The ETag of GET path (copied into out). */
+static void etag_of(char *out, size_t cap, const char *path)
+{
+    api_response res;
+
+    request(&res, "GET", path, NULL);
+    ck_assert_int_eq(res.status, 200);
+    ck_assert_ptr_nonnull(ah_header(&res, "ETag"));
+    snprintf(out, cap, "%s", ah_header(&res, "ETag"));
+    api_response_dispose(&res);
+}
+
+START_TEST(test_etag_is_an_opaque_hash_that_follows_the_file)
+{
+    char before[128], after[128], ino_dec[32], ino[32];
+    char *path = fx_path(root, "l1/fs/xa.txt");
+    struct timespec times[2] = {{0, UTIME_OMIT}, {1700000000, 5}};
+    struct stat st;
+
+    etag_of(before, sizeof(before), "/layers/l1/files/xa.txt");
+    /* a quoted 128-bit hex digest, nothing else */
+    ck_assert_uint_eq(strlen(before), 34);
+    ck_assert_int_eq(before[0], '"');
+    ck_assert_int_eq(before[33], '"');
+    for (size_t i = 1; i < 33; i++)
+        ck_assert_msg(isxdigit((unsigned char)before[i]) &&
+                          !isupper((unsigned char)before[i]),
+                      "ETag %s", before);
+    /* the inode does not show, in hex or decimal */
+    ck_assert_int_eq(stat(path, &st), 0);
+    snprintf(ino, sizeof(ino), "%llx", (unsigned long long)st.st_ino);
+    snprintf(ino_dec, sizeof(ino_dec), "%llu", (unsigned long long)st.st_ino);
+    ck_assert_ptr_null(strstr(before, ino));
+    ck_assert_ptr_null(strstr(before, ino_dec));
+    /* the same file answers the same ETag; a new mtime, a new one */
+    etag_of(after, sizeof(after), "/layers/l1/files/xa.txt");
+    ck_assert_str_eq(before, after);
+    ck_assert_int_eq(utimensat(AT_FDCWD, path, times, 0), 0);
+    etag_of(after, sizeof(after), "/layers/l1/files/xa.txt");
+    ck_assert_str_ne(before, after);
+    free(path);
+}
+END_TEST
+
 static Suite *files_suite(void)
 {
     Suite *s = suite_create("files");
@@ -492,6 +541,7 @@ static Suite *files_suite(void)
     tcase_add_test(tc, test_range_on_an_empty_file_is_ignored);
     tcase_add_test(tc, test_if_range_must_match_the_etag);
     tcase_add_test(tc, test_etags_differ_between_formats_and_files);
+    tcase_add_test(tc, test_etag_is_an_opaque_hash_that_follows_the_file);
     tcase_add_test(tc, test_head_has_the_length_and_no_body);
     tcase_add_test(tc, test_hard_link_serves_its_groups_data);
     tcase_add_test(tc, test_non_files_and_bad_formats_are_refused);

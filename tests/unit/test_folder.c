@@ -284,6 +284,36 @@ START_TEST(test_existing_destination_is_refused)
 }
 END_TEST
 
+START_TEST(test_chain_cap_is_checked_before_anything_is_made)
+{
+    char *src = fx_tmpdir(), *work = fx_tmpdir();
+    char *dest = fx_path(work, "out");
+    layer_dir l = {.path = src, .kind = LAYER_KIND_DIFF};
+    layer_dir *pd = calloc(LAYER_CHAIN_MAX + 1, sizeof(*pd));
+    char *text;
+
+    ck_assert_ptr_nonnull(pd);
+    fx_file(src, "f", "f", 0644);
+    for (int i = 0; i <= LAYER_CHAIN_MAX; i++)
+        pd[i] = l;
+    ck_assert_int_eq(
+        layer_folder_export(&l, pd, LAYER_CHAIN_MAX + 1, dest, NULL, NULL),
+        LAYER_EINVALID);
+    ck_assert_ptr_nonnull(strstr(layer_error_last(), "LAYER_CHAIN_MAX"));
+    text = listing(work);
+    ck_assert_str_eq(text, "");
+    free(text);
+    ck_assert_int_eq(
+        layer_folder_export(&l, pd, LAYER_CHAIN_MAX, dest, NULL, NULL), 0);
+    fx_rm_rf(src);
+    fx_rm_rf(work);
+    free(src);
+    free(work);
+    free(dest);
+    free(pd);
+}
+END_TEST
+
 START_TEST(test_failed_export_leaves_no_temporary_folder)
 {
     char *src = fx_tmpdir(), *work = fx_tmpdir();
@@ -410,14 +440,21 @@ START_TEST(test_bad_tombstones_files_are_broken_and_named)
         {"Version 1.1\n", " does not start with \"Version 1.0\""},
         {"Version 1.0x\n", " does not start with \"Version 1.0\""},
         {"Version 1.0\nok\nbad\\escape\n", ": line 3: bad escape"},
-        {"Version 1.0\n/abs\n", ": line 2: not a relative path inside the "
-                                "layer"},
-        {"Version 1.0\na/../../b\n", ": line 2: not a relative path inside "
-                                     "the layer"},
-        {"Version 1.0\na//b\n", ": line 2: not a relative path inside the "
-                                "layer"},
-        {"Version 1.0\n..\n", ": line 2: not a relative path inside the "
-                              "layer"},
+#define NOT_CANONICAL                                                          \
+    "not a canonical relative path (no leading or trailing '/', no empty, "    \
+    "'.' or '..' component)"
+        {"Version 1.0\n/abs\n", ": line 2: " NOT_CANONICAL},
+        {"Version 1.0\na/../../b\n", ": line 2: " NOT_CANONICAL},
+        {"Version 1.0\na//b\n", ": line 2: " NOT_CANONICAL},
+        {"Version 1.0\n..\n", ": line 2: " NOT_CANONICAL},
+        /* each would become another tar name than its own: "." and
+         * "etc/." the whiteouts ".wh.." and "etc/.wh.." */
+        {"Version 1.0\n.\n", ": line 2: " NOT_CANONICAL},
+        {"Version 1.0\nok\netc/.\n", ": line 3: " NOT_CANONICAL},
+        {"Version 1.0\na/./b\n", ": line 2: " NOT_CANONICAL},
+        {"Version 1.0\na/\n", ": line 2: " NOT_CANONICAL},
+        {"Version 1.0\n\nx\na/b/\r\n", ": line 4: " NOT_CANONICAL},
+        {"Version 1.0\n./a\n", ": line 2: " NOT_CANONICAL},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -493,6 +530,7 @@ static Suite *folder_suite(void)
     tcase_add_test(tc, test_tombstones_are_escaped_and_read_back);
     tcase_add_test(tc, test_existing_destination_is_refused);
     tcase_add_test(tc, test_failed_export_leaves_no_temporary_folder);
+    tcase_add_test(tc, test_chain_cap_is_checked_before_anything_is_made);
     tcase_add_test(tc, test_escape_and_unescape_are_inverse);
     tcase_add_test(tc, test_bad_escapes_are_refused);
     tcase_add_test(tc, test_tombstones_are_read_back_line_by_line);

@@ -80,6 +80,7 @@ START_TEST(test_fresh_registry_renders_every_family_at_zero)
         {"layerd_http_requests_total", "counter"},
         {"layerd_http_response_bytes_total", "counter"},
         {"layerd_http_client_aborts_total", "counter"},
+        {"layerd_http_dropped_total", "counter"},
         {"layerd_exports_active", "gauge"},
         {"layerd_entry_streams_active", "gauge"},
         {"layerd_export_duration_seconds", "histogram"},
@@ -104,6 +105,10 @@ START_TEST(test_fresh_registry_renders_every_family_at_zero)
     }
     ck_assert_line(text, "layerd_exports_active 0");
     ck_assert_line(text, "layerd_entry_streams_active 0");
+    ck_assert_line(text,
+                   "layerd_http_dropped_total{reason=\"header_timeout\"} 0");
+    ck_assert_line(text,
+                   "layerd_http_dropped_total{reason=\"send_timeout\"} 0");
     ck_assert_line(text,
                    "layerd_export_duration_seconds_bucket{le=\"+Inf\"} 0");
     ck_assert_line(text, "layerd_export_duration_seconds_sum 0");
@@ -168,6 +173,10 @@ START_TEST(test_known_sequence_renders_exact_samples)
     api_metrics_entry_stream_started(m);
     api_metrics_entry_stream_started(m);
     api_metrics_entry_stream_finished(m);
+    api_metrics_dropped(m, API_METRICS_DROP_HEADER_TIMEOUT);
+    api_metrics_dropped(m, API_METRICS_DROP_HEADER_TIMEOUT);
+    api_metrics_dropped(m, API_METRICS_DROP_SEND_TIMEOUT);
+    api_metrics_dropped(m, API_METRICS_DROP_N); /* not a reason: ignored */
     text = render(m);
 
     ck_assert_line(text,
@@ -191,6 +200,10 @@ START_TEST(test_known_sequence_renders_exact_samples)
                    "layerd_http_client_aborts_total{route=\"/layers\"} 0");
     ck_assert_line(text, "layerd_exports_active 1");
     ck_assert_line(text, "layerd_entry_streams_active 2");
+    ck_assert_line(text,
+                   "layerd_http_dropped_total{reason=\"header_timeout\"} 2");
+    ck_assert_line(text,
+                   "layerd_http_dropped_total{reason=\"send_timeout\"} 1");
     ck_assert_line(text, "layerd_export_duration_seconds_bucket{le=\"0.1\"} 0");
     ck_assert_line(text, "layerd_export_duration_seconds_bucket{le=\"0.5\"} 1");
     ck_assert_line(text, "layerd_export_duration_seconds_bucket{le=\"1\"} 1");
@@ -389,6 +402,7 @@ START_TEST(test_null_registry_is_a_no_op)
     api_metrics_entry_stream_started(NULL);
     api_metrics_entry_stream_finished(NULL);
     api_metrics_auth_failure(NULL, API_AUTH_FAIL_MISSING);
+    api_metrics_dropped(NULL, API_METRICS_DROP_SEND_TIMEOUT);
     api_metrics_free(NULL);
     ck_assert_int_eq(api_metrics_render(&text, &len, NULL), LAYER_EINVALID);
     ck_assert_ptr_null(text);
@@ -616,7 +630,7 @@ START_TEST(test_output_parses_with_prometheus_client)
     st = pclose(p);
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
                   "the parser rejected the text:\n%s", text);
-    ck_assert_uint_eq(nfam, 10);
+    ck_assert_uint_eq(nfam, 11);
     ck_assert(seen_auth);
     ck_assert(nlines > nfam);
     ck_assert(seen_req);

@@ -3,6 +3,8 @@
  * on disk and asserts the exact entry sequence.
  */
 #include <check.h>
+#include <dirent.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,7 +81,7 @@ END_TEST
 START_TEST(test_reader_base__entry_fields)
 {
     char *l = dir("l");
-    layer_dir ld = {l, LAYER_KIND_DIFF};
+    layer_dir ld = {.path = l, .kind = LAYER_KIND_DIFF};
     layer_reader *r = NULL;
     const layer_entry *e;
     uint64_t nlink;
@@ -216,7 +218,7 @@ END_TEST
 START_TEST(test_reader_diff__opaque_flag_on_entry)
 {
     char *l = dir("l");
-    layer_dir ld = {l, LAYER_KIND_DIFF};
+    layer_dir ld = {.path = l, .kind = LAYER_KIND_DIFF};
     layer_reader *r = NULL;
     const layer_entry *e;
 
@@ -499,8 +501,9 @@ END_TEST
 START_TEST(test_reader_snapshot__over_diff_chain)
 {
     char *g = dir("g"), *p = dir("p"), *l = dir("l");
-    layer_dir ld = {l, LAYER_KIND_SNAPSHOT};
-    layer_dir pd[] = {{p, LAYER_KIND_DIFF}, {g, LAYER_KIND_DIFF}};
+    layer_dir ld = {.path = l, .kind = LAYER_KIND_SNAPSHOT};
+    layer_dir pd[] = {{.path = p, .kind = LAYER_KIND_DIFF},
+                      {.path = g, .kind = LAYER_KIND_DIFF}};
 
     fx_file(g, "a", "a", 0644);
     fx_file(g, "b", "b", 0644);
@@ -523,7 +526,7 @@ START_TEST(test_reader_base__paths_longer_than_4096_bytes)
     char *l = dir("l");
     char name[201];
     int fd = open(l, O_RDONLY | O_DIRECTORY);
-    layer_dir ld = {l, LAYER_KIND_DIFF};
+    layer_dir ld = {.path = l, .kind = LAYER_KIND_DIFF};
     layer_reader *r = NULL;
     const layer_entry *e;
     size_t n = 0, last = 0;
@@ -627,7 +630,7 @@ END_TEST
 START_TEST(test_reader__use_after_close_is_an_error)
 {
     char *l = dir("l");
-    layer_dir ld = {l, LAYER_KIND_DIFF};
+    layer_dir ld = {.path = l, .kind = LAYER_KIND_DIFF};
     layer_reader *r = NULL;
     const layer_entry *e;
     char buf[8];
@@ -652,7 +655,8 @@ END_TEST
 
 START_TEST(test_reader__missing_layer_directory)
 {
-    layer_dir ld = {"/nonexistent/layerd/layer", LAYER_KIND_DIFF};
+    layer_dir ld = {.path = "/nonexistent/layerd/layer",
+                    .kind = LAYER_KIND_DIFF};
     layer_reader *r = NULL;
 
     ck_assert_int_eq(layer_reader_open(&r, &ld, NULL, 0, NULL),
@@ -676,10 +680,23 @@ static size_t read_all(layer_reader *r, char *buf, size_t cap, int *rc)
     }
 }
 
-START_TEST(test_reader_read__file_that_shrinks_is_padded)
+/* on_warning: counts the calls and keeps the last message. */
+static int warnings_seen;
+static char warning_text[512];
+
+static void count_warning(void *arg, const char *message)
+{
+    (void)arg;
+    warnings_seen++;
+    snprintf(warning_text, sizeof(warning_text), "%s", message);
+}
+
+START_TEST(test_reader_read__allow_changing_pads_a_file_that_shrinks)
 {
     char *l = dir("l");
-    layer_dir ld = {l, LAYER_KIND_DIFF};
+    layer_dir ld = {.path = l, .kind = LAYER_KIND_DIFF};
+    layer_reader_opts opts = {.flags = LAYER_READER_ALLOW_CHANGING,
+                              .on_warning = count_warning};
     layer_reader *r = NULL;
     const layer_entry *e;
     layer_reader_stats st;
@@ -687,8 +704,9 @@ START_TEST(test_reader_read__file_that_shrinks_is_padded)
     int rc;
     char *p = fx_path(l, "f");
 
+    warnings_seen = 0;
     fx_file(l, "f", "0123456789", 0644);
-    ck_assert_int_eq(layer_reader_open(&r, &ld, NULL, 0, NULL), 0);
+    ck_assert_int_eq(layer_reader_open(&r, &ld, NULL, 0, &opts), 0);
     ck_assert_int_eq(layer_reader_next(&e, r), 0);
     ck_assert_uint_eq(e->size, 10);
     ck_assert(truncate(p, 4) == 0);
@@ -698,16 +716,20 @@ START_TEST(test_reader_read__file_that_shrinks_is_padded)
     ck_assert_int_eq(layer_reader_stats_get(&st, r), 0);
     ck_assert_uint_eq(st.warnings, 1);
     ck_assert(strstr(layer_reader_last_warning(r), "shrank") != NULL);
+    /* one call per file, with the same message */
+    ck_assert_int_eq(warnings_seen, 1);
+    ck_assert_str_eq(warning_text, layer_reader_last_warning(r));
     layer_reader_free(r);
     free(p);
     free(l);
 }
 END_TEST
 
-START_TEST(test_reader_read__file_that_grows_is_cut)
+START_TEST(test_reader_read__allow_changing_cuts_a_file_that_grows)
 {
     char *l = dir("l");
-    layer_dir ld = {l, LAYER_KIND_DIFF};
+    layer_dir ld = {.path = l, .kind = LAYER_KIND_DIFF};
+    layer_reader_opts opts = {.flags = LAYER_READER_ALLOW_CHANGING};
     layer_reader *r = NULL;
     const layer_entry *e;
     layer_reader_stats st;
@@ -715,7 +737,7 @@ START_TEST(test_reader_read__file_that_grows_is_cut)
     int rc;
 
     fx_file(l, "f", "0123", 0644);
-    ck_assert_int_eq(layer_reader_open(&r, &ld, NULL, 0, NULL), 0);
+    ck_assert_int_eq(layer_reader_open(&r, &ld, NULL, 0, &opts), 0);
     ck_assert_int_eq(layer_reader_next(&e, r), 0);
     fx_file(l, "f", "0123456789", 0644);
     ck_assert_uint_eq(read_all(r, buf, sizeof(buf), &rc), 4);
@@ -723,29 +745,133 @@ START_TEST(test_reader_read__file_that_grows_is_cut)
     ck_assert(memcmp(buf, "0123", 4) == 0);
     ck_assert_int_eq(layer_reader_stats_get(&st, r), 0);
     ck_assert_uint_eq(st.warnings, 1);
+    ck_assert(strstr(layer_reader_last_warning(r), "grew") != NULL);
     layer_reader_free(r);
     free(l);
 }
 END_TEST
 
-START_TEST(test_reader_read__strict_mode_reports_changed)
+/* How a file changes between its listing and the end of its read. */
+typedef enum change_how {
+    CHANGE_TRUNCATE, /* shrinks */
+    CHANGE_GROW,     /* appended to */
+    CHANGE_REWRITE,  /* same size, new bytes, mtime put back */
+    CHANGE_CHMOD,    /* metadata only: ctime moves */
+    CHANGE_REPLACE,  /* another file renamed over it */
+    CHANGE_REMOVE    /* unlinked */
+} change_how;
+
+static void change_file(const char *l, const char *p, change_how how)
+{
+    struct stat st;
+    struct timespec ts[2];
+    int fd;
+
+    ck_assert(stat(p, &st) == 0);
+    switch (how) {
+    case CHANGE_TRUNCATE:
+        ck_assert(truncate(p, 2) == 0);
+        break;
+    case CHANGE_GROW:
+        fd = open(p, O_WRONLY | O_APPEND);
+        ck_assert(fd >= 0 && write(fd, "more", 4) == 4);
+        close(fd);
+        break;
+    case CHANGE_REWRITE:
+        fd = open(p, O_WRONLY);
+        ck_assert(fd >= 0 && pwrite(fd, "XY", 2, 6) == 2);
+        close(fd);
+        ts[0] = st.st_atim;
+        ts[1] = st.st_mtim;
+        ck_assert(utimensat(AT_FDCWD, p, ts, 0) == 0);
+        break;
+    case CHANGE_CHMOD:
+        ck_assert(chmod(p, 0600) == 0);
+        break;
+    case CHANGE_REPLACE:
+        fx_file(l, "g", "9876543210", 0644);
+        {
+            char *g = fx_path(l, "g");
+
+            ck_assert(rename(g, p) == 0);
+            free(g);
+        }
+        break;
+    case CHANGE_REMOVE:
+        ck_assert(unlink(p) == 0);
+        break;
+    }
+}
+
+/* The default: any change after the listing, before or during the read,
+ * is LAYER_ECHANGED, and the reader stays failed. */
+static void assert_change_refused(change_how how, size_t first_read)
 {
     char *l = dir("l");
-    layer_dir ld = {l, LAYER_KIND_DIFF};
-    layer_reader_opts opts = {.flags = LAYER_READER_STRICT};
+    layer_dir ld = {.path = l, .kind = LAYER_KIND_DIFF};
     layer_reader *r = NULL;
     const layer_entry *e;
     char buf[64];
+    size_t n;
     int rc;
     char *p = fx_path(l, "f");
 
     fx_file(l, "f", "0123456789", 0644);
-    ck_assert_int_eq(layer_reader_open(&r, &ld, NULL, 0, &opts), 0);
+    ck_assert_int_eq(layer_reader_open(&r, &ld, NULL, 0, NULL), 0);
     ck_assert_int_eq(layer_reader_next(&e, r), 0);
-    ck_assert(truncate(p, 2) == 0);
+    if (first_read > 0) {
+        ck_assert_int_eq(layer_reader_read(&n, r, buf, first_read), 0);
+        ck_assert_uint_eq(n, first_read);
+    }
+    change_file(l, p, how);
     read_all(r, buf, sizeof(buf), &rc);
-    ck_assert_int_eq(rc, LAYER_ECHANGED);
+    ck_assert_msg(rc == LAYER_ECHANGED, "change %d after %zu bytes: rc %d",
+                  (int)how, first_read, rc);
+    ck_assert_int_eq(layer_error_last_code(), LAYER_ECHANGED);
+    ck_assert(strstr(layer_error_last(), "f: file ") != NULL);
     ck_assert_int_eq(layer_reader_next(&e, r), LAYER_ECHANGED);
+    layer_reader_free(r);
+    free(p);
+    fx_rm_rf(l);
+    free(l);
+}
+
+START_TEST(test_reader_read__changed_file_is_refused_by_default)
+{
+    static const change_how hows[] = {CHANGE_TRUNCATE, CHANGE_GROW,
+                                      CHANGE_REWRITE,  CHANGE_CHMOD,
+                                      CHANGE_REPLACE,  CHANGE_REMOVE};
+
+    for (size_t i = 0; i < sizeof(hows) / sizeof(hows[0]); i++) {
+        /* between the listing and the open */
+        assert_change_refused(hows[i], 0);
+        /* in the middle of the read (replace and remove keep the open
+         * file, which no longer is the layer's: only the others show) */
+        if (hows[i] != CHANGE_REPLACE && hows[i] != CHANGE_REMOVE)
+            assert_change_refused(hows[i], 3);
+    }
+}
+END_TEST
+
+/* A range that stops short of the end is checked too. */
+START_TEST(test_reader_read__changed_file_is_refused_in_a_range)
+{
+    char *l = dir("l");
+    layer_dir ld = {.path = l, .kind = LAYER_KIND_DIFF};
+    layer_reader *r = NULL;
+    const layer_entry *e;
+    char buf[4];
+    size_t n;
+    char *p = fx_path(l, "f");
+
+    fx_file(l, "f", "0123456789", 0644);
+    ck_assert_int_eq(layer_reader_open(&r, &ld, NULL, 0, NULL), 0);
+    ck_assert_int_eq(layer_reader_next(&e, r), 0);
+    ck_assert_int_eq(layer_reader_seek(r, 2), 0);
+    ck_assert_int_eq(layer_reader_read(&n, r, buf, 2), 0);
+    ck_assert(n == 2 && memcmp(buf, "23", 2) == 0);
+    change_file(l, p, CHANGE_REWRITE);
+    ck_assert_int_eq(layer_reader_read(&n, r, buf, 2), LAYER_ECHANGED);
     layer_reader_free(r);
     free(p);
     free(l);
@@ -755,7 +881,7 @@ END_TEST
 START_TEST(test_reader_read__yields_exact_bytes_in_small_reads)
 {
     char *l = dir("l");
-    layer_dir ld = {l, LAYER_KIND_DIFF};
+    layer_dir ld = {.path = l, .kind = LAYER_KIND_DIFF};
     layer_reader *r = NULL;
     const layer_entry *e;
     char big[100000], got[100000];
@@ -780,7 +906,7 @@ END_TEST
 START_TEST(test_reader_read__seek_skips_ahead_only)
 {
     char *l = dir("l");
-    layer_dir ld = {l, LAYER_KIND_DIFF};
+    layer_dir ld = {.path = l, .kind = LAYER_KIND_DIFF};
     layer_reader *r = NULL;
     const layer_entry *e;
     char buf[16];
@@ -837,8 +963,8 @@ END_TEST
 /* Entries with their xattrs: "change type path name=value ..." lines. */
 static char *xattr_listing(const char *layer, const char *parent)
 {
-    layer_dir l = {layer, LAYER_KIND_DIFF};
-    layer_dir pd = {parent, LAYER_KIND_DIFF};
+    layer_dir l = {.path = layer, .kind = LAYER_KIND_DIFF};
+    layer_dir pd = {.path = parent, .kind = LAYER_KIND_DIFF};
     layer_reader *r = NULL;
     const layer_entry *e;
     char *out = NULL;
@@ -918,6 +1044,217 @@ START_TEST(test_reader_diff__xattrs_same_through_proc_fallback)
 }
 END_TEST
 
+/* LAYER_CHAIN_MAX parents, each holding a name the layer's opaque root
+ * hides: every name is a tombstone, the farthest parent's included (its
+ * index must fit the reader's index type); one parent more is refused
+ * before anything is opened. */
+START_TEST(test_reader__chain_cap)
+{
+    char *l = dir("l");
+    layer_dir ld = {.path = l, .kind = LAYER_KIND_DIFF};
+    layer_dir gone = {.path = "/nonexistent/layerd", .kind = LAYER_KIND_DIFF};
+    layer_dir *pd = calloc(LAYER_CHAIN_MAX + 1, sizeof(*pd));
+    layer_reader *r = NULL;
+    const layer_entry *e;
+    char name[32], want[32];
+    size_t n = 0;
+    int rc;
+
+    ck_assert_ptr_nonnull(pd);
+    for (int i = 0; i <= LAYER_CHAIN_MAX; i++) {
+        char *p;
+
+        snprintf(name, sizeof(name), "p%03d", i);
+        p = dir(name);
+        snprintf(name, sizeof(name), "f%03d", i);
+        fx_file(p, name, "x", 0644);
+        pd[i].path = p;
+        pd[i].kind = LAYER_KIND_DIFF;
+    }
+    fx_xattr(l, ".", "trusted.overlay.opaque", "y");
+    ck_assert_int_eq(layer_reader_open(&r, &ld, pd, LAYER_CHAIN_MAX, NULL), 0);
+    while ((rc = layer_reader_next(&e, r)) == 0) {
+        snprintf(want, sizeof(want), "f%03zu", n);
+        ck_assert_str_eq(e->path, want);
+        ck_assert_int_eq(e->change, LAYER_CHANGE_DELETE);
+        n++;
+    }
+    ck_assert_int_eq(rc, LAYER_ITEROVER);
+    ck_assert_uint_eq(n, LAYER_CHAIN_MAX);
+    layer_reader_free(r);
+    r = NULL;
+    ck_assert_int_eq(layer_reader_open(&r, &ld, pd, LAYER_CHAIN_MAX + 1, NULL),
+                     LAYER_EINVALID);
+    ck_assert_ptr_null(r);
+    ck_assert_str_eq(layer_error_last(),
+                     "129 parents: a layer has at most 128 (LAYER_CHAIN_MAX)");
+    /* checked first: a missing layer directory is not even looked at */
+    ck_assert_int_eq(
+        layer_reader_open(&r, &gone, pd, LAYER_CHAIN_MAX + 1, NULL),
+        LAYER_EINVALID);
+    for (int i = 0; i <= LAYER_CHAIN_MAX; i++)
+        free((char *)pd[i].path);
+    free(pd);
+    free(l);
+}
+END_TEST
+
+/* ---- the descriptor budget ---- */
+
+/* Descriptors this process holds. */
+static int open_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *de;
+
+    ck_assert_ptr_nonnull(d);
+    while ((de = readdir(d)) != NULL)
+        n += de->d_name[0] != '.';
+    closedir(d);
+    return n - 1; /* the one opendir holds */
+}
+
+/* A chain of depth directories named name under root (through fds, as
+ * the paths outgrow PATH_MAX); at every level, when asked, a file "z"
+ * (what) and "y": a whiteout (layer) or a file (parent). */
+static void deep_tree(const char *root, int depth, const char *name, bool z,
+                      int y)
+{
+    int fd = open(root, O_RDONLY | O_DIRECTORY);
+
+    ck_assert_int_ge(fd, 0);
+    for (int i = 0; i < depth; i++) {
+        int next;
+
+        ck_assert(mkdirat(fd, name, 0755) == 0);
+        next = openat(fd, name, O_RDONLY | O_DIRECTORY);
+        ck_assert_int_ge(next, 0);
+        close(fd);
+        fd = next;
+        if (z) {
+            int f = openat(fd, "z", O_WRONLY | O_CREAT, 0644);
+
+            ck_assert(f >= 0 && write(f, "z", 1) == 1);
+            close(f);
+        }
+        if (y == 1)
+            ck_assert(mknodat(fd, "y", S_IFCHR | 0600, 0) == 0);
+        else if (y == 2)
+            close(openat(fd, "y", O_WRONLY | O_CREAT, 0644));
+    }
+    close(fd);
+}
+
+/*
+ * A layer depth levels deep over three parents that are as deep: at each
+ * level the layer adds z and whites out the y the nearest parent holds,
+ * and both come after the level's subdirectory, so each is met when the
+ * walk comes back up, through frames that had to give their descriptors
+ * back. Every tombstone and addition is there, and the reader never held
+ * more than its budget: 2 * (parents + 1) + 64 + 4.
+ */
+static void deep_walk(int depth, const char *name)
+{
+    char *l = dir("l"), *p[3];
+    layer_dir ld = {.path = l, .kind = LAYER_KIND_DIFF};
+    layer_dir pd[3];
+    layer_reader *r = NULL;
+    const layer_entry *e;
+    int base, most = 0, adds = 0, dels = 0, dirs = 0, rc;
+
+    p[0] = dir("p0");
+    p[1] = dir("p1");
+    p[2] = dir("p2");
+    deep_tree(l, depth, name, true, 1);
+    deep_tree(p[0], depth, name, false, 2);
+    deep_tree(p[1], depth, name, false, 0);
+    deep_tree(p[2], depth, name, false, 0);
+    for (int i = 0; i < 3; i++)
+        pd[i] = (layer_dir){.path = p[i], .kind = LAYER_KIND_DIFF};
+    base = open_fds();
+    ck_assert_int_eq(layer_reader_open(&r, &ld, pd, 3, NULL), 0);
+    while ((rc = layer_reader_next(&e, r)) == 0) {
+        int n = open_fds() - base;
+        const char *tail = strrchr(e->path, '/');
+
+        tail = tail ? tail + 1 : e->path;
+        most = n > most ? n : most;
+        if (e->change == LAYER_CHANGE_DELETE) {
+            ck_assert_str_eq(tail, "y");
+            dels++;
+        } else if (e->type == LAYER_TYPE_FILE) {
+            ck_assert_str_eq(tail, "z");
+            adds++;
+        } else {
+            ck_assert_int_eq(e->type, LAYER_TYPE_DIR);
+            dirs++;
+        }
+    }
+    ck_assert_msg(rc == LAYER_ITEROVER, "%s", layer_error_last());
+    ck_assert_int_eq(dels, depth);
+    ck_assert_int_eq(adds, depth);
+    ck_assert_int_eq(dirs, depth);
+    ck_assert_msg(most <= 2 * (3 + 1) + 64 + 4,
+                  "%d descriptors at most over a depth of %d", most, depth);
+    layer_reader_free(r);
+    ck_assert_int_eq(open_fds(), base);
+    for (int i = 0; i < 3; i++)
+        free(p[i]);
+    free(l);
+}
+
+START_TEST(test_reader_budget__deep_walk_stays_within_it)
+{
+    deep_walk(300, "d");
+}
+END_TEST
+
+/* Paths longer than one openat2 path (4096 bytes) are reopened piece by
+ * piece. */
+START_TEST(test_reader_budget__long_paths_are_reopened)
+{
+    char name[201];
+
+    memset(name, 'n', 200);
+    name[200] = '\0';
+    deep_walk(60, name);
+}
+END_TEST
+
+/* A directory the reader closed and the walk comes back to must be the
+ * one it was: replaced meanwhile, the walk fails with LAYER_ECHANGED. */
+START_TEST(test_reader_budget__replaced_directory_is_refused)
+{
+    char *l = dir("l"), *p = dir("p");
+    layer_dir ld = {.path = l, .kind = LAYER_KIND_DIFF};
+    layer_dir pd = {.path = p, .kind = LAYER_KIND_DIFF};
+    layer_reader *r = NULL;
+    const layer_entry *e;
+    char *from = fx_path(l, "d/d"), *to = fx_path(l, "d/x");
+    int rc, deepest = 0;
+
+    deep_tree(l, 100, "d", true, 0);
+    deep_tree(p, 100, "d", false, 0);
+    ck_assert_int_eq(layer_reader_open(&r, &ld, &pd, 1, NULL), 0);
+    /* down to the deepest z: the frames near the root are closed */
+    while ((rc = layer_reader_next(&e, r)) == 0 && e->type != LAYER_TYPE_FILE)
+        deepest++;
+    ck_assert_int_eq(rc, 0);
+    ck_assert(rename(from, to) == 0);
+    ck_assert(mkdir(from, 0755) == 0);
+    while ((rc = layer_reader_next(&e, r)) == 0)
+        ;
+    ck_assert_int_eq(rc, LAYER_ECHANGED);
+    ck_assert_ptr_nonnull(strstr(layer_error_last(), "replaced while read"));
+    layer_reader_free(r);
+    free(from);
+    free(to);
+    free(p);
+    free(l);
+}
+END_TEST
+
 static Suite *reader_suite(void)
 {
     Suite *s = suite_create("reader");
@@ -953,9 +1290,15 @@ static Suite *reader_suite(void)
                    test_reader_base__symlinks_outside_and_loops_not_followed);
     tcase_add_test(tc, test_reader__use_after_close_is_an_error);
     tcase_add_test(tc, test_reader__missing_layer_directory);
-    tcase_add_test(tc, test_reader_read__file_that_shrinks_is_padded);
-    tcase_add_test(tc, test_reader_read__file_that_grows_is_cut);
-    tcase_add_test(tc, test_reader_read__strict_mode_reports_changed);
+    tcase_add_test(tc, test_reader__chain_cap);
+    tcase_add_test(tc, test_reader_budget__deep_walk_stays_within_it);
+    tcase_add_test(tc, test_reader_budget__long_paths_are_reopened);
+    tcase_add_test(tc, test_reader_budget__replaced_directory_is_refused);
+    tcase_add_test(tc,
+                   test_reader_read__allow_changing_pads_a_file_that_shrinks);
+    tcase_add_test(tc, test_reader_read__allow_changing_cuts_a_file_that_grows);
+    tcase_add_test(tc, test_reader_read__changed_file_is_refused_by_default);
+    tcase_add_test(tc, test_reader_read__changed_file_is_refused_in_a_range);
     tcase_add_test(tc, test_reader_read__yields_exact_bytes_in_small_reads);
     tcase_add_test(tc, test_reader_read__seek_skips_ahead_only);
     tcase_add_test(tc, test_reader__same_tree_same_sequence);

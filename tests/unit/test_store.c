@@ -18,11 +18,15 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "layer/alloc.h"
+#include "layer/digest.h"
 #include "layer/error.h"
+#include "layer/reader.h"
 #include "layer/store.h"
+#include "../../lib/store_int.h"
 
 static char tmp_root[PATH_MAX];
 static char demo[PATH_MAX];   /* dir: store from mkdemo.sh */
@@ -546,7 +550,8 @@ START_TEST(dir_bad_layer_json_is_broken)
     resolve_fails(s, "mutable", LAYER_EBROKEN, "not a boolean");
     resolve_fails(s, "parenttype", LAYER_EBROKEN, "not a string");
     resolve_fails(s, "parentnul", LAYER_EBROKEN, "contains NUL");
-    resolve_fails(s, "nofs", LAYER_EBROKEN, "layer nofs: fs/ is missing");
+    resolve_fails(s, "nofs", LAYER_EBROKEN,
+                  "nofs/fs is missing or not a directory");
     resolve_fails(s, "fsfile", LAYER_EBROKEN, "not a directory");
     resolve_fails(s, "jsonlink", LAYER_EBROKEN, "symlink");
     resolve_fails(s, "jsondir", LAYER_EBROKEN, "not a regular file");
@@ -1094,6 +1099,213 @@ START_TEST(docker_self_parent_is_a_cycle)
 }
 END_TEST
 
+/* ---- nothing below a store's root is reached through a symlink ---- */
+
+/* The bytes of the first file entry of a layer, read through the reader
+ * from info (so through the descriptors the store handed over). */
+static void first_file_is(const layer_info *info, const char *want)
+{
+    layer_reader *r = NULL;
+    const layer_entry *e;
+    char buf[64];
+    size_t n = 0, total = 0;
+    int rc;
+
+    rc = layer_reader_open(&r, &info->layer, info->parents, info->nparents,
+                           NULL);
+    ck_assert_msg(rc == 0, "reader: %s", layer_error_last());
+    while ((rc = layer_reader_next(&e, r)) == 0 && e->type != LAYER_TYPE_FILE)
+        ;
+    ck_assert_msg(rc == 0, "no file entry: %s", layer_error_last());
+    do {
+        ck_assert_int_eq(
+            layer_reader_read(&n, r, buf + total, sizeof(buf) - 1 - total), 0);
+        total += n;
+    } while (n > 0);
+    buf[total] = '\0';
+    ck_assert_str_eq(buf, want);
+    layer_reader_free(r);
+}
+
+/* A directory outside the store holding f = "MARKER". */
+static void outside_dir(char *out, size_t cap, const char *name)
+{
+    char path[PATH_MAX];
+
+    scratch(out, cap, name);
+    xfmt(path, sizeof(path), "%s/f", out);
+    write_file(path, "MARKER");
+}
+
+START_TEST(dir_symlinks_below_the_root_are_refused)
+{
+    char root[PATH_MAX], outside[PATH_MAX], path[PATH_MAX], target[PATH_MAX];
+    char via[PATH_MAX];
+    layer_store *s;
+    layer_info *info;
+
+    scratch(root, sizeof(root), "links");
+    outside_dir(outside, sizeof(outside), "links-outside");
+    /* fs/ a symlink to a directory outside */
+    dir_layer(root, "fslink", "{}");
+    xfmt(path, sizeof(path), "%s/fslink/fs", root);
+    ck_assert_int_eq(rmdir(path), 0);
+    ck_assert_int_eq(symlink(outside, path), 0);
+    /* <id>/ a symlink to another layer's directory */
+    dir_layer(root, "real", "{}");
+    xfmt(path, sizeof(path), "%s/real/fs/f", root);
+    write_file(path, "inside");
+    xfmt(path, sizeof(path), "%s/idlink", root);
+    ck_assert_int_eq(symlink("real", path), 0);
+    s = open_store("dir", root);
+    xfmt(target, sizeof(target), "%s/fslink/fs is a symlink", root);
+    resolve_fails(s, "fslink", LAYER_EBROKEN, target);
+    resolve_fails(s, "idlink", LAYER_EBROKEN, "not a directory in the store");
+    info = resolve_ok(s, "real");
+    ck_assert(info->layer.has_fd);
+    first_file_is(info, "inside");
+    layer_info_free(info);
+    layer_store_free(s);
+    /* The root itself may be reached through a symlink: the operator
+     * named it. */
+    scratch(via, sizeof(via), "links-via");
+    xfmt(path, sizeof(path), "%s/store", via);
+    ck_assert_int_eq(symlink(root, path), 0);
+    s = open_store("dir", path);
+    info = resolve_ok(s, "real");
+    first_file_is(info, "inside");
+    layer_info_free(info);
+    layer_store_free(s);
+}
+END_TEST
+
+/* Once resolved, a layer is read through the descriptors the store
+ * opened: a store writer who swaps fs/ for a symlink (or for another
+ * directory) after the lookup changes nothing the reader sees. */
+START_TEST(dir_resolved_layer_is_read_through_its_descriptors)
+{
+    char root[PATH_MAX], outside[PATH_MAX], fs[PATH_MAX], moved[PATH_MAX];
+    char path[PATH_MAX];
+    layer_store *s;
+    layer_info *info;
+
+    scratch(root, sizeof(root), "swap");
+    outside_dir(outside, sizeof(outside), "swap-outside");
+    dir_layer(root, "base", "{}");
+    xfmt(path, sizeof(path), "%s/base/fs/f", root);
+    write_file(path, "base");
+    dir_layer(root, "top", "{\"parent\": \"base\"}");
+    xfmt(path, sizeof(path), "%s/top/fs/f", root);
+    write_file(path, "inside");
+    s = open_store("dir", root);
+    info = resolve_ok(s, "top");
+    ck_assert(info->layer.has_fd && info->nparents == 1 &&
+              info->parents[0].has_fd);
+    /* swap both directories of the chain for symlinks to outside */
+    xfmt(fs, sizeof(fs), "%s/top/fs", root);
+    xfmt(moved, sizeof(moved), "%s/top/fs.old", root);
+    ck_assert_int_eq(rename(fs, moved), 0);
+    ck_assert_int_eq(symlink(outside, fs), 0);
+    xfmt(fs, sizeof(fs), "%s/base/fs", root);
+    xfmt(moved, sizeof(moved), "%s/base/fs.old", root);
+    ck_assert_int_eq(rename(fs, moved), 0);
+    ck_assert_int_eq(symlink(outside, fs), 0);
+    first_file_is(info, "inside");
+    layer_info_free(info);
+    /* and a new lookup refuses them */
+    resolve_fails(s, "top", LAYER_EBROKEN, "is a symlink");
+    layer_store_free(s);
+}
+END_TEST
+
+START_TEST(cs_symlinks_below_the_root_are_refused)
+{
+    static const char *const ids[] = {"real"};
+    char root[PATH_MAX], outside[PATH_MAX], path[PATH_MAX], want[PATH_MAX];
+    layer_store *s;
+
+    /* overlay/<id> a symlink to a directory outside, with diff/ in it:
+     * refused without any race, naming the path */
+    cs_store(root, sizeof(root), "cs-idlink",
+             "[{\"id\":\"top\"},{\"id\":\"real\"}]", ids, 1);
+    scratch(outside, sizeof(outside), "cs-idlink-outside");
+    xfmt(path, sizeof(path), "%s/diff", outside);
+    mkdirs(path);
+    xfmt(path, sizeof(path), "%s/overlay/top", root);
+    ck_assert_int_eq(symlink(outside, path), 0);
+    s = open_store("containers-storage", root);
+    xfmt(want, sizeof(want),
+         "containers-storage layer top: %s/overlay/top/diff is a symlink or "
+         "has one on its path (refused)",
+         root);
+    resolve_fails(s, "top", LAYER_EBROKEN, want);
+    layer_info_free(resolve_ok(s, "real"));
+    layer_store_free(s);
+
+    /* overlay/<id>/diff a symlink */
+    cs_store(root, sizeof(root), "cs-difflink", "[{\"id\":\"top\"}]", NULL, 0);
+    xfmt(path, sizeof(path), "%s/overlay/top", root);
+    mkdirs(path);
+    xfmt(path, sizeof(path), "%s/overlay/top/diff", root);
+    ck_assert_int_eq(symlink(outside, path), 0);
+    s = open_store("containers-storage", root);
+    resolve_fails(s, "top", LAYER_EBROKEN, "is a symlink");
+    layer_store_free(s);
+
+    /* the metadata directory a symlink to another store's */
+    cs_store(root, sizeof(root), "cs-metalink", "[]", NULL, 0);
+    xfmt(path, sizeof(path), "%s/overlay-layers", root);
+    xfmt(want, sizeof(want), "%s/overlay-layers.real", root);
+    ck_assert_int_eq(rename(path, want), 0);
+    ck_assert_int_eq(symlink("overlay-layers.real", path), 0);
+    s = open_store("containers-storage", root);
+    resolve_fails(s, "top", LAYER_EBROKEN, "is a symlink");
+    layer_store_free(s);
+}
+END_TEST
+
+START_TEST(docker_symlinks_below_the_root_are_refused)
+{
+    char root[PATH_MAX], outside[PATH_MAX], path[PATH_MAX], digest[80];
+    char want[PATH_MAX];
+    layer_store *s;
+
+    xfmt(digest, sizeof(digest), "sha256:%s", hex64);
+    docker_store(root, sizeof(root), "dk-cachelink", hex64, "c1", digest, NULL,
+                 false);
+    scratch(outside, sizeof(outside), "dk-cachelink-outside");
+    xfmt(path, sizeof(path), "%s/diff", outside);
+    mkdirs(path);
+    xfmt(path, sizeof(path), "%s/overlay2/c1", root);
+    ck_assert_int_eq(symlink(outside, path), 0);
+    s = open_store("docker", root);
+    xfmt(want, sizeof(want), "%s/overlay2/c1/diff is a symlink", root);
+    resolve_fails(s, digest, LAYER_EBROKEN, want);
+    layer_store_free(s);
+
+    /* a layerdb file that is a symlink */
+    docker_store(root, sizeof(root), "dk-difflink", hex64, "c1", NULL, NULL,
+                 true);
+    xfmt(path, sizeof(path), "%s/image/overlay2/layerdb/sha256/%s/diff", root,
+         hex64);
+    ck_assert_int_eq(symlink("cache-id", path), 0);
+    s = open_store("docker", root);
+    resolve_fails(s, digest, LAYER_EBROKEN, "symlink");
+    layer_store_free(s);
+
+    /* the layerdb below a symlink */
+    docker_store(root, sizeof(root), "dk-dblink", hex64, "c1", digest, NULL,
+                 true);
+    xfmt(path, sizeof(path), "%s/image/overlay2", root);
+    xfmt(want, sizeof(want), "%s/image/overlay2.real", root);
+    ck_assert_int_eq(rename(path, want), 0);
+    ck_assert_int_eq(symlink("overlay2.real", path), 0);
+    s = open_store("docker", root);
+    resolve_fails(s, digest, LAYER_EBROKEN, "is a symlink");
+    layer_store_free(s);
+}
+END_TEST
+
 /* ---- where the tar-split data is ---- */
 
 START_TEST(cs_tarsplit_data_is_found_and_must_be_a_file)
@@ -1167,6 +1379,387 @@ START_TEST(docker_tarsplit_data_is_found_and_must_be_a_file)
 }
 END_TEST
 
+/* ---- the index ---- */
+
+static char engines[PATH_MAX]; /* mkengines.sh --cached */
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Write path through a temporary file renamed over it, as
+ * containers/storage does. */
+static void replace_file(const char *path, const char *content)
+{
+    char tmp[PATH_MAX];
+
+    xfmt(tmp, sizeof(tmp), "%s.tmp", path);
+    write_file(tmp, content);
+    ck_assert_int_eq(rename(tmp, path), 0);
+}
+
+/* Seconds until id resolves with code `want` (0: resolves), polling; -1
+ * after limit seconds. */
+static double seconds_until(layer_store *s, const char *id, int want,
+                            double limit)
+{
+    double t0 = now_s();
+
+    while (now_s() - t0 < limit) {
+        layer_info *info = NULL;
+        int rc = layer_store_resolve(&info, s, id);
+
+        layer_info_free(info);
+        if (rc == want)
+            return now_s() - t0;
+        usleep(10000);
+    }
+    return -1;
+}
+
+/* An unwatched store compares its metadata files on every call: a
+ * change is seen by the next call, whatever its kind. */
+START_TEST(index_unwatched_sees_the_next_change)
+{
+    static const char *const ids[] = {"top", "new"};
+    char root[PATH_MAX], path[PATH_MAX];
+    layer_store *s;
+    layer_info *info;
+
+    cs_store(root, sizeof(root), "idx-unwatched", "[{\"id\":\"top\"}]", ids, 2);
+    s = open_store("containers-storage", root);
+    layer_info_free(resolve_ok(s, "top"));
+    resolve_fails(s, "new", LAYER_ENOTFOUND, NULL);
+    xfmt(path, sizeof(path), "%s/overlay-layers/layers.json", root);
+    replace_file(path, "[{\"id\":\"top\"},{\"id\":\"new\",\"parent\":"
+                       "\"top\"}]");
+    info = resolve_ok(s, "new");
+    ck_assert_uint_eq(info->nparents, 1);
+    layer_info_free(info);
+    /* rewritten in place, same size: the ctime and mtime tell */
+    write_file(path, "[{\"id\":\"top\"},{\"id\":\"new\",\"parent\":"
+                     "\"xxx\"}]");
+    resolve_fails(s, "new", LAYER_EBROKEN, "parent xxx not found");
+    layer_store_free(s);
+}
+END_TEST
+
+/* A watched store's calls never read metadata: its thread notices a
+ * change (inotify, or the check once a second) and swaps a new index in;
+ * a change is seen well within a second. A store broken meanwhile is
+ * reported, and recovers. */
+START_TEST(index_watched_sees_changes_within_a_second)
+{
+    static const char *const ids[] = {"top", "new"};
+    char root[PATH_MAX], path[PATH_MAX];
+    layer_store *s;
+    double t;
+
+    cs_store(root, sizeof(root), "idx-watched", "[{\"id\":\"top\"}]", ids, 2);
+    s = open_store("containers-storage", root);
+    ck_assert_int_eq(layer_store_watch(s), 0);
+    ck_assert_int_eq(layer_store_watch(s), 0); /* twice is harmless */
+    layer_info_free(resolve_ok(s, "top"));
+    resolve_fails(s, "new", LAYER_ENOTFOUND, NULL);
+    xfmt(path, sizeof(path), "%s/overlay-layers/layers.json", root);
+    replace_file(path, "[{\"id\":\"top\"},{\"id\":\"new\"}]");
+    t = seconds_until(s, "new", 0, 5);
+    ck_assert_msg(t >= 0 && t <= 1.0, "a new layer seen after %.3f s", t);
+    write_file(path, "[{\"id\":");
+    t = seconds_until(s, "new", LAYER_EBROKEN, 5);
+    ck_assert_msg(t >= 0 && t <= 1.0, "broken metadata seen after %.3f s", t);
+    resolve_fails(s, "top", LAYER_EBROKEN, "layers.json: invalid JSON");
+    replace_file(path, "[{\"id\":\"top\"}]");
+    t = seconds_until(s, "top", 0, 5);
+    ck_assert_msg(t >= 0 && t <= 1.0, "the repair seen after %.3f s", t);
+    resolve_fails(s, "new", LAYER_ENOTFOUND, NULL);
+    layer_store_free(s);
+}
+END_TEST
+
+/* describe() answers from the index alone: nothing is opened, so a
+ * missing data directory shows only when the layer is resolved. */
+START_TEST(index_describe_opens_nothing)
+{
+    static const char *const ids[] = {"base"};
+    char root[PATH_MAX];
+    layer_store *s;
+    layer_info *info = NULL;
+
+    cs_store(root, sizeof(root), "idx-describe",
+             "[{\"id\":\"base\",\"created\":\"2024-01-02T03:04:05Z\"},"
+             "{\"id\":\"top\",\"parent\":\"base\"}]",
+             ids, 1);
+    s = open_store("containers-storage", root);
+    ck_assert_int_eq(layer_store_describe(&info, s, "top"), 0);
+    ck_assert(!info->layer.has_fd);
+    ck_assert_uint_eq(info->nparents, 1);
+    ck_assert(!info->parents[0].has_fd);
+    ck_assert_str_eq(info->parent_ids[0], "base");
+    ck_assert_ptr_null(info->layer.path);
+    ck_assert_ptr_null(info->parents[0].path);
+    ck_assert(!info->has_root_fd && info->root == NULL);
+    layer_info_free(info);
+    resolve_fails(s, "top", LAYER_EBROKEN, "overlay/top/diff is missing");
+    info = resolve_ok(s, "base");
+    ck_assert(info->layer.has_fd);
+    ck_assert(info->has_root_fd && info->root != NULL);
+    ck_assert_str_eq(info->created, "2024-01-02T03:04:05Z");
+    layer_info_free(info);
+    ck_assert_int_eq(layer_store_describe(&info, s, "nope"), LAYER_ENOTFOUND);
+    layer_store_free(s);
+}
+END_TEST
+
+/* A value of KEY=value lines in file. */
+static void env_value(char *out, size_t cap, const char *file, const char *key)
+{
+    char line[1024];
+    size_t klen = strlen(key);
+    FILE *f = fopen(file, "r");
+
+    ck_assert_msg(f != NULL, "open %s: %s", file, strerror(errno));
+    out[0] = '\0';
+    while (fgets(line, sizeof(line), f) != NULL) {
+        if (strncmp(line, key, klen) == 0 && line[klen] == '=') {
+            line[strcspn(line, "\n")] = '\0';
+            xfmt(out, cap, "%s", line + klen + 1);
+            break;
+        }
+    }
+    fclose(f);
+    ck_assert_msg(out[0] != '\0', "%s: no %s", file, key);
+}
+
+/* Field `field` (1-based, tab-separated) of line `n` of file. */
+static void tsv_field(char *out, size_t cap, const char *file, int n, int field)
+{
+    char line[4096], *p = line;
+    FILE *f = fopen(file, "r");
+
+    ck_assert_msg(f != NULL, "open %s: %s", file, strerror(errno));
+    for (int i = 0; i < n; i++)
+        ck_assert(fgets(line, sizeof(line), f) != NULL);
+    fclose(f);
+    line[strcspn(line, "\n")] = '\0';
+    for (int i = 1; i < field; i++) {
+        p = strchr(p, '\t');
+        ck_assert_ptr_nonnull(p);
+        p++;
+    }
+    xfmt(out, cap, "%.*s", (int)strcspn(p, "\t"), p);
+}
+
+/* The image the engines built, as each store knows it: listed with its
+ * name, resolved by name and by id to its top layer (the fourth of
+ * layers.tsv, which resolves with three parents), its config read back
+ * and checked against its digest. */
+static void engine_image(const char *name)
+{
+    char dir[PATH_MAX], env[PATH_MAX], tsv[PATH_MAX], spec[PATH_MAX + 64];
+    char kind[64], root[PATH_MAX], image[256], image_id[128], top[128];
+    layer_store *s = NULL;
+    layer_image **imgs = NULL, *img = NULL;
+    layer_info *info;
+    size_t n = 0, found = 0, len;
+    char *config = NULL;
+
+    xfmt(dir, sizeof(dir), "%s/%s", engines, name);
+    xfmt(env, sizeof(env), "%s/store.env", dir);
+    xfmt(tsv, sizeof(tsv), "%s/layers.tsv", dir);
+    env_value(kind, sizeof(kind), env, "KIND");
+    env_value(root, sizeof(root), env, "ROOT");
+    env_value(image, sizeof(image), env, "IMAGE");
+    env_value(image_id, sizeof(image_id), env, "IMAGE_ID");
+    tsv_field(top, sizeof(top), tsv, 4, 2);
+    xfmt(spec, sizeof(spec), "%s:%s/%s", kind, engines, root);
+    ck_assert_int_eq(layer_store_open(&s, spec), 0);
+
+    ck_assert_msg(layer_store_images(&imgs, &n, s) == 0, "%s",
+                  layer_error_last());
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            ck_assert(strcmp(imgs[i - 1]->id, imgs[i]->id) < 0);
+        for (size_t k = 0; k < imgs[i]->nnames; k++) {
+            /* docker keeps "layerd-fixture:1", containers-storage
+             * "localhost/layerd-fixture:1" */
+            if (ends_with(imgs[i]->names[k], image) ||
+                ends_with(image, imgs[i]->names[k])) {
+                found++;
+                ck_assert_str_eq(imgs[i]->id, image_id);
+            }
+        }
+    }
+    ck_assert_msg(found == 1, "%s: %s listed %zu times", name, image, found);
+
+    ck_assert_msg(layer_store_image_resolve(&img, s, image_id) == 0, "%s",
+                  layer_error_last());
+    ck_assert_str_eq(img->id, image_id);
+    ck_assert_ptr_nonnull(img->top_layer);
+    ck_assert_str_eq(img->top_layer, top);
+    ck_assert_int_eq(layer_store_image_config(&config, &len, s, img), 0);
+    ck_assert_ptr_nonnull(strstr(config, "\"diff_ids\""));
+    {
+        char got[LAYER_DIGEST_STR_SIZE];
+
+        ck_assert_int_eq(layer_digest_buffer(got, config, len), 0);
+        ck_assert_str_eq(got, img->config_digest);
+    }
+    layer_free(config);
+    for (size_t k = 0; k < img->nnames; k++) {
+        layer_image *by_name = NULL;
+
+        ck_assert_int_eq(layer_store_image_resolve(&by_name, s, img->names[k]),
+                         0);
+        ck_assert_str_eq(by_name->id, img->id);
+        layer_image_free(by_name);
+    }
+    info = resolve_ok(s, img->top_layer);
+    ck_assert_uint_eq(info->nparents, 3);
+    layer_info_free(info);
+    layer_image_free(img);
+    img = NULL;
+    ck_assert_int_eq(layer_store_image_resolve(&img, s, "no-such:image"),
+                     LAYER_ENOTFOUND);
+    ck_assert_int_eq(layer_store_image_resolve(&img, s, ""), LAYER_EINVALID);
+    layer_images_free(imgs, n);
+    layer_store_free(s);
+}
+
+START_TEST(images_of_the_engines_stores)
+{
+    engine_image("cs-overlay");
+    engine_image("cs-vfs");
+    engine_image("docker");
+}
+END_TEST
+
+/* Image metadata that is broken leaves the layers served; one image's
+ * broken record fails that image only; a config that does not hash to
+ * its digest is refused. */
+START_TEST(images_broken_metadata_is_reported)
+{
+    static const char *const ids[] = {"top"};
+    char root[PATH_MAX], path[PATH_MAX], config[PATH_MAX], digest[80];
+    layer_store *s;
+    layer_image **imgs = NULL, *img = NULL;
+    size_t n = 0, len;
+    char *bytes = NULL, *file = NULL;
+    const char *cfg = "{\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}";
+
+    cs_store(root, sizeof(root), "img-broken", "[{\"id\":\"top\"}]", ids, 1);
+    xfmt(path, sizeof(path), "%s/overlay-images", root);
+    mkdirs(path);
+    xfmt(path, sizeof(path), "%s/overlay-images/images.json", root);
+    write_file(path, "[{\"id\":");
+    s = open_store("containers-storage", root);
+    layer_info_free(resolve_ok(s, "top"));
+    ck_assert_int_eq(layer_store_images(&imgs, &n, s), LAYER_EBROKEN);
+    ck_assert_ptr_nonnull(strstr(layer_error_last(), "images.json: invalid"));
+    ck_assert_int_eq(layer_store_image_resolve(&img, s, "a:1"), LAYER_EBROKEN);
+
+    ck_assert_int_eq(layer_digest_buffer(digest, cfg, strlen(cfg)), 0);
+    ck_assert_int_eq(layer_store__cs_big_data_name(&file, digest), 0);
+    xfmt(path, sizeof(path), "%s/overlay-images/images.json", root);
+    {
+        char json[1024];
+
+        xfmt(json, sizeof(json),
+             "[{\"id\":\"%s\",\"names\":[\"localhost/a:1\",\"b:2\"],"
+             "\"layer\":\"top\",\"big-data-names\":[\"manifest\",\"%s\"]},"
+             "{\"id\":\"%s\",\"layer\":\"../x\"},"
+             "{\"id\":\"not-hex\"}]",
+             hex64, digest, hex64 + 0 /* replaced below */);
+        /* the second record: another id */
+        memcpy(strstr(json + 20, hex64), "fedcba98", 8);
+        replace_file(path, json);
+    }
+    xfmt(config, sizeof(config), "%s/overlay-images/%s", root, hex64);
+    mkdirs(config);
+    xfmt(config, sizeof(config), "%s/overlay-images/%s/%s", root, hex64, file);
+    write_file(config, cfg);
+    ck_assert_int_eq(layer_store_images(&imgs, &n, s), 0);
+    ck_assert_uint_eq(n, 2); /* "not-hex" cannot be named */
+    layer_images_free(imgs, n);
+    ck_assert_int_eq(layer_store_image_resolve(&img, s, "b:2"), 0);
+    ck_assert_str_eq(img->id, hex64);
+    ck_assert_str_eq(img->top_layer, "top");
+    ck_assert_str_eq(img->config_digest, digest);
+    ck_assert_int_eq(layer_store_image_config(&bytes, &len, s, img), 0);
+    ck_assert_str_eq(bytes, cfg);
+    layer_free(bytes);
+    /* the config changed on disk: its digest no longer holds */
+    write_file(config, "{}");
+    ck_assert_int_eq(layer_store_image_config(&bytes, &len, s, img),
+                     LAYER_EBROKEN);
+    ck_assert_ptr_nonnull(strstr(layer_error_last(), "hash to"));
+    layer_image_free(img);
+    img = NULL;
+    {
+        char other[80];
+
+        xfmt(other, sizeof(other), "fedcba98%s", hex64 + 8);
+        ck_assert_int_eq(layer_store_image_resolve(&img, s, other),
+                         LAYER_EBROKEN);
+        ck_assert_ptr_nonnull(strstr(layer_error_last(), "invalid top layer"));
+    }
+    layer_store_free(s);
+    layer_free(file);
+}
+END_TEST
+
+START_TEST(images_big_data_names_are_encoded_as_containers_storage_does)
+{
+    char *name = NULL;
+
+    ck_assert_int_eq(layer_store__cs_big_data_name(&name, "manifest"), 0);
+    ck_assert_str_eq(name, "manifest");
+    layer_free(name);
+    ck_assert_int_eq(layer_store__cs_big_data_name(&name, "sha256:00ff"), 0);
+    ck_assert_str_eq(name, "=c2hhMjU2OjAwZmY=");
+    layer_free(name);
+    ck_assert_int_eq(layer_store__cs_big_data_name(&name, "Manifest"), 0);
+    ck_assert_str_eq(name, "=TWFuaWZlc3Q=");
+    layer_free(name);
+}
+END_TEST
+
+/* Docker: a broken repositories.json leaves the layers served; an image
+ * whose config is gone is refused by name. */
+START_TEST(images_docker_broken_metadata_is_reported)
+{
+    char root[PATH_MAX], path[PATH_MAX], digest[80];
+    layer_store *s;
+    layer_image **imgs = NULL, *img = NULL;
+    size_t n = 0;
+
+    xfmt(digest, sizeof(digest), "sha256:%s", hex64);
+    docker_store(root, sizeof(root), "dk-img", hex64, "c1", digest, NULL, true);
+    xfmt(path, sizeof(path), "%s/image/overlay2/repositories.json", root);
+    write_file(path, "{\"Repositories\":{\"a\":{\"a:1\":7}}}");
+    s = open_store("docker", root);
+    layer_info_free(resolve_ok(s, digest));
+    ck_assert_int_eq(layer_store_images(&imgs, &n, s), LAYER_EBROKEN);
+    ck_assert_ptr_nonnull(strstr(layer_error_last(), "repositories.json"));
+    /* a name for an image whose config the image database lacks */
+    replace_file(path, "{\"Repositories\":{\"a\":{\"a:1\":\"sha256:"
+                       "0000000000000000000000000000000000000000000000000000"
+                       "000000000000\"}}}");
+    xfmt(path, sizeof(path), "%s/image/overlay2/imagedb/content/sha256", root);
+    mkdirs(path);
+    ck_assert_int_eq(layer_store_images(&imgs, &n, s), 0);
+    ck_assert_uint_eq(n, 0);
+    layer_images_free(imgs, n);
+    ck_assert_int_eq(layer_store_image_resolve(&img, s, "a:1"),
+                     LAYER_ENOTFOUND);
+    layer_store_free(s);
+}
+END_TEST
+
 /* ---- main ---- */
 
 static Suite *store_suite(void)
@@ -1198,6 +1791,8 @@ static Suite *store_suite(void)
     tcase_add_test(dir, dir_invalid_parent_ids_are_never_used_as_paths);
     tcase_add_test(dir, dir_store_sees_layers_created_after_open);
     tcase_add_test(dir, resolve_releases_everything_on_allocation_failure);
+    tcase_add_test(dir, dir_symlinks_below_the_root_are_refused);
+    tcase_add_test(dir, dir_resolved_layer_is_read_through_its_descriptors);
     suite_add_tcase(s, dir);
 
     tcase_add_test(cs, cs_overlay_resolves_ids_and_diff_digests);
@@ -1207,15 +1802,31 @@ static Suite *store_suite(void)
     tcase_add_test(cs, cs_broken_metadata_is_reported);
     tcase_add_test(cs, cs_first_record_of_an_id_wins);
     tcase_add_test(cs, cs_metadata_is_read_as_go_reads_it);
+    tcase_add_test(cs, cs_symlinks_below_the_root_are_refused);
     tcase_add_test(cs, cs_tarsplit_data_is_found_and_must_be_a_file);
     suite_add_tcase(s, cs);
 
     tcase_add_test(dk, docker_resolves_chain_ids_and_diff_ids);
     tcase_add_test(dk, docker_lists_chain_ids);
-    tcase_add_test(dk, docker_tarsplit_data_is_found_and_must_be_a_file);
     tcase_add_test(dk, docker_values_read_from_disk_are_checked);
     tcase_add_test(dk, docker_self_parent_is_a_cycle);
+    tcase_add_test(dk, docker_symlinks_below_the_root_are_refused);
+    tcase_add_test(dk, docker_tarsplit_data_is_found_and_must_be_a_file);
     suite_add_tcase(s, dk);
+    {
+        TCase *ix = tcase_create("index");
+
+        tcase_set_timeout(ix, 60);
+        tcase_add_test(ix, index_unwatched_sees_the_next_change);
+        tcase_add_test(ix, index_watched_sees_changes_within_a_second);
+        tcase_add_test(ix, index_describe_opens_nothing);
+        tcase_add_test(ix, images_of_the_engines_stores);
+        tcase_add_test(ix, images_broken_metadata_is_reported);
+        tcase_add_test(
+            ix, images_big_data_names_are_encoded_as_containers_storage_does);
+        tcase_add_test(ix, images_docker_broken_metadata_is_reported);
+        suite_add_tcase(s, ix);
+    }
     return s;
 }
 
@@ -1250,6 +1861,27 @@ static int run_fixture(const char *src, const char *script, const char *dest)
     return system(cmd) == 0 ? 0 : -1;
 }
 
+/* The real engines' stores (mkengines.sh --cached: built once per
+ * checkout and shared), into engines. */
+static int engines_fixture(const char *src)
+{
+    char cmd[PATH_MAX + 64];
+    FILE *p;
+    int n = snprintf(cmd, sizeof(cmd),
+                     "bash '%s/tests/fixtures/mkengines.sh' --cached", src);
+
+    if (n < 0 || (size_t)n >= sizeof(cmd) || strchr(src, '\'') ||
+        (p = popen(cmd, "r")) == NULL)
+        return -1;
+    engines[0] = '\0';
+    while (fgets(engines, sizeof(engines), p) != NULL)
+        ; /* the last line is the path */
+    if (pclose(p) != 0)
+        return -1;
+    engines[strcspn(engines, "\n")] = '\0';
+    return engines[0] == '/' ? 0 : -1;
+}
+
 int main(void)
 {
     char src[PATH_MAX], cmd[PATH_MAX + 32];
@@ -1275,7 +1907,8 @@ int main(void)
         return 1;
     }
     if (run_fixture(src, "mkdemo.sh", demo) < 0 ||
-        run_fixture(src, "mkstores.sh", stores) < 0) {
+        run_fixture(src, "mkstores.sh", stores) < 0 ||
+        engines_fixture(src) < 0) {
         fprintf(stderr, "test_store: building the fixtures failed\n");
         return 1;
     }

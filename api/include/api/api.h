@@ -56,6 +56,26 @@ typedef struct api_context_opts {
     /** The server's names for the Host check (api/auth.h); NULL: no
      * check. */
     const struct api_hostnames *hosts;
+    /** Files that change while read are padded or cut with a warning
+     * (LAYER_READER_ALLOW_CHANGING) instead of cutting the response. */
+    bool allow_changing;
+    /** Cap on the memory running exports hold, by layer_export_memory()'s
+     * estimate, in bytes; 0: none. */
+    uint64_t max_export_memory;
+    /** Cap on concurrent streamed responses of every kind (exports, entry
+     * listings, summaries, file bytes); 0: none. */
+    unsigned max_streams;
+    /** Highest compression level a request may ask for; gzip is also held
+     * to its backend's top level. 0: the formats' own ranges. */
+    unsigned max_level;
+    /** Descriptors the layers requests open may hold in all: each request
+     * that resolves a layer reserves its reader's budget
+     * (LAYER_READER_FDS(parents), layer/reader.h) until its response is
+     * freed, and gets 503 when the rest of the pool is short. 0: no cap. */
+    uint64_t reader_fds;
+    /** Largest request line plus headers accepted, bytes (431 beyond);
+     * 0: no check here (the transport's buffer still bounds them). */
+    size_t max_header_bytes;
 } api_context_opts;
 
 /**
@@ -88,17 +108,47 @@ void api_set_ready(api_context *ctx, bool ready);
 bool api_is_ready(const api_context *ctx);
 
 /**
- * Take an export slot.
- * @return 0, or LAYER_EBUSY when max_exports exports are running (nothing
- *         is taken then)
+ * Take an export slot and reserve its memory estimate.
+ * @param bytes the export's estimate (layer_export_memory())
+ * @return 0, or LAYER_EBUSY when max_exports exports are running or the
+ *         reservations would pass max_export_memory (nothing is taken
+ *         then). An export alone larger than the cap is refused too.
  */
-int api_exports_acquire(api_context *ctx);
+int api_exports_acquire(api_context *ctx, uint64_t bytes);
 
-/** Give back a slot that api_exports_acquire() gave. */
-void api_exports_release(api_context *ctx);
+/** Give back a slot and the bytes that api_exports_acquire() took. */
+void api_exports_release(api_context *ctx, uint64_t bytes);
 
 /** Exports running now (slots taken and not yet given back). */
 unsigned api_exports_active(const api_context *ctx);
+
+/** Memory reserved by the running exports, bytes. */
+uint64_t api_exports_memory(const api_context *ctx);
+
+/**
+ * Take a stream slot: every streamed response holds one from its handler
+ * until its producer is freed (api_handle() does both).
+ * @return 0, or LAYER_EBUSY when max_streams streams are running
+ */
+int api_streams_acquire(api_context *ctx);
+
+/** Give back a slot that api_streams_acquire() gave. */
+void api_streams_release(api_context *ctx);
+
+/**
+ * Reserve n descriptors of the pool (api_context_opts.reader_fds).
+ * @return 0, or LAYER_EBUSY when fewer than n are left
+ */
+int api_fds_acquire(api_context *ctx, uint64_t n);
+
+/** Give back descriptors that api_fds_acquire() reserved. */
+void api_fds_release(api_context *ctx, uint64_t n);
+
+/** Descriptors reserved now. */
+uint64_t api_fds_held(const api_context *ctx);
+
+/** Streamed responses running now. */
+unsigned api_streams_active(const api_context *ctx);
 
 /** A request, as the server hands it over. Strings are borrowed. */
 typedef struct api_request {
@@ -113,6 +163,9 @@ typedef struct api_request {
     const char *(*query)(void *conn, const char *name);
     void *conn; /**< passed back to header() and query() */
     const char *client_address;
+    /** Bytes of the request line and headers as received (0: unknown);
+     * more than api_context_opts.max_header_bytes is answered 431. */
+    size_t header_bytes;
     /** The request's root span ("http.request"); children hang off it. */
     layer_span *span;
     /** The client certificate the TLS layer saw (api/auth.h), or NULL

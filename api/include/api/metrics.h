@@ -117,6 +117,16 @@ void api_metrics_entry_stream_started(api_metrics *m);
 /** An entries stream ends (completed or aborted): the gauge goes down. */
 void api_metrics_entry_stream_finished(api_metrics *m);
 
+/** Why the server dropped a client (layerd_http_dropped_total{reason}). */
+typedef enum api_metrics_drop {
+    API_METRICS_DROP_HEADER_TIMEOUT, /**< headers not complete in time */
+    API_METRICS_DROP_SEND_TIMEOUT,   /**< a response made no progress */
+    API_METRICS_DROP_N
+} api_metrics_drop;
+
+/** Count a connection the server dropped for reason. */
+void api_metrics_dropped(api_metrics *m, api_metrics_drop reason);
+
 /**
  * Count a request refused with 401 or 403. The reasons are a fixed set
  * (api_auth_failure_name()), never a principal or anything the client

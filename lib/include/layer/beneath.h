@@ -14,6 +14,7 @@
  * followed, inside the directory or out of it.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /** Use the component walk even where openat2 exists (tests). */
@@ -21,6 +22,17 @@
 
 /** Longest path accepted (bytes, without the NUL). */
 #define LAYER_BENEATH_PATH_MAX 4096
+
+/**
+ * Check that path is a canonical relative path: not empty, at most
+ * LAYER_BENEATH_PATH_MAX bytes, no NUL, no leading or trailing '/', and no
+ * empty, "." or ".." component (so no "//", "./" or "/." either).
+ *
+ * @param path the bytes (need not be NUL-terminated)
+ * @param len their number
+ * @return true if path is canonical
+ */
+bool layer_beneath_path_valid(const char *path, size_t len);
 
 /**
  * Open path beneath the directory root_fd.
@@ -35,10 +47,11 @@
  * @param oflags open(2) flags for the last component (O_RDONLY,
  *        O_NONBLOCK, ...); O_NOFOLLOW and O_CLOEXEC are added
  * @param how 0, or LAYER_BENEATH_WALK
- * @return 0; LAYER_EINVALID for a malformed path or one that meets a
- *         symlink or would leave the directory; LAYER_ENOTFOUND when a
- *         component is missing or a middle component is not a
- *         directory; LAYER_ERROR for other failures (errno recorded)
+ * @return 0 (a kernel that answers EAGAIN, as openat2 may when a rename
+ *         races the lookup, is asked again a few times first); LAYER_EINVALID
+ * for a malformed path or one that meets a symlink or would leave the
+ * directory; LAYER_ENOTFOUND when a component is missing or a middle component
+ * is not a directory; LAYER_ERROR for other failures (errno recorded)
  */
 int layer_beneath_open(int *out_fd, int root_fd, const char *path, int oflags,
                        unsigned how);

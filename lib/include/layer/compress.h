@@ -94,6 +94,24 @@ int layer_compress_finish(size_t *out_produced, bool *out_done,
                           layer_compress *c, void *out, size_t out_cap);
 
 /**
+ * The highest level of a compression in this build: 19 for zstd; for
+ * gzip 3 with ISA-L, 9 with zlib; 0 for LAYER_COMPRESSION_NONE.
+ */
+int layer_compress_max_level(layer_compression kind);
+
+/**
+ * An estimate of the memory one compressor of this kind and level holds
+ * while it runs, in bytes: libzstd's estimate of its contexts plus the
+ * window and job buffers of its worker threads; ISA-L's or zlib's state.
+ * For gzip this is one chunk compressor (layer_gzip_chunker); an export
+ * runs several (layer_export_memory() counts them).
+ *
+ * @param level 0 for the default, or a level of that format
+ * @return bytes; 0 for LAYER_COMPRESSION_NONE or an invalid level
+ */
+size_t layer_compress_memory(layer_compression kind, int level);
+
+/**
  * The library behind a compression in this build: "isa-l", "zlib",
  * "zstd" or "none". Static string.
  */

@@ -70,8 +70,11 @@ typedef enum layer_export_tar {
 
 /** Where an original tar comes from. Strings are borrowed. */
 typedef struct layer_export_original {
-    /** A directory, opened by this path (a store's root). */
+    /** A directory (a store's root): opened by this path, unless
+     * has_root_fd, when root_fd is it and the path names it in messages. */
     const char *root;
+    bool has_root_fd;
+    int root_fd; /**< borrowed */
     /** The gzip-compressed tar-split data: a path relative to root,
      * opened beneath it (layer/beneath.h); also the name errors give. */
     const char *tarsplit;
@@ -82,15 +85,22 @@ typedef struct layer_export_original {
 /** Export options. Zero-initialise, then set what differs. */
 typedef struct layer_export_opts {
     layer_compression compression;
-    int level;             /**< 0: the format's default */
-    unsigned flags;        /**< layer_export_flags */
-    int64_t epoch;         /**< with LAYER_EXPORT_CLAMP_MTIME */
-    unsigned reader_flags; /**< passed to layer_reader_open() */
-    layer_span *span;      /**< tracing parent, or NULL */
+    int level;      /**< 0: the format's default */
+    unsigned flags; /**< layer_export_flags */
+    int64_t epoch;  /**< with LAYER_EXPORT_CLAMP_MTIME */
+    /** passed to layer_reader_open(): LAYER_READER_ALLOW_CHANGING; without
+     * it a file that changes while it is read fails the export with
+     * LAYER_ECHANGED, before any digest is claimed */
+    unsigned reader_flags;
+    layer_span *span; /**< tracing parent, or NULL */
     /** Export the original tar from these (the layer's directory gives
      * the files' bytes; parents, reader_flags and the flags that shape
      * the canonical tar do not apply); NULL: the canonical tar. */
     const layer_export_original *original;
+    /** passed to layer_reader_open(): called, on the export's worker
+     * thread, with each warning (tolerant mode) */
+    void (*on_warning)(void *arg, const char *message);
+    void *warning_arg;
 } layer_export_opts;
 
 /** What an export produced; complete after the END of the stream. */
@@ -162,10 +172,11 @@ int layer_export_tar_parse(layer_export_tar *out, const char *name);
  * @param[out] out the export; free with layer_export_free()
  * @param layer the layer
  * @param parents its parents, nearest first
- * @param nparents number of parents
+ * @param nparents number of parents, at most LAYER_CHAIN_MAX
  * @param opts options (NULL: plain tar, defaults)
  * @return 0 or a negative code (LAYER_ENOTFOUND, LAYER_EINVALID for a bad
- *         level, ...; for an original tar: LAYER_EINVALID for a diff ID
+ *         level or more than LAYER_CHAIN_MAX parents, checked before any
+ *         work, ...; for an original tar: LAYER_EINVALID for a diff ID
  *         that is not a sha256 digest or flags of the canonical tar,
  *         LAYER_ENOTFOUND when the tar-split data or the layer directory
  *         is missing, LAYER_EBROKEN when the tar-split data is not a
@@ -174,6 +185,21 @@ int layer_export_tar_parse(layer_export_tar *out, const char *name);
 int layer_export_start(layer_export **out, const layer_dir *layer,
                        const layer_dir *parents, size_t nparents,
                        const layer_export_opts *opts);
+
+/**
+ * An estimate of the memory one export holds while it runs, in bytes:
+ * its ring buffers (more with gzip, whose chunks finish out of order),
+ * its compressors (layer_compress_memory(): one zstd context with its
+ * workers, or a gzip chunk compressor per worker) and a fixed allowance
+ * for the reader, the tar writer and the digests. Measured peaks stay
+ * within it (see lib/compress.c); a server can cap the sum over running
+ * exports with it.
+ *
+ * @param compression the output format
+ * @param level 0 for the format's default, or a level of that format
+ * @return bytes, or 0 when the level is not valid for the format
+ */
+size_t layer_export_memory(layer_compression compression, int level);
 
 /** layer_export_read() flags. */
 enum layer_export_read_flags {

@@ -19,6 +19,10 @@
 
 /** layer_file_read() flag: refuse a symlink as the last component. */
 #define LAYER_FILE_NOFOLLOW 1u
+/** layer_file_read() flag: name is a relative path resolved beneath dirfd
+ * with no symlink in any component (layer_beneath_open()); implies
+ * LAYER_FILE_NOFOLLOW. For files below a directory someone else writes. */
+#define LAYER_FILE_BENEATH 2u
 
 /**
  * Read a whole regular file and NUL-terminate it.
@@ -34,17 +38,28 @@
  * @param dirfd the directory name is relative to, or AT_FDCWD
  * @param name the file's name or path
  * @param cap the largest size accepted, in bytes
- * @param flags 0 or LAYER_FILE_NOFOLLOW
+ * @param flags 0, LAYER_FILE_NOFOLLOW or LAYER_FILE_BENEATH
  * @param what how messages call the file (e.g. "config file
  *        /etc/layerd.conf", "layer base: layer.json"); NULL: by name
  * @return 0; LAYER_ENOTFOUND if it does not exist (or a directory on its
  *         path does not); LAYER_EINVALID if it is not a regular file, or
- *         a symlink under LAYER_FILE_NOFOLLOW; LAYER_ETOOBIG if it is
- *         larger than cap; LAYER_ERROR (with the errno) for other open or
- *         read failures; LAYER_ENOMEM
+ *         a symlink under LAYER_FILE_NOFOLLOW, or a symlink or a path
+ *         leaving dirfd anywhere on the way under LAYER_FILE_BENEATH;
+ * LAYER_ETOOBIG if it is larger than cap; LAYER_ERROR (with the errno) for
+ * other open or read failures; LAYER_ENOMEM
  */
 int layer_file_read(char **out, size_t *out_len, int dirfd, const char *name,
                     size_t cap, unsigned flags, const char *what);
+
+/**
+ * Read the whole regular file open on fd, from its current offset, and
+ * NUL-terminate it: layer_file_read() on a descriptor the caller opened
+ * (and may have checked with fstat(), e.g. its owner and mode) and still
+ * owns. Same checks, caps and results; what names the file in messages
+ * (NULL: "the file").
+ */
+int layer_file_read_fd(char **out, size_t *out_len, int fd, size_t cap,
+                       const char *what);
 
 /**
  * A bounded line reader over an open file descriptor: unlike getline(),

@@ -51,13 +51,15 @@ typedef struct layer_folder_summary {
  *
  * @param layer the layer
  * @param parents its parents, nearest first (NULL when nparents is 0)
- * @param nparents number of parents
+ * @param nparents number of parents, at most LAYER_CHAIN_MAX
  * @param dest the folder to create; it must not exist, its parent must
- * @param opts reader options, or NULL
+ * @param opts reader options, or NULL (then a file that changes while it
+ *        is read fails the export with LAYER_ECHANGED and nothing is left)
  * @param[out] out what was written (may be NULL); set only on success
  * @return 0; LAYER_EEXISTS if dest exists; LAYER_ENOTFOUND if dest's
  *         parent or a layer directory does not exist; LAYER_EINVALID for
- *         a bad dest; the reader's errors; LAYER_ERROR for I/O failures
+ *         a bad dest or more than LAYER_CHAIN_MAX parents (checked before
+ *         anything is made); the reader's errors; LAYER_ERROR for I/O failures
  */
 int layer_folder_export(const layer_dir *layer, const layer_dir *parents,
                         size_t nparents, const char *dest,

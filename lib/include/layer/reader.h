@@ -12,9 +12,21 @@
  * tombstones, each changed path preceded by its parent directories once.
  * Memory is bounded by tree depth times directory width.
  *
+ * Descriptors are bounded whatever the depth: a reader holds its layer's
+ * and its parents' roots, the directory it is in and that directory's
+ * lower view (the same directory in each parent), and at most 64 more for
+ * the directories above; directories beyond that are closed and, when the
+ * walk comes back to them, reopened beneath the roots with no symlink on
+ * the way and checked to be the same directories (a replaced one fails
+ * the walk with LAYER_ECHANGED). In all at most 2 * (n + 1) + 68, n the
+ * parents in the lower view (at most LAYER_CHAIN_MAX); the 4 beyond the
+ * 64 are the file being read, the two files a snapshot compares and a
+ * folder's tombstones.txt.
+ *
  * The reader is not thread-safe; one thread at a time may use it.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "layer/entry.h"
@@ -47,18 +59,56 @@ const char *layer_kind_name(layer_kind kind);
  */
 int layer_kind_parse(layer_kind *out, const char *name);
 
-/** A layer directory and how to read it. */
+/**
+ * The longest parent chain: the most parents layer_reader_open(),
+ * layer_export_start() and layer_folder_export() accept, the most a store
+ * follows before it calls a chain broken, and the most `--parent` options
+ * the command line takes. Checked before any work is done.
+ */
+#define LAYER_CHAIN_MAX 128
+
+/**
+ * The most descriptors a reader of a layer with n parents holds, the
+ * handed-over roots included (see the top of this file).
+ */
+#define LAYER_READER_FDS(n) (2 * ((n) + 1) + 68)
+
+/** The most descriptors one reader holds, at the longest chain: 326. */
+#define LAYER_READER_FDS_MAX LAYER_READER_FDS(LAYER_CHAIN_MAX)
+
+/**
+ * A layer directory and how to read it.
+ *
+ * Given only a path, the reader opens it (symlinks in the path itself are
+ * followed: whoever names the directory chose it) and reads everything
+ * below through descriptors, never following a symlink. A store gives an
+ * open descriptor too (has_fd), obtained beneath the store's root with no
+ * symlink on the way; the reader then never opens the path at all, so a
+ * store writer who swaps a directory for a symlink after the lookup
+ * changes nothing. Zero-initialising leaves has_fd false.
+ */
 typedef struct layer_dir {
-    const char *path;
+    const char *path; /**< the directory; with has_fd, for messages only */
     layer_kind kind;
+    bool has_fd; /**< fd holds the directory */
+    int fd;      /**< the directory, open; borrowed (the reader opens its
+                      own descriptions of it with openat(fd, ".")) */
 } layer_dir;
 
 /** Reader option flags. */
 enum layer_reader_flags {
-    /** A file whose size or identity changes while it is read makes
-     * layer_reader_read() fail with LAYER_ECHANGED instead of being
-     * padded with zeros or cut to the promised size. */
-    LAYER_READER_STRICT = 1u << 0
+    /**
+     * Tolerate files that change while they are read, as GNU tar does: one
+     * that shrinks is padded with zeros, one that grows is cut to its
+     * listed size, one rewritten in place is passed on as read, and each
+     * is a warning (layer_reader_opts.on_warning, the reader's span).
+     * Without it (the default), a regular file whose size, mtime or ctime
+     * moves between its listing and the end of its read, that is replaced,
+     * or that yields fewer bytes than listed makes layer_reader_read()
+     * (and layer_reader_seek()) fail with LAYER_ECHANGED: bytes that claim
+     * to be the file are the file's.
+     */
+    LAYER_READER_ALLOW_CHANGING = 1u << 0
 };
 
 struct layer_span;
@@ -66,8 +116,14 @@ struct layer_span;
 /** Options for layer_reader_open(). Zero-initialise, then set fields. */
 typedef struct layer_reader_opts {
     unsigned flags; /**< layer_reader_flags */
-    /** Optional tracing parent; the reader's span is its child. */
+    /** Optional tracing parent; the reader's span is its child, and each
+     * warning is a child span "layer.file_changed" of the reader's. */
     struct layer_span *span;
+    /** Optional: called with each warning's message (e.g. "usr/lib/x:
+     * file shrank while read; padded with zeros"), once per file, on the
+     * thread that reads; the message is borrowed for the call. */
+    void (*on_warning)(void *arg, const char *message);
+    void *warning_arg; /**< on_warning's argument */
 } layer_reader_opts;
 
 typedef struct layer_reader layer_reader;
@@ -80,10 +136,12 @@ typedef struct layer_reader layer_reader;
  * @param layer the layer directory and its kind
  * @param parents the parent chain, nearest parent first; may be NULL when
  *        nparents is 0 (a base layer: every entry is an addition)
- * @param nparents number of parents
+ * @param nparents number of parents, at most LAYER_CHAIN_MAX
  * @param opts options, or NULL for the defaults
  * @return 0, LAYER_ENOTFOUND if a directory does not exist,
- *         LAYER_EINVALID for bad arguments, LAYER_EUNSUPPORTED for an
+ *         LAYER_EINVALID for bad arguments (more than LAYER_CHAIN_MAX
+ *         parents, refused before anything is opened), LAYER_EUNSUPPORTED
+ *         for an
  *         overlay redirect or metacopy marker on the layer's root or when
  *         /proc is not mounted, or another negative code. The message names the
  *         directory ("layer DIR: ...", "parent DIR: ..."); the caller adds
@@ -120,15 +178,20 @@ int layer_reader_link_info(uint64_t *out_nlink, layer_file_id *out_id,
  * Read the current entry's data.
  *
  * Yields exactly entry->size bytes in total over successive calls, then 0.
- * A file that shrinks while it is read is padded with zeros, one that grows
- * is cut, and both are counted as warnings (unless LAYER_READER_STRICT).
+ * The file is checked against its listing when it is opened and after
+ * every read from it: a change (size, mtime, ctime, identity, or fewer
+ * bytes than listed) is LAYER_ECHANGED, after which the reader only
+ * accepts close. With LAYER_READER_ALLOW_CHANGING a file that shrinks is
+ * padded with zeros, one that grows is cut, and each such file is one
+ * warning.
  *
  * @param[out] out_read bytes stored in buf; 0 at the end of the data
  * @param r the reader
  * @param buf destination
  * @param cap capacity of buf
- * @return 0, LAYER_ECHANGED (strict mode), LAYER_ECLOSED, or another
- *         negative code
+ * @return 0, LAYER_ECHANGED (the file changed; not with
+ *         LAYER_READER_ALLOW_CHANGING), LAYER_ECLOSED, or another negative
+ *         code
  */
 int layer_reader_read(size_t *out_read, layer_reader *r, void *buf, size_t cap);
 

@@ -115,6 +115,7 @@ void ah_request(api_response *res, const ah_env *env, const char *method,
     req.client_address = "127.0.0.1";
     req.span = env->span;
     req.client_cert = f != NULL ? f->cert : NULL;
+    req.header_bytes = f != NULL ? f->header_bytes : 0;
     api_handle(res, env->ctx, &req);
 }
 

@@ -29,6 +29,7 @@ typedef struct ah_fake {
     const char *query[AH_FAKE_MAX][2];
     /* The client certificate the TLS layer would hand over, or NULL. */
     const struct api_client_cert *cert;
+    size_t header_bytes; /* api_request.header_bytes (0: unknown) */
 } ah_fake;
 
 /* A store, a context over it, and the request span of the running test. */

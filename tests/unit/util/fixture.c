@@ -232,8 +232,8 @@ char *fx_entries(const layer_dir *layer, const layer_dir *parents,
 char *fx_entries_kind(layer_kind kind, const char *layer,
                       const char *const *parents, size_t nparents)
 {
-    layer_dir l = {layer, kind};
-    layer_dir p[16];
+    layer_dir l = {.path = layer, .kind = kind};
+    layer_dir p[16] = {0};
 
     ck_assert(nparents <= 16);
     for (size_t i = 0; i < nparents; i++) {
