@@ -91,11 +91,13 @@ typedef struct job {
     layer_blobcache_writer *w; /* the fill, or NULL */
     layer_export_tar tar;
     char fp[API_BLOB_FINGERPRINT_SIZE];
-    const char *format; /* metrics label */
-    bool slot;          /* holds an export slot */
-    bool metrics;       /* export_started was counted */
-    bool ended;         /* the export gave LAYER_ITEROVER */
-    bool ok;            /* ... and its result holds */
+    const char *format;  /* metrics label */
+    bool slot;           /* holds an export slot ... */
+    uint64_t slot_bytes; /* ... and this memory estimate */
+    uint64_t fds;        /* descriptors reserved (api_fds_acquire()) */
+    bool metrics;        /* export_started was counted */
+    bool ended;          /* the export gave LAYER_ITEROVER */
+    bool ok;             /* ... and its result holds */
     struct timespec started;
     uint64_t bytes;
     job_state state;
@@ -155,12 +157,14 @@ static void add_str(layer_digest *d, const char *s)
     (void)layer_digest_update(d, s, strlen(s) + 1);
 }
 
-static int add_dir(layer_digest *d, const char *path)
+static int add_dir(layer_digest *d, const layer_dir *dir)
 {
+    const char *path = dir->path != NULL ? dir->path : "";
     struct statx st;
     char buf[256];
 
-    if (statx(AT_FDCWD, path, AT_SYMLINK_NOFOLLOW,
+    if (statx(dir->has_fd ? dir->fd : AT_FDCWD, dir->has_fd ? "" : path,
+              dir->has_fd ? AT_EMPTY_PATH : AT_SYMLINK_NOFOLLOW,
               STATX_TYPE | STATX_INO | STATX_MTIME | STATX_CTIME | STATX_BTIME,
               &st) < 0)
         return layer_error_set_errno(
@@ -204,12 +208,12 @@ int api_blob__fingerprint(char out[API_BLOB_FINGERPRINT_SIZE],
     add_str(&d, info->diff_digest);
     add_str(&d, info->mutable_ ? "mutable" : "immutable");
     add_str(&d, layer_kind_name(info->layer.kind));
-    if ((rc = add_dir(&d, info->layer.path)) < 0)
+    if ((rc = add_dir(&d, &info->layer)) < 0)
         goto out;
     for (size_t i = 0; i < info->nparents; i++) {
         add_str(&d, info->parent_ids != NULL ? info->parent_ids[i] : "");
         add_str(&d, layer_kind_name(info->parents[i].kind));
-        if ((rc = add_dir(&d, info->parents[i].path)) < 0)
+        if ((rc = add_dir(&d, &info->parents[i])) < 0)
             goto out;
     }
     if ((rc = layer_digest_final(hex, &d)) < 0)
@@ -237,6 +241,16 @@ static int layer_key(char *out, size_t cap, const api_context *ctx,
                                "cache key",
                                info->id);
     return 0;
+}
+
+/* Release what a spec holds: its layer and its descriptors. */
+static void spec_release(api_context *ctx, api_blob_spec *spec)
+{
+    layer_info_free(spec->info);
+    spec->info = NULL;
+    if (spec->fds > 0)
+        api_fds_release(ctx, spec->fds);
+    spec->fds = 0;
 }
 
 /* ---- background threads ---------------------------------------------- */
@@ -333,8 +347,10 @@ static void job_unref(job *j)
             j->bytes, j->ended && j->ok);
     }
     if (j->slot)
-        api_exports_release(j->ctx);
+        api_exports_release(j->ctx, j->slot_bytes);
     layer_info_free(j->info);
+    if (j->fds > 0)
+        api_fds_release(j->ctx, j->fds);
     pthread_mutex_destroy(&j->notify_lock);
     pthread_mutex_destroy(&j->lock);
     layer_free(j);
@@ -375,7 +391,10 @@ static int job_start(job **out, api_context *ctx, api_blob_spec *spec,
     j->w = w;
     w = NULL;
     j->slot = slot;
+    j->slot_bytes = layer_export_memory(spec->compression, level);
     slot = false;
+    j->fds = spec->fds;
+    spec->fds = 0;
     j->tar = spec->tar;
     j->format = format_name(spec->compression);
     snprintf(j->fp, sizeof(j->fp), "%s", fp != NULL ? fp : "");
@@ -383,6 +402,8 @@ static int job_start(job **out, api_context *ctx, api_blob_spec *spec,
     opts.compression = spec->compression;
     opts.level = level;
     opts.span = span;
+    if (ctx->allow_changing)
+        opts.reader_flags |= LAYER_READER_ALLOW_CHANGING;
     if (j->tar == LAYER_EXPORT_TAR_ORIGINAL) {
         layer_export_tar got;
 
@@ -411,9 +432,9 @@ fail:
         if (w != NULL)
             layer_blobcache_abort(w, layer_error_last());
         if (slot)
-            api_exports_release(ctx);
-        layer_info_free(spec->info);
-        spec->info = NULL;
+            api_exports_release(ctx,
+                                layer_export_memory(spec->compression, level));
+        spec_release(ctx, spec);
     }
     return rc;
 }
@@ -495,6 +516,12 @@ static int job_conclude(job *j)
     }
     if (why[0] != '\0') {
         job_drop_fill(j, why);
+        if (sum.warnings != 0 && j->ctx->allow_changing) {
+            /* --allow-changing: the client gets what was read, with its
+             * digests; the cache keeps nothing */
+            j->ok = true;
+            return 0;
+        }
         return layer_error_set(LAYER_ECHANGED, "%s", why);
     }
     j->ok = true;
@@ -690,7 +717,9 @@ int api_blob__open(api_blob **out, api_context *ctx, api_blob_spec *spec,
     }
     /* A slot first: a filler must not have to give up its fill for want
      * of one. Without one, only a hit or a fill in flight can serve. */
-    if (!(flags & API_BLOB_NOFILL) && api_exports_acquire(ctx) == 0)
+    if (!(flags & API_BLOB_NOFILL) &&
+        api_exports_acquire(ctx,
+                            layer_export_memory(spec->compression, level)) == 0)
         slot = true;
     if (!slot)
         gflags |= LAYER_BLOBCACHE_GET_NOFILL;
@@ -742,9 +771,8 @@ out:
         layer_blobcache_abort(look.writer, "the export could not start");
     layer_blobcache_reader_free(look.reader);
     if (slot)
-        api_exports_release(ctx);
-    layer_info_free(spec->info);
-    spec->info = NULL;
+        api_exports_release(ctx, layer_export_memory(spec->compression, level));
+    spec_release(ctx, spec);
     api_blob__free(b);
     return rc;
 }
@@ -901,7 +929,8 @@ int api_blob__describe(api_blob_describe **out, api_context *ctx,
     if (cached) {
         if ((rc = make_key(&key, lk, sizeof(lk), fp, ctx, spec, level)) < 0)
             goto out;
-        slot = api_exports_acquire(ctx) == 0;
+        slot = api_exports_acquire(
+                   ctx, layer_export_memory(spec->compression, level)) == 0;
         if ((rc = layer_blobcache_get(&look, ctx->cache, &key,
                                       slot ? 0 : LAYER_BLOBCACHE_GET_NOFILL)) <
             0) {
@@ -914,7 +943,9 @@ int api_blob__describe(api_blob_describe **out, api_context *ctx,
         if (ctx->cache != NULL)
             (void)layer_blobcache_get(&look, ctx->cache, NULL,
                                       LAYER_BLOBCACHE_GET_BYPASS);
-        if (!(slot = api_exports_acquire(ctx) == 0)) {
+        if (!(slot = api_exports_acquire(
+                         ctx, layer_export_memory(spec->compression, level)) ==
+                     0)) {
             rc = layer_error_set(LAYER_EBUSY, "every export slot is taken");
             goto out;
         }
@@ -969,9 +1000,8 @@ out:
     layer_blobcache_reader_free(look.reader);
     layer_blobcache_reader_free(again.reader);
     if (slot)
-        api_exports_release(ctx);
-    layer_info_free(spec->info);
-    spec->info = NULL;
+        api_exports_release(ctx, layer_export_memory(spec->compression, level));
+    spec_release(ctx, spec);
     api_blob_describe__free(d);
     return rc;
 }

@@ -51,6 +51,11 @@ typedef struct api_blob_spec {
      * by it, on failure too); a fill keeps it for as long as its export
      * runs, which may be after the request is gone. */
     layer_info *info;
+    /** Descriptors reserved for reading the layer (api_fds_acquire(),
+     * e.g. the call's from api_layers__resolve()), or 0: taken over with
+     * info, and given back when the layer is released (at once for a
+     * hit or a wait, when its export ends for a fill). */
+    uint64_t fds;
     /** LAYER_EXPORT_TAR_CANONICAL or LAYER_EXPORT_TAR_ORIGINAL, as
      * layer_export_choose_tar() decided (not AUTO). */
     layer_export_tar tar;
