@@ -735,3 +735,68 @@ int api_accept__choose(size_t *out_index, const char *accept,
     *out_index = winner;
     return 0;
 }
+
+/* ---- byte ranges ---- */
+
+static bool parse_u64(uint64_t *out, const char *s, size_t len)
+{
+    uint64_t v = 0;
+
+    if (len == 0 || len > 19)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+    }
+    *out = v;
+    return true;
+}
+
+api_range api_range__parse(uint64_t *first, uint64_t *last, const char *v,
+                           uint64_t size)
+{
+    const char *dash;
+    size_t len;
+    uint64_t a, b;
+
+    if (v == NULL || size == 0)
+        return API_RANGE_NONE; /* an empty file: 200, as Go's ServeContent */
+    while (*v == ' ' || *v == '\t')
+        v++;
+    if (strncasecmp(v, "bytes=", 6) != 0)
+        return API_RANGE_NONE;
+    v += 6;
+    if (strchr(v, ',') != NULL)
+        return API_RANGE_NONE; /* several ranges: ignored, see the top */
+    while (*v == ' ' || *v == '\t')
+        v++;
+    len = strlen(v);
+    while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+        len--;
+    if ((dash = memchr(v, '-', len)) == NULL)
+        return API_RANGE_NONE;
+    if (dash == v) {
+        /* suffix: the last b bytes */
+        if (!parse_u64(&b, v + 1, len - 1))
+            return API_RANGE_NONE;
+        if (b == 0)
+            return API_RANGE_UNSATISFIABLE;
+        *first = b >= size ? 0 : size - b;
+        *last = size - 1;
+        return API_RANGE_OK;
+    }
+    if (!parse_u64(&a, v, (size_t)(dash - v)))
+        return API_RANGE_NONE;
+    if ((size_t)(dash - v) + 1 == len) {
+        b = size - 1;
+    } else if (!parse_u64(&b, dash + 1, len - (size_t)(dash - v) - 1) ||
+               b < a) {
+        return API_RANGE_NONE;
+    }
+    if (a >= size)
+        return API_RANGE_UNSATISFIABLE;
+    *first = a;
+    *last = b >= size ? size - 1 : b;
+    return API_RANGE_OK;
+}

@@ -18,6 +18,7 @@
 #include "api/api.h"
 #include "api/auth.h"
 #include "api/digest_memo.h"
+#include "layer/blobcache.h"
 #include "layer/entry.h"
 #include "layer/store.h"
 
@@ -45,6 +46,7 @@ struct api_context {
     layer_trace_sink *trace;
     struct api_metrics *metrics;
     api_digest_memo *digests;
+    layer_blobcache *cache; /* NULL: no cache (api/blobs_int.h) */
     const char *openapi_path;
     const struct api_ui *ui;
     unsigned max_exports;
@@ -70,6 +72,14 @@ struct api_context {
     atomic_uint active_streams;
     _Atomic uint64_t fds_held;
     atomic_bool ready;
+
+    /* Fills finishing on background threads (api/blobs.c), under
+     * bg_lock; api_blobs__drain() sets bg_stopping and waits for none. */
+    pthread_mutex_t bg_lock;
+    pthread_cond_t bg_cond;
+    unsigned bg_running;
+    bool bg_stopping;
+    bool bg_init;
 };
 
 /** One routed request, as a handler sees it. */
@@ -166,6 +176,26 @@ int api_query__path(char **out, size_t *out_len, api_call *call,
  * section 13.1.2: a W/ prefix is ignored) or "*"?
  */
 bool api_etag__listed(const char *list, const char *etag);
+
+/** What a Range header asks of a representation. */
+typedef enum api_range {
+    API_RANGE_NONE,         /**< no usable Range: send everything (200) */
+    API_RANGE_OK,           /**< bytes [*first, *last] (206) */
+    API_RANGE_UNSATISFIABLE /**< 416 */
+} api_range;
+
+/**
+ * Evaluate a Range header value against a representation of size bytes
+ * (RFC 9110 section 14): one range of bytes, "a-b", "a-" or "-n"; several
+ * ranges, another unit or bad syntax are ignored (API_RANGE_NONE), as is
+ * any Range on an empty representation.
+ * @param[out] first the first byte, for API_RANGE_OK
+ * @param[out] last the last byte (inclusive), for API_RANGE_OK
+ * @param v the header value, or NULL
+ * @param size the representation's length
+ */
+api_range api_range__parse(uint64_t *first, uint64_t *last, const char *v,
+                           uint64_t size);
 
 /* ---- problems (problem.c) ---- */
 

@@ -21,6 +21,7 @@
  * (pthread_create orders them before anything a request thread reads).
  */
 #include "api_int.h"
+#include "blobs_int.h"
 
 #include <assert.h>
 
@@ -50,6 +51,7 @@ int api_context_new(api_context **out, const api_context_opts *opts)
     ctx->trace = opts->trace;
     ctx->metrics = opts->metrics;
     ctx->digests = opts->digests;
+    ctx->cache = opts->cache;
     ctx->openapi_path = opts->openapi_path;
     ctx->ui = opts->ui;
     ctx->max_exports = opts->max_exports;
@@ -72,6 +74,18 @@ int api_context_new(api_context **out, const api_context_opts *opts)
     atomic_init(&ctx->active_streams, 0);
     atomic_init(&ctx->fds_held, 0);
     atomic_init(&ctx->ready, false);
+    if (pthread_mutex_init(&ctx->bg_lock, NULL) != 0) {
+        api_auth_free(ctx->own_auth);
+        layer_free(ctx);
+        return layer_error_set(LAYER_ENOMEM, "cannot create a lock");
+    }
+    if (pthread_cond_init(&ctx->bg_cond, NULL) != 0) {
+        pthread_mutex_destroy(&ctx->bg_lock);
+        api_auth_free(ctx->own_auth);
+        layer_free(ctx);
+        return layer_error_set(LAYER_ENOMEM, "cannot create a condition");
+    }
+    ctx->bg_init = true;
     *out = ctx;
     return 0;
 }
@@ -80,6 +94,9 @@ void api_context_free(api_context *ctx)
 {
     if (ctx == NULL)
         return;
+    api_blobs__drain(ctx);
+    pthread_cond_destroy(&ctx->bg_cond);
+    pthread_mutex_destroy(&ctx->bg_lock);
     api_auth_free(ctx->own_auth);
     pthread_mutex_destroy(&ctx->exports_lock);
     layer_free(ctx);

@@ -276,76 +276,6 @@ static int make_etag(char *out, size_t cap, const layer_entry *e, bool backup)
 }
 
 /* Parse a decimal number of at most 19 digits. */
-static bool parse_u64(uint64_t *out, const char *s, size_t len)
-{
-    uint64_t v = 0;
-
-    if (len == 0 || len > 19)
-        return false;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    *out = v;
-    return true;
-}
-
-typedef enum range_result {
-    RANGE_NONE,         /* no usable Range: send everything */
-    RANGE_OK,           /* [*first, *last] */
-    RANGE_UNSATISFIABLE /* 416 */
-} range_result;
-
-/* Evaluate a Range header value against a representation of size n. */
-static range_result parse_range(uint64_t *first, uint64_t *last, const char *v,
-                                uint64_t size)
-{
-    const char *dash;
-    size_t len;
-    uint64_t a, b;
-
-    if (v == NULL || size == 0)
-        return RANGE_NONE; /* an empty file: 200, as Go's ServeContent */
-    while (*v == ' ' || *v == '\t')
-        v++;
-    if (strncasecmp(v, "bytes=", 6) != 0)
-        return RANGE_NONE;
-    v += 6;
-    if (strchr(v, ',') != NULL)
-        return RANGE_NONE; /* several ranges: ignored, see the top */
-    while (*v == ' ' || *v == '\t')
-        v++;
-    len = strlen(v);
-    while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
-        len--;
-    if ((dash = memchr(v, '-', len)) == NULL)
-        return RANGE_NONE;
-    if (dash == v) {
-        /* suffix: the last b bytes */
-        if (!parse_u64(&b, v + 1, len - 1))
-            return RANGE_NONE;
-        if (b == 0)
-            return RANGE_UNSATISFIABLE;
-        *first = b >= size ? 0 : size - b;
-        *last = size - 1;
-        return RANGE_OK;
-    }
-    if (!parse_u64(&a, v, (size_t)(dash - v)))
-        return RANGE_NONE;
-    if ((size_t)(dash - v) + 1 == len) {
-        b = size - 1;
-    } else if (!parse_u64(&b, dash + 1, len - (size_t)(dash - v) - 1) ||
-               b < a) {
-        return RANGE_NONE;
-    }
-    if (a >= size)
-        return RANGE_UNSATISFIABLE;
-    *first = a;
-    *last = b >= size ? size - 1 : b;
-    return RANGE_OK;
-}
-
 static const char *header(api_call *call, const char *name)
 {
     if (call->req->header == NULL)
@@ -413,7 +343,7 @@ void api_files__get(api_call *call)
     const layer_entry *e = NULL;
     const char *format = NULL, *v;
     uint64_t size, first = 0, last = 0;
-    range_result range = RANGE_NONE;
+    api_range range = API_RANGE_NONE;
     bool backup = false;
     char etag[160], buf[96];
     int rc;
@@ -461,8 +391,8 @@ void api_files__get(api_call *call)
     }
     v = header(call, "If-Range");
     if (v == NULL || strcmp(v, etag) == 0)
-        range = parse_range(&first, &last, header(call, "Range"), size);
-    if (range == RANGE_UNSATISFIABLE) {
+        range = api_range__parse(&first, &last, header(call, "Range"), size);
+    if (range == API_RANGE_UNSATISFIABLE) {
         rc = LAYER_EINVALID;
         snprintf(buf, sizeof(buf), "the representation is %llu bytes long",
                  (unsigned long long)size);
@@ -472,7 +402,7 @@ void api_files__get(api_call *call)
         (void)api_response_add_header(res, "Accept-Ranges", "bytes");
         goto out;
     }
-    if (range == RANGE_NONE) {
+    if (range == API_RANGE_NONE) {
         first = 0;
         last = size > 0 ? size - 1 : 0;
     }
@@ -485,14 +415,14 @@ void api_files__get(api_call *call)
         (rc = api_response_add_header(res, "X-Content-Type-Options",
                                       "nosniff")) < 0)
         goto out;
-    if (range == RANGE_OK) {
+    if (range == API_RANGE_OK) {
         snprintf(buf, sizeof(buf), "bytes %llu-%llu/%llu",
                  (unsigned long long)first, (unsigned long long)last,
                  (unsigned long long)size);
         if ((rc = api_response_add_header(res, "Content-Range", buf)) < 0)
             goto out;
     }
-    res->status = range == RANGE_OK ? 206 : 200;
+    res->status = range == API_RANGE_OK ? 206 : 200;
     res->has_length = true;
     res->content_length = s->end - s->pos;
     if (res->head || s->end == s->pos)

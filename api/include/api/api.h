@@ -22,6 +22,7 @@
 
 struct api_metrics;
 struct api_digest_memo;
+struct layer_blobcache;
 struct api_ui;
 struct api_auth;
 struct api_hostnames;
@@ -36,6 +37,10 @@ typedef struct api_context_opts {
     /** Digests of earlier exports of immutable layers (api/digest_memo.h);
      * NULL: every export hashes. */
     struct api_digest_memo *digests;
+    /** The blob cache exports of immutable layers are served from and
+     * kept in (layer/blobcache.h); NULL: every export runs and nothing
+     * is kept. */
+    struct layer_blobcache *cache;
     const char *openapi_path; /**< file served at /openapi.yaml */
     /** The dashboard's files (api/ui.h); NULL: /ui/ answers 404. */
     const struct api_ui *ui;
@@ -94,7 +99,8 @@ typedef struct api_context api_context;
  */
 int api_context_new(api_context **out, const api_context_opts *opts);
 
-/** Free a context (NULL is accepted). No request may be running on it. */
+/** Free a context (NULL is accepted). No request may be running on it;
+ * fills still finishing in the background are stopped and waited for. */
 void api_context_free(api_context *ctx);
 
 /** Set the /readyz answer: the server clears it while it starts and while
