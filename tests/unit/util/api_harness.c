@@ -93,8 +93,8 @@ static const char *fake_header(void *conn, const char *name)
     return lookup(f->headers, name, true);
 }
 
-static size_t fake_header_values(void *conn, const char *name,
-                                 const char **out, size_t max)
+static size_t fake_header_values(void *conn, const char *name, const char **out,
+                                 size_t max)
 {
     const ah_fake *f = conn;
     size_t n = 0;
