@@ -26,6 +26,7 @@
  * opens.
  */
 #include "api_int.h"
+#include "registry_int.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -142,6 +143,26 @@ static void keep_slot(api_call *call)
     res->producer.finish = p->inner.finish != NULL ? slot_finish : NULL;
     res->producer.free = slot_free;
     res->producer.ctx = p;
+}
+
+/*
+ * The registry view (api/registry.c) has its own routing, methods and
+ * error bodies; a GET that may stream (a blob, a manifest waiting for its
+ * blobs) takes a stream slot as the REST streams do.
+ */
+static void registry(api_call *call, bool get, size_t len)
+{
+    bool stream = get && api_registry__streams(call->req->raw_path, len);
+
+    call->route = "/v2/";
+    call->res->route = "/v2/";
+    if (stream && api_streams_acquire(call->ctx) < 0) {
+        api_registry__busy(call);
+        return;
+    }
+    api_registry__handle(call);
+    if (stream)
+        keep_slot(call);
 }
 
 /* Route label for requests that match nothing (bounded metric labels). */
@@ -323,6 +344,11 @@ void api_handle(api_response *out, api_context *ctx, const api_request *req)
                          "the path must start with '/' and its "
                          "percent-escapes must be well formed and not "
                          "encode NUL");
+        goto out;
+    }
+    if (len >= 3 && memcmp(req->raw_path, "/v2", 3) == 0 &&
+        (len == 3 || req->raw_path[3] == '/')) {
+        registry(&call, get, len);
         goto out;
     }
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
