@@ -17,7 +17,6 @@
 
 #include "api/api.h"
 #include "api/auth.h"
-#include "api/digest_memo.h"
 #include "layer/blobcache.h"
 #include "layer/entry.h"
 #include "layer/store.h"
@@ -45,7 +44,6 @@ struct api_context {
     layer_store *store;
     layer_trace_sink *trace;
     struct api_metrics *metrics;
-    api_digest_memo *digests;
     layer_blobcache *cache; /* NULL: no cache (api/blobs_int.h) */
     const char *openapi_path;
     const struct api_ui *ui;
@@ -334,28 +332,6 @@ void api_ui__index(api_call *call);
 void api_ui__file(api_call *call);
 void api_export__get(api_call *call);
 
-/* ---- digest memo (digest_memo.c) ---- */
-
-/** What the memo keeps of an export (api/digest_memo.h). */
-typedef struct api_digest_rec {
-    char key[192]; /**< layer id and export options */
-    char diff_id[72];
-    char digest[72];
-    char fingerprint[72];
-    uint64_t size; /**< bytes produced */
-} api_digest_rec;
-
-/** Copy the record of key into *out and mark it used; false if none (or
- * m is NULL). */
-bool api_digest_memo__get(api_digest_memo *m, const char *key,
-                          api_digest_rec *out);
-
-/** Record (or replace) rec; a full memo forgets its least recently used
- * record. NULL m: nothing. */
-void api_digest_memo__put(api_digest_memo *m, const api_digest_rec *rec);
-
-/** Forget the record of key, if any. NULL m: nothing. */
-void api_digest_memo__drop(api_digest_memo *m, const char *key);
 void api_files__get(api_call *call);
 void api_health__healthz(api_call *call);
 void api_health__readyz(api_call *call);

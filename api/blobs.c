@@ -1223,3 +1223,62 @@ out:
     api_blob__free(b);
     return rc;
 }
+
+/* ---- warming ---------------------------------------------------------- */
+
+typedef struct waiter {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool woken;
+} waiter;
+
+static void waiter_wake(void *arg)
+{
+    waiter *w = arg;
+
+    pthread_mutex_lock(&w->lock);
+    w->woken = true;
+    pthread_cond_signal(&w->cond);
+    pthread_mutex_unlock(&w->lock);
+}
+
+int api_blob_warm(layer_blobcache_info *out, layer_export_tar *out_tar,
+                  api_context *ctx, const char *id, layer_export_tar want,
+                  layer_compression compression, int level)
+{
+    api_blob_spec spec;
+    api_blob_describe *d = NULL;
+    layer_export_original orig;
+    layer_export_tar tar;
+    waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
+    int rc;
+
+    memset(&spec, 0, sizeof(spec));
+    if ((rc = layer_store_resolve(&spec.info, ctx->store, id)) < 0 ||
+        (rc = layer_export_choose_tar(&tar, &orig, spec.info, want, 0)) < 0)
+        goto out;
+    spec.tar = tar;
+    spec.compression = compression;
+    spec.level = level;
+    if ((rc = api_blob__describe(&d, ctx, &spec, NULL)) < 0)
+        goto out;
+    api_blob_describe__set_notify(d, waiter_wake, &w);
+    for (;;) {
+        pthread_mutex_lock(&w.lock);
+        w.woken = false;
+        pthread_mutex_unlock(&w.lock);
+        if ((rc = api_blob_describe__result(out, d)) != LAYER_EAGAIN)
+            break;
+        pthread_mutex_lock(&w.lock);
+        while (!w.woken)
+            pthread_cond_wait(&w.cond, &w.lock);
+        pthread_mutex_unlock(&w.lock);
+    }
+    api_blob_describe__set_notify(d, NULL, NULL);
+    if (rc == 0)
+        *out_tar = tar;
+out:
+    api_blob_describe__free(d);
+    spec_release(ctx, &spec);
+    return rc;
+}

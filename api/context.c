@@ -50,7 +50,6 @@ int api_context_new(api_context **out, const api_context_opts *opts)
     ctx->store = opts->store;
     ctx->trace = opts->trace;
     ctx->metrics = opts->metrics;
-    ctx->digests = opts->digests;
     ctx->cache = opts->cache;
     ctx->openapi_path = opts->openapi_path;
     ctx->ui = opts->ui;

@@ -17,30 +17,26 @@
  * diff ID does not match) cuts the stream like any other failure after
  * the status line.
  *
- * The export itself
- * (layer/export.h) runs on its own worker thread; this producer drains it
- * without blocking: LAYER_EAGAIN becomes API_PRODUCE_AGAIN and the
- * server's wake is the export's notify callback. The digests are only
- * known once the last byte is out, so they travel as trailers
- * (Docker-Content-Digest over the bytes sent, X-Layer-Diff-Id over the
- * tar), announced up front with a Trailer header.
- *
- * Digests of immutable layers are remembered (api/digest_memo.h), keyed
- * on the layer, the tar kind, the format and the level: a repeated export
- * of such a layer skips the SHA-256 work (of an original tar, only the
- * compressed output's: its diff ID is always checked) and sends the
- * remembered digests, once its fingerprint showed the layer unchanged; a
- * changed layer gets its stream cut (the digests it would send are not
- * known) and its record dropped, so the client's retry hashes afresh.
- * The request span's "export.digests" says which: computed, memo or
- * stale.
+ * The blob comes from api/blobs_int.h, which serves immutable layers
+ * through the blob cache (layer/blobcache.h): a kept blob (cache hit) is
+ * answered with Content-Length, ETag, Accept-Ranges and its digests as
+ * headers (Docker-Content-Digest, X-Layer-Diff-Id), and a single byte
+ * Range gives 206 or 416; a miss runs the one export of the key, whose
+ * bytes go to the cache as they are sent, and concurrent requests read
+ * that growing file; mutable layers (and a server without a cache) are
+ * exported without it. Those three learn their digests only once the last
+ * byte is out, so they travel as trailers (Docker-Content-Digest over the
+ * bytes sent, X-Layer-Diff-Id over the tar), announced up front with a
+ * Trailer header; Range is ignored there (200). The request span's
+ * "cache.result" says which: hit, fill, wait or bypass. The export runs
+ * on its own worker thread; the producer drains it without blocking.
  *
  * A file that changes while it is read fails the export (LAYER_ECHANGED
  * from the reader): the stream is cut before its last chunk, so no
- * trailer claims a digest, and nothing is remembered. The server's
+ * trailer claims a digest, and the cache keeps nothing. The server's
  * --allow-changing (api_context_opts.allow_changing) passes
  * LAYER_READER_ALLOW_CHANGING instead; an export with warnings is then
- * sent whole but never remembered.
+ * sent whole but never kept.
  *
  * Server-wide caps bound concurrent exports: their number
  * (api_context_opts.max_exports) and the memory they hold, counted with
@@ -48,9 +44,9 @@
  * (max_export_memory), so a few zstd exports at a high level weigh as
  * much as many plain ones. Past either the answer is 503 with
  * Retry-After. The slot and its bytes (api_exports_acquire()) are taken
- * before the export starts and given back in the producer's free, which
- * the normal end and a client abort both reach. HEAD answers with the
- * headers and starts nothing.
+ * before the export starts and given back at the end of the export (which, for
+ * a fill, may outlive its client). A hit or a wait takes no slot. HEAD starts
+ * nothing: it answers a kept blob's headers, or the streamed form's.
  *
  * The level a client may ask for is capped (max_level; gzip also at its
  * backend's top level): compression cost grows steeply with it (zstd 19
@@ -60,6 +56,7 @@
  * or the cap if that is lower.
  */
 #include "api_int.h"
+#include "blobs_int.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -92,27 +89,6 @@ static const layer_compression export_compressions[] = {
 #define LEVEL_MIN (-131072)
 #define LEVEL_MAX 22
 
-typedef struct export_stream {
-    layer_export *x;
-    layer_info *info;
-    layer_export_original orig; /* borrows from info */
-    api_context *slot;          /* holds an export slot to give back, or NULL */
-    uint64_t slot_bytes;        /* the memory reserved with the slot */
-    api_metrics *metrics;
-    layer_span *span;      /* the request's */
-    api_digest_memo *memo; /* set when the layer's digests may be kept */
-    api_digest_rec rec;    /* its key; with memo_hit, the digests */
-    bool memo_hit;         /* the export runs without digests */
-    const char *format;    /* "none", "gzip", "zstd" (metrics label) */
-    struct timespec started;
-    uint64_t bytes;
-    bool ended;    /* LAYER_ITEROVER seen: the summary is complete */
-    bool finished; /* metrics recorded */
-    char names[2][32];
-    char values[2][72];
-    api_header trailers[2];
-} export_stream;
-
 static const char *format_name(layer_compression c)
 {
     switch (c) {
@@ -124,115 +100,6 @@ static const char *format_name(layer_compression c)
         return "zstd";
     }
     return "other";
-}
-
-/* The end of an export that ran without digests: the remembered ones
- * hold only if the layer is what it was when they were computed. */
-static ssize_t memo_end(export_stream *s, const layer_export_summary *sum)
-{
-    if (sum->warnings != 0 || sum->size != s->rec.size ||
-        strcmp(sum->fingerprint, s->rec.fingerprint) != 0) {
-        api_digest_memo__drop(s->memo, s->rec.key);
-        layer_span_set_str(s->span, "export.digests", "stale");
-        layer_span_set_error_message(s->span,
-                                     "layer.export failed: the layer changed "
-                                     "since its digests were computed; they "
-                                     "are unknown, so the stream is cut (a "
-                                     "retry computes them)");
-        return API_PRODUCE_ERROR;
-    }
-    snprintf(s->values[0], sizeof(s->values[0]), "%s", s->rec.digest);
-    snprintf(s->values[1], sizeof(s->values[1]), "%s", s->rec.diff_id);
-    s->ended = true;
-    return API_PRODUCE_END;
-}
-
-static ssize_t stream_read(void *ctx, char *buf, size_t cap)
-{
-    export_stream *s = ctx;
-    layer_export_summary sum;
-    size_t n = 0;
-    int rc;
-
-    if (s->ended)
-        return API_PRODUCE_END;
-    rc = layer_export_read(&n, s->x, buf, cap, LAYER_EXPORT_NONBLOCK);
-    if (rc == 0 && n > 0) {
-        s->bytes += n;
-        return (ssize_t)n;
-    }
-    if (rc == LAYER_EAGAIN)
-        return API_PRODUCE_AGAIN;
-    if (rc == LAYER_ITEROVER) {
-        layer_export_summary_get(&sum, s->x);
-        if (s->memo_hit)
-            return memo_end(s, &sum);
-        snprintf(s->values[0], sizeof(s->values[0]), "%s", sum.digest);
-        snprintf(s->values[1], sizeof(s->values[1]), "%s", sum.diff_id);
-        if (s->memo != NULL && sum.warnings == 0) {
-            snprintf(s->rec.digest, sizeof(s->rec.digest), "%s", sum.digest);
-            snprintf(s->rec.diff_id, sizeof(s->rec.diff_id), "%s", sum.diff_id);
-            snprintf(s->rec.fingerprint, sizeof(s->rec.fingerprint), "%s",
-                     sum.fingerprint);
-            s->rec.size = sum.size;
-            api_digest_memo__put(s->memo, &s->rec);
-        }
-        s->ended = true;
-        return API_PRODUCE_END;
-    }
-    /* A failure (the export's span holds the message), or a read that
-     * broke its contract by returning nothing: never spin on it. */
-    return API_PRODUCE_ERROR;
-}
-
-static size_t stream_trailers(void *ctx, const api_header **out)
-{
-    export_stream *s = ctx;
-
-    if (!s->ended) {
-        *out = NULL;
-        return 0;
-    }
-    *out = s->trailers;
-    return 2;
-}
-
-static void stream_set_wake(void *ctx, void (*wake)(void *arg), void *arg)
-{
-    export_stream *s = ctx;
-
-    layer_export_set_notify(s->x, wake, arg);
-}
-
-static void stream_finish(void *ctx, bool completed)
-{
-    export_stream *s = ctx;
-    struct timespec now;
-    double secs;
-
-    if (s->finished)
-        return;
-    s->finished = true;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    secs = (double)(now.tv_sec - s->started.tv_sec) +
-           (double)(now.tv_nsec - s->started.tv_nsec) / 1e9;
-    api_metrics_export_finished(s->metrics, s->format, secs, s->bytes,
-                                completed && s->ended);
-}
-
-static void stream_free(void *ctx)
-{
-    export_stream *s = ctx;
-
-    if (s == NULL)
-        return;
-    if (s->x != NULL)
-        stream_finish(s, false);
-    layer_export_free(s->x);
-    layer_info_free(s->info);
-    if (s->slot != NULL)
-        api_exports_release(s->slot, s->slot_bytes);
-    layer_free(s);
 }
 
 /* Parse `level`: absent or 0 is the format's default. */
@@ -380,14 +247,15 @@ static int check_level(int *level, api_call *call, layer_compression c)
 void api_export__get(api_call *call)
 {
     api_response *res = call->res;
-    export_stream *s = NULL;
-    layer_export_opts opts;
+    api_blob_spec spec;
+    api_blob *b = NULL;
+    layer_export_original orig;
     layer_compression comp = LAYER_COMPRESSION_NONE;
     layer_export_tar want = LAYER_EXPORT_TAR_AUTO, tar;
     const char *type = NULL;
     int level = 0, rc;
 
-    memset(&opts, 0, sizeof(opts));
+    memset(&spec, 0, sizeof(spec));
     if ((rc = choose_format(&comp, &type, call)) < 0 ||
         (rc = parse_level(&level, call)) < 0 ||
         (rc = parse_tar(&want, call)) < 0)
@@ -401,20 +269,11 @@ void api_export__get(api_call *call)
     }
     if ((rc = check_level(&level, call, comp)) < 0)
         goto out;
-    if ((s = layer_trycalloc(1, sizeof(*s))) == NULL) {
-        rc = LAYER_ENOMEM;
+    if ((rc = api_layers__resolve(&spec.info, call)) < 0)
         goto out;
-    }
-    snprintf(s->names[0], sizeof(s->names[0]), "Docker-Content-Digest");
-    snprintf(s->names[1], sizeof(s->names[1]), "X-Layer-Diff-Id");
-    for (size_t i = 0; i < 2; i++) {
-        s->trailers[i].name = s->names[i];
-        s->trailers[i].value = s->values[i];
-    }
-    s->format = format_name(comp);
-    if ((rc = api_layers__resolve(&s->info, call)) < 0)
-        goto out;
-    if ((rc = layer_export_choose_tar(&tar, &s->orig, s->info, want, 0)) < 0) {
+    spec.fds = call->fds; /* the blob gives them back */
+    call->fds = 0;
+    if ((rc = layer_export_choose_tar(&tar, &orig, spec.info, want, 0)) < 0) {
         if (rc == LAYER_EUNSUPPORTED)
             api_problem__set(call, 422, "no-original-tar", "No original tar",
                              layer_error_last());
@@ -426,27 +285,29 @@ void api_export__get(api_call *call)
      * a status can still say so; the original tar's files are checked
      * as they stream. */
     if (tar == LAYER_EXPORT_TAR_CANONICAL &&
-        (rc = api_entries__probe(s->info)) < 0)
+        (rc = api_entries__probe(spec.info)) < 0)
         goto out;
-    if ((rc = api_response_add_header(res, "Content-Type", type)) < 0 ||
-        (rc = api_response_add_header(res, "X-Layer-Tar",
-                                      layer_export_tar_name(tar))) < 0 ||
-        (rc = api_response_add_header(res, "Vary", "Accept")) < 0 ||
-        (rc = api_response_add_header(res, "Trailer",
-                                      "Docker-Content-Digest, "
-                                      "X-Layer-Diff-Id")) < 0)
-        goto out;
-    if (res->head) {
+    spec.tar = tar;
+    spec.compression = comp;
+    spec.level = level;
+    rc = api_blob__open(&b, call->ctx, &spec, call->req->span,
+                        res->head ? API_BLOB_NOFILL : 0);
+    if (rc == LAYER_ENOTFOUND && res->head) {
         /* Headers only: the length and digests are unknown until an
          * export has run, and HEAD does not run one. */
+        if ((rc = api_response_add_header(res, "Content-Type", type)) < 0 ||
+            (rc = api_response_add_header(res, "X-Layer-Tar",
+                                          layer_export_tar_name(tar))) < 0 ||
+            (rc = api_response_add_header(res, "Vary", "Accept")) < 0 ||
+            (rc = api_response_add_header(res, "Trailer",
+                                          "Docker-Content-Digest, "
+                                          "X-Layer-Diff-Id")) < 0)
+            goto out;
         res->status = 200;
         res->has_length = false;
         goto out;
     }
-    /* A level the format refuses is answered by the export's start below;
-     * its estimate is 0 and takes nothing. */
-    s->slot_bytes = layer_export_memory(comp, level);
-    if (api_exports_acquire(call->ctx, s->slot_bytes) < 0) {
+    if (rc == LAYER_EBUSY) {
         char detail[160];
 
         snprintf(detail, sizeof(detail),
@@ -454,53 +315,23 @@ void api_export__get(api_call *call)
                  "exports, %llu MiB of memory); retry later",
                  call->ctx->max_exports,
                  (unsigned long long)(call->ctx->max_export_memory >> 20));
-        rc = LAYER_EBUSY;
         api_problem__set(call, 503, "too-many-exports", "Too many exports",
                          detail);
         goto out;
     }
-    s->slot = call->ctx;
-    opts.compression = comp;
-    opts.level = level;
-    opts.span = call->req->span;
-    if (tar == LAYER_EXPORT_TAR_ORIGINAL)
-        opts.original = &s->orig;
-    if (call->ctx->allow_changing)
-        opts.reader_flags |= LAYER_READER_ALLOW_CHANGING;
-    s->span = call->req->span;
-    if (call->ctx->digests != NULL && !s->info->mutable_) {
-        int n =
-            snprintf(s->rec.key, sizeof(s->rec.key), "%s\n%s\n%s\n%d",
-                     s->info->id, layer_export_tar_name(tar), s->format, level);
-
-        if (n > 0 && (size_t)n < sizeof(s->rec.key))
-            s->memo = call->ctx->digests;
-    }
-    if (s->memo != NULL && api_digest_memo__get(s->memo, s->rec.key, &s->rec)) {
-        s->memo_hit = true;
-        opts.flags |= LAYER_EXPORT_NO_DIGESTS;
-    }
-    layer_span_set_str(s->span, "export.digests",
-                       s->memo_hit ? "memo" : "computed");
-    if ((rc = layer_export_start(&s->x, &s->info->layer, s->info->parents,
-                                 s->info->nparents, &opts)) < 0)
+    if (rc < 0) {
+        if (rc == LAYER_ENOTFOUND)
+            rc = api_problem__recode(LAYER_EBROKEN); /* resolved, yet gone */
         goto out;
-    clock_gettime(CLOCK_MONOTONIC, &s->started);
-    s->metrics = call->ctx->metrics;
-    api_metrics_export_started(s->metrics, s->format);
-    res->status = 200;
-    res->has_length = false;
-    res->producer.read = stream_read;
-    res->producer.set_wake = stream_set_wake;
-    res->producer.trailers = stream_trailers;
-    res->producer.finish = stream_finish;
-    res->producer.free = stream_free;
-    res->producer.ctx = s;
-    s = NULL;
+    }
+    rc = api_blob__respond(call, b, type, layer_export_tar_name(tar));
+    b = NULL;
 out:
-    if (rc == LAYER_ENOTFOUND && s != NULL && s->info != NULL)
-        rc = api_problem__recode(LAYER_EBROKEN); /* resolved, yet gone */
     if (rc < 0 && res->status == 0)
         api_problem__from_error(call, rc);
-    stream_free(s);
+    if (spec.info != NULL || spec.fds > 0) {
+        layer_info_free(spec.info);
+        if (spec.fds > 0)
+            api_fds_release(call->ctx, spec.fds);
+    }
 }

@@ -16,6 +16,8 @@
  */
 #include "api/metrics.h"
 
+#include "layer/blobcache.h"
+
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -67,6 +69,7 @@ typedef struct format_stat {
 
 struct api_metrics {
     pthread_mutex_t lock;
+    layer_blobcache *cache; /* its counters are rendered; may be NULL */
 
     route_stat routes[API_METRICS_MAX_SERIES];
     size_t nroutes;
@@ -502,6 +505,58 @@ static void render_gauge(layer_text_buf *t, const char *name, const char *help,
     layer_text_buf_addf(t, "%s %" PRId64 "\n", name, v);
 }
 
+static void render_counter(layer_text_buf *t, const char *name,
+                           const char *help, uint64_t v)
+{
+    tb_family(t, name, "counter", help);
+    layer_text_buf_addf(t, "%s %" PRIu64 "\n", name, v);
+}
+
+/* The blob cache's counters (layer/blobcache.h), read at render time. */
+static void render_cache(layer_text_buf *t, layer_blobcache *c)
+{
+    layer_blobcache_stats st;
+
+    if (c == NULL)
+        return;
+    layer_blobcache_stats_get(&st, c);
+    render_counter(t, "layerd_cache_hits_total",
+                   "Blob requests served from a blob the cache kept (by key "
+                   "or by digest).",
+                   st.hits + st.digest_hits);
+    render_counter(t, "layerd_cache_misses_total",
+                   "Blob requests that found neither a kept blob nor a fill "
+                   "in flight.",
+                   st.misses);
+    render_counter(t, "layerd_cache_waits_total",
+                   "Blob requests that joined another request's fill.",
+                   st.waits);
+    render_counter(t, "layerd_cache_bypasses_total",
+                   "Blob requests of mutable layers, never cached.",
+                   st.bypasses);
+    render_counter(t, "layerd_cache_evictions_total",
+                   "Blobs evicted to stay under --cache-max-bytes.",
+                   st.evictions);
+    render_counter(t, "layerd_cache_read_bytes_total",
+                   "Bytes clients read from the cache.", st.bytes_read);
+    render_counter(t, "layerd_cache_written_bytes_total",
+                   "Bytes fills wrote into the cache.", st.bytes_written);
+    render_gauge(t, "layerd_cache_bytes",
+                 "Bytes the cache holds now (blobs and fills).",
+                 (int64_t)st.bytes);
+    render_gauge(t, "layerd_cache_blobs", "Blobs the cache keeps now.",
+                 (int64_t)st.blobs);
+}
+
+void api_metrics_set_cache(api_metrics *m, layer_blobcache *cache)
+{
+    if (m == NULL)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->cache = cache;
+    pthread_mutex_unlock(&m->lock);
+}
+
 static void render_histogram(layer_text_buf *t, const api_metrics *m)
 {
     const char *name = "layerd_export_duration_seconds";
@@ -608,6 +663,7 @@ int api_metrics_render(char **out, size_t *len, api_metrics *m)
                  "Entry listing streams running now.", m->streams_active);
     render_histogram(&t, m);
     render_formats(&t, m);
+    render_cache(&t, m->cache);
     render_auth(&t, m);
     render_build(&t, m);
     pthread_mutex_unlock(&m->lock);

@@ -162,6 +162,14 @@ void srv_layer_cmd_dispose(srv_layer_cmd *c);
 int srv_read_file(char **out, size_t *out_len, const char *path,
                   const char *what, size_t cap);
 
+/*
+ * The blob cache's directory: given (--cache-dir), else $CACHE_DIRECTORY
+ * (systemd's CacheDirectory=; the first of a list), else /var/cache/layerd
+ * for root, else $XDG_CACHE_HOME/layerd or ~/.cache/layerd. *out is
+ * owned (layer_free()). Returns 0, LAYER_EINVALID (no HOME), LAYER_ENOMEM.
+ */
+int srv_cache_dir(char **out, const char *given);
+
 /* Map a liblayer error code to an exit status. */
 int srv_exit_status(int code);
 
@@ -181,6 +189,7 @@ void srv_errorf(const char *cmd, const char *fmt, ...)
 int srv_trace_open(layer_trace_sink **out, const char *spec,
                    const char *log_format, const char *def);
 
+int srv_cmd_cache(int argc, char **argv);
 int srv_cmd_entries(int argc, char **argv);
 int srv_cmd_export(int argc, char **argv);
 int srv_cmd_serve(int argc, char **argv);

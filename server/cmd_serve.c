@@ -66,13 +66,13 @@
 
 #include "api/api.h"
 #include "api/auth.h"
-#include "api/digest_memo.h"
 #include "api/metrics.h"
 #include "auth.h"
 #include "cli.h"
 #include "config.h"
 #include "http.h"
 #include "layer/alloc.h"
+#include "layer/blobcache.h"
 #include "layer/compress.h"
 #include "layer/error.h"
 #include "layer/export.h"
@@ -224,7 +224,10 @@ out:
 /* Descriptors outside the readers' pool: connections and the reserve. */
 static uint64_t fds_fixed(const srv_config *cfg)
 {
-    return (uint64_t)cfg->max_connections + FD_RESERVE;
+    /* the blob cache: its directory, journal and lock, and one
+     * descriptor per stream served from it */
+    return (uint64_t)cfg->max_connections + FD_RESERVE +
+           (cfg->no_cache ? 0 : 4 + (uint64_t)cfg->max_streams);
 }
 
 /* Descriptors the settings need (see the top of the file): besides the
@@ -617,7 +620,8 @@ int srv_cmd_serve(int argc, char **argv)
     layer_trace_sink *sink = NULL;
     layer_store *store = NULL;
     api_metrics *metrics = NULL;
-    api_digest_memo *memo = NULL;
+    layer_blobcache *cache = NULL;
+    char *cache_dir = NULL;
     srv_tls *tls = NULL;
     srv_http *srv = NULL;
     char *openapi = NULL;
@@ -713,11 +717,23 @@ int srv_cmd_serve(int argc, char **argv)
     build.openssl = OpenSSL_version(OPENSSL_VERSION_STRING);
     build.zstd = cv.zstd;
     build.isal = cv.isal;
-    if ((rc = api_metrics_new(&metrics, &build)) < 0 ||
-        (!cfg.no_digest_memo && (rc = api_digest_memo_new(&memo, 0)) < 0)) {
+    if ((rc = api_metrics_new(&metrics, &build)) < 0) {
         srv_errorf("serve", "%s", layer_error_last());
         status = srv_exit_status(rc);
         goto out;
+    }
+    if (!cfg.no_cache) {
+        layer_blobcache_opts bopts = {.max_bytes = cfg.cache_max_bytes};
+
+        if ((rc = srv_cache_dir(&cache_dir, cfg.cache_dir)) < 0 ||
+            (rc = layer_blobcache_open(&cache, cache_dir, &bopts)) < 0) {
+            srv_errorf("serve", "--cache-dir %s: %s",
+                       cache_dir != NULL ? cache_dir : "(unset)",
+                       layer_error_last());
+            status = srv_setting_status(rc);
+            goto out;
+        }
+        api_metrics_set_cache(metrics, cache);
     }
     if (!cfg.insecure_http) {
         if (cfg.cert != NULL)
@@ -758,7 +774,7 @@ int srv_cmd_serve(int argc, char **argv)
     copts.ui = &ui;
     copts.trace = sink;
     copts.metrics = metrics;
-    copts.digests = memo;
+    copts.cache = cache;
     copts.openapi_path = cfg.openapi != NULL ? cfg.openapi : openapi;
     copts.max_exports = cfg.max_exports;
     copts.export_retry_after = EXPORT_RETRY_AFTER;
@@ -856,7 +872,8 @@ out:
     layer_free(client_ca);
     srv_tls_free(tls);
     api_metrics_free(metrics);
-    api_digest_memo_free(memo);
+    layer_blobcache_free(cache);
+    layer_free(cache_dir);
     layer_store_free(store);
     layer_trace_sink_free(sink);
     layer_free(openapi);

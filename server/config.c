@@ -129,13 +129,29 @@ static const srv_setting settings[] = {
      .arg = "FILE",
      .help = "the contract served at /openapi.yaml (without it, the one "
              "found next to the binary)"},
-    {.name = "no-digest-memo",
+    {.name = "no-cache",
      .type = SRV_SETTING_BOOL,
-     .offset = FIELD(no_digest_memo),
+     .offset = FIELD(no_cache),
      .def = "false",
-     .help = "hash every export; by default the digests of immutable layers "
-             "are remembered and reused while the layer's fingerprint is "
-             "unchanged"},
+     .help = "run every export and keep nothing on disk; by default the "
+             "exports of immutable layers are kept in the blob cache and "
+             "served from it"},
+    {.name = "cache-dir",
+     .type = SRV_SETTING_STRING,
+     .offset = FIELD(cache_dir),
+     .arg = "DIR",
+     .help = "the blob cache's directory (created 0700; its parent must "
+             "exist); by default $CACHE_DIRECTORY (systemd), else "
+             "/var/cache/layerd for root, else $XDG_CACHE_HOME/layerd "
+             "(~/.cache/layerd)"},
+    {.name = "cache-max-bytes",
+     .type = SRV_SETTING_BYTES,
+     .offset = FIELD(cache_max_bytes),
+     .arg = "BYTES",
+     .def = "10G",
+     .help = "bytes of blobs the cache keeps (K, M, G, T: powers of 1024); "
+             "the least recently used blobs that no client reads are "
+             "evicted past it"},
     {.name = "tar",
      .type = SRV_SETTING_CHOICE,
      .offset = FIELD(tar),
@@ -332,6 +348,44 @@ static int parse_uint(unsigned *out, const char *key, const char *value,
     return 0;
 }
 
+/* A byte count: digits, then an optional K, M, G or T (powers of 1024,
+ * "KiB" and "k" alike); at least 1 MiB, below 2^60. */
+static int parse_bytes(uint64_t *out, const char *key, const char *value)
+{
+    static const char units[] = "KMGT";
+    char *end = NULL;
+    unsigned long long v;
+    unsigned shift = 0;
+    const char *u;
+
+    if (value[0] < '0' || value[0] > '9')
+        return layer_error_set(LAYER_EINVALID, "%s: '%s' is not a size", key,
+                               value);
+    errno = 0;
+    v = strtoull(value, &end, 10);
+    if (errno != 0)
+        return layer_error_set(LAYER_EINVALID, "%s: '%s' is not a size", key,
+                               value);
+    if (*end != '\0') {
+        char c = (char)(*end >= 'a' && *end <= 'z' ? *end - 32 : *end);
+
+        if ((u = strchr(units, c)) == NULL || c == '\0' ||
+            (end[1] != '\0' && strcmp(end + 1, "iB") != 0 &&
+             strcmp(end + 1, "B") != 0))
+            return layer_error_set(LAYER_EINVALID,
+                                   "%s: '%s' is not a size (N, or N with "
+                                   "K, M, G or T)",
+                                   key, value);
+        shift = 10u * (unsigned)(u - units + 1);
+    }
+    if (v > ((1ull << 60) >> shift) || (v << shift) < (1ull << 20))
+        return layer_error_set(LAYER_EINVALID,
+                               "%s: '%s' is out of range (1M to 1024P)", key,
+                               value);
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
 static int parse_bool(bool *out, const char *key, const char *value)
 {
     static const char *const yes[] = {"true", "yes", "on", "1"};
@@ -506,6 +560,8 @@ static int apply(srv_config *cfg, const srv_setting *s, const char *value)
         return parse_bool(field, s->name, value);
     case SRV_SETTING_UINT:
         return parse_uint(field, s->name, value, s->min, s->max);
+    case SRV_SETTING_BYTES:
+        return parse_bytes(field, s->name, value);
     }
     return layer_error_set(LAYER_ERROR, "%s: unknown setting type", s->name);
 }
@@ -652,6 +708,9 @@ int srv_config_merge(srv_config *dst, const srv_config *src)
             break;
         case SRV_SETTING_UINT:
             *(unsigned *)to = *(const unsigned *)from;
+            break;
+        case SRV_SETTING_BYTES:
+            *(uint64_t *)to = *(const uint64_t *)from;
             break;
         }
         dst->set |= bit_of(s);
@@ -814,6 +873,9 @@ void srv_config_markdown(FILE *f)
             break;
         case SRV_SETTING_UINT:
             fprintf(f, "`%s`: %u to %u", s->arg, s->min, s->max);
+            break;
+        case SRV_SETTING_BYTES:
+            fprintf(f, "`%s`: N, or N with K, M, G or T", s->arg);
             break;
         case SRV_SETTING_STRING:
         case SRV_SETTING_LISTEN:

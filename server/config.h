@@ -43,7 +43,9 @@ typedef struct srv_config {
     unsigned idle_timeout;
     unsigned grace;
     char *openapi;
-    bool no_digest_memo;  /* every export hashes (api/digest_memo.h) */
+    bool no_cache;            /* every export runs, nothing is kept */
+    char *cache_dir;          /* the blob cache; NULL: the default place */
+    uint64_t cache_max_bytes; /* the blob cache's byte cap */
     char *ui_dir;         /* the dashboard's files; NULL: the built-in ones */
     char *auth;           /* the access policy (api/auth.h), or NULL */
     char *client_ca;      /* CAs of client certificates (PEM), or NULL */
@@ -75,6 +77,7 @@ typedef enum srv_setting_type {
     SRV_SETTING_LISTEN, /* srv_config_listen; each value appends */
     SRV_SETTING_BOOL,   /* bool: true/yes/on/1 or false/no/off/0 */
     SRV_SETTING_UINT,   /* unsigned in min..max */
+    SRV_SETTING_BYTES,  /* uint64_t: N, or N with K, M, G or T (x 1024^k) */
     SRV_SETTING_NAMES   /* srv_config_listen of host names; each appends */
 } srv_setting_type;
 

@@ -15,6 +15,7 @@ static void usage(FILE *f)
                "Serve container image layers from this host's disk.\n"
                "\n"
                "commands:\n"
+               "  cache     warm, list or prune the blob cache\n"
                "  entries   list a layer's changeset entries as NDJSON\n"
                "  export    write a layer's changeset as an OCI layer tar\n"
                "  serve     run the HTTPS server\n"
@@ -47,6 +48,8 @@ int main(int argc, char **argv)
         return srv_cmd_export(argc - 1, argv + 1);
     if (strcmp(cmd, "serve") == 0)
         return srv_cmd_serve(argc - 1, argv + 1);
+    if (strcmp(cmd, "cache") == 0)
+        return srv_cmd_cache(argc - 1, argv + 1);
     if (strcmp(cmd, "token") == 0)
         return srv_cmd_token(argc - 1, argv + 1);
     fprintf(stderr, "layerd: unknown command '%s'\n", cmd);

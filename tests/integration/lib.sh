@@ -69,6 +69,9 @@ it_init() {
         exit 1
     fi
     IT_TMP=$(mktemp -d "${TMPDIR:-/tmp}/layerd-$IT_NAME.XXXXXX")
+    # every server and `layerd cache` of the test keeps its blob cache
+    # here, not in the host's (the default when --cache-dir is not given)
+    export CACHE_DIRECTORY=$IT_TMP/cache
     trap it_cleanup EXIT
     trap 'exit 130' INT TERM
 }

@@ -98,10 +98,26 @@ START_TEST(test_values_are_parsed_and_checked)
     ck_assert(cfg.insecure_http);
     assert_set(&cfg, "insecure-http", "off", 0, NULL);
     ck_assert(!cfg.insecure_http);
-    assert_set(&cfg, "no-digest-memo", "1", 0, NULL);
-    ck_assert(cfg.no_digest_memo);
-    assert_set(&cfg, "no-digest-memo", "maybe", LAYER_EINVALID,
-               "no-digest-memo: 'maybe' is not a boolean (true or false)");
+    assert_set(&cfg, "no-cache", "1", 0, NULL);
+    ck_assert(cfg.no_cache);
+    assert_set(&cfg, "no-cache", "maybe", LAYER_EINVALID,
+               "no-cache: 'maybe' is not a boolean (true or false)");
+    assert_set(&cfg, "cache-max-bytes", "3G", 0, NULL);
+    ck_assert_uint_eq(cfg.cache_max_bytes, 3ull << 30);
+    assert_set(&cfg, "cache-max-bytes", "512MiB", 0, NULL);
+    ck_assert_uint_eq(cfg.cache_max_bytes, 512ull << 20);
+    assert_set(&cfg, "cache-max-bytes", "2097152", 0, NULL);
+    ck_assert_uint_eq(cfg.cache_max_bytes, 2ull << 20);
+    assert_set(&cfg, "cache-max-bytes", "10X", LAYER_EINVALID,
+               "cache-max-bytes: '10X' is not a size (N, or N with K, M, G "
+               "or T)");
+    assert_set(&cfg, "cache-max-bytes", "1K", LAYER_EINVALID,
+               "cache-max-bytes: '1K' is out of range (1M to 1024P)");
+    assert_set(&cfg, "cache-max-bytes", "-1", LAYER_EINVALID,
+               "cache-max-bytes: '-1' is not a size");
+    ck_assert_uint_eq(cfg.cache_max_bytes, 2ull << 20);
+    assert_set(&cfg, "cache-dir", "/var/tmp/c", 0, NULL);
+    ck_assert_str_eq(cfg.cache_dir, "/var/tmp/c");
 
     assert_set(&cfg, "log-format", "text", 0, NULL);
     ck_assert_str_eq(cfg.log_format, "text");
@@ -297,7 +313,7 @@ START_TEST(test_the_command_line_wins_over_the_file)
     assert_set(&file, "store", "dir:/s", 0, NULL);
     assert_set(&file, "log-format", "text", 0, NULL);
     assert_set(&file, "max-connections", "7", 0, NULL);
-    assert_set(&file, "no-digest-memo", "yes", 0, NULL);
+    assert_set(&file, "no-cache", "yes", 0, NULL);
 
     ck_assert_int_eq(srv_config_merge(&flags, &file), 0);
     ck_assert_str_eq(flags.trace, "flag.log");
@@ -311,7 +327,7 @@ START_TEST(test_the_command_line_wins_over_the_file)
     ck_assert_ptr_ne(flags.store, file.store);
     ck_assert_str_eq(flags.log_format, "text");
     ck_assert_uint_eq(flags.max_connections, 7);
-    ck_assert(flags.no_digest_memo);
+    ck_assert(flags.no_cache);
     ck_assert_ptr_null(flags.cert);
     srv_config_dispose(&file);
     ck_assert_str_eq(flags.store, "dir:/s");
@@ -347,7 +363,9 @@ START_TEST(test_finish_applies_the_defaults_to_what_is_unset)
     ck_assert_str_eq(cfg.trace, "-");
     ck_assert_str_eq(cfg.log_format, "json");
     ck_assert(!cfg.insecure_http);
-    ck_assert(!cfg.no_digest_memo);
+    ck_assert(!cfg.no_cache);
+    ck_assert_uint_eq(cfg.cache_max_bytes, 10ull << 30);
+    ck_assert_ptr_null(cfg.cache_dir);
     ck_assert_ptr_null(cfg.cert);
     ck_assert_ptr_null(cfg.openapi);
     ck_assert_uint_eq(cfg.header_timeout, 10);

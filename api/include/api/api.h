@@ -18,11 +18,11 @@
 
 #include "layer/export.h"
 #include "layer/store.h"
+#include "layer/blobcache.h"
+#include "layer/export.h"
 #include "layer/trace.h"
 
 struct api_metrics;
-struct api_digest_memo;
-struct layer_blobcache;
 struct api_ui;
 struct api_auth;
 struct api_hostnames;
@@ -34,9 +34,6 @@ typedef struct api_context_opts {
     layer_store *store;
     layer_trace_sink *trace;     /**< may be NULL */
     struct api_metrics *metrics; /**< may be NULL */
-    /** Digests of earlier exports of immutable layers (api/digest_memo.h);
-     * NULL: every export hashes. */
-    struct api_digest_memo *digests;
     /** The blob cache exports of immutable layers are served from and
      * kept in (layer/blobcache.h); NULL: every export runs and nothing
      * is kept. */
@@ -152,6 +149,25 @@ uint64_t api_fds_held(const api_context *ctx);
 
 /** Streamed responses running now. */
 unsigned api_streams_active(const api_context *ctx);
+
+/**
+ * Make the blob of layer id as /layers/{id}/export would (the same cache
+ * key), or find it kept, and wait for it: for `layerd cache warm`. Runs
+ * the export on a background thread of ctx and blocks the caller.
+ *
+ * @param[out] out its digests, size and media type
+ * @param[out] out_tar the tar it is (want resolved)
+ * @param ctx a context with a store and, for anything to be kept, a cache
+ * @param id the layer
+ * @param want the tar asked for (AUTO as the server's default)
+ * @param compression the format
+ * @param level the level (0: the format's default)
+ * @return 0; the store's errors (LAYER_ENOTFOUND); LAYER_EUNSUPPORTED for
+ *         an original tar the store did not keep; the export's errors
+ */
+int api_blob_warm(layer_blobcache_info *out, layer_export_tar *out_tar,
+                  api_context *ctx, const char *id, layer_export_tar want,
+                  layer_compression compression, int level);
 
 /** A request, as the server hands it over. Strings are borrowed. */
 typedef struct api_request {

@@ -44,6 +44,8 @@
 /** Cap on the rendered text. */
 #define API_METRICS_MAX_TEXT (1024 * 1024)
 
+struct layer_blobcache;
+
 typedef struct api_metrics api_metrics;
 
 /** Versions reported by layerd_build_info. Strings are borrowed for the
@@ -148,5 +150,12 @@ void api_metrics_auth_failure(api_metrics *m, api_auth_failure reason);
  * @return 0, LAYER_ENOMEM, or LAYER_ETOOBIG past API_METRICS_MAX_TEXT
  */
 int api_metrics_render(char **out, size_t *len, api_metrics *m);
+
+/**
+ * Render the blob cache's counters too (layerd_cache_*: hits, misses,
+ * waits, bypasses, evictions, bytes read and written, bytes and blobs
+ * kept). The cache must outlive the registry's renders. NULL: none.
+ */
+void api_metrics_set_cache(api_metrics *m, struct layer_blobcache *cache);
 
 #endif
