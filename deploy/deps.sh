@@ -27,7 +27,7 @@ set -euo pipefail
 BUILD="build-essential cmake pkg-config clang-format
 libmicrohttpd-dev libjansson-dev libssl-dev libisal-dev libzstd-dev zlib1g-dev
 check libsubunit-dev libgnutls28-dev"
-TEST="curl tar libarchive-tools umoci skopeo jq attr zstd gzip
+TEST="curl tar libarchive-tools umoci skopeo podman jq attr zstd gzip
 python3 python3-prometheus-client python3-yaml python3-jsonschema openssl
 procps nodejs chromium
 buildah docker.io runc busybox-static tar-split"
