@@ -2,10 +2,11 @@
  * Blobs of the registry view, and the describes that give manifests
  * their layer digests.
  *
- * A layer blob is the layer's export as the registry serves it: the
- * original tar where the store kept its tar-split data, else the
- * canonical one (layer_export_choose_tar(), auto), compressed as
- * --registry-compression says at the format's default level. Every blob
+ * A layer blob is the layer's export as the registry serves it: the tar
+ * --tar says (auto by default: the original tar where the store kept its
+ * tar-split data, else the canonical one; layer_export_choose_tar()),
+ * compressed as --registry-compression says at the format's default
+ * level. Every blob
  * comes from api/blobs_int.h, the one place that makes blobs: a describe
  * learns a blob's digests (at once when it is cached, after one export
  * otherwise, never blocking a request thread: the notify protocol), an
@@ -68,8 +69,8 @@ static int blob_spec(api_blob_spec *spec, api_context *ctx, layer_info *info)
     int rc;
 
     memset(spec, 0, sizeof(*spec));
-    if ((rc = layer_export_choose_tar(&spec->tar, &orig, info,
-                                      LAYER_EXPORT_TAR_AUTO, 0)) < 0) {
+    if ((rc = layer_export_choose_tar(&spec->tar, &orig, info, ctx->export_tar,
+                                      0)) < 0) {
         layer_info_free(info);
         return rc;
     }

@@ -158,7 +158,8 @@ static const srv_setting settings[] = {
      .choices = tar_kinds,
      .def = "auto",
      .help = "the tar /layers/{id}/export gives when the request has no tar "
-             "parameter: the layer's original tar (rebuilt from the tar-split "
+             "parameter, and the registry view's layer blobs: the layer's "
+             "original tar (rebuilt from the tar-split "
              "data its store kept, so its diff ID is the recorded one), the "
              "canonical one, or auto: original where the store has it and the "
              "layer is not mutable, canonical elsewhere"},

@@ -296,6 +296,41 @@ if fix=$(bash "$LAYERD_SOURCE_DIR/tests/fixtures/mkengines.sh" --cached \
                 '.repositories | index($r) != null' "$IT_TMP/body")"
         it_stop
     done
+    # --tar canonical: the layers are not the original bytes, so the
+    # config is rewritten with their diff IDs, all else kept, and the
+    # manifest says so.
+    . "$fix/cs-overlay/store.env"
+    IT_STORE='' it_serve --cert "$C/server.crt" --key "$C/server.key" \
+        --store "$KIND:$fix/$ROOT" --tar canonical
+    H=127.0.0.1:$PORT
+    dest=$IT_TMP/oci-canonical
+    if pull "$IMAGE" "$dest" --src-cert-dir "$CERTDIR"; then
+        m=$(jq -r '.manifests[0].digest' "$dest/index.json")
+        m=$dest/blobs/sha256/${m#sha256:}
+        c=$dest/blobs/sha256/$(jq -r .config.digest "$m" | cut -d: -f2)
+        expect_eq "canonical: the manifest names the store's config" \
+            "sha256:$IMAGE_ID" \
+            "$(jq -r '.annotations["dev.layerd.config.source"]' "$m")"
+        check "canonical: the manifest says the config was rewritten" \
+            test "$(jq -r '.annotations["dev.layerd.config.rewritten"]' "$m")" \
+            != null
+        check "canonical: a new config" test \
+            "$(jq -r .config.digest "$m")" != "sha256:$IMAGE_ID"
+        for ((i = 0; i < LAYERS; i++)); do
+            l=$(jq -r ".layers[$i].digest" "$m")
+            expect_eq "canonical layer $i: the rewritten diff ID" \
+                "$(jq -r ".rootfs.diff_ids[$i]" "$c")" \
+                "$(gzip -dc "$dest/blobs/sha256/${l#sha256:}" | sha256_of -)"
+        done
+        # the store's config: the big-data item "sha256:<id>", kept under
+        # "=" + its base64 (containers/storage's file names)
+        orig=$fix/$ROOT/overlay-images/$IMAGE_ID/=$(printf 'sha256:%s' \
+            "$IMAGE_ID" | base64 -w0)
+        expect_eq "canonical: everything but the diff IDs kept" \
+            "$(jq -S -c 'del(.rootfs.diff_ids)' "$orig")" \
+            "$(jq -S -c 'del(.rootfs.diff_ids)' "$c")"
+    fi
+    it_stop
 else
     skip "images of the engines' stores: mkengines.sh could not build" \
         "them here: $(tail -n 1 "$IT_TMP/engines.err")"
