@@ -31,7 +31,7 @@ TEST="curl tar libarchive-tools umoci skopeo podman jq attr zstd gzip
 python3 python3-prometheus-client python3-yaml python3-jsonschema openssl
 procps nodejs chromium
 buildah docker.io runc busybox-static tar-split"
-BENCH="pigz nginx hyperfine time"
+BENCH="pigz nginx hyperfine time wrk"
 
 # @redocly/cli 2.x needs node >= 20.19 (or >= 22.12).
 REDOCLY=@redocly/cli@2.77.0

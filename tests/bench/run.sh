@@ -181,5 +181,7 @@ mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 } >"$RESULTS"
 echo "run.sh: HTTPS benchmark" >&2
 BENCH_RUNS=$RUNS bash "$HERE/http_bench.sh" "$LAYERD" "$MAIN" "$RESULTS"
+echo "run.sh: registry manifest requests/s" >&2
+BENCH_RUNS=$RUNS bash "$HERE/registry_bench.sh" "$LAYERD" "$RESULTS"
 cat "$RESULTS"
 echo "run.sh: wrote $RESULTS" >&2
