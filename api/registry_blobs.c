@@ -150,6 +150,32 @@ int api_registry__describe_poll(reg_describes *d, void (*wake)(void *arg),
     return 0;
 }
 
+int api_registry__describe_probe(reg_describes *d, api_context *ctx,
+                                 reg_image *const *imgs)
+{
+    for (size_t i = 0; i < d->nimgs; i++) {
+        for (size_t l = 0; l < imgs[i]->nlayers; l++) {
+            size_t k = d->first[i] + l;
+            layer_blobcache_info info;
+            layer_info *layer = NULL;
+            int rc;
+
+            if (k < d->done ||
+                api_blob_describe__result(&info, d->d[k]) != LAYER_EAGAIN)
+                continue;
+            rc = layer_store_resolve(&layer, ctx->store, imgs[i]->ids[l]);
+            if (rc == LAYER_ENOTFOUND)
+                rc = api_problem__recode(LAYER_EBROKEN);
+            if (rc == 0)
+                rc = api_entries__probe(layer);
+            layer_info_free(layer);
+            if (rc < 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
 const reg_blob_desc *api_registry__describe_descs(const reg_describes *d,
                                                   size_t i)
 {
@@ -451,7 +477,8 @@ void api_registry__blob(api_call *call, const char *name, const char *digest)
     if ((rc = api_registry__describe_start(&d, call, imgs, n)) < 0)
         goto out;
     rc = api_registry__describe_poll(d, NULL, NULL);
-    if (rc == LAYER_EAGAIN && !head) {
+    if (rc == LAYER_EAGAIN && !head &&
+        (rc = api_registry__describe_probe(d, call->ctx, imgs)) == 0) {
         answer_waiting(call, imgs, n, d, digest);
         return;
     }

@@ -229,6 +229,15 @@ int api_registry__describe_start(reg_describes **out, api_call *call,
 int api_registry__describe_poll(reg_describes *d, void (*wake)(void *arg),
                                 void *arg);
 
+/*
+ * Check, as an export's start does, that the layers whose blobs are still
+ * being made can be read at all (api_entries__probe()), so that a layer
+ * refused at once gets an error before a streamed answer's status.
+ * @return 0 or a negative code (the error is recorded, not answered)
+ */
+int api_registry__describe_probe(reg_describes *d, api_context *ctx,
+                                 reg_image *const *imgs);
+
 /* The blobs of image i, valid after api_registry__describe_poll() gave 0. */
 const reg_blob_desc *api_registry__describe_descs(const reg_describes *d,
                                                   size_t i);

@@ -566,6 +566,12 @@ void api_registry__manifest(api_call *call, const char *name,
         goto out;
     rc = api_registry__describe_poll(d, NULL, NULL);
     if (rc == LAYER_EAGAIN) {
+        /* Before the status goes out: a layer that cannot be read at
+         * all is an error now, not a cut stream later. */
+        if ((rc = api_registry__describe_probe(d, call->ctx, imgs)) < 0) {
+            api_registry__from_error(call, rc, "MANIFEST_UNKNOWN");
+            goto out;
+        }
         if (call->res->head) {
             /* The blobs are being made: the digest and length are not
              * known yet; a GET waits for them. */
