@@ -9,8 +9,11 @@
 #   - HEAD on manifests and blobs (length and digest as the GET's), a
 #     blob pulled in two halves with Range, every error code, push
 #     methods 405 UNSUPPORTED, _catalog and tags/list pagination;
-#   - with --auth: skopeo --creds user:TOKEN works, a wrong token is 401
-#     UNAUTHORIZED, a token without the read grant is DENIED;
+#   - with --auth: skopeo --creds user:TOKEN and podman login work, a
+#     wrong token is 401 UNAUTHORIZED, a token without the read grant is
+#     DENIED;
+#   - --registry-compression zstd and none: the layers' media types, and
+#     blobs that decompress to the config's diff IDs;
 #   - images of the stores the real engines made (tests/fixtures/
 #     mkengines.sh): buildah's containers-storage and dockerd's overlay2
 #     image under their own names (docker's also as library/<name> and
@@ -20,7 +23,7 @@
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "$0")/lib.sh"
 it_init registry 300
-need skopeo podman umoci jq curl openssl sha256sum gzip
+need skopeo podman umoci jq curl openssl sha256sum gzip zstd
 
 D=$IT_TMP/demo
 mkdemo "$D"
@@ -253,7 +256,51 @@ if skopeo inspect --cert-dir "$CERTDIR" --creds "agent:wrong" \
 else
     ok "skopeo with a wrong token is refused"
 fi
+AUTHFILE=$IT_TMP/auth.json
+if podman_ login --authfile "$AUTHFILE" --cert-dir "$CERTDIR" -u agent \
+    -p wrong "$H" >/dev/null 2>"$IT_TMP/err"; then
+    fail "podman login with a wrong token succeeded"
+else
+    ok "podman login with a wrong token is refused"
+fi
+if podman_ login --authfile "$AUTHFILE" --cert-dir "$CERTDIR" -u agent \
+    -p "$token" "$H" >/dev/null 2>"$IT_TMP/err" &&
+    podman_ pull -q --authfile "$AUTHFILE" --cert-dir "$CERTDIR" \
+        "$H/layers/base:latest" >/dev/null 2>>"$IT_TMP/err"; then
+    ok "podman login with the token, then pull"
+else
+    fail "podman login and pull: $(tail -n 3 "$IT_TMP/err")"
+fi
+podman_ rmi -a -f >/dev/null 2>&1
 it_stop
+
+# ---- --registry-compression ----
+for comp in zstd none; do
+    it_serve --cert "$C/server.crt" --key "$C/server.key" \
+        --registry-compression "$comp"
+    H=127.0.0.1:$PORT
+    v2 layers/app/manifests/latest >/dev/null
+    cp "$IT_TMP/body" "$IT_TMP/m-$comp.json"
+    case $comp in
+    zstd) want=application/vnd.oci.image.layer.v1.tar+zstd unpack=(zstd -dcq) ;;
+    none) want=application/vnd.oci.image.layer.v1.tar unpack=(cat) ;;
+    esac
+    expect_eq "--registry-compression $comp: the layers' media type" \
+        "$want $want" "$(jq -r '[.layers[].mediaType] | join(" ")' \
+            "$IT_TMP/m-$comp.json")"
+    cdigest=$(jq -r .config.digest "$IT_TMP/m-$comp.json")
+    v2 "layers/app/blobs/$cdigest" >/dev/null
+    cp "$IT_TMP/body" "$IT_TMP/c-$comp.json"
+    for i in 0 1; do
+        l=$(jq -r ".layers[$i].digest" "$IT_TMP/m-$comp.json")
+        v2 "layers/app/blobs/$l" >/dev/null
+        expect_eq "--registry-compression $comp: layer $i is the diff ID's tar" \
+            "$(jq -r ".rootfs.diff_ids[$i]" "$IT_TMP/c-$comp.json")" \
+            "$("${unpack[@]}" "$IT_TMP/body" | sha256_of -)"
+    done
+    pull layers/app:latest "$IT_TMP/oci-$comp" --src-cert-dir "$CERTDIR"
+    it_stop
+done
 
 # ---- images of the real engines' stores ----
 if fix=$(bash "$LAYERD_SOURCE_DIR/tests/fixtures/mkengines.sh" --cached \
