@@ -683,6 +683,148 @@ START_TEST(test_access_control)
 }
 END_TEST
 
+/*
+ * A containers-storage store made by hand: layers l1 <- l2 (overlay
+ * diffs, each with a file), one image named "docker.io/library/app:1.0"
+ * and "localhost/other:2" whose config names diff IDs the canonical tars
+ * do not have, and one named "layers/x:1" (the layer images' namespace:
+ * not served). A context with a cache over it replaces env's.
+ */
+static void cs_images_store(ah_env *e,
+                            char config_digest[LAYER_DIGEST_STR_SIZE])
+{
+    static const char *const config =
+        "{\"architecture\":\"amd64\",\"os\":\"linux\","
+        "\"config\":{\"Env\":[\"A=1\"]},"
+        "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":["
+        "\"sha256:"
+        "1111111111111111111111111111111111111111111111111111111111111111\","
+        "\"sha256:"
+        "2222222222222222222222222222222222222222222222222222222222222222\"]}}";
+    char *cs = fx_path(root, "cs"), *spec = NULL, *doc = NULL, *key = NULL;
+    char file[256];
+    unsigned char b64[160];
+    api_context_opts opts;
+
+    fx_mkdir(root, "cs", 0755);
+    fx_mkdir(cs, "overlay-layers", 0755);
+    fx_file(cs, "overlay-layers/layers.json",
+            "[{\"id\":\"l1\",\"created\":\"2026-01-01T00:00:00Z\"},"
+            "{\"id\":\"l2\",\"parent\":\"l1\"}]",
+            0644);
+    fx_mkdir(cs, "overlay", 0755);
+    fx_mkdir(cs, "overlay/l1", 0755);
+    fx_mkdir(cs, "overlay/l1/diff", 0755);
+    fx_file(cs, "overlay/l1/diff/one", "1", 0644);
+    fx_mkdir(cs, "overlay/l2", 0755);
+    fx_mkdir(cs, "overlay/l2/diff", 0755);
+    fx_file(cs, "overlay/l2/diff/two", "2", 0644);
+    digest_of(config_digest, config, strlen(config));
+    fx_mkdir(cs, "overlay-images", 0755);
+    ck_assert(asprintf(&key, "overlay-images/%s", config_digest + 7) > 0);
+    fx_mkdir(cs, key, 0700);
+    EVP_EncodeBlock(b64, (const unsigned char *)config_digest,
+                    (int)strlen(config_digest));
+    snprintf(file, sizeof(file), "%s/=%s", key, b64);
+    fx_file(cs, file, config, 0600);
+    ck_assert(asprintf(&doc,
+                       "[{\"id\":\"%s\",\"names\":[\"docker.io/library/"
+                       "app:1.0\",\"localhost/other:2\",\"layers/x:1\"],"
+                       "\"layer\":\"l2\",\"big-data-names\":[\"%s\"]}]",
+                       config_digest + 7, config_digest) > 0);
+    fx_file(cs, "overlay-images/images.json", doc, 0644);
+
+    memset(e, 0, sizeof(*e));
+    ck_assert(asprintf(&spec, "containers-storage:%s", cs) > 0);
+    ck_assert_msg(layer_store_open(&e->store, spec) == 0, "%s",
+                  layer_error_last());
+    e->store_dir = strdup(cs);
+    memset(&opts, 0, sizeof(opts));
+    opts.store = e->store;
+    opts.cache = cache;
+    opts.registry_compression = LAYER_COMPRESSION_GZIP;
+    ck_assert_int_eq(api_context_new(&e->ctx, &opts), 0);
+    api_set_ready(e->ctx, true);
+    free(spec);
+    free(doc);
+    free(key);
+    free(cs);
+}
+
+/* The images a store knows: under their names and Docker's spellings;
+ * their own config, rewritten with the served diff IDs (everything else
+ * kept, the manifest saying so); not in the layer images' namespace. */
+START_TEST(test_store_images_by_name)
+{
+    static const char *const spellings[] = {"app", "library/app",
+                                            "docker.io/library/app"};
+    char cdigest[LAYER_DIGEST_STR_SIZE], path[256];
+    ah_env saved = env;
+    api_response res;
+    json_t *m, *doc, *c;
+    char *bytes;
+    size_t len;
+
+    cs_images_store(&env, cdigest);
+    get(&res, "/v2/_catalog");
+    doc = ah_body_json(&res);
+    ck_assert_msg(ah_json_is(doc, "{\"repositories\": ["
+                                  "\"docker.io/library/app\", \"layers/l1\", "
+                                  "\"layers/l2\", \"localhost/other\"]}"),
+                  "%s", json_dumps(doc, 0));
+    json_decref(doc);
+    api_response_dispose(&res);
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof(path), "/v2/%s/tags/list", spellings[i]);
+        get(&res, path);
+        ck_assert_int_eq(res.status, 200);
+        doc = ah_body_json(&res);
+        ck_assert_str_eq(ah_jstr(doc, "name"), spellings[i]);
+        ck_assert_str_eq(
+            json_string_value(json_array_get(json_object_get(doc, "tags"), 0)),
+            "1.0");
+        json_decref(doc);
+        api_response_dispose(&res);
+    }
+    m = manifest("/v2/localhost/other/manifests/2", NULL, OCI_MANIFEST, NULL);
+    json_decref(m);
+    m = manifest("/v2/app/manifests/1.0", NULL, OCI_MANIFEST, NULL);
+    ck_assert_uint_eq(json_array_size(json_object_get(m, "layers")), 2);
+    ck_assert_str_ne(ah_jstr(json_object_get(m, "config"), "digest"), cdigest);
+    ck_assert_str_eq(
+        ah_jstr(json_object_get(m, "annotations"), REG_ANNOTATION_SOURCE),
+        cdigest);
+    ck_assert_ptr_nonnull(
+        ah_jstr(json_object_get(m, "annotations"), REG_ANNOTATION_REWRITTEN));
+    bytes = blob("app", ah_jstr(json_object_get(m, "config"), "digest"), &len);
+    c = json_loadb(bytes, len, 0, NULL);
+    ck_assert_ptr_nonnull(c);
+    ck_assert_str_eq(ah_jstr(c, "architecture"), "amd64");
+    ck_assert_str_eq(
+        json_string_value(json_array_get(
+            json_object_get(json_object_get(c, "config"), "Env"), 0)),
+        "A=1");
+    for (size_t i = 0; i < 2; i++) {
+        const char *d = json_string_value(json_array_get(
+            json_object_get(json_object_get(c, "rootfs"), "diff_ids"), i));
+
+        ck_assert_ptr_nonnull(d);
+        ck_assert(strncmp(d, "sha256:1111", 11) != 0 &&
+                  strncmp(d, "sha256:2222", 11) != 0);
+    }
+    json_decref(c);
+    free(bytes);
+    json_decref(m);
+
+    expect_error("GET", "/v2/app/manifests/2.0", 404, "MANIFEST_UNKNOWN");
+    expect_error("GET", "/v2/nope/manifests/1.0", 404, "NAME_UNKNOWN");
+    expect_error("GET", "/v2/layers/x/manifests/1", 404, "NAME_UNKNOWN");
+    expect_error("GET", "/v2/layers/x/tags/list", 404, "NAME_UNKNOWN");
+    ah_close(&env);
+    env = saved;
+}
+END_TEST
+
 static Suite *registry_suite(void)
 {
     Suite *s = suite_create("registry");
@@ -699,6 +841,7 @@ static Suite *registry_suite(void)
     tcase_add_test(tc, test_catalog_and_tags_pagination);
     tcase_add_test(tc, test_error_codes_and_push_methods);
     tcase_add_test(tc, test_access_control);
+    tcase_add_test(tc, test_store_images_by_name);
     suite_add_tcase(s, tc);
     return s;
 }
