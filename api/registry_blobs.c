@@ -74,6 +74,15 @@ static int blob_spec(api_blob_spec *spec, api_context *ctx, layer_info *info)
         layer_info_free(info);
         return rc;
     }
+    /* The reader's descriptors come from the pool as for the REST
+     * routes; a cached blob gives them back at once. */
+    if (api_fds_acquire(ctx, LAYER_READER_FDS(info->nparents)) < 0) {
+        layer_info_free(info);
+        return layer_error_set(LAYER_EBUSY,
+                               "the descriptors this server gives readers "
+                               "are all held");
+    }
+    spec->fds = LAYER_READER_FDS(info->nparents);
     spec->info = info;
     spec->compression = ctx->registry_compression;
     spec->level = 0;

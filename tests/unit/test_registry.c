@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api/api.h"
 #include "api/auth.h"
@@ -460,6 +461,11 @@ START_TEST(test_blob_range_head_and_scope)
                  404, "BLOB_UNKNOWN");
     expect_error("GET", "/v2/layers/base/blobs/sha256:xyz", 400,
                  "DIGEST_INVALID");
+    /* every reader's descriptors went back to the pool (a fill's, once
+     * its background end is over) */
+    for (int i = 0; i < 200 && api_fds_held(env.ctx) > 0; i++)
+        usleep(10000);
+    ck_assert_uint_eq(api_fds_held(env.ctx), 0);
     expect_error("GET", "/v2/layers/base/blobs/nodigest", 400,
                  "DIGEST_INVALID");
 }
