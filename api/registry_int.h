@@ -8,7 +8,8 @@
  * _catalog and tags/list; registry_names.c turns repository names into
  * images (a chain of layers and a config source); registry_manifest.c
  * builds configs and manifests and answers manifest requests;
- * registry_blobs.c answers blob requests.
+ * registry_blobs.c describes the layer blobs (api/blobs_int.h) and
+ * answers blob requests.
  */
 
 #include <jansson.h>
@@ -45,7 +46,7 @@
 /* Most entries one _catalog or tags/list page gives. */
 #define REG_PAGE_MAX 1000
 /* Longest chain of layers an image may have (the reader's cap). */
-#define REG_LAYERS_MAX LAYER_CHAIN_MAX + 1
+#define REG_LAYERS_MAX (LAYER_CHAIN_MAX + 1)
 
 /* ---- names and references (registry_names.c) ---- */
 
