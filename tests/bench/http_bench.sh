@@ -16,7 +16,7 @@
 #      time per GiB (utime + stime), steadier than the throughput on a
 #      busy machine. The servers run as configured by default, so after
 #      the untimed warm-up their exports reuse the layer's digests (the
-#      digest memo); a third server with --no-digest-memo, measured
+#      digest memo); a third server with --no-cache, measured
 #      alongside, hashes every export (the cold case).
 #   2. 32 concurrent HTTPS exports (curl in the background, then wait):
 #      total MiB/s and the server's peak RSS (VmHWM, reset through
@@ -249,7 +249,7 @@ cat >"$TMPD/policy.json" <<JSON
 JSON
 start_layerd ON "$TMPD/trace.log"
 start_layerd OFF none
-start_layerd COLD none --no-digest-memo
+start_layerd COLD none --no-cache
 start_layerd TOKEN none --auth "$TMPD/policy.json"
 start_layerd MTLS none --auth "$TMPD/policy.json" --client-ca "$TMPD/ca.crt"
 # The limits on clients loosened (--max-streams as far as an open-file
@@ -596,7 +596,7 @@ cost_row() {
     ratio_row "Export, MiB/s: \`GET /layers/{id}/export\` vs nginx static tar" \
         "$x_on" "$x_ng" 0.8
     awk -v a="$x_cold" -v b="$x_ng" 'BEGIN {
-        printf "| Export, MiB/s, cold: every export hashed (\`--no-digest-memo\`) | %.1f | %.1f | %.2fx | - | - |\n",
+        printf "| Export, MiB/s, cold: every export hashed (\`--no-cache\`) | %.1f | %.1f | %.2fx | - | - |\n",
             a, b, a / b }'
     ratio_row "Entries/s: \`GET /layers/{id}/entries\` (NDJSON) vs \`find -printf\`" \
         "$e_on" "$e_find" 0.5

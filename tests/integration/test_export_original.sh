@@ -22,7 +22,7 @@
 #   override, a dir: store (no tar-split: canonical, ?tar=original is a
 #   422), HEAD says X-Layer-Tar, SOURCE_DATE_EPOCH from the environment
 #   leaves auto original while --source-date-epoch makes it canonical;
-# - the digest memo keys on the tar: original and canonical exports of
+# - the blob cache keys on the tar: original and canonical exports of
 #   the same layer and format each end with their own digests.
 . "$(dirname "$0")/lib.sh"
 it_init export_original 300
@@ -108,7 +108,7 @@ done
 expect_rc "changed file, HTTP ?tar=canonical" 0 get canon "tar=canonical"
 expect_eq "... X-Layer-Tar canonical" canonical \
     "$(it_hdr "$IT_TMP/canon.h" X-Layer-Tar)"
-check "... its diff ID trailer is the canonical tar's" test \
+check "... its diff ID trailer (or header) is the canonical tar's" test \
     "$(it_hdr "$IT_TMP/canon.h" X-Layer-Diff-Id)" = "$(sha256_of "$IT_TMP/canon.tar")"
 it_stop
 printf 'owned, and longer\n' >"$dir/opt/owned"
@@ -256,27 +256,27 @@ expect_eq "HEAD ?tar=auto says original" original \
         sed -n 's/^X-Layer-Tar: //Ip')"
 it_stop
 
-# The memo keys on the tar: each export ends with its own digests.
+# The cache keys on the tar: each export ends with its own digests.
 IT_STORE='' it_serve --insecure-http --store "$spec"
 for run in 1 2; do
     for t in original canonical; do
-        n=memo-$t-$run
-        expect_rc "memo: $t gzip #$run" 0 get "$n" "tar=$t&compression=gzip"
-        expect_eq "memo: $t gzip #$run: diff ID trailer is the tar's" \
+        n=cache-$t-$run
+        expect_rc "cache: $t gzip #$run" 0 get "$n" "tar=$t&compression=gzip"
+        expect_eq "cache: $t gzip #$run: diff ID trailer (or header) is the tar's" \
             "$(gzip -dc "$IT_TMP/$n.body" | sha256_of -)" \
             "$(it_hdr "$IT_TMP/$n.h" X-Layer-Diff-Id)"
-        expect_eq "memo: $t gzip #$run: digest trailer is the body's" \
+        expect_eq "cache: $t gzip #$run: digest trailer (or header) is the body's" \
             "$(sha256_of "$IT_TMP/$n.body")" \
             "$(it_hdr "$IT_TMP/$n.h" Docker-Content-Digest)"
     done
 done
-expect_eq "memo: the original's diff ID is the recorded one" "$diff" \
-    "$(it_hdr "$IT_TMP/memo-original-2.h" X-Layer-Diff-Id)"
-check "memo: the canonical one's differs" test \
-    "$(it_hdr "$IT_TMP/memo-canonical-2.h" X-Layer-Diff-Id)" != "$diff"
-check "memo: second exports were served from the memo" \
-    test "$(grep -c '"export.digests":"memo"' "$IT_TMP/trace.log")" -ge 2
-check "memo: the spans say which tar" \
+expect_eq "cache: the original's diff ID is the recorded one" "$diff" \
+    "$(it_hdr "$IT_TMP/cache-original-2.h" X-Layer-Diff-Id)"
+check "cache: the canonical one's differs" test \
+    "$(it_hdr "$IT_TMP/cache-canonical-2.h" X-Layer-Diff-Id)" != "$diff"
+check "cache: second exports were served from the cache" \
+    test "$(grep -c '"cache.result":"hit"' "$IT_TMP/trace.log")" -ge 2
+check "cache: the spans say which tar" \
     grep -q '"export.tar":"original"' "$IT_TMP/trace.log"
 it_stop
 

@@ -32,7 +32,7 @@ echo hello >"$tmp/store/one/fs/hello.txt"
 "$LAYERD" serve --help >"$tmp/help" || die "--help failed"
 for opt in --store --listen --cert --key --insecure-http --config --trace \
     --log-format --max-exports --max-connections --idle-timeout --grace \
-    --openapi --no-digest-memo --ui-dir; do
+    --openapi --no-cache --ui-dir; do
     grep -q -- "$opt" "$tmp/help" || die "--help does not mention $opt"
 done
 

@@ -9,7 +9,7 @@
 #     naming the file;
 #   - GET /export (the client pauses reading mid-file while it changes)
 #     is cut: the chunked body never gets its last chunk, so no trailer
-#     and no digest; the request's span ends in error; the digest memo
+#     and no digest; the request's span ends in error; the blob cache
 #     keeps nothing (the next export computes, the one after reuses);
 #     with --allow-changing the stream completes with its trailers and
 #     the server logs a layer.file_changed span naming the file;
@@ -129,17 +129,17 @@ for how in truncate grow rewrite; do
         grep -q '"name":"layer.export".*"status":"error".*data: file' \
         "$IT_TMP/trace.log"
 done
-# the memo kept nothing: the next export computes its digests. A span is
+# the cache kept nothing: the next export fills it anew. A span is
 # logged when the server is done with the request, which may be after
 # curl is: wait (10 s at most) for the new one.
-digests_seen() { grep -c '"export.digests":' "$IT_TMP/trace.log"; }
+digests_seen() { grep -c '"cache.result":' "$IT_TMP/trace.log"; }
 next_digests() {
     local before=$1 i
     for ((i = 0; i < 100; i++)); do
         [[ $(digests_seen) -gt $before ]] && break
         sleep 0.1
     done
-    grep -o '"export.digests":"[a-z]*"' "$IT_TMP/trace.log" | tail -n 1
+    grep -o '"cache.result":"[a-z]*"' "$IT_TMP/trace.log" | tail -n 1
 }
 n=$(digests_seen)
 it_curl --max-time 120 -o /dev/null "$URL/layers/big/export" ||
@@ -149,10 +149,10 @@ n=$(digests_seen)
 it_curl --max-time 120 -o /dev/null "$URL/layers/big/export" ||
     fail "a second clean export"
 d2=$(next_digests "$n")
-expect_eq "after the failed exports, the first clean one computes" \
-    '"export.digests":"computed"' "$d1"
-expect_eq "... and the second reuses what the first computed" \
-    '"export.digests":"memo"' "$d2"
+expect_eq "after the failed exports, the first clean one fills the cache" \
+    '"cache.result":"fill"' "$d1"
+expect_eq "... and the second is served from it" \
+    '"cache.result":"hit"' "$d2"
 for how in truncate rewrite; do
     get /layers/big/files/data "$how"
     expect_eq "files, $how: 200 at first" 200 "$(j .status)"
@@ -161,7 +161,7 @@ for how in truncate rewrite; do
 done
 it_stop
 
-it_serve --store "dir:$store" --allow-changing --no-digest-memo
+it_serve --store "dir:$store" --allow-changing --no-cache
 : >"$IT_TMP/trace.log"
 get /layers/big/export truncate
 expect_eq "export --allow-changing, truncated: the stream completes" true \
