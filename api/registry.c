@@ -20,6 +20,10 @@
  * anonymous requests the policy lets read, and for every request with
  * valid credentials; else 401, so that `docker login` checks the token.
  *
+ * The request span says which repository and reference were asked for
+ * (registry.repository, registry.reference; the blob layer says
+ * cache.result).
+ *
  * Errors are the spec's JSON ({"errors":[{"code","message","detail"}]}),
  * and every answer carries Docker-Distribution-API-Version: registry/2.0
  * (docker checks it on /v2/ to tell a v2 registry).
@@ -475,6 +479,10 @@ void api_registry__handle(api_call *call)
         goto out;
     }
     kind = split(path, plen, &name, &ref);
+    if (name != NULL && strlen(name) <= REG_NAME_MAX)
+        layer_span_set_str(call->req->span, "registry.repository", name);
+    if (ref != NULL && strlen(ref) <= REG_TAG_MAX + 72)
+        layer_span_set_str(call->req->span, "registry.reference", ref);
     if (!get && !head) {
         api_registry__error(call, 405, "UNSUPPORTED",
                             "The operation is unsupported: this registry "

@@ -176,6 +176,10 @@ expect_eq "the two halves hash to the digest" "$bdigest" \
 expect_eq "a Range past the end" 416 \
     "$(v2 "layers/patch/blobs/$bdigest" -H "Range: bytes=$((bsize + 10))-")"
 
+check "the request spans name the repository and the reference" \
+    grep -q '"registry.repository":"layers/patch","registry.reference":"latest"' \
+    "$IT_TMP/trace.log"
+
 # ---- every error code ----
 zero=sha256:0000000000000000000000000000000000000000000000000000000000000000
 error_is "unknown repository" 404 NAME_UNKNOWN layers/nope/manifests/latest
