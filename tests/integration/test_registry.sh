@@ -15,11 +15,13 @@
 #   - --registry-compression zstd and none: the layers' media types, and
 #     blobs that decompress to the config's diff IDs;
 #   - images of the stores the real engines made (tests/fixtures/
-#     mkengines.sh): buildah's containers-storage and dockerd's overlay2
-#     image under their own names (docker's also as library/<name> and
-#     docker.io/library/<name>), their own configs (the image ID is the
-#     store's) and layers whose diff IDs are the store's; skipped, said
-#     so, when the engines cannot run here.
+#     mkengines.sh): buildah's containers-storage (overlay and vfs) and
+#     dockerd's overlay2 image under their own names (docker's also as
+#     library/<name> and docker.io/library/<name>), their own configs
+#     (the image ID is the store's) and layers whose diff IDs are the
+#     store's; with --tar canonical, the config rewritten with the
+#     canonical diff IDs and all else kept; skipped, said so, when the
+#     engines cannot run here.
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "$0")/lib.sh"
 it_init registry 300
@@ -309,7 +311,7 @@ done
 # ---- images of the real engines' stores ----
 if fix=$(bash "$LAYERD_SOURCE_DIR/tests/fixtures/mkengines.sh" --cached \
     2>"$IT_TMP/engines.err") && [[ -e $fix/.complete ]]; then
-    for store in cs-overlay docker; do
+    for store in cs-overlay cs-vfs docker; do
         KIND='' ROOT='' IMAGE='' IMAGE_ID='' LAYERS=''
         # shellcheck disable=SC1090
         . "$fix/$store/store.env"
