@@ -72,6 +72,24 @@ static int open_error(int err, const char *path)
     }
 }
 
+/* Open name in dfd without following a symlink; on failure, the error of
+ * path. O_DIRECTORY | O_NOFOLLOW on a symlink says ENOTDIR: that is told
+ * as the symlink it is. */
+static int open_step(int *out_fd, int dfd, const char *name, int oflags,
+                     const char *path)
+{
+    int err;
+    struct stat st;
+
+    if ((*out_fd = openat(dfd, name, oflags | O_NOFOLLOW | O_CLOEXEC)) >= 0)
+        return 0;
+    err = errno;
+    if (err == ENOTDIR && fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+        S_ISLNK(st.st_mode))
+        err = ELOOP;
+    return open_error(err, path);
+}
+
 /* The component walk: each step from the fd of the one before. */
 static int walk_open(int *out_fd, int root_fd, const char *path, int oflags)
 {
@@ -86,33 +104,11 @@ static int walk_open(int *out_fd, int root_fd, const char *path, int oflags)
         memcpy(name, p, n);
         name[n] = '\0';
         if (slash == NULL) {
-            fd = openat(dfd, name, oflags | O_NOFOLLOW | O_CLOEXEC);
-            if (fd < 0) {
-                int err = errno;
-                struct stat st;
-
-                /* O_DIRECTORY | O_NOFOLLOW on a symlink says ENOTDIR */
-                if (err == ENOTDIR &&
-                    fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                    S_ISLNK(st.st_mode))
-                    err = ELOOP;
-                rc = open_error(err, path);
-            }
+            rc = open_step(&fd, dfd, name, oflags, path);
             break;
         }
-        fd = openat(dfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0) {
-            int err = errno;
-            struct stat st;
-
-            /* O_DIRECTORY | O_NOFOLLOW on a symlink says ENOTDIR */
-            if (err == ENOTDIR &&
-                fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                S_ISLNK(st.st_mode))
-                err = ELOOP;
-            rc = open_error(err, path);
+        if ((rc = open_step(&fd, dfd, name, O_PATH | O_DIRECTORY, path)) < 0)
             break;
-        }
         if (dfd != root_fd)
             close(dfd);
         dfd = fd;

@@ -230,6 +230,25 @@ out:
     return rc;
 }
 
+/* Move buf (len bytes, from layer_file_read*()) into a secure-memory BIO;
+ * buf is wiped and freed in any case. */
+static int buf_to_bio(BIO **out, char *buf, size_t len)
+{
+    int rc = 0;
+
+    if ((*out = BIO_new(BIO_s_secmem())) == NULL ||
+        BIO_write(*out, buf, (int)len) != (int)len) {
+        BIO_free(*out);
+        *out = NULL;
+        rc = ossl_error("cannot buffer a PEM file");
+    }
+    if (buf != NULL) {
+        OPENSSL_cleanse(buf, len);
+        layer_free(buf);
+    }
+    return rc;
+}
+
 /* Read a whole PEM file (at most SRV_TLS_FILE_MAX bytes) into a BIO. */
 static int read_pem(BIO **out, const char *path, const char *what)
 {
@@ -239,17 +258,7 @@ static int read_pem(BIO **out, const char *path, const char *what)
 
     if ((rc = srv_read_file(&buf, &len, path, what, SRV_TLS_FILE_MAX)) < 0)
         return rc;
-    if ((*out = BIO_new(BIO_s_secmem())) == NULL ||
-        BIO_write(*out, buf, (int)len) != (int)len) {
-        BIO_free(*out);
-        *out = NULL;
-        rc = ossl_error("cannot buffer a PEM file");
-        goto out;
-    }
-out:
-    OPENSSL_cleanse(buf, len);
-    layer_free(buf);
-    return rc;
+    return buf_to_bio(out, buf, len);
 }
 
 /* Read the private key file: a regular file, private unless allowed. */
@@ -287,20 +296,9 @@ static int read_key(BIO **out, const char *path, bool allow_insecure)
                              what, (unsigned)(st.st_mode & 07777));
         goto out;
     }
-    if ((rc = layer_file_read_fd(&buf, &len, fd, SRV_TLS_FILE_MAX, what)) < 0)
-        goto out;
-    if ((*out = BIO_new(BIO_s_secmem())) == NULL ||
-        BIO_write(*out, buf, (int)len) != (int)len) {
-        BIO_free(*out);
-        *out = NULL;
-        rc = ossl_error("cannot buffer a PEM file");
-        goto out;
-    }
+    if ((rc = layer_file_read_fd(&buf, &len, fd, SRV_TLS_FILE_MAX, what)) == 0)
+        rc = buf_to_bio(out, buf, len);
 out:
-    if (buf != NULL) {
-        OPENSSL_cleanse(buf, len);
-        layer_free(buf);
-    }
     close(fd);
     return rc;
 }

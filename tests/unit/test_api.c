@@ -1417,14 +1417,22 @@ END_TEST
 
 /* ---- limits: header size, streams, levels, export memory ---- */
 
-/* The demo store under a context with small limits. */
-static void limits_setup(void)
+/* The demo store under a context with opts. */
+static void open_demo_with(const api_context_opts *opts)
 {
-    api_context_opts opts;
     char *store_path;
 
     demo_root = ah_demo_store();
     store_path = fx_path(demo_root, "store");
+    ah_open(&env, store_path, opts);
+    free(store_path);
+}
+
+/* The demo store under a context with small limits. */
+static void limits_setup(void)
+{
+    api_context_opts opts;
+
     memset(&opts, 0, sizeof(opts));
     opts.max_exports = 8;
     opts.export_retry_after = 3;
@@ -1435,8 +1443,7 @@ static void limits_setup(void)
      * one */
     opts.max_export_memory = layer_export_memory(LAYER_COMPRESSION_ZSTD, 5) +
                              layer_export_memory(LAYER_COMPRESSION_NONE, 0) / 2;
-    ah_open(&env, store_path, &opts);
-    free(store_path);
+    open_demo_with(&opts);
 }
 
 static void limits_teardown(void)
@@ -1520,14 +1527,10 @@ END_TEST
 static void fds_setup(void)
 {
     api_context_opts opts;
-    char *store_path;
 
-    demo_root = ah_demo_store();
-    store_path = fx_path(demo_root, "store");
     memset(&opts, 0, sizeof(opts));
     opts.reader_fds = LAYER_READER_FDS(0) + LAYER_READER_FDS(1);
-    ah_open(&env, store_path, &opts);
-    free(store_path);
+    open_demo_with(&opts);
 }
 
 START_TEST(test_readers_past_the_descriptor_pool_are_503)
