@@ -167,8 +167,8 @@ void api_blob__free(api_blob *b);
  * Content-Type (type), Vary, X-Layer-Tar when tar_header is set, and
  *   - for a HIT: Content-Length, Accept-Ranges, ETag (the quoted
  *     digest), Docker-Content-Digest, X-Layer-Diff-Id as headers; a
- *     single byte Range (If-Range honoured) gives 206 with Content-Range
- *     or 416; If-None-Match with the ETag gives 304;
+ *     single byte Range (If-Range honoured; HEAD as GET) gives 206 with
+ * Content-Range or 416; If-None-Match with the ETag gives 304;
  *   - otherwise a chunked stream whose digests come as trailers
  *     (announced by a Trailer header); Range is ignored (200).
  * HEAD gets the headers alone.

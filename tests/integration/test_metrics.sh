@@ -47,7 +47,7 @@ trap it_cleanup EXIT
 
 SERVER_LOG=$IT_TMP/server.log
 : >"$SERVER_LOG"
-"$LAYERD" serve --store "dir:$D" --listen 127.0.0.1:0 --trace none \
+"$LAYERD" serve --store "dir:$D" --listen 127.0.0.1:0 --trace none --no-cache \
     --max-exports 64 2>"$SERVER_LOG" &
 SERVER_PID=$!
 it_wait_listening

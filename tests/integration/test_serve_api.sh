@@ -35,7 +35,7 @@ mkdir -p "$W"
 mkdemo "$D"
 IT_STORE=$D
 OPENAPI=$LAYERD_SOURCE_DIR/openapi.yaml
-it_serve --openapi "$OPENAPI"
+it_serve --openapi "$OPENAPI" --no-cache # exports as streams (test_cache.sh: kept blobs)
 
 OCI=application/vnd.oci.image.layer.v1.tar
 n_accept=0 n_arr=0 n_nf=0 n_badid=0 n_badreq=0

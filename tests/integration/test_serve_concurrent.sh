@@ -120,7 +120,7 @@ print(len(r.read()), flush=True)
 PY
 # The layer grows so one export cannot sit whole in socket buffers.
 head -c $((12 * 1024 * 1024)) /dev/urandom >"$IT_STORE/big/fs/random.bin"
-it_serve --max-exports 2
+it_serve --max-exports 2 --no-cache # every export needs a slot
 base="$URL/layers/big/export"
 hold_pids=()
 for k in 1 2; do

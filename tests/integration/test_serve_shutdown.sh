@@ -83,7 +83,7 @@ grep -q "^complete 200 [0-9]* $digest\$" "$tmp/client.out" ||
     die "drained export incomplete or wrong: $(cat "$tmp/client.out")"
 
 # ---- SIGTERM: an export outlasting the grace period is cut ----
-it_serve --grace 2
+it_serve --grace 2 --no-cache # the chunked stream, cut
 rm -f "$tmp/progress"
 it_slowget "$PORT" /layers/big/export 100000 "$tmp/progress" \
     >"$tmp/client.out" 2>&1 &

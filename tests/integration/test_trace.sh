@@ -65,7 +65,7 @@ start_server() {
     SERVER_LOG=$IT_TMP/server.log
     : >"$SERVER_LOG"
     "$LAYERD" serve --store "dir:$D" --listen 127.0.0.1:0 --trace "$T" \
-        --max-exports 64 2>"$SERVER_LOG" &
+        --max-exports 64 --no-cache 2>"$SERVER_LOG" & # every export runs
     SERVER_PID=$!
     it_wait_listening
     PID=$SERVER_PID

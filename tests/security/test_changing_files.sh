@@ -151,8 +151,8 @@ it_curl --max-time 120 -o /dev/null "$URL/layers/big/export" ||
 d2=$(next_digests "$n")
 expect_eq "after the failed exports, the first clean one fills the cache" \
     '"cache.result":"fill"' "$d1"
-expect_eq "... and the second is served from it" \
-    '"cache.result":"hit"' "$d2"
+check "... and the second is served from it (kept, or still being kept)" \
+    grep -Eq '"cache.result":"(hit|wait)"' <<<"$d2"
 for how in truncate rewrite; do
     get /layers/big/files/data "$how"
     expect_eq "files, $how: 200 at first" 200 "$(j .status)"
