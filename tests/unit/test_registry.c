@@ -689,6 +689,75 @@ START_TEST(test_access_control)
 }
 END_TEST
 
+/* A blob asked for before its manifest (or after the cache lost it): the
+ * repository's blobs are made and the one asked for streams once it is
+ * known; a digest none of them has cuts the stream (its status went
+ * out first). */
+START_TEST(test_cold_blobs_stream_once_made)
+{
+    char ldigest[LAYER_DIGEST_STR_SIZE], cdigest[LAYER_DIGEST_STR_SIZE];
+    char path[256], got[LAYER_DIGEST_STR_SIZE], *dir, *store;
+    layer_blobcache *fresh = NULL;
+    api_context_opts opts;
+    ah_env saved = env;
+    ah_drained d;
+    api_response res;
+    json_t *m;
+
+    m = manifest("/v2/layers/app/manifests/latest", NULL, OCI_MANIFEST, NULL);
+    snprintf(
+        ldigest, sizeof(ldigest), "%s",
+        ah_jstr(json_array_get(json_object_get(m, "layers"), 1), "digest"));
+    snprintf(cdigest, sizeof(cdigest), "%s",
+             ah_jstr(json_object_get(m, "config"), "digest"));
+    json_decref(m);
+
+    /* the same store, an empty cache */
+    dir = fx_path(root, "cache2");
+    ck_assert_int_eq(layer_blobcache_open(&fresh, dir, NULL), 0);
+    memset(&opts, 0, sizeof(opts));
+    opts.cache = fresh;
+    opts.registry_compression = LAYER_COMPRESSION_GZIP;
+    store = fx_path(root, "store");
+    ah_open(&env, store, &opts);
+
+    for (int i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "/v2/layers/app/blobs/%s",
+                 i == 0 ? ldigest : cdigest);
+        get(&res, path);
+        ck_assert_int_eq(res.status, 200);
+        ah_drain_result(&d, &res, 4096);
+        ck_assert_int_eq(d.result, API_PRODUCE_END);
+        digest_of(got, d.body, d.len);
+        ck_assert_str_eq(got, i == 0 ? ldigest : cdigest);
+        free(d.body);
+        api_response_dispose(&res);
+    }
+    ah_close(&env);
+
+    /* an unknown digest, cold: the stream is cut, never ended */
+    layer_blobcache_free(fresh);
+    fx_rm_rf(dir);
+    ck_assert_int_eq(layer_blobcache_open(&fresh, dir, NULL), 0);
+    opts.cache = fresh;
+    ah_open(&env, store, &opts);
+    get(&res,
+        "/v2/layers/app/blobs/"
+        "sha256:"
+        "0000000000000000000000000000000000000000000000000000000000000000");
+    ck_assert_int_eq(res.status, 200);
+    ah_drain_result(&d, &res, 4096);
+    ck_assert_int_eq(d.result, API_PRODUCE_ERROR);
+    free(d.body);
+    api_response_dispose(&res);
+    ah_close(&env);
+    layer_blobcache_free(fresh);
+    free(dir);
+    free(store);
+    env = saved;
+}
+END_TEST
+
 /*
  * A containers-storage store made by hand: layers l1 <- l2 (overlay
  * diffs, each with a file), one image named "docker.io/library/app:1.0"
@@ -848,6 +917,7 @@ static Suite *registry_suite(void)
     tcase_add_test(tc, test_error_codes_and_push_methods);
     tcase_add_test(tc, test_access_control);
     tcase_add_test(tc, test_store_images_by_name);
+    tcase_add_test(tc, test_cold_blobs_stream_once_made);
     suite_add_tcase(s, tc);
     return s;
 }
