@@ -281,6 +281,8 @@ podman_ rmi -a -f >/dev/null 2>&1
 it_stop
 
 # ---- --registry-compression ----
+expect_rc "--registry-compression bogus is refused" 2 "$LAYERD" serve \
+    --store "dir:$D" --registry-compression bogus
 for comp in zstd none; do
     it_serve --cert "$C/server.crt" --key "$C/server.key" \
         --registry-compression "$comp"
