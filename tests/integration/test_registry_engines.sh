@@ -79,6 +79,35 @@ if dockerd_start "$IT_TMP/docker" "$IT_TMP/dockerd.log" 2>"$IT_TMP/dockerd.err";
     else
         fail "docker pull $IMG: $(tail -n 3 "$IT_TMP/pull.err")"
     fi
+    # docker login: the token as the password; a wrong one is refused
+    it_stop
+    token=t-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+    cat >"$IT_TMP/policy.json" <<JSON
+{"principals": [{"name": "agent",
+  "tokens_sha256": ["$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)"],
+  "grants": [{"layers": ["*"], "ops": ["list", "read"]}]}]}
+JSON
+    it_serve --cert "$C/server.crt" --key "$C/server.key" \
+        --auth "$IT_TMP/policy.json"
+    H=127.0.0.1:$PORT
+    if printf 'wrong' | "$DOCKER_CLI" login -u agent --password-stdin "$H" \
+        >/dev/null 2>&1; then
+        fail "docker login with a wrong token succeeded"
+    else
+        ok "docker login with a wrong token is refused"
+    fi
+    if printf '%s' "$token" | "$DOCKER_CLI" login -u agent \
+        --password-stdin "$H" >/dev/null 2>"$IT_TMP/login.err" &&
+        "$DOCKER_CLI" pull -q "$H/layers/base:latest" >/dev/null \
+            2>>"$IT_TMP/login.err"; then
+        ok "docker login with the token, then pull"
+    else
+        fail "docker login and pull: $(tail -n 3 "$IT_TMP/login.err")"
+    fi
+    it_stop
+    it_serve --cert "$C/server.crt" --key "$C/server.key"
+    H=127.0.0.1:$PORT
+    IMG=$H/layers/patch:latest
     dockerd_stop
 else
     skip "docker pull: dockerd cannot run here: $(tail -n 1 "$IT_TMP/dockerd.err")"
