@@ -36,6 +36,11 @@
 /* Most tags of one repository looked through for a digest. */
 #define REG_DIGEST_TAGS_MAX 64
 
+/* Most blobs one request describes: a digest looked for across a
+ * repository's tags costs one cache lookup (and, cold, one export) per
+ * layer of each image. */
+#define REG_DESCRIBES_MAX 1024
+
 struct reg_describes {
     api_context *ctx;
     size_t nimgs;
@@ -108,6 +113,13 @@ int api_registry__describe_start(reg_describes **out, api_call *call,
         d->total += imgs[i]->nlayers;
     }
     d->first[n] = d->total;
+    if (d->total > REG_DESCRIBES_MAX) {
+        rc = layer_error_set(LAYER_ETOOBIG,
+                             "the images hold %zu layers; a request "
+                             "describes at most %d",
+                             d->total, REG_DESCRIBES_MAX);
+        goto out;
+    }
     if ((d->d = layer_trycalloc(d->total + 1, sizeof(*d->d))) == NULL ||
         (d->descs = layer_trycalloc(d->total + 1, sizeof(*d->descs))) == NULL) {
         rc = LAYER_ENOMEM;
