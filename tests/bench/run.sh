@@ -17,7 +17,8 @@
 # layerd export on the small corpus and, at default scale, on the default
 # one (memory should not grow with the layer), reader_rss.sh, and
 # http_bench.sh (layerd serve against nginx, entries against find, tracing
-# on and off); writes the report with the machine's description and
+# on and off), cache_bench.sh (the blob cache against nginx, the cold fill,
+# zstd on partly random data); writes the report with the machine's description and
 # prints it.
 set -euo pipefail
 
@@ -181,5 +182,7 @@ mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 } >"$RESULTS"
 echo "run.sh: HTTPS benchmark" >&2
 BENCH_RUNS=$RUNS bash "$HERE/http_bench.sh" "$LAYERD" "$MAIN" "$RESULTS"
+echo "run.sh: blob cache benchmark" >&2
+BENCH_RUNS=$RUNS bash "$HERE/cache_bench.sh" "$LAYERD" "$MAIN" "$RESULTS"
 cat "$RESULTS"
 echo "run.sh: wrote $RESULTS" >&2
