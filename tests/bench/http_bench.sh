@@ -15,9 +15,9 @@
 #      Throughput in MiB/s, target >= 0.8x nginx; and the server's CPU
 #      time per GiB (utime + stime), steadier than the throughput on a
 #      busy machine. The servers run as configured by default, so after
-#      the untimed warm-up their exports reuse the layer's digests (the
-#      digest memo); a third server with --no-cache, measured
-#      alongside, hashes every export (the cold case).
+#      the untimed warm-up their exports are served from the blob cache;
+#      a third server with --no-cache, measured alongside, runs every
+#      export (the cold case).
 #   2. 32 concurrent HTTPS exports (curl in the background, then wait):
 #      total MiB/s and the server's peak RSS (VmHWM, reset through
 #      /proc/PID/clear_refs before each run); nginx's throughput for
@@ -602,12 +602,10 @@ cost_row() {
         "$e_on" "$e_find" 0.5
     echo
     awk -v a="$xc_on" -v c="$xc_cold" -v b="$xc_ng" 'BEGIN {
-        printf "Server CPU per GiB exported: layerd %.2f s (read, tar, TLS; digests from the memo), %.2f s cold (plus SHA-256), nginx %.2f s (TLS).\n", a, c, b }'
+        printf "Server CPU per GiB exported: layerd %.2f s (a kept blob read from the cache, TLS), %.2f s cold (read, tar, SHA-256, TLS), nginx %.2f s (TLS).\n", a, c, b }'
     echo "The layerd rows above the cold one run as configured by default:" \
-        "the untimed warm-up export computed the layer's digests, and the"
-    echo "timed ones reuse them (api/digest_memo.h: each export still reads" \
-        "and packs every file, and checks the layer's fingerprint, ctimes"
-    echo "included, before sending the remembered trailers)."
+        "the untimed warm-up export filled the blob cache, and the timed"
+    echo "ones are served from the kept blob (api/blobs.c)."
     echo "Exports: $XREPS downloads per run, one after the other on one" \
         "connection; MiB/s over their own times."
     echo "Entries: $REPS requests per run on one kept-alive connection, each" \

@@ -17,7 +17,9 @@
 # layerd export on the small corpus and, at default scale, on the default
 # one (memory should not grow with the layer), reader_rss.sh, and
 # http_bench.sh (layerd serve against nginx, entries against find, tracing
-# on and off); writes the report with the machine's description and
+# on and off), cache_bench.sh (the blob cache against nginx, the cold fill,
+# zstd on partly random data), registry_bench.sh (manifest requests/s of
+# the registry view); writes the report with the machine's description and
 # prints it.
 set -euo pipefail
 
@@ -181,6 +183,8 @@ mem=$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)
 } >"$RESULTS"
 echo "run.sh: HTTPS benchmark" >&2
 BENCH_RUNS=$RUNS bash "$HERE/http_bench.sh" "$LAYERD" "$MAIN" "$RESULTS"
+echo "run.sh: blob cache benchmark" >&2
+BENCH_RUNS=$RUNS bash "$HERE/cache_bench.sh" "$LAYERD" "$MAIN" "$RESULTS"
 echo "run.sh: registry manifest requests/s" >&2
 BENCH_RUNS=$RUNS bash "$HERE/registry_bench.sh" "$LAYERD" "$RESULTS"
 cat "$RESULTS"
