@@ -34,11 +34,17 @@
  * Stale exports. A fill is committed only when the export ended cleanly
  * with no warning (no file changed while it was read) and, for the
  * canonical tar, the key's fingerprint taken again at the end equals the
- * one taken at the start. Otherwise the fill is aborted: waiters read an
- * error and cut their streams, the filling client's stream is cut too
- * (its bytes would be a blob nobody can fetch again), and the next
- * request fills anew under the new fingerprint. An original tar is
- * checked against its diff ID by the export itself.
+ * one taken at the start. Otherwise the fill is aborted and its waiters
+ * read an error and cut their streams. The filling client keeps its
+ * stream when only the fingerprint moved (a directory of the chain was
+ * renamed or touched: every file was read through descriptors and
+ * checked, so its bytes are an export of what it read, just not one to
+ * keep under the old key); it is cut when a file changed (without
+ * --allow-changing the export itself fails). The next request fills
+ * anew under the new fingerprint. An original tar is checked against its
+ * diff ID by the export itself. The fingerprint also says whether this
+ * process can read trusted.* xattrs (CAP_SYS_ADMIN): without them an
+ * overlay layer's opaque directories are missed, so the bytes differ.
  *
  * Notify. The export's notify callback is a trampoline into the job, which
  * calls the client's callback under the job's notify_lock; uninstalling it
@@ -62,8 +68,11 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <linux/capability.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api/metrics.h"
 #include "layer/alloc.h"
@@ -184,6 +193,19 @@ static int add_dir(layer_digest *d, const layer_dir *dir)
     return 0;
 }
 
+/* Can this process read trusted.* xattrs (CAP_SYS_ADMIN in effect)? */
+static bool trusted_xattrs(void)
+{
+    struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, 0};
+    struct __user_cap_data_struct d[_LINUX_CAPABILITY_U32S_3];
+
+    memset(d, 0, sizeof(d));
+    if (syscall(SYS_capget, &h, d) != 0)
+        return false;
+    return (d[CAP_TO_INDEX(CAP_SYS_ADMIN)].effective &
+            CAP_TO_MASK(CAP_SYS_ADMIN)) != 0;
+}
+
 int api_blob__fingerprint(char out[API_BLOB_FINGERPRINT_SIZE],
                           const layer_info *info, layer_export_tar tar)
 {
@@ -208,6 +230,7 @@ int api_blob__fingerprint(char out[API_BLOB_FINGERPRINT_SIZE],
     add_str(&d, info->diff_digest);
     add_str(&d, info->mutable_ ? "mutable" : "immutable");
     add_str(&d, layer_kind_name(info->layer.kind));
+    add_str(&d, trusted_xattrs() ? "trusted xattrs" : "no trusted xattrs");
     if ((rc = add_dir(&d, &info->layer)) < 0)
         goto out;
     for (size_t i = 0; i < info->nparents; i++) {
@@ -516,9 +539,10 @@ static int job_conclude(job *j)
     }
     if (why[0] != '\0') {
         job_drop_fill(j, why);
-        if (sum.warnings != 0 && j->ctx->allow_changing) {
-            /* --allow-changing: the client gets what was read, with its
-             * digests; the cache keeps nothing */
+        if (sum.warnings == 0 || j->ctx->allow_changing) {
+            /* only the fingerprint moved, or --allow-changing: the
+             * client gets what was read, with its digests; the cache
+             * keeps nothing (see the top) */
             j->ok = true;
             return 0;
         }

@@ -235,6 +235,8 @@ void api_blob_describe__free(api_blob_describe *d);
  *     not move it (that needs a walk of the whole tree): such an edit is
  *     caught while a fill runs (the export's warnings, and this
  *     fingerprint taken again at its end, abort the fill), not by a hit.
+ *     It also says whether this process can read trusted.* xattrs
+ *     (CAP_SYS_ADMIN), which an overlay layer's export depends on.
  *
  * @param[out] out the fingerprint
  * @param info the layer

@@ -332,7 +332,7 @@ static int cache_warm(const cache_args *a, const char **names, size_t nnames)
         layer_info_free(probe);
         if (rc == 0) {
             rc = warm_one(ctx, names[i], want, comp, level);
-        } else if (rc == LAYER_ENOTFOUND &&
+        } else if ((rc == LAYER_ENOTFOUND || rc == LAYER_EINVALID) &&
                    layer_store_image_resolve(&img, store, names[i]) == 0) {
             /* every layer of the image: the top one and its parents */
             const char *top = img->top_layer;

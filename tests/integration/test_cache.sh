@@ -15,12 +15,14 @@
 #   the new tar; a mutable layer is never cached (bypass);
 # - kill -9 of the server mid-fill, restart: the dead fill's file is gone
 #   and the next pull gives the right bytes;
-# - eviction at --cache-max-bytes; `layerd cache warm`, `ls`, `prune`.
+# - eviction at --cache-max-bytes; `layerd cache warm` (layer ids, and
+#   an image of a containers-storage store: each of its layers), `ls`,
+#   `prune`.
 #
 # Env: LAYERD (the binary), LAYERD_SOURCE_DIR.
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname "$0")/lib.sh"
-it_init cache 180
+it_init cache 300
 need curl jq sha256sum gzip
 
 S=$IT_TMP/store
@@ -259,4 +261,18 @@ expect_eq "... with the warmed digest" "$(cut -d' ' -f1 "$W/warm.out")" \
 it_stop
 expect_rc "cache prune" 0 "$LAYERD" cache prune
 expect_eq "cache ls after prune: empty" 0 "$("$LAYERD" cache ls | wc -l)"
+
+# ---- cache warm of an image the store knows: every layer of it ----
+fix=$(bash "$LAYERD_SOURCE_DIR/tests/fixtures/mkengines.sh" --cached) ||
+    die "building the engine stores failed (tests/fixtures/mkengines.sh)"
+KIND='' ROOT='' IMAGE='' LAYERS=''
+# shellcheck disable=SC1091
+. "$fix/cs-overlay/store.env"
+expect_rc "cache warm IMAGE" 0 "$LAYERD" cache warm --store "$KIND:$fix/$ROOT" \
+    "$IMAGE"
+"$LAYERD" cache ls >"$W/ls-image.out"
+expect_eq "cache warm IMAGE: a blob per layer of the image" "$LAYERS" \
+    "$(wc -l <"$W/ls-image.out")"
+check "cache warm IMAGE: original tars where the store kept them" \
+    grep -q ' original ' "$W/ls-image.out"
 it_done

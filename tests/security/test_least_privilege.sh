@@ -20,6 +20,8 @@ fix=$(bash "$LAYERD_SOURCE_DIR/tests/fixtures/mkengines.sh" --cached) ||
     die "building the engine stores failed (tests/fixtures/mkengines.sh)"
 mkdir -p "$IT_TMP/mnt" "$IT_TMP/nobody"
 chown 65534:65534 "$IT_TMP/nobody"
+# the blob cache must be the server's own: uid 65534's directory
+export CACHE_DIRECTORY=$IT_TMP/nobody/cache
 root_layerd=$LAYERD
 
 # confined CAPS: a wrapper that runs layerd as uid 65534 with CAPS only,

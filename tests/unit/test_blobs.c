@@ -126,8 +126,7 @@ static void wait_for(waiter *w)
     until.tv_sec += 30;
     pthread_mutex_lock(&w->lock);
     while (!w->woken)
-        ck_assert_int_eq(pthread_cond_timedwait(&w->cond, &w->lock, &until),
-                         0);
+        ck_assert_int_eq(pthread_cond_timedwait(&w->cond, &w->lock, &until), 0);
     w->woken = false;
     pthread_mutex_unlock(&w->lock);
 }
@@ -228,10 +227,10 @@ START_TEST(test_fingerprint_moves_with_the_layer)
     char a[API_BLOB_FINGERPRINT_SIZE], b[API_BLOB_FINGERPRINT_SIZE];
 
     ck_assert_int_eq(layer_store_resolve(&info, env.store, "small"), 0);
-    ck_assert_int_eq(
-        api_blob__fingerprint(a, info, LAYER_EXPORT_TAR_CANONICAL), 0);
-    ck_assert_int_eq(
-        api_blob__fingerprint(b, info, LAYER_EXPORT_TAR_CANONICAL), 0);
+    ck_assert_int_eq(api_blob__fingerprint(a, info, LAYER_EXPORT_TAR_CANONICAL),
+                     0);
+    ck_assert_int_eq(api_blob__fingerprint(b, info, LAYER_EXPORT_TAR_CANONICAL),
+                     0);
     ck_assert_str_eq(a, b);
     ck_assert_int_eq(strncmp(a, "sha256:", 7), 0);
     /* no recorded diff ID: no original tar */
@@ -242,8 +241,8 @@ START_TEST(test_fingerprint_moves_with_the_layer)
     usleep(20000);
     fx_file(root, "store/small/fs/new", "x", 0644);
     ck_assert_int_eq(layer_store_resolve(&info, env.store, "small"), 0);
-    ck_assert_int_eq(
-        api_blob__fingerprint(b, info, LAYER_EXPORT_TAR_CANONICAL), 0);
+    ck_assert_int_eq(api_blob__fingerprint(b, info, LAYER_EXPORT_TAR_CANONICAL),
+                     0);
     ck_assert_str_ne(a, b);
     layer_info_free(info);
 }
