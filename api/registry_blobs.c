@@ -319,6 +319,27 @@ static int open_layer(api_blob **out, api_context *ctx, const found *f,
     return api_blob__open(out, ctx, &spec, span, 0);
 }
 
+/* Is digest the blob of a layer whose describe has answered already
+ * (whatever the others do)? */
+static bool find_made(found *f, reg_describes *d, reg_image **imgs,
+                      const char *digest)
+{
+    memset(f, 0, sizeof(*f));
+    for (size_t i = 0; i < d->nimgs; i++) {
+        for (size_t l = 0; l < imgs[i]->nlayers; l++) {
+            layer_blobcache_info info;
+
+            if (api_blob_describe__result(&info, d->d[d->first[i] + l]) == 0 &&
+                strcmp(info.digest, digest) == 0) {
+                f->layer = true;
+                snprintf(f->id, sizeof(f->id), "%s", imgs[i]->ids[l]);
+                return true;
+            }
+        }
+    }
+    return false;
+}
+
 static void blob_unknown(api_call *call, const char *digest)
 {
     api_registry__error(call, 404, "BLOB_UNKNOWN", "blob unknown to registry",
@@ -504,8 +525,12 @@ void api_registry__blob(api_call *call, const char *name, const char *digest)
         return;
     }
     if (rc == LAYER_EAGAIN) {
-        /* HEAD says only what is known now. */
-        blob_unknown(call, digest);
+        /* HEAD says only what is known now: a layer blob already made
+         * among the repository's, or else unknown. */
+        if (find_made(&f, d, imgs, digest))
+            answer_layer(call, &f, digest);
+        else
+            blob_unknown(call, digest);
         goto out;
     }
     if (rc < 0) {
