@@ -73,6 +73,23 @@ void *layer_tryarray(void *ptr, size_t n, size_t size)
     return p ? p : oom(n * size);
 }
 
+int layer_trygrow(void **p, size_t *cap, size_t need, size_t size, size_t first,
+                  size_t max)
+{
+    size_t ncap = *cap != 0 ? *cap : first;
+    void *np;
+
+    if (need <= *cap)
+        return 0;
+    while (ncap < need)
+        ncap = ncap > max / 2 ? max : ncap * 2;
+    if ((np = layer_tryarray(*p, ncap, size)) == NULL)
+        return LAYER_ENOMEM;
+    *p = np;
+    *cap = ncap;
+    return 0;
+}
+
 char *layer_trystrndup(const char *s, size_t len)
 {
     char *p;

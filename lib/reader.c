@@ -238,6 +238,8 @@ static const char *names_at(const names *n, size_t i)
 
 static int names_add(names *n, const char *name, size_t len, size_t src)
 {
+    void *pool;
+
     if (n->n == n->cap) {
         size_t cap = n->cap ? n->cap * 2 : 32;
         size_t *off = layer_tryarray(n->off, cap, sizeof(*off));
@@ -252,18 +254,11 @@ static int names_add(names *n, const char *name, size_t len, size_t src)
         n->src = s;
         n->cap = cap;
     }
-    if (n->pool_len + len + 1 > n->pool_cap) {
-        size_t cap = n->pool_cap ? n->pool_cap : 1024;
-        char *p;
-
-        while (cap < n->pool_len + len + 1)
-            cap *= 2;
-        p = layer_tryarray(n->pool, cap, 1);
-        if (p == NULL)
-            return LAYER_ENOMEM;
-        n->pool = p;
-        n->pool_cap = cap;
-    }
+    pool = n->pool;
+    if (layer_trygrow(&pool, &n->pool_cap, n->pool_len + len + 1, 1, 1024,
+                      SIZE_MAX) < 0)
+        return LAYER_ENOMEM;
+    n->pool = pool;
     memcpy(n->pool + n->pool_len, name, len);
     n->pool[n->pool_len + len] = '\0';
     n->off[n->n] = n->pool_len;

@@ -91,14 +91,33 @@ static int read_token(char **out, size_t *out_len, int dirfd, const char *name,
     return rc;
 }
 
+/* Read and check the file `file` of the layerdb entry hex, named in
+ * messages after what; a missing one is a broken store unless optional
+ * (then *out stays NULL). */
+static int read_entry_file(char **out, int layerdb, const char *hex,
+                           const char *file, layer_store__docker_file kind,
+                           const char *what, bool optional)
+{
+    char fwhat[256], rel[80];
+    size_t len;
+    int rc;
+
+    snprintf(rel, sizeof(rel), "%s/%s", hex, file);
+    snprintf(fwhat, sizeof(fwhat), "%s: %s", what, file);
+    rc = read_token(out, &len, layerdb, rel, kind, fwhat);
+    if (rc == LAYER_ENOTFOUND)
+        rc = optional ? 0
+                      : layer_error_set(LAYER_EBROKEN, "%s is missing", fwhat);
+    return rc;
+}
+
 /* One layerdb entry, hex (a directory of layerdb), into the index. */
 static int add_layer(layer_store__builder *b, int layerdb, const char *hex)
 {
     layer_store__rec rec = {0};
-    char what[128], fwhat[256], rel[80];
+    char what[128];
     char *cache = NULL, *diff = NULL, *parent = NULL;
     struct stat st;
-    size_t len = 0;
     int rc = 0;
 
     if (fstatat(layerdb, hex, &st, AT_SYMLINK_NOFOLLOW) < 0)
@@ -113,29 +132,13 @@ static int add_layer(layer_store__builder *b, int layerdb, const char *hex)
         return layer_store__badd_layer(b, &rec);
     }
     rec.listed = true;
-    snprintf(rel, sizeof(rel), "%s/cache-id", hex);
-    snprintf(fwhat, sizeof(fwhat), "%s: cache-id", what);
-    rc = read_token(&cache, &len, layerdb, rel, LAYER_STORE__DOCKER_CACHE_ID,
-                    fwhat);
-    if (rc == LAYER_ENOTFOUND)
-        rc = layer_error_set(LAYER_EBROKEN, "%s is missing", fwhat);
-    if (rc < 0)
-        goto fail;
-    snprintf(rel, sizeof(rel), "%s/diff", hex);
-    snprintf(fwhat, sizeof(fwhat), "%s: diff", what);
-    rc = read_token(&diff, &len, layerdb, rel, LAYER_STORE__DOCKER_DIGEST,
-                    fwhat);
-    if (rc == LAYER_ENOTFOUND)
-        rc = layer_error_set(LAYER_EBROKEN, "%s is missing", fwhat);
-    if (rc < 0)
-        goto fail;
-    snprintf(rel, sizeof(rel), "%s/parent", hex);
-    snprintf(fwhat, sizeof(fwhat), "%s: parent", what);
-    rc = read_token(&parent, &len, layerdb, rel, LAYER_STORE__DOCKER_DIGEST,
-                    fwhat);
-    if (rc == LAYER_ENOTFOUND)
-        rc = 0; /* a base layer */
-    if (rc < 0)
+    if ((rc = read_entry_file(&cache, layerdb, hex, "cache-id",
+                              LAYER_STORE__DOCKER_CACHE_ID, what, false)) < 0 ||
+        (rc = read_entry_file(&diff, layerdb, hex, "diff",
+                              LAYER_STORE__DOCKER_DIGEST, what, false)) < 0 ||
+        /* a base layer has no parent */
+        (rc = read_entry_file(&parent, layerdb, hex, "parent",
+                              LAYER_STORE__DOCKER_DIGEST, what, true)) < 0)
         goto fail;
     rec.kind = LAYER_KIND_DIFF;
     rec.diff_digest = layer_store__bstr(b, diff);
@@ -216,6 +219,17 @@ static bool ref_ok(const char *s, size_t len)
     return true;
 }
 
+/* Parse a JSON document that must be an object. */
+static int parse_object(json_t **out, const char *data, size_t len,
+                        const char *what)
+{
+    int rc = layer_store__json_parse(out, data, len, 0, what);
+
+    if (rc == 0 && !json_is_object(*out))
+        rc = layer_error_set(LAYER_EBROKEN, "%s: not a JSON object", what);
+    return rc;
+}
+
 int layer_store__docker_parse_repositories(layer_store__docker_ref **out,
                                            size_t *out_count, const char *data,
                                            size_t len, const char *what)
@@ -228,12 +242,8 @@ int layer_store__docker_parse_repositories(layer_store__docker_ref **out,
     int rc;
 
     /* moby's reference store, written by Go's encoding/json */
-    if ((rc = layer_store__json_parse(&doc, data, len, 0, what)) < 0)
+    if ((rc = parse_object(&doc, data, len, what)) < 0)
         goto out;
-    if (!json_is_object(doc)) {
-        rc = layer_error_set(LAYER_EBROKEN, "%s: not a JSON object", what);
-        goto out;
-    }
     repos = json_object_get(doc, "Repositories");
     if (repos != NULL && !json_is_null(repos) && !json_is_object(repos)) {
         rc = layer_error_set(LAYER_EBROKEN,
@@ -301,12 +311,8 @@ int layer_store__image_config_parse(char out_chain[72], char **out_created,
     size_t n;
     int rc;
 
-    if ((rc = layer_store__json_parse(&doc, data, len, 0, what)) < 0)
+    if ((rc = parse_object(&doc, data, len, what)) < 0)
         goto out;
-    if (!json_is_object(doc)) {
-        rc = layer_error_set(LAYER_EBROKEN, "%s: not a JSON object", what);
-        goto out;
-    }
     rootfs = json_object_get(doc, "rootfs");
     type = json_object_get(rootfs, "type");
     ids = json_object_get(rootfs, "diff_ids");

@@ -258,22 +258,15 @@ static int fill(layer_tarsplit *ts)
 static int line_append(layer_tarsplit *ts, const unsigned char *p, size_t n)
 {
     size_t need = ts->line_len + n + 1;
+    void *line = ts->line;
 
     if (ts->line_len + n > ts->max_line)
         return ts_fail(ts, LAYER_ETOOBIG, ts->lineno + 1,
                        "longer than the cap of %zu bytes", ts->max_line);
-    if (need > ts->line_cap) {
-        size_t cap = ts->line_cap ? ts->line_cap : 4096;
-        char *nl;
-
-        while (cap < need)
-            cap = cap > ts->max_line / 2 ? ts->max_line + 1 : cap * 2;
-        nl = layer_tryarray(ts->line, cap, 1);
-        if (nl == NULL)
-            return LAYER_ENOMEM;
-        ts->line = nl;
-        ts->line_cap = cap;
-    }
+    if (layer_trygrow(&line, &ts->line_cap, need, 1, 4096, ts->max_line + 1) <
+        0)
+        return LAYER_ENOMEM;
+    ts->line = line;
     memcpy(ts->line + ts->line_len, p, n);
     ts->line_len += n;
     ts->line[ts->line_len] = '\0';

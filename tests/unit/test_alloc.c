@@ -1,7 +1,8 @@
 /*
  * Tests for lib/alloc.c: the allocation wrapper reports out-of-memory as
- * LAYER_ENOMEM with a message, refuses sizes that overflow, and its test
- * hook fails exactly the n-th allocation, counted across every thread.
+ * LAYER_ENOMEM with a message, refuses sizes that overflow, grows arrays
+ * by doubling up to a cap, and its test hook fails exactly the n-th
+ * allocation, counted across every thread.
  */
 #include <check.h>
 #include <pthread.h>
@@ -24,6 +25,34 @@ START_TEST(test_overflowing_sizes_are_refused_with_enomem)
     layer_error_clear();
     ck_assert_ptr_null(layer_tryarray(NULL, SIZE_MAX / 2, 4));
     ck_assert_int_eq(layer_error_last_code(), LAYER_ENOMEM);
+}
+END_TEST
+
+START_TEST(test_arrays_grow_by_doubling_up_to_the_cap)
+{
+    void *p = NULL;
+    size_t cap = 0;
+
+    ck_assert_int_eq(layer_trygrow(&p, &cap, 5, 4, 4, 100), 0);
+    ck_assert_uint_eq(cap, 8);
+    memset(p, 0xab, 8 * 4);
+    /* enough already: nothing moves */
+    ck_assert_int_eq(layer_trygrow(&p, &cap, 8, 4, 4, 100), 0);
+    ck_assert_uint_eq(cap, 8);
+    ck_assert_int_eq(layer_trygrow(&p, &cap, 9, 4, 4, 100), 0);
+    ck_assert_uint_eq(cap, 16);
+    ck_assert_uint_eq(((unsigned char *)p)[31], 0xab);
+    /* doubling stops at the cap */
+    ck_assert_int_eq(layer_trygrow(&p, &cap, 90, 4, 4, 100), 0);
+    ck_assert_uint_eq(cap, 100);
+    /* a failure leaves the array as it was */
+    layer_alloc_fail_after(1);
+    ck_assert_int_eq(layer_trygrow(&p, &cap, 100, 4, 4, 100), 0);
+    ck_assert_int_eq(layer_trygrow(&p, &cap, 101, 4, 4, 200), LAYER_ENOMEM);
+    layer_alloc_fail_after(0);
+    ck_assert_uint_eq(cap, 100);
+    ck_assert_uint_eq(((unsigned char *)p)[31], 0xab);
+    layer_free(p);
 }
 END_TEST
 
@@ -83,6 +112,7 @@ static Suite *alloc_suite(void)
     TCase *tc = tcase_create("alloc");
 
     tcase_add_test(tc, test_overflowing_sizes_are_refused_with_enomem);
+    tcase_add_test(tc, test_arrays_grow_by_doubling_up_to_the_cap);
     tcase_add_test(tc, test_the_nth_allocation_fails_once);
     tcase_add_test(tc, test_the_countdown_is_shared_by_every_thread);
     suite_add_tcase(s, tc);

@@ -33,6 +33,16 @@ void *layer_trycalloc(size_t n, size_t size);
 void *layer_tryarray(void *ptr, size_t n, size_t size);
 
 /**
+ * Grow the array *p of *cap elements of size bytes to hold at least need:
+ * the capacity doubles from first (or from *cap), and stops at max
+ * (need <= max). Nothing changes when *cap already holds need; on failure
+ * *p and *cap are left untouched.
+ * @return 0, or LAYER_ENOMEM (recorded)
+ */
+int layer_trygrow(void **p, size_t *cap, size_t need, size_t size, size_t first,
+                  size_t max);
+
+/**
  * Duplicate len bytes of s into a new NUL-terminated string.
  * @return the copy, or NULL with LAYER_ENOMEM recorded
  */
