@@ -143,19 +143,6 @@ struct api_blob_describe {
     bool have_info;
 };
 
-static const char *format_name(layer_compression c)
-{
-    switch (c) {
-    case LAYER_COMPRESSION_NONE:
-        return "none";
-    case LAYER_COMPRESSION_GZIP:
-        return "gzip";
-    case LAYER_COMPRESSION_ZSTD:
-        return "zstd";
-    }
-    return "other";
-}
-
 /* ---- fingerprints ------------------------------------------------------ */
 
 static void add_str(layer_digest *d, const char *s)
@@ -419,7 +406,7 @@ static int job_start(job **out, api_context *ctx, api_blob_spec *spec,
     j->fds = spec->fds;
     spec->fds = 0;
     j->tar = spec->tar;
-    j->format = format_name(spec->compression);
+    j->format = layer_compression_name(spec->compression);
     snprintf(j->fp, sizeof(j->fp), "%s", fp != NULL ? fp : "");
     memset(&opts, 0, sizeof(opts));
     opts.compression = spec->compression;

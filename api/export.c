@@ -89,19 +89,6 @@ static const layer_compression export_compressions[] = {
 #define LEVEL_MIN (-131072)
 #define LEVEL_MAX 22
 
-static const char *format_name(layer_compression c)
-{
-    switch (c) {
-    case LAYER_COMPRESSION_NONE:
-        return "none";
-    case LAYER_COMPRESSION_GZIP:
-        return "gzip";
-    case LAYER_COMPRESSION_ZSTD:
-        return "zstd";
-    }
-    return "other";
-}
-
 /* Parse `level`: absent or 0 is the format's default. */
 static int parse_level(int *out, api_call *call)
 {
@@ -176,7 +163,7 @@ static int choose_format(layer_compression *out_c, const char **out_type,
         return rc;
     if (v != NULL) {
         for (i = 0; i < 3; i++) {
-            if (strcmp(v, format_name(export_compressions[i])) == 0)
+            if (strcmp(v, layer_compression_name(export_compressions[i])) == 0)
                 break;
         }
         if (i == 3) {
@@ -236,7 +223,7 @@ static int check_level(int *level, api_call *call, layer_compression c)
         snprintf(detail, sizeof(detail),
                  "%s level %d is above what this server allows: ask for "
                  "1 to %d, or leave 'level' out for the default",
-                 format_name(c), *level, top);
+                 layer_compression_name(c), *level, top);
         api_problem__set(call, 400, "level-not-allowed",
                          "Compression level not allowed", detail);
         return LAYER_EINVALID;

@@ -136,13 +136,23 @@ typedef struct blob blob;
 typedef struct entry entry;
 typedef struct fill fill;
 
+/* A chained hash table of structs whose first member is their hlink. */
+typedef struct hlink {
+    struct hlink *next;
+    uint64_t hash;
+} hlink;
+
+typedef struct htab {
+    hlink **v;
+    size_t cap, count; /* cap: 0 or a power of two */
+} htab;
+
 struct blob {
-    blob *hnext;        /* digest table chain */
+    hlink link;         /* digest table chain; the first member */
     blob *prev, *next;  /* LRU list, oldest first (indexed blobs only) */
     blob *victim_next;  /* victims list, while being reaped */
     blob *pending_next; /* blobs a replay named, not yet checked */
     entry *records;     /* entries whose record names this blob */
-    uint64_t hash;
     uint64_t size;
     int64_t used;  /* last use, Unix seconds */
     unsigned refs; /* readers holding it */
@@ -157,11 +167,10 @@ struct blob {
 };
 
 struct entry {
-    entry *hnext; /* key table chain */
+    hlink link;   /* key table chain; the first member */
     entry *bnext; /* next record of the same blob */
     blob *blob;   /* the record, or NULL */
     fill *fill;   /* the fill in flight, or NULL */
-    uint64_t hash;
     bool seen;
     size_t klen;
     char key[]; /* encoded: "<tar> <fmt> <level> <layer> <fingerprint>" */
@@ -218,10 +227,8 @@ struct layer_blobcache {
     char *dir;
     uint64_t max_bytes;
     uint64_t total;
-    blob **btab;
-    size_t bcap, bcount;
-    entry **etab;
-    size_t ecap, ecount;
+    htab btab; /* blobs by digest */
+    htab etab; /* entries by key */
     size_t nrecords;
     blob *lru_head, *lru_tail;
     blob *pending; /* blobs a replay named, their files not yet checked */
@@ -347,19 +354,6 @@ static const char *tar_name(layer_blobcache_tar t)
     return t == LAYER_BLOBCACHE_TAR_ORIGINAL ? "original" : "canonical";
 }
 
-static const char *fmt_name(layer_compression c)
-{
-    switch (c) {
-    case LAYER_COMPRESSION_GZIP:
-        return "gzip";
-    case LAYER_COMPRESSION_ZSTD:
-        return "zstd";
-    case LAYER_COMPRESSION_NONE:
-        break;
-    }
-    return "none";
-}
-
 /* Append s escaped; returns the new length or 0 when it does not fit. */
 static size_t escape(char *out, size_t at, size_t cap, const char *s)
 {
@@ -412,7 +406,7 @@ static int key_encode(char out[KEY_SIZE], size_t *out_len,
         return layer_error_set(LAYER_EINVALID,
                                "cache key: unknown compression");
     m = snprintf(out, KEY_SIZE, "%s %s %d ", tar_name(k->tar),
-                 fmt_name(k->compression), k->level);
+                 layer_compression_name(k->compression), k->level);
     if (m < 0 || (size_t)m >= KEY_SIZE)
         return layer_error_set(LAYER_ERROR, "cache key: cannot format");
     n = escape(out, (size_t)m, KEY_SIZE, k->layer);
@@ -480,68 +474,85 @@ static char *unescape(const char *s, size_t len)
 
 /* ---- tables ---------------------------------------------------------- */
 
-static blob *btab_find(layer_blobcache *c, const char *hex)
+/* The first link of the chain h falls in. */
+static hlink *htab_first(const htab *t, uint64_t h)
 {
-    uint64_t h;
-
-    if (c->bcap == 0)
-        return NULL;
-    h = hash_bytes(hex, HEX_LEN);
-    for (blob *b = c->btab[h & (c->bcap - 1)]; b != NULL; b = b->hnext)
-        if (b->hash == h && memcmp(b->hex, hex, HEX_LEN) == 0)
-            return b;
-    return NULL;
+    return t->cap != 0 ? t->v[h & (t->cap - 1)] : NULL;
 }
 
-static int btab_insert(layer_blobcache *c, blob *b)
+/* Link l (its hash set), doubling the table when it is full. */
+static int htab_link(htab *t, hlink *l)
 {
-    if (c->bcount >= c->bcap) {
-        size_t ncap = c->bcap == 0 ? 64 : c->bcap * 2;
-        blob **nt = layer_trycalloc(ncap, sizeof(*nt));
+    if (t->count >= t->cap) {
+        size_t ncap = t->cap == 0 ? 64 : t->cap * 2;
+        hlink **nv = layer_trycalloc(ncap, sizeof(*nv));
 
-        if (nt == NULL)
+        if (nv == NULL)
             return LAYER_ENOMEM;
-        for (size_t i = 0; i < c->bcap; i++) {
-            blob *x = c->btab[i], *next;
+        for (size_t i = 0; i < t->cap; i++) {
+            hlink *x = t->v[i], *next;
 
             for (; x != NULL; x = next) {
-                next = x->hnext;
-                x->hnext = nt[x->hash & (ncap - 1)];
-                nt[x->hash & (ncap - 1)] = x;
+                next = x->next;
+                x->next = nv[x->hash & (ncap - 1)];
+                nv[x->hash & (ncap - 1)] = x;
             }
         }
-        layer_free(c->btab);
-        c->btab = nt;
-        c->bcap = ncap;
+        layer_free(t->v);
+        t->v = nv;
+        t->cap = ncap;
     }
-    b->hash = hash_bytes(b->hex, HEX_LEN);
-    b->hnext = c->btab[b->hash & (c->bcap - 1)];
-    c->btab[b->hash & (c->bcap - 1)] = b;
-    c->bcount++;
+    l->next = t->v[l->hash & (t->cap - 1)];
+    t->v[l->hash & (t->cap - 1)] = l;
+    t->count++;
     return 0;
 }
 
-static void btab_remove(layer_blobcache *c, blob *b)
+static void htab_unlink(htab *t, hlink *l)
 {
-    blob **pp = &c->btab[b->hash & (c->bcap - 1)];
-
-    for (; *pp != NULL; pp = &(*pp)->hnext) {
-        if (*pp == b) {
-            *pp = b->hnext;
-            c->bcount--;
+    for (hlink **pp = &t->v[l->hash & (t->cap - 1)]; *pp != NULL;
+         pp = &(*pp)->next) {
+        if (*pp == l) {
+            *pp = l->next;
+            t->count--;
             return;
         }
     }
 }
 
+static blob *btab_find(layer_blobcache *c, const char *hex)
+{
+    uint64_t h = hash_bytes(hex, HEX_LEN);
+
+    for (hlink *l = htab_first(&c->btab, h); l != NULL; l = l->next) {
+        blob *b = (blob *)l;
+
+        if (l->hash == h && memcmp(b->hex, hex, HEX_LEN) == 0)
+            return b;
+    }
+    return NULL;
+}
+
+static int btab_insert(layer_blobcache *c, blob *b)
+{
+    b->link.hash = hash_bytes(b->hex, HEX_LEN);
+    return htab_link(&c->btab, &b->link);
+}
+
+static void btab_remove(layer_blobcache *c, blob *b)
+{
+    htab_unlink(&c->btab, &b->link);
+}
+
 static entry *etab_find(layer_blobcache *c, const char *key, size_t klen,
                         uint64_t h)
 {
-    if (c->ecap == 0)
-        return NULL;
-    for (entry *e = c->etab[h & (c->ecap - 1)]; e != NULL; e = e->hnext)
-        if (e->hash == h && e->klen == klen && memcmp(e->key, key, klen) == 0)
+    for (hlink *l = htab_first(&c->etab, h); l != NULL; l = l->next) {
+        entry *e = (entry *)l;
+
+        if (l->hash == h && e->klen == klen && memcmp(e->key, key, klen) == 0)
             return e;
+    }
     return NULL;
 }
 
@@ -551,51 +562,24 @@ static entry *etab_add(layer_blobcache *c, const char *key, size_t klen,
 {
     entry *e;
 
-    if (c->ecount >= c->ecap) {
-        size_t ncap = c->ecap == 0 ? 64 : c->ecap * 2;
-        entry **nt = layer_trycalloc(ncap, sizeof(*nt));
-
-        if (nt == NULL)
-            return NULL;
-        for (size_t i = 0; i < c->ecap; i++) {
-            entry *x = c->etab[i], *next;
-
-            for (; x != NULL; x = next) {
-                next = x->hnext;
-                x->hnext = nt[x->hash & (ncap - 1)];
-                nt[x->hash & (ncap - 1)] = x;
-            }
-        }
-        layer_free(c->etab);
-        c->etab = nt;
-        c->ecap = ncap;
-    }
     if ((e = layer_trycalloc(1, sizeof(*e) + klen + 1)) == NULL)
         return NULL;
     memcpy(e->key, key, klen);
     e->klen = klen;
-    e->hash = h;
-    e->hnext = c->etab[h & (c->ecap - 1)];
-    c->etab[h & (c->ecap - 1)] = e;
-    c->ecount++;
+    e->link.hash = h;
+    if (htab_link(&c->etab, &e->link) < 0) {
+        layer_free(e);
+        return NULL;
+    }
     return e;
 }
 
 /* Drop an entry that holds neither a record nor a fill. */
 static void entry_maybe_free(layer_blobcache *c, entry *e)
 {
-    entry **pp;
-
     if (e->blob != NULL || e->fill != NULL)
         return;
-    for (pp = &c->etab[e->hash & (c->ecap - 1)]; *pp != NULL;
-         pp = &(*pp)->hnext) {
-        if (*pp == e) {
-            *pp = e->hnext;
-            c->ecount--;
-            break;
-        }
-    }
+    htab_unlink(&c->etab, &e->link);
     layer_free(e);
 }
 
@@ -1117,9 +1101,9 @@ static int journal_reload(layer_blobcache *c, replay_result *res)
     int rc;
 
     pthread_mutex_lock(&c->lock);
-    for (size_t i = 0; i < c->ecap; i++)
-        for (entry *e = c->etab[i]; e != NULL; e = e->hnext)
-            e->seen = false;
+    for (size_t i = 0; i < c->etab.cap; i++)
+        for (hlink *l = c->etab.v[i]; l != NULL; l = l->next)
+            ((entry *)l)->seen = false;
     for (blob *b = c->lru_head; b != NULL; b = b->next)
         b->seen = false;
     pthread_mutex_unlock(&c->lock);
@@ -1127,11 +1111,13 @@ static int journal_reload(layer_blobcache *c, replay_result *res)
         return rc;
     c->jlines = res->lines;
     pthread_mutex_lock(&c->lock);
-    for (size_t i = 0; i < c->ecap; i++) {
-        entry *e = c->etab[i], *next;
+    for (size_t i = 0; i < c->etab.cap; i++) {
+        hlink *l = c->etab.v[i], *next;
 
-        for (; e != NULL; e = next) {
-            next = e->hnext;
+        for (; l != NULL; l = next) {
+            entry *e = (entry *)l;
+
+            next = l->next;
             if (e->blob != NULL && !e->seen) {
                 record_unlink(c, e);
                 entry_maybe_free(c, e);
@@ -1399,12 +1385,12 @@ static void reap(layer_blobcache *c, blob *victims)
 
 static void cache_destroy(layer_blobcache *c)
 {
-    for (size_t i = 0; i < c->ecap; i++) {
-        entry *e = c->etab[i], *next;
+    for (size_t i = 0; i < c->etab.cap; i++) {
+        hlink *l = c->etab.v[i], *next;
 
-        for (; e != NULL; e = next) {
-            next = e->hnext;
-            layer_free(e);
+        for (; l != NULL; l = next) {
+            next = l->next;
+            layer_free(l);
         }
     }
     while (c->lru_head != NULL) {
@@ -1413,8 +1399,8 @@ static void cache_destroy(layer_blobcache *c)
         c->lru_head = b->next;
         layer_free(b);
     }
-    layer_free(c->etab);
-    layer_free(c->btab);
+    layer_free(c->etab.v);
+    layer_free(c->btab.v);
     if (c->jfd >= 0)
         close(c->jfd);
     if (c->lockfd >= 0)
@@ -1488,35 +1474,54 @@ static DIR *dir_stream(int dfd)
     return d;
 }
 
+/* List the directory dfd (the cache's sub-directory name). */
+static int list_open(DIR **out, const layer_blobcache *c, int dfd,
+                     const char *name)
+{
+    if ((*out = dir_stream(dfd)) == NULL)
+        return layer_error_set_errno(
+            LAYER_ERROR, errno, "cache dir %s: cannot list %s", c->dir, name);
+    return 0;
+}
+
+/* The next name of a listing but "." and "..", or NULL at its end. */
+static const char *list_next(DIR *d)
+{
+    struct dirent *de;
+
+    while ((de = readdir(d)) != NULL)
+        if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0)
+            return de->d_name;
+    return NULL;
+}
+
 /* Remove the files of dead fills: a live filler holds a lock on its
  * file. LOCK_EX on the lock file held, so no fill is being created. */
 static int clean_temps(layer_blobcache *c)
 {
-    DIR *d = dir_stream(c->tmpfd);
-    struct dirent *de;
+    const char *n;
+    DIR *d;
+    int rc;
 
-    if (d == NULL)
-        return layer_error_set_errno(LAYER_ERROR, errno,
-                                     "cache dir %s: cannot list tmp", c->dir);
-    while ((de = readdir(d)) != NULL) {
+    if ((rc = list_open(&d, c, c->tmpfd, "tmp")) < 0)
+        return rc;
+    while ((n = list_next(d)) != NULL) {
         struct stat st;
         int fd;
 
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        if (fstatat(c->tmpfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        if (fstatat(c->tmpfd, n, &st, AT_SYMLINK_NOFOLLOW) < 0)
             continue;
         if (S_ISREG(st.st_mode)) {
-            fd = openat(c->tmpfd, de->d_name,
+            fd = openat(c->tmpfd, n,
                         O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
             if (fd < 0)
                 continue;
             if (flock(fd, LOCK_EX | LOCK_NB) == 0 &&
-                unlinkat(c->tmpfd, de->d_name, 0) == 0)
+                unlinkat(c->tmpfd, n, 0) == 0)
                 c->st.removed_temps++;
             close(fd);
         } else {
-            remove_name(c->tmpfd, de->d_name);
+            remove_name(c->tmpfd, n);
             c->st.removed_temps++;
         }
     }
@@ -1527,17 +1532,13 @@ static int clean_temps(layer_blobcache *c)
 /* Remove what in blobs/sha256 no record names. */
 static int remove_orphans(layer_blobcache *c)
 {
-    DIR *d = dir_stream(c->blobsfd);
-    struct dirent *de;
+    const char *n;
+    DIR *d;
+    int rc;
 
-    if (d == NULL)
-        return layer_error_set_errno(LAYER_ERROR, errno,
-                                     "cache dir %s: cannot list blobs", c->dir);
-    while ((de = readdir(d)) != NULL) {
-        const char *n = de->d_name;
-
-        if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
-            continue;
+    if ((rc = list_open(&d, c, c->blobsfd, "blobs")) < 0)
+        return rc;
+    while ((n = list_next(d)) != NULL) {
         if (strlen(n) == HEX_LEN && is_hex64(n) && btab_find(c, n) != NULL)
             continue;
         remove_name(c->blobsfd, n);
@@ -1560,9 +1561,9 @@ static int lru_sort(layer_blobcache *c)
     blob **v;
     size_t n = 0;
 
-    if (c->bcount == 0)
+    if (c->btab.count == 0)
         return 0;
-    if ((v = layer_trycalloc(c->bcount, sizeof(*v))) == NULL)
+    if ((v = layer_trycalloc(c->btab.count, sizeof(*v))) == NULL)
         return LAYER_ENOMEM;
     for (blob *b = c->lru_head; b != NULL; b = b->next)
         v[n++] = b;
@@ -2628,7 +2629,7 @@ void layer_blobcache_stats_get(layer_blobcache_stats *out, layer_blobcache *c)
     pthread_mutex_lock(&c->lock);
     *out = c->st;
     out->bytes = c->total;
-    out->blobs = c->bcount;
+    out->blobs = c->btab.count;
     out->records = c->nrecords;
     out->max_bytes = c->max_bytes;
     pthread_mutex_unlock(&c->lock);

@@ -232,6 +232,19 @@ const char *layer_compression_media_type(layer_compression c)
     return "application/vnd.oci.image.layer.v1.tar";
 }
 
+const char *layer_compression_name(layer_compression c)
+{
+    switch (c) {
+    case LAYER_COMPRESSION_GZIP:
+        return "gzip";
+    case LAYER_COMPRESSION_ZSTD:
+        return "zstd";
+    case LAYER_COMPRESSION_NONE:
+        break;
+    }
+    return "none";
+}
+
 int layer_compression_parse(layer_compression *out, const char *name)
 {
     if (strcmp(name, "none") == 0)

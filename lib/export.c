@@ -1135,9 +1135,7 @@ static void span_begin(layer_export *x, const layer_dir *layer,
         layer_free(joined);
     }
     layer_span_set_str(x->span, "export.format",
-                       x->compression == LAYER_COMPRESSION_GZIP   ? "gzip"
-                       : x->compression == LAYER_COMPRESSION_ZSTD ? "zstd"
-                                                                  : "none");
+                       layer_compression_name(x->compression));
     layer_span_set_int(x->span, "export.level", x->level);
     layer_span_set_str(x->span, "export.tar",
                        layer_export_tar_name(original != NULL

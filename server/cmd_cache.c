@@ -139,19 +139,6 @@ static int open_cache(layer_blobcache **out, const cache_args *a)
     return 0;
 }
 
-static const char *format_name(layer_compression c)
-{
-    switch (c) {
-    case LAYER_COMPRESSION_NONE:
-        return "none";
-    case LAYER_COMPRESSION_GZIP:
-        return "gzip";
-    case LAYER_COMPRESSION_ZSTD:
-        return "zstd";
-    }
-    return "other";
-}
-
 static const char *tar_name(layer_blobcache_tar t)
 {
     return t == LAYER_BLOBCACHE_TAR_ORIGINAL ? "original" : "canonical";
@@ -179,7 +166,7 @@ static int cache_ls(const cache_args *a)
         if (gmtime_r(&t, &tm) != NULL)
             strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
         printf("%s %" PRIu64 " %s %d %s %s %s\n", items[i].info.digest,
-               items[i].info.size, format_name(items[i].compression),
+               items[i].info.size, layer_compression_name(items[i].compression),
                items[i].level, tar_name(items[i].tar), when, items[i].layer);
     }
     if (fflush(stdout) != 0) {
@@ -262,7 +249,7 @@ static int warm_one(api_context *ctx, const char *id, layer_export_tar want,
         return rc;
     }
     printf("%s %" PRIu64 " %s %s %s\n", info.digest, info.size,
-           format_name(comp), layer_export_tar_name(tar), id);
+           layer_compression_name(comp), layer_export_tar_name(tar), id);
     return 0;
 }
 

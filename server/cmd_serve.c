@@ -5,7 +5,9 @@
  * defaults), the open-file limit (below), signals blocked in every thread
  * (the MHD threads inherit the mask) and routed to a signalfd, the trace
  * sink, the store (with a warning when trusted.* xattrs are out of reach),
- * the metrics, the TLS identity (configured or ephemeral), then the
+ * the metrics, the blob cache (--cache-dir, opened and recovered from any
+ * crash before anything listens; none with --no-cache: see the README's
+ * "The blob cache"), the TLS identity (configured or ephemeral), then the
  * daemons. The main thread only sleeps on the signalfd after that.
  *
  * Start-up can be interrupted at any point: until the daemons run, a
@@ -15,12 +17,13 @@
  * Nothing has been served then, so there is nothing to drain.
  *
  * Descriptors: the soft open-file limit is raised to the hard one. The
- * connections (--max-connections) and FD_RESERVE for the server itself are
- * set aside; the rest is the readers' pool (api_context_opts.reader_fds):
- * every request that resolves a layer reserves its reader's budget
- * (LAYER_READER_FDS(parents), layer/reader.h: 70 without parents, 326 at
- * the longest chain) until its response is freed, and gets 503 when the
- * pool is short. The limit must leave room for --max-streams readers
+ * connections (--max-connections), FD_RESERVE for the server itself and,
+ * with the blob cache, its own descriptors and one per stream (a kept
+ * blob is read through its file) are set aside; the rest is the readers' pool
+ * (api_context_opts.reader_fds): every request that resolves a layer reserves
+ * its reader's budget (LAYER_READER_FDS(parents), layer/reader.h: 70 without
+ * parents, 326 at the longest chain) until its response is freed, and gets 503
+ * when the pool is short. The limit must leave room for --max-streams readers
  * without parents and one at the longest chain, or start-up fails with a
  * clear message. With that, accepting a connection and answering /healthz
  * and /readyz (which open nothing) never meet EMFILE, however many streams
@@ -37,7 +40,9 @@
  * that starts after it; one that does not leaves the old one in force and
  * the log says why. SIGTERM/SIGINT drain: stop accepting, mark not-ready,
  * let running requests finish for up to --grace seconds (a second signal
- * cuts the wait short), then cut what is left, stop and exit 0. Serving
+ * cuts the wait short), then cut what is left, stop (fills still running
+ * for clients that waited on them are aborted: nothing half-made is kept)
+ * and exit 0. Serving
  * anonymous clients on a public address (--allow-anonymous) is warned
  * about at start and every hour.
  */

@@ -297,6 +297,12 @@ START_TEST(test_media_types_and_names)
     ck_assert_int_eq(c, LAYER_COMPRESSION_NONE);
     ck_assert_int_eq(layer_compression_parse(&c, "bzip2"), LAYER_EINVALID);
     ck_assert_int_eq(layer_compression_parse(&c, "GZIP"), LAYER_EINVALID);
+    /* names parse back to their compression */
+    for (int k = LAYER_COMPRESSION_NONE; k <= LAYER_COMPRESSION_ZSTD; k++) {
+        ck_assert_int_eq(layer_compression_parse(&c, layer_compression_name(k)),
+                         0);
+        ck_assert_int_eq(c, k);
+    }
 }
 END_TEST
 

@@ -263,6 +263,9 @@ void layer_export_free(layer_export *x);
 /** The OCI media type of a compression. Static string. */
 const char *layer_compression_media_type(layer_compression c);
 
+/** The name of a compression: "none", "gzip" or "zstd". Static string. */
+const char *layer_compression_name(layer_compression c);
+
 /**
  * Parse "none", "gzip" or "zstd".
  * @return 0 or LAYER_EINVALID
