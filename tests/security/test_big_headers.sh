@@ -36,8 +36,12 @@ echo "$out"
 before=$(jget "$out" .rss_before_kib)
 held=$(jget "$out" .rss_held_kib)
 grew=$(((held - before) / 1024))
-check "RSS grew by less than 20 MB while they held ($grew MiB)" \
-    test $((held - before)) -lt $((20 * 1000))
+# ThreadSanitizer's shadow memory is several times what the server
+# touches: the sanitizer passes get three times the bound, as elsewhere.
+bound=20
+[ "${LAYERD_SANITIZED:-0}" = 1 ] && bound=60
+check "RSS grew by less than $bound MB while they held ($grew MiB)" \
+    test $((held - before)) -lt $((bound * 1000))
 answered=$(jget "$out" '.statuses["431"] // 0')
 closed=$(jget "$out" '.statuses["None"] // 0')
 expect_eq "each got 431 or a closed connection ($answered 431, $closed closed)" \
