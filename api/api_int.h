@@ -250,6 +250,13 @@ int api_auth__enforce(api_call *call, api_access access);
  */
 int api_auth__check_layer(api_call *call, const layer_info *info);
 
+/**
+ * Identify the request once (Authorization header, client certificate)
+ * into call->who, and put auth.method, enduser.id and any certificate
+ * failure on its span. The REST routes and the registry view share it.
+ */
+void api_auth__identify(api_call *call);
+
 /** May the request see layer id in a list? */
 bool api_auth__may_list(api_call *call, const char *id, api_mutability m);
 

@@ -66,8 +66,7 @@ int api_auth__check_host(api_call *call)
     return rc;
 }
 
-/* The identity of the request, made once. */
-static void identify(api_call *call)
+void api_auth__identify(api_call *call)
 {
     const char *authz = NULL;
     const char *name;
@@ -187,7 +186,7 @@ int api_auth__enforce(api_call *call, api_access access)
         op = API_OP_READ;
         break;
     }
-    identify(call);
+    api_auth__identify(call);
     v = api_auth_decide(&call->who, op,
                         access == API_ACCESS_LAYER ? call->id : NULL,
                         API_LAYER_UNKNOWN);
@@ -201,7 +200,7 @@ int api_auth__check_layer(api_call *call, const layer_info *info)
 {
     api_verdict v;
 
-    identify(call);
+    api_auth__identify(call);
     v = api_auth_decide(&call->who, API_OP_READ, info->id,
                         info->mutable_ ? API_LAYER_MUTABLE
                                        : API_LAYER_IMMUTABLE);
@@ -213,6 +212,6 @@ int api_auth__check_layer(api_call *call, const layer_info *info)
 
 bool api_auth__may_list(api_call *call, const char *id, api_mutability m)
 {
-    identify(call);
+    api_auth__identify(call);
     return api_auth_decide(&call->who, API_OP_LIST, id, m) == API_ALLOW;
 }

@@ -115,25 +115,6 @@ void api_registry__from_error(api_call *call, int code, const char *notfound)
     }
 }
 
-/* The identity of the request, made once (as api/auth_rest.c does). */
-static void identify(api_call *call)
-{
-    const char *authz = NULL;
-    const char *name;
-
-    if (call->identified)
-        return;
-    if (call->req->header != NULL)
-        authz = call->req->header(call->req->conn, "Authorization");
-    api_auth_identify(&call->who, call->ctx->auth, authz,
-                      call->req->client_cert);
-    call->identified = true;
-    layer_span_set_str(call->req->span, "auth.method",
-                       api_auth_method_name(call->who.method));
-    if ((name = api_identity_name(&call->who)) != NULL)
-        layer_span_set_str(call->req->span, "enduser.id", name);
-}
-
 /* Answer a refusal the registry's way. */
 static void refuse(api_call *call, api_verdict v, const char *what)
 {
@@ -174,7 +155,7 @@ int api_registry__may_read(api_call *call, const layer_info *info)
 {
     api_verdict v;
 
-    identify(call);
+    api_auth__identify(call);
     v = api_auth_decide(&call->who, API_OP_READ, info->id,
                         info->mutable_ ? API_LAYER_MUTABLE
                                        : API_LAYER_IMMUTABLE);
@@ -186,7 +167,7 @@ int api_registry__may_read(api_call *call, const layer_info *info)
 
 bool api_registry__may_list(api_call *call, const char *id, bool mutable_)
 {
-    identify(call);
+    api_auth__identify(call);
     return api_auth_decide(&call->who, API_OP_LIST, id,
                            mutable_ ? API_LAYER_MUTABLE
                                     : API_LAYER_IMMUTABLE) == API_ALLOW;
@@ -199,7 +180,7 @@ static int check_credentials(api_call *call, api_op op)
 {
     api_verdict v;
 
-    identify(call);
+    api_auth__identify(call);
     if (call->who.failure != API_AUTH_FAIL_NONE) {
         refuse(call, API_DENY_UNAUTHENTICATED, "");
         return LAYER_EINVALID;
