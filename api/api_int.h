@@ -257,6 +257,10 @@ int api_auth__check_layer(api_call *call, const layer_info *info);
  */
 void api_auth__identify(api_call *call);
 
+/** Identify the request and decide the read op on the layer the store
+ * resolved (its canonical id and mutability); refuses nothing itself. */
+api_verdict api_auth__decide_read(api_call *call, const layer_info *info);
+
 /** May the request see layer id in a list? */
 bool api_auth__may_list(api_call *call, const char *id, api_mutability m);
 

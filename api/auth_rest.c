@@ -196,14 +196,18 @@ int api_auth__enforce(api_call *call, api_access access)
     return LAYER_EINVALID;
 }
 
+api_verdict api_auth__decide_read(api_call *call, const layer_info *info)
+{
+    api_auth__identify(call);
+    return api_auth_decide(&call->who, API_OP_READ, info->id,
+                           info->mutable_ ? API_LAYER_MUTABLE
+                                          : API_LAYER_IMMUTABLE);
+}
+
 int api_auth__check_layer(api_call *call, const layer_info *info)
 {
-    api_verdict v;
+    api_verdict v = api_auth__decide_read(call, info);
 
-    api_auth__identify(call);
-    v = api_auth_decide(&call->who, API_OP_READ, info->id,
-                        info->mutable_ ? API_LAYER_MUTABLE
-                                       : API_LAYER_IMMUTABLE);
     if (v == API_ALLOW)
         return 0;
     api_auth__refuse(call, v, API_OP_READ);

@@ -153,12 +153,8 @@ static void refuse(api_call *call, api_verdict v, const char *what)
 
 int api_registry__may_read(api_call *call, const layer_info *info)
 {
-    api_verdict v;
+    api_verdict v = api_auth__decide_read(call, info);
 
-    api_auth__identify(call);
-    v = api_auth_decide(&call->who, API_OP_READ, info->id,
-                        info->mutable_ ? API_LAYER_MUTABLE
-                                       : API_LAYER_IMMUTABLE);
     if (v == API_ALLOW)
         return 0;
     refuse(call, v, info->id);
@@ -167,10 +163,8 @@ int api_registry__may_read(api_call *call, const layer_info *info)
 
 bool api_registry__may_list(api_call *call, const char *id, bool mutable_)
 {
-    api_auth__identify(call);
-    return api_auth_decide(&call->who, API_OP_LIST, id,
-                           mutable_ ? API_LAYER_MUTABLE
-                                    : API_LAYER_IMMUTABLE) == API_ALLOW;
+    return api_auth__may_list(
+        call, id, mutable_ ? API_LAYER_MUTABLE : API_LAYER_IMMUTABLE);
 }
 
 /* Refuse early what the credentials alone decide: refused credentials,
