@@ -28,6 +28,7 @@
 
 #include "../../api/registry_int.h"
 #include "api/api.h"
+#include "fuzz_api.h"
 #include "layer/alloc.h"
 #include "layer/error.h"
 #include "layer/store.h"
@@ -45,33 +46,15 @@ static void check(int cond, const char *what)
     }
 }
 
-static char store_dir[256];
-static layer_store *store;
 static api_context *ctx;
-
-static void remove_store(void)
-{
-    api_context_free(ctx);
-    layer_store_free(store);
-    rmdir(store_dir);
-}
 
 static void open_store(void)
 {
-    const char *tmp = getenv("TMPDIR");
     api_context_opts opts;
-    char spec[300];
 
-    snprintf(store_dir, sizeof(store_dir), "%s/fuzz_registry.XXXXXX",
-             tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-    check(mkdtemp(store_dir) != NULL, "mkdtemp");
-    snprintf(spec, sizeof(spec), "dir:%s", store_dir);
-    check(layer_store_open(&store, spec) == 0, "store open");
     memset(&opts, 0, sizeof(opts));
-    opts.store = store;
-    check(api_context_new(&ctx, &opts) == 0, "context");
+    ctx = fuzz_api_open("fuzz_registry", &opts);
     api_set_ready(ctx, true);
-    atexit(remove_store);
 }
 
 /* A fake request's headers and query. */

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "fuzz_api.h"
 #include "api/urlpath.h"
 #include "layer/alloc.h"
 #include "layer/error.h"
@@ -39,33 +40,15 @@ static void check(int cond, const char *what)
     }
 }
 
-static char store_dir[256];
-static layer_store *store;
 static api_context *ctx;
-
-static void remove_store(void)
-{
-    api_context_free(ctx);
-    layer_store_free(store);
-    rmdir(store_dir);
-}
 
 static void open_store(void)
 {
-    const char *tmp = getenv("TMPDIR");
     api_context_opts opts;
-    char spec[300];
 
-    snprintf(store_dir, sizeof(store_dir), "%s/fuzz_urlpath.XXXXXX",
-             tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp");
-    check(mkdtemp(store_dir) != NULL, "mkdtemp");
-    snprintf(spec, sizeof(spec), "dir:%s", store_dir);
-    check(layer_store_open(&store, spec) == 0, "store open");
     memset(&opts, 0, sizeof(opts));
-    opts.store = store;
     opts.max_exports = 1;
-    check(api_context_new(&ctx, &opts) == 0, "context");
-    atexit(remove_store);
+    ctx = fuzz_api_open("fuzz_urlpath", &opts);
 }
 
 static void check_decode(const char *in, size_t len)
@@ -177,7 +160,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static char in[INPUT_MAX + 1];
     static char prefixed[INPUT_MAX + 32];
 
-    if (store == NULL)
+    if (ctx == NULL)
         open_store();
     if (size > INPUT_MAX)
         size = INPUT_MAX;
