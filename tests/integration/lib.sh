@@ -296,6 +296,20 @@ it_stop() {
     [[ $SERVER_RC -eq 0 ]] || die "server exited with $SERVER_RC"
 }
 
+# it_wait SECONDS CMD...: run CMD every 0.1 s until it succeeds, for
+# SECONDS at most; its last status. A request's span is written when the
+# server is done with the request, which may be after the client is:
+#   check "..." it_wait 10 grep -qF "$want" "$IT_TMP/trace.log"
+it_wait() {
+    local n=$(($1 * 10)) i
+    shift
+    for ((i = 1; i < n; i++)); do
+        "$@" && return 0
+        sleep 0.1
+    done
+    "$@"
+}
+
 # it_curl ARGS...: curl, silent but for errors, without certificate
 # checks (the server's certificate is self-signed; --no-insecure turns
 # them back on) and 10 s at most (a later --max-time wins).

@@ -158,6 +158,8 @@ short=$(jq '[.clients[] | select(.status == 200 and .bytes < 16000000)] | length
     "$IT_TMP/slow.json")
 expect_eq "the 100 KB/s readers were cut short" 8 "$short"
 back_to_baseline
+sixteen() { test "$(grep -c '"layerd.outcome":"send_timeout"' "$IT_TMP/trace2.log")" -eq 16; }
+it_wait 10 sixteen
 n=$(grep -c '"layerd.outcome":"send_timeout"' "$IT_TMP/trace2.log")
 expect_eq "their spans say send_timeout" 16 "$n"
 expect_eq "a full export afterwards" 200 \

@@ -46,7 +46,7 @@ printf 'Version 1.0\netc/.\n' >"$folder/tombstones.txt"
 code=$(it_curl -o "$IT_TMP/body" -w '%{http_code}' "$URL/layers/f/export")
 expect_eq "server: a bad first tombstone is a broken layer" 500 "$code"
 check "server: the problem names the line" \
-    grep -qF "line 2: not a canonical relative path" "$IT_TMP/trace.log"
+    it_wait 10 grep -qF "line 2: not a canonical relative path" "$IT_TMP/trace.log"
 {
     printf 'Version 1.0\n'
     seq -f 'a%05g' 0 19999
