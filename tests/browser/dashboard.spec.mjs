@@ -169,6 +169,27 @@ test('the export buttons download what the CLI exports, digest for digest', asyn
   }
 });
 
+test('an export started before the counts come keeps its note when they redraw the head', async ({ page, problems }) => {
+  // hold the counts until the download is done, so that they redraw the
+  // head after it
+  let release;
+  const held = new Promise((resolve) => { release = resolve; });
+  await page.route('**/layers/patch/summary', async (route) => { await held; await route.continue(); });
+  await page.goto(`${DEMO}/ui/layers/patch`);
+  await complete(page);
+  await expect(page.locator('#layer-head')).not.toHaveAttribute('data-counted', 'true');
+  const [dl] = await Promise.all([
+    page.waitForEvent('download'),
+    page.locator('button[data-compression="none"]').click(),
+  ]);
+  const digest = `sha256:${crypto.createHash('sha256').update(fs.readFileSync(await dl.path())).digest('hex')}`;
+  await expect(page.locator('#export-digest')).toHaveText(digest);
+  release();
+  await expect(page.locator('#layer-head')).toHaveAttribute('data-counted', 'true');
+  await expect(page.locator('#export-digest')).toHaveText(digest);
+  await expect(page.locator('button[data-compression="none"]')).toBeEnabled();
+});
+
 test('deep links reload, and back and forward move between views', async ({ page, problems }) => {
   await page.goto(`${DEMO}/ui/`);
   await ready(page);

@@ -114,28 +114,32 @@ export function renderLayer(root, id, url, nav) {
     h('span', null, id),
   ]);
 
+  // The export buttons and their note are made once: the head is drawn
+  // again when the counts come, and a download under way (its button
+  // disabled, its note to fill) must outlive that.
+  const exportNote = h('span.note', { id: 'export-note' });
+  const exportButtons = EXPORTS.map((x) => h('button', {
+    type: 'button',
+    'data-compression': x.compression,
+    onclick: async (e) => {
+      const b = e.currentTarget;
+      b.disabled = true;
+      exportNote.textContent = `Exporting ${x.label}…`;
+      try {
+        const got = await download(`${layerURL(id)}/export?compression=${x.compression}`, fileName(id, x.ext));
+        exportNote.replaceChildren(`${fileName(id, x.ext)}: ${humanSize(got.size)}`,
+          ...(got.digest ? [' · digest ', h('code', { id: 'export-digest' }, got.digest)] : []));
+      } catch (err) {
+        exportNote.replaceChildren(problemBox(err, { compact: true }));
+      } finally {
+        b.disabled = false;
+      }
+    },
+  }, icon('download'), x.label));
+
   function drawHead() {
     if (!info) return;
     const chain = [...info.parents].reverse();
-    const exportNote = h('span.note', { id: 'export-note' });
-    const buttons = EXPORTS.map((x) => h('button', {
-      type: 'button',
-      'data-compression': x.compression,
-      onclick: async (e) => {
-        const b = e.currentTarget;
-        b.disabled = true;
-        exportNote.textContent = `Exporting ${x.label}…`;
-        try {
-          const got = await download(`${layerURL(id)}/export?compression=${x.compression}`, fileName(id, x.ext));
-          exportNote.replaceChildren(`${fileName(id, x.ext)}: ${humanSize(got.size)}`,
-            ...(got.digest ? [' · digest ', h('code', { id: 'export-digest' }, got.digest)] : []));
-        } catch (err) {
-          exportNote.replaceChildren(problemBox(err, { compact: true }));
-        } finally {
-          b.disabled = false;
-        }
-      },
-    }, icon('download'), x.label));
     const facts = [
       ['Created', info.created ? h('span', { title: info.created }, `${relativeTime(info.created)} · ${info.created}`) : 'unknown'],
       ['Store', info.store || ''],
@@ -153,7 +157,7 @@ export function renderLayer(root, id, url, nav) {
         ...chain.flatMap((p) => [h('a', { href: layerHref(p), 'data-nav': true }, p), h('span.sep', null, '›')]),
         chain.length ? h('span.here', null, id) : null),
       h('dl.facts', null, facts.map(([k, v]) => h('div', null, h('dt', null, k), h('dd', null, v)))),
-      h('div.exports', null, h('span.dirinfo', null, 'Export'), buttons, exportNote));
+      h('div.exports', null, h('span.dirinfo', null, 'Export'), exportButtons, exportNote));
   }
 
   function summaryText(s) {
