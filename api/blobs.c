@@ -138,7 +138,8 @@ struct api_blob {
 
 struct api_blob_describe {
     layer_blobcache_reader *reader; /* waits on a fill */
-    job *job;                       /* a BYPASS export */
+    job *job; /* a BYPASS export, or the fill this describe started */
+    layer_error_state unkept; /* why that fill was not kept */
     layer_blobcache_info info;
     bool have_info;
 };
@@ -991,7 +992,11 @@ int api_blob__describe(api_blob_describe **out, api_context *ctx,
         }
         d->reader = again.reader;
         again.reader = NULL;
-        job_background(j);
+        /* the job too: a fill aborted by the export's error reads as
+         * cancelled, and the describe answers with that error */
+        d->job = j;
+        j = NULL;
+        job_background(d->job);
         break;
     case LAYER_BLOBCACHE_BYPASS:
         slot = false;
@@ -1021,7 +1026,7 @@ int api_blob_describe__result(layer_blobcache_info *out, api_blob_describe *d)
 {
     char byte;
     size_t n;
-    int rc;
+    int rc, unkept = 0;
 
     if (d->have_info) {
         *out = d->info;
@@ -1032,12 +1037,18 @@ int api_blob_describe__result(layer_blobcache_info *out, api_blob_describe *d)
                                   LAYER_BLOBCACHE_NONBLOCK);
         if (rc == LAYER_EAGAIN)
             return rc;
-        /* The fill ended: committed (the range is past its end) or not. */
-        if ((rc = layer_blobcache_reader_info(&d->info, d->reader)) < 0)
+        /* The fill ended: committed (the range is past its end) or not.
+         * Not committed: our own job's end says why (the fill is aborted
+         * before the job settles: wait for that). */
+        if ((rc = layer_blobcache_reader_info(&d->info, d->reader)) == 0) {
+            d->have_info = true;
+            *out = d->info;
+            return 0;
+        }
+        if (d->job == NULL)
             return rc;
-        d->have_info = true;
-        *out = d->info;
-        return 0;
+        layer_error_save(&d->unkept);
+        unkept = rc;
     }
     pthread_mutex_lock(&d->job->lock);
     switch (d->job->state) {
@@ -1045,6 +1056,13 @@ int api_blob_describe__result(layer_blobcache_info *out, api_blob_describe *d)
         rc = LAYER_EAGAIN;
         break;
     case JOB_ENDED:
+        if (unkept < 0) {
+            /* the export ended well but its blob was not kept (the layer
+             * moved, or the disk failed): a digest nobody can fetch */
+            layer_error_restore(&d->unkept);
+            rc = unkept;
+            break;
+        }
         d->info = d->job->result;
         d->have_info = true;
         *out = d->info;
@@ -1064,7 +1082,7 @@ void api_blob_describe__set_notify(api_blob_describe *d, void (*fn)(void *arg),
 {
     if (d->reader != NULL)
         layer_blobcache_reader_set_notify(d->reader, fn, arg);
-    else if (d->job != NULL)
+    if (d->job != NULL)
         job_set_notify(d->job, fn, arg);
 }
 

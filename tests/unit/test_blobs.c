@@ -43,8 +43,14 @@ static void make_store(void)
     free(ah_layer(fs, "big", "{\"kind\": \"diff\"}"));
     free(ah_layer(fs, "small", "{\"kind\": \"diff\"}"));
     free(ah_layer(fs, "live", "{\"kind\": \"diff\", \"mutable\": true}"));
+    free(ah_layer(fs, "redir", "{\"kind\": \"diff\"}"));
     free(fs);
     fx_file_bytes(root, "store/big/fs/data", data, BIG, 0644);
+    /* the export fails at z, after 3 MiB: a fill cut by the export */
+    fx_file_bytes(root, "store/redir/fs/a", data, BIG, 0644);
+    fx_mkdir(root, "store/redir/fs/z", 0755);
+    fx_xattr(root, "store/redir/fs/z", "trusted.overlay.redirect",
+             "/elsewhere");
     fx_file(root, "store/small/fs/hello", "hello\n", 0644);
     fx_file(root, "store/live/fs/file", "live\n", 0644);
     free(data);
@@ -464,6 +470,37 @@ START_TEST(test_describe_answers_through_notify)
 }
 END_TEST
 
+/* A describe whose own fill the export's error cuts answers with that
+ * error (not as a cancelled wait), and keeps nothing; again the same. */
+START_TEST(test_describe_of_a_failing_export_gives_its_error)
+{
+    api_blob_spec s;
+    api_blob_describe *d = NULL;
+    layer_blobcache_info info;
+    layer_blobcache_stats st;
+    waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
+    int rc;
+
+    for (int i = 0; i < 2; i++) {
+        spec_of(&s, "redir", LAYER_COMPRESSION_GZIP);
+        rc = api_blob__describe(&d, env.ctx, &s, NULL);
+        if (rc == 0) {
+            api_blob_describe__set_notify(d, wake, &w);
+            while ((rc = api_blob_describe__result(&info, d)) == LAYER_EAGAIN)
+                wait_for(&w);
+            api_blob_describe__set_notify(d, NULL, NULL);
+            api_blob_describe__free(d);
+        }
+        ck_assert_msg(rc == LAYER_EUNSUPPORTED, "round %d: %d (%s)", i, rc,
+                      layer_error_last());
+        ck_assert_ptr_nonnull(strstr(layer_error_last(), "overlay redirect"));
+    }
+    layer_blobcache_stats_get(&st, cache);
+    ck_assert_uint_eq(st.commits, 0);
+    ck_assert_uint_eq(st.blobs, 0);
+}
+END_TEST
+
 START_TEST(test_without_a_slot_only_a_hit_or_a_wait_serves)
 {
     api_blob_spec s1, s2, s3;
@@ -502,6 +539,7 @@ static Suite *blobs_suite(void)
     tcase_add_test(c, test_an_abandoned_fill_keeps_nothing);
     tcase_add_test(c, test_mutable_layers_bypass_and_head_fills_nothing);
     tcase_add_test(c, test_describe_answers_through_notify);
+    tcase_add_test(c, test_describe_of_a_failing_export_gives_its_error);
     suite_add_tcase(s, c);
 
     c = tcase_create("nocache");
