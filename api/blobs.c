@@ -426,6 +426,10 @@ static int job_start(job **out, api_context *ctx, api_blob_spec *spec,
     if ((rc = layer_export_start(&j->x, &j->info->layer, j->info->parents,
                                  j->info->nparents, &opts)) < 0)
         goto fail;
+    /* the export hashes its output for the trailers: the fill takes that
+     * digest rather than hashing the same bytes again */
+    if (j->w != NULL && (rc = layer_blobcache_writer_given(j->w)) < 0)
+        goto fail;
     layer_export_set_notify(j->x, job_event, j);
     clock_gettime(CLOCK_MONOTONIC, &j->started);
     api_metrics_export_started(ctx->metrics, j->format);

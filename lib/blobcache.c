@@ -216,7 +216,8 @@ struct layer_blobcache_reader {
 struct layer_blobcache_writer {
     layer_blobcache *c;
     fill *f;
-    layer_digest digest;
+    layer_digest digest; /* unless given: layer_blobcache_writer_given() */
+    bool given;          /* the commit brings the digest */
     bool failed;
 };
 
@@ -2406,7 +2407,7 @@ int layer_blobcache_write(layer_blobcache_writer *w, const void *buf,
                                      "cache dir %s: cannot write tmp/%s",
                                      c->dir, f->tmpname);
     }
-    if ((rc = layer_digest_update(&w->digest, buf, len)) < 0) {
+    if (!w->given && (rc = layer_digest_update(&w->digest, buf, len)) < 0) {
         w->failed = true;
         return rc;
     }
@@ -2419,6 +2420,24 @@ int layer_blobcache_write(layer_blobcache_writer *w, const void *buf,
     pthread_mutex_unlock(&c->lock);
     wake_readers(c, f);
     reap(c, victims);
+    return 0;
+}
+
+int layer_blobcache_writer_given(layer_blobcache_writer *w)
+{
+    bool started;
+
+    if (w->given)
+        return 0;
+    pthread_mutex_lock(&w->c->lock);
+    started = w->f->written != 0;
+    pthread_mutex_unlock(&w->c->lock);
+    if (started)
+        return layer_error_set(LAYER_EINVALID,
+                               "the fill's digest can be given only before "
+                               "its first byte");
+    w->given = true;
+    layer_digest_dispose(&w->digest);
     return 0;
 }
 
@@ -2499,8 +2518,21 @@ int layer_blobcache_commit(layer_blobcache_writer *w,
                              "an earlier write to this fill failed");
         goto fail;
     }
-    if ((rc = layer_digest_final(digest, &w->digest)) < 0 ||
-        (rc = check_info(&fin, w, info, digest)) < 0)
+    if (w->given) {
+        size_t n = strnlen(info->digest, sizeof(info->digest));
+
+        if (!digest_valid(info->digest, n)) {
+            rc = layer_error_set(LAYER_EINVALID,
+                                 "the fill's digest was to be given: no "
+                                 "valid digest for the blob");
+            goto fail;
+        }
+        memcpy(digest, info->digest, n);
+        digest[n] = '\0';
+    } else if ((rc = layer_digest_final(digest, &w->digest)) < 0) {
+        goto fail;
+    }
+    if ((rc = check_info(&fin, w, info, digest)) < 0)
         goto fail;
     if (fsync(f->fd) < 0) {
         rc = layer_error_set_errno(LAYER_ERROR, errno,

@@ -349,6 +349,57 @@ START_TEST(test_commit_checks_the_bytes)
 }
 END_TEST
 
+/* A fill whose digest the caller gives: taken as it is at the commit,
+ * required there, and only before the first byte. */
+START_TEST(test_given_digest)
+{
+    layer_blobcache *c = open_cache(0);
+    layer_blobcache_key k = key_of("L", "F");
+    layer_blobcache_lookup lk, wl;
+    layer_blobcache_info info = {0};
+    unsigned char *p = make_bytes(3000, 4);
+    size_t n;
+    int rc;
+
+    /* no digest at the commit: refused, the waiter cut, nothing kept */
+    ck_assert_int_eq(layer_blobcache_get(&lk, c, &k, 0), 0);
+    ck_assert_int_eq(layer_blobcache_writer_given(lk.writer), 0);
+    ck_assert_int_eq(layer_blobcache_get(&wl, c, &k, 0), 0);
+    ck_assert_int_eq(wl.role, LAYER_BLOBCACHE_WAIT);
+    ck_assert_int_eq(layer_blobcache_write(lk.writer, p, 3000), 0);
+    info.size = 3000;
+    ck_assert_int_eq(layer_blobcache_commit(lk.writer, &info), LAYER_EINVALID);
+    free(read_all(wl.reader, &n, &rc));
+    ck_assert_int_eq(rc, LAYER_ECANCELED);
+    layer_blobcache_reader_free(wl.reader);
+    expect_missing(c, &k);
+    ck_assert_int_eq(count_tmp(), 0);
+
+    /* too late once a byte is written; the fill goes on hashing */
+    ck_assert_int_eq(layer_blobcache_get(&lk, c, &k, 0), 0);
+    ck_assert_int_eq(layer_blobcache_write(lk.writer, p, 1), 0);
+    ck_assert_int_eq(layer_blobcache_writer_given(lk.writer), LAYER_EINVALID);
+    ck_assert_int_eq(layer_blobcache_write(lk.writer, p + 1, 2999), 0);
+    digest_of(info.digest, p, 2999); /* checked: not the bytes */
+    ck_assert_int_eq(layer_blobcache_commit(lk.writer, &info), LAYER_EINVALID);
+    expect_missing(c, &k);
+
+    /* given: the blob is kept under the digest given */
+    digest_of(info.digest, p, 3000);
+    ck_assert_int_eq(layer_blobcache_get(&lk, c, &k, 0), 0);
+    ck_assert_int_eq(layer_blobcache_writer_given(lk.writer), 0);
+    ck_assert_int_eq(layer_blobcache_write(lk.writer, p, 1000), 0);
+    ck_assert_int_eq(layer_blobcache_write(lk.writer, p + 1000, 2000), 0);
+    ck_assert_int_eq(layer_blobcache_commit(lk.writer, &info), 0);
+    expect_hit(c, &k, p, 3000);
+    ck_assert_int_eq(layer_blobcache_open_digest(&wl.reader, c, info.digest),
+                     0);
+    layer_blobcache_reader_free(wl.reader);
+    layer_blobcache_free(c);
+    free(p);
+}
+END_TEST
+
 START_TEST(test_bypass_and_bad_keys)
 {
     layer_blobcache *c = open_cache(0);
@@ -1911,6 +1962,7 @@ static Suite *blobcache_suite(void)
     tcase_add_test(tc, test_fill_then_hit);
     tcase_add_test(tc, test_info_of_a_compressed_fill);
     tcase_add_test(tc, test_commit_checks_the_bytes);
+    tcase_add_test(tc, test_given_digest);
     tcase_add_test(tc, test_bypass_and_bad_keys);
     tcase_add_test(tc, test_keys_round_trip_through_the_journal);
     tcase_add_test(tc, test_new_fingerprint_is_a_new_key);

@@ -293,6 +293,17 @@ int layer_blobcache_write(layer_blobcache_writer *w, const void *buf,
                           size_t len);
 
 /**
+ * The caller computes the digest of exactly the bytes it writes (an
+ * export does, for its trailers) and gives it to the commit: the cache
+ * does not hash them a second time. Call before the first write; the
+ * commit then needs info->digest.
+ *
+ * @param w the writer
+ * @return 0; LAYER_EINVALID after the first byte was written
+ */
+int layer_blobcache_writer_given(layer_blobcache_writer *w);
+
+/**
  * How many readers follow the fill now (a filler whose own client went
  * away may still finish the fill for them).
  */
@@ -311,7 +322,9 @@ unsigned layer_blobcache_writer_readers(layer_blobcache_writer *w);
  *
  * @param w the writer
  * @param info what the bytes are: digest ("" for the one the cache
- *        computed while they were written; otherwise they must match),
+ *        computed while they were written; otherwise they must match;
+ *        required, and taken as it is, after
+ *        layer_blobcache_writer_given()),
  *        size (must equal the bytes written), diff_id ("" is allowed
  *        only for LAYER_COMPRESSION_NONE: the digest), media_type (""
  *        for layer_compression_media_type() of the key's compression)
