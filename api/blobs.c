@@ -56,7 +56,10 @@
  * starts past any end (layer_blobcache_reader_range(): such a reader reads
  * nothing and learns the fill's end, committed or aborted, through the
  * notify protocol); for a miss it becomes the filler, attaches such a
- * reader to its own fill, and hands the export to a background thread.
+ * reader to its own fill, hands the export to a background thread and
+ * keeps the job: a fill that ends unkept answers with the job's error
+ * (the export's own, e.g. 422 for an overlay redirect) rather than the
+ * reader's "abandoned".
  * A BYPASS describe exports on a background thread and keeps only the
  * digests.
  */
