@@ -546,6 +546,11 @@ static void render_cache(layer_text_buf *t, layer_blobcache *c)
                  (int64_t)st.bytes);
     render_gauge(t, "layerd_cache_blobs", "Blobs the cache keeps now.",
                  (int64_t)st.blobs);
+    render_gauge(t, "layerd_cache_fills_active",
+                 "Fills in flight, their commit included (a fill goes on "
+                 "after its client has the last byte: the commit makes it "
+                 "durable).",
+                 (int64_t)(st.fills - st.commits - st.too_big - st.aborts));
 }
 
 void api_metrics_set_cache(api_metrics *m, layer_blobcache *cache)
