@@ -310,6 +310,16 @@ it_wait() {
     "$@"
 }
 
+# it_cache_settled: wait (10 s) until the server at URL has no blob cache
+# fill in flight (layerd_cache_fills_active 0). A fill commits (fsync,
+# rename, journal) after its client has the last byte; until then the next
+# request for its key joins the fill rather than hitting the kept blob.
+it_cache_settled() { it_wait 10 it__no_fills; }
+it__no_fills() {
+    [[ $(it_curl "$URL/metrics" |
+        sed -n 's/^layerd_cache_fills_active \([0-9]*\)$/\1/p') == 0 ]]
+}
+
 # it_curl ARGS...: curl, silent but for errors, without certificate
 # checks (the server's certificate is self-signed; --no-insecure turns
 # them back on) and 10 s at most (a later --max-time wins).

@@ -63,14 +63,6 @@ digest_of() { it_hdr "$W/$1.h" Docker-Content-Digest; }
 # results: the cache.result of every request span, in order
 results() { grep -o '"cache.result":"[a-z]*"' "$T" | cut -d'"' -f4 | tr '\n' ' '; }
 exports() { grep -c '"name":"layer.export"' "$T"; }
-# settled: until no fill is in flight. A fill commits (fsync, rename,
-# journal) after its client has the last byte; until then the next
-# request for its key joins it (wait) rather than hitting.
-fills_active() {
-    curl -sk "$URL/metrics" | sed -n 's/^layerd_cache_fills_active \([0-9]*\)$/\1/p'
-}
-no_fills() { test "$(fills_active)" = 0; }
-settled() { it_wait 10 no_fills; }
 # wait_spans N: until N request spans with a cache.result are logged
 wait_spans() {
     local i
@@ -93,7 +85,7 @@ expect_eq "the fill's digest trailer is the body's" \
 D=$(digest_of fill)
 expect_eq "its diff ID is the tar's" "$(gzip -dc "$W/fill.body" | sha256_of -)" \
     "$(it_hdr "$W/fill.h" X-Layer-Diff-Id)"
-check "the fill commits" settled
+check "the fill commits" it_cache_settled
 expect_rc "second export" 0 get hit "$X"
 expect_eq "the hit: the same bytes" "$D" "$(sha256_of "$W/hit.body")"
 expect_eq "the hit: Content-Length" "$(stat -c %s "$W/fill.body")" \
@@ -170,7 +162,7 @@ wait "$apid" 2>/dev/null
 wait "$bpid"
 read -r how _ n sha <"$W/b.out"
 expect_eq "the waiter completes when the filler's client vanished" complete "$how"
-check "... and the fill commits" settled
+check "... and the fill commits" it_cache_settled
 expect_rc "then a hit" 0 get gz "$P"
 expect_eq "... whose bytes are the waiter's" "sha256:$sha" "$(sha256_of "$W/gz.body")"
 wait_spans 3
@@ -239,9 +231,9 @@ rm -rf "$C"
 : >"$T"
 it_serve --auth "$IT_TMP/policy.json" --cache-max-bytes 1M
 expect_rc "mid1" 0 get m1 /layers/mid1/export
-check "mid1 commits" settled
+check "mid1 commits" it_cache_settled
 expect_rc "mid2" 0 get m2 /layers/mid2/export
-check "mid2 commits" settled
+check "mid2 commits" it_cache_settled
 expect_rc "mid1 again" 0 get m1b /layers/mid1/export
 wait_spans 3
 expect_eq "past the cap the older blob was evicted: fill fill fill" \

@@ -259,6 +259,7 @@ it_stop
 # The cache keys on the tar: each export ends with its own digests.
 IT_STORE='' it_serve --insecure-http --store "$spec"
 for run in 1 2; do
+    [[ $run == 2 ]] && check "cache: the first fills are committed" it_cache_settled
     for t in original canonical; do
         n=cache-$t-$run
         expect_rc "cache: $t gzip #$run" 0 get "$n" "tar=$t&compression=gzip"
