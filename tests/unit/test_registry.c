@@ -689,6 +689,19 @@ START_TEST(test_access_control)
 }
 END_TEST
 
+/* Open env over store with an empty blob cache at dir: *c (any earlier
+ * one freed, its files removed) becomes opts->cache. */
+static void open_empty_cache(layer_blobcache **c, const char *dir,
+                             api_context_opts *opts, const char *store)
+{
+    layer_blobcache_free(*c);
+    *c = NULL;
+    fx_rm_rf(dir);
+    ck_assert_int_eq(layer_blobcache_open(c, dir, NULL), 0);
+    opts->cache = *c;
+    ah_open(&env, store, opts);
+}
+
 /* A blob asked for before its manifest (or after the cache lost it): the
  * repository's blobs are made and the one asked for streams once it is
  * known; a digest none of them has cuts the stream (its status went
@@ -718,12 +731,10 @@ START_TEST(test_cold_blobs_stream_once_made)
 
     /* the same store, an empty cache */
     dir = fx_path(root, "cache2");
-    ck_assert_int_eq(layer_blobcache_open(&fresh, dir, NULL), 0);
     memset(&opts, 0, sizeof(opts));
-    opts.cache = fresh;
     opts.registry_compression = LAYER_COMPRESSION_GZIP;
     store = fx_path(root, "store");
-    ah_open(&env, store, &opts);
+    open_empty_cache(&fresh, dir, &opts, store);
 
     for (int i = 0; i < 2; i++) {
         snprintf(path, sizeof(path), "/v2/layers/app/blobs/%s",
@@ -741,11 +752,7 @@ START_TEST(test_cold_blobs_stream_once_made)
 
     /* an unknown digest, cold: the stream is cut, never ended (or, when
      * the blobs were made by the time the handler looked, 404) */
-    layer_blobcache_free(fresh);
-    fx_rm_rf(dir);
-    ck_assert_int_eq(layer_blobcache_open(&fresh, dir, NULL), 0);
-    opts.cache = fresh;
-    ah_open(&env, store, &opts);
+    open_empty_cache(&fresh, dir, &opts, store);
     get(&res,
         "/v2/layers/app/blobs/"
         "sha256:"
@@ -762,11 +769,7 @@ START_TEST(test_cold_blobs_stream_once_made)
     api_response_dispose(&res);
     ah_close(&env);
 
-    layer_blobcache_free(fresh);
-    fx_rm_rf(dir);
-    ck_assert_int_eq(layer_blobcache_open(&fresh, dir, NULL), 0);
-    opts.cache = fresh;
-    ah_open(&env, store, &opts);
+    open_empty_cache(&fresh, dir, &opts, store);
     /* HEAD, cold: a blob made already (base's, by base's manifest) is
      * known, whatever the others of the repository do */
     json_decref(
