@@ -315,9 +315,12 @@ it_wait() {
 # rename, journal) after its client has the last byte; until then the next
 # request for its key joins the fill rather than hitting the kept blob.
 it_cache_settled() { it_wait 10 it__no_fills; }
-it__no_fills() {
-    [[ $(it_curl "$URL/metrics" |
-        sed -n 's/^layerd_cache_fills_active \([0-9]*\)$/\1/p') == 0 ]]
+it__no_fills() { [[ $(it_metric layerd_cache_fills_active) == 0 ]]; }
+
+# it_metric NAME: a sample of the server's /metrics ('' when absent), e.g.
+# it_metric 'layerd_http_dropped_total{reason="send_timeout"}'.
+it_metric() {
+    it_curl "$URL/metrics" | awk -v n="$1" '$1 == n { print $2 }'
 }
 
 # it_curl ARGS...: curl, silent but for errors, without certificate

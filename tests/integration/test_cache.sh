@@ -154,13 +154,12 @@ for ((i = 0; i < 100; i++)); do
     [[ -s $W/a.prog ]] && break
     sleep 0.05
 done
-waits() { it_curl "$URL/metrics" | sed -n 's/^layerd_cache_waits_total \([0-9]*\)$/\1/p'; }
-w0=$(waits)
+w0=$(it_metric layerd_cache_waits_total)
 it_slowget "$PORT" "$P" 100000000 >"$W/b.out" &
 bpid=$!
 # the filler's client goes only once the second request has joined the
 # fill (a loaded machine may take longer than any fixed pause to start it)
-joined() { [[ $(waits) -gt $w0 ]]; }
+joined() { [[ $(it_metric layerd_cache_waits_total) -gt $w0 ]]; }
 check "the second request joins the fill" it_wait 30 joined
 kill -9 $(pgrep -P "$apid") "$apid" 2>/dev/null # the client, its shell
 wait "$apid" 2>/dev/null

@@ -16,12 +16,6 @@ jget() {
     jq -r "$2" <<<"$1"
 }
 
-# metric NAME: a sample of the server's /metrics ('' when absent), e.g.
-# metric 'layerd_http_dropped_total{reason="send_timeout"}'.
-metric() {
-    it_curl "$URL/metrics" | awk -v n="$1" '$1 == n { print $2 }'
-}
-
 # rss_kib: the server's resident set, KiB.
 rss_kib() {
     awk '/^VmRSS:/ { print $2 }' "/proc/$SERVER_PID/status"

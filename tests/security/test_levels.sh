@@ -105,6 +105,6 @@ else
     check "peak RSS $((peak_kib / 1024)) MiB <= idle + --max-export-memory + connections ($((bound_kib / 1024)) MiB)" \
         test "$peak_kib" -le "$bound_kib"
 fi
-expect_eq "every reservation given back" 0 "$(metric layerd_exports_active)"
+expect_eq "every reservation given back" 0 "$(it_metric layerd_exports_active)"
 it_stop
 it_done

@@ -50,7 +50,7 @@ check "none dropped before the deadline (first at $(jget "$slow" .dropped_at_min
 check "all dropped by the deadline + ${margin} s (last at $(jget "$slow" .dropped_at_max) s)" \
     le "$(jget "$slow" .dropped_at_max)" "$(awk -v d=$deadline -v m=$margin 'BEGIN { print d + m }')"
 expect_eq "dropped connections counted" "$held" \
-    "$(metric 'layerd_http_dropped_total{reason="header_timeout"}')"
+    "$(it_metric 'layerd_http_dropped_total{reason="header_timeout"}')"
 
 # A kept-alive connection: after an answered request, the next request's
 # trickled headers are dropped --header-timeout after its request line.

@@ -60,8 +60,8 @@ back_to_baseline() {
     done
     expect_eq "descriptors back to their baseline" "$base_fds" "$(it_nfds)"
     expect_eq "threads back to their baseline" "$base_threads" "$(it_nthreads)"
-    expect_eq "export slots back" 0 "$(metric layerd_exports_active)"
-    expect_eq "entry streams back" 0 "$(metric layerd_entry_streams_active)"
+    expect_eq "export slots back" 0 "$(it_metric layerd_exports_active)"
+    expect_eq "entry streams back" 0 "$(it_metric layerd_entry_streams_active)"
 }
 
 # baseline: warm up (thread pools, allocator arenas), then read it.
@@ -147,7 +147,7 @@ baseline
 hold
 dropped=0
 for ((i = 0; i < settle * 10; i++)); do
-    dropped=$(metric 'layerd_http_dropped_total{reason="send_timeout"}')
+    dropped=$(it_metric 'layerd_http_dropped_total{reason="send_timeout"}')
     [[ ${dropped:-0} -ge 16 ]] && break
     sleep 0.1
 done
