@@ -14,9 +14,10 @@
 #     again;
 #   - a new layer (layers.json replaced; a layerdb entry renamed in) is
 #     served by the requests made at most 1 s after the change (twice).
-# A latency holds for the 90th percentile of its samples, the listing for
-# the best of three and the change for the best of two, so that a burst of another process on a shared
-# machine does not decide. Under the sanitizers the timings are measured
+# A latency holds for the 90th percentile of its samples (for /healthz
+# under load, of the better of two rounds), the listing for the best of
+# three and the change for the best of two, so that a burst of another
+# process on a shared machine does not decide. Under the sanitizers the timings are measured
 # and logged, not asserted (the checks are skipped, visibly): an ASan
 # build is several times slower, unevenly; what the requests answer is
 # checked all the same, and a change must be seen within 10 s.
@@ -124,19 +125,26 @@ store_check() {
     expect_eq "$label: an unknown id is 404" 404 "$(jq '.status | unique[]' <<<"$res")"
     timed "$label: an unknown id is answered in under 10 ms (median $(pct 50 <<<"$res"), 90th percentile $(pct 90 <<<"$res"))" \
         "$(pct 90 <<<"$res") < 10" <<<"{}"
-    rm -f "$IT_TMP/stop"
-    "$py" "$here/probe.py" busy "$URL" 4 30 "$IT_TMP/stop" >"$IT_TMP/busy.json" &
-    local busy=$!
-    sleep 0.3
-    res=$("$py" "$here/probe.py" time "$URL" /healthz 31) ||
-        die "$label: timing /healthz failed"
-    : >"$IT_TMP/stop"
-    wait "$busy" || fail "$label: the listing clients failed"
-    it_log "$label: /healthz under 4 listings, ms: $(jq -c '[.ms[] | . * 100 | round / 100]' <<<"$res"); $(jq -c . "$IT_TMP/busy.json")"
-    check "$label: the 4 clients were listing meanwhile" \
-        holds '.listings >= 1' <"$IT_TMP/busy.json"
-    timed "$label: /healthz answered in under 50 ms while 4 listings ran (median $(pct 50 <<<"$res"), 90th percentile $(pct 90 <<<"$res"))" \
-        "$(pct 90 <<<"$res") < 50" <<<"{}"
+    # two rounds of 31 samples, each under 4 listing clients: the better
+    # round's 90th percentile counts
+    local busy p90 bestp=1e9 round
+    for round in 1 2; do
+        rm -f "$IT_TMP/stop"
+        "$py" "$here/probe.py" busy "$URL" 4 30 "$IT_TMP/stop" >"$IT_TMP/busy.json" &
+        busy=$!
+        sleep 0.3
+        res=$("$py" "$here/probe.py" time "$URL" /healthz 31) ||
+            die "$label: timing /healthz failed"
+        : >"$IT_TMP/stop"
+        wait "$busy" || fail "$label: the listing clients failed"
+        it_log "$label: /healthz under 4 listings ($round), ms: $(jq -c '[.ms[] | . * 100 | round / 100]' <<<"$res"); $(jq -c . "$IT_TMP/busy.json")"
+        check "$label: the 4 clients were listing meanwhile ($round)" \
+            holds '.listings >= 1' <"$IT_TMP/busy.json"
+        p90=$(pct 90 <<<"$res")
+        bestp=$(jq -n "[$bestp, $p90] | min")
+    done
+    timed "$label: /healthz answered in under 50 ms while 4 listings ran (90th percentile, the better of 2 rounds: $bestp)" \
+        "$bestp < 50" <<<"{}"
     # two changes, one after the other: the best of the two counts
     best=99
     while [[ $# -ge 3 ]]; do
