@@ -87,6 +87,8 @@ struct api_metrics {
     int64_t exports_active;
     int64_t streams_active;
     uint64_t dropped[API_METRICS_DROP_N];
+    int64_t worker_connections[API_METRICS_MAX_WORKERS];
+    unsigned workers;
 
     uint64_t buckets[NBUCKETS]; /* per bucket, not cumulative */
     uint64_t duration_count;
@@ -351,6 +353,24 @@ void api_metrics_dropped(api_metrics *m, api_metrics_drop reason)
     pthread_mutex_unlock(&m->lock);
 }
 
+void api_metrics_set_workers(api_metrics *m, unsigned n)
+{
+    if (m == NULL)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->workers = n < API_METRICS_MAX_WORKERS ? n : API_METRICS_MAX_WORKERS;
+    pthread_mutex_unlock(&m->lock);
+}
+
+void api_metrics_worker_connections(api_metrics *m, unsigned worker, int delta)
+{
+    if (m == NULL || worker >= API_METRICS_MAX_WORKERS)
+        return;
+    pthread_mutex_lock(&m->lock);
+    m->worker_connections[worker] += delta;
+    pthread_mutex_unlock(&m->lock);
+}
+
 /* --- rendering ----------------------------------------------------- */
 
 /* The text is rendered into one layer_text_buf capped at
@@ -483,18 +503,40 @@ static void render_routes(layer_text_buf *t, const api_metrics *m, bool aborts)
 
 static void render_dropped(layer_text_buf *t, const api_metrics *m)
 {
-    static const char *const reasons[API_METRICS_DROP_N] = {"header_timeout",
-                                                            "send_timeout"};
+    static const char *const reasons[API_METRICS_DROP_N] = {
+        "header_timeout", "send_timeout", "max_connections", "max_per_client"};
     const char *name = "layerd_http_dropped_total";
 
     tb_family(t, name, "counter",
               "Connections the server dropped: headers not complete within "
-              "--header-timeout, or a response without progress for "
-              "--send-timeout.");
+              "--header-timeout, a response without progress for "
+              "--send-timeout, or closed at accept past --max-connections "
+              "or --max-per-client.");
     for (size_t i = 0; i < API_METRICS_DROP_N; i++) {
         layer_text_buf_adds(t, name);
         tb_label(t, true, "reason", reasons[i]);
         tb_u64_line(t, m->dropped[i]);
+    }
+}
+
+static void render_workers(layer_text_buf *t, const api_metrics *m)
+{
+    const char *name = "layerd_http_connections";
+
+    if (m->workers == 0)
+        return;
+    tb_family(t, name, "gauge",
+              "Open connections of each HTTP worker thread (each accepted "
+              "connection goes to the worker with the fewest).");
+    for (unsigned i = 0; i < m->workers; i++) {
+        char w[16];
+
+        snprintf(w, sizeof(w), "%u", i);
+        layer_text_buf_adds(t, name);
+        tb_label(t, true, "worker", w);
+        tb_u64_line(t, m->worker_connections[i] > 0
+                           ? (uint64_t)m->worker_connections[i]
+                           : 0);
     }
 }
 
@@ -661,6 +703,7 @@ int api_metrics_render(char **out, size_t *len, api_metrics *m)
     render_routes(&t, m, false);
     render_routes(&t, m, true);
     render_dropped(&t, m);
+    render_workers(&t, m);
     render_gauge(&t, "layerd_exports_active",
                  "Exports running now (streams and folders).",
                  m->exports_active);

@@ -107,9 +107,10 @@
  * reads, /openapi.yaml reads. */
 #define FD_RESERVE 256
 
-/* MHD worker threads per listening socket: the MHD side encrypts and
- * sends while each export's own worker fills its ring, so two threads
- * keep two cores busy; more than four only adds contention. */
+/* HTTP worker threads (server/accept.h), for all listening sockets: the
+ * MHD side encrypts and sends while each export's own worker fills its
+ * ring, so two threads keep two cores busy; more than four only adds
+ * contention. */
 #define THREADS_MIN 2
 #define THREADS_MAX 4
 

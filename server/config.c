@@ -236,8 +236,8 @@ static const srv_setting settings[] = {
      .def = "32",
      .min = 1,
      .max = 65536,
-     .help = "open connections from one client address (on each listening "
-             "socket); more are closed at once"},
+     .help = "open connections from one client address (on all listening "
+             "sockets together); more are closed at once"},
     {.name = "max-header-bytes",
      .type = SRV_SETTING_UINT,
      .offset = FIELD(max_header_bytes),

@@ -2,9 +2,10 @@
  * The libmicrohttpd front end and its adapter to api/.
  *
  * Sockets: the server binds its listening sockets itself (getaddrinfo,
- * SO_REUSEADDR, IPV6_V6ONLY for IPv6) and starts one daemon per socket,
- * each an internal polling thread pool on epoll. A daemon gets a dup() of
- * the socket, so who closes what never depends on how MHD fails.
+ * SO_REUSEADDR, IPV6_V6ONLY for IPv6) and hands them to the acceptor
+ * (server/accept.h), which gives each connection to the least loaded of
+ * --threads-many worker daemons: single-threaded MHD daemons on epoll
+ * without a listening socket of their own.
  *
  * Requests: one srv_request per request owns everything about it. It is
  * created in the URI log callback (the only place that sees the raw
@@ -48,14 +49,15 @@
  * the certificate verified at its first request (server/auth.h), so
  * later requests on the connection reuse the verdict.
  *
- * Shutdown: quiesce closes the listening sockets; stopping sets a flag
+ * Shutdown: quiesce stops the acceptor, which closes the listening
+ * sockets; stopping sets a flag
  * that makes every reader cut its stream, resumes suspended connections
  * (MHD_stop_daemon must not find one) and stops the daemons.
  *
  * Limits on clients. libmicrohttpd 0.9.75 has some of them:
- * MHD_OPTION_CONNECTION_LIMIT (--max-connections),
- * MHD_OPTION_PER_IP_CONNECTION_LIMIT (--max-per-client; counted per
- * daemon, so per listening socket), MHD_OPTION_CONNECTION_TIMEOUT
+ * MHD_OPTION_CONNECTION_LIMIT and MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+ * but they count per daemon: the acceptor counts --max-connections and
+ * --max-per-client across the workers instead. MHD_OPTION_CONNECTION_TIMEOUT
  * (--idle-timeout: it restarts on every byte received or sent) and
  * MHD_OPTION_CONNECTION_MEMORY_LIMIT, the pool that holds a connection's
  * request line and headers (MHD answers 431 itself when they outgrow it)
@@ -121,6 +123,7 @@
 
 #include <microhttpd.h>
 
+#include "accept.h"
 #include "auth.h"
 #include "config.h"
 #include "layer/alloc.h"
@@ -239,8 +242,7 @@ struct srv_request {
 };
 
 typedef struct listener {
-    int fd; /* our socket, or -1 */
-    struct MHD_Daemon *daemon;
+    int fd; /* our socket until the acceptor takes it, or -1 */
     char url[SRV_HTTP_URL_MAX];
 } listener;
 
@@ -248,6 +250,9 @@ struct srv_http {
     srv_http_opts opts;
     listener socks[SRV_HTTP_MAX_SOCKETS];
     size_t nsocks;
+    struct MHD_Daemon *workers[SRV_HTTP_MAX_THREADS];
+    size_t nworkers;
+    srv_accept *acceptor;
 
     pthread_mutex_t lock; /* guards the request and connection lists */
     srv_request *requests;
@@ -306,6 +311,13 @@ static void on_connection(void *cls, struct MHD_Connection *conn,
         pthread_mutex_unlock(&srv->lock);
         *socket_context = c;
         return;
+    }
+    {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+        if (ci != NULL)
+            srv_accept_closed(srv->acceptor, (int)ci->connect_fd);
     }
     if (c == NULL)
         return;
@@ -1194,32 +1206,22 @@ size_t srv_http_connection_memory(const srv_http_opts *opts)
     return connection_memory(opts);
 }
 
-static int start_daemon(srv_http *srv, listener *l)
+static int start_worker(srv_http *srv, size_t i)
 {
-    struct MHD_OptionItem o[28];
+    struct MHD_OptionItem o[24];
     size_t n = 0;
     unsigned flags = MHD_USE_AUTO | MHD_USE_INTERNAL_POLLING_THREAD |
+                     MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC |
                      MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-    unsigned limit = srv->opts.max_connections / (unsigned)srv->nsocks;
-    int fd;
-
-    if (limit == 0)
-        limit = 1;
-    /* MHD owns (and closes) its own descriptor for the socket. */
-    if ((fd = fcntl(l->fd, F_DUPFD_CLOEXEC, 3)) < 0)
-        return layer_error_set_errno(LAYER_ERROR, errno, "dup");
 
 #define OPT(opt, v, p)                                                         \
     o[n++] = (struct MHD_OptionItem){(opt), (intptr_t)(v), (p)}
     /* The logger first, so that MHD's messages about the other options
      * go through it too. */
     OPT(MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)on_mhd_log, srv);
-    OPT(MHD_OPTION_LISTEN_SOCKET, fd, NULL);
-    if (srv->opts.threads > 1)
-        OPT(MHD_OPTION_THREAD_POOL_SIZE, srv->opts.threads, NULL);
-    OPT(MHD_OPTION_CONNECTION_LIMIT, limit, NULL);
-    if (srv->opts.max_per_client > 0)
-        OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, srv->opts.max_per_client, NULL);
+    /* The acceptor keeps the count in all below this; a worker may hold
+     * all of them. */
+    OPT(MHD_OPTION_CONNECTION_LIMIT, srv->opts.max_connections, NULL);
     OPT(MHD_OPTION_CONNECTION_TIMEOUT, srv->opts.idle_timeout, NULL);
     OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory(&srv->opts),
         NULL);
@@ -1239,18 +1241,38 @@ static int start_daemon(srv_http *srv, listener *l)
     OPT(MHD_OPTION_END, 0, NULL);
 #undef OPT
 
-    l->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv,
-                                 MHD_OPTION_ARRAY, o, MHD_OPTION_END);
-    if (l->daemon == NULL) {
-        /* MHD may or may not have closed its descriptor; ours is closed by
-         * the caller either way, and a leak of one fd on a failed start
-         * is harmless. */
+    srv->workers[i] = MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv,
+                                       MHD_OPTION_ARRAY, o, MHD_OPTION_END);
+    if (srv->workers[i] == NULL)
         return layer_error_set(LAYER_ERROR,
-                               "cannot start the HTTP daemon on %s (see "
-                               "the microhttpd messages above)",
-                               l->url);
-    }
+                               "cannot start HTTP worker %zu (see the "
+                               "microhttpd messages above)",
+                               i + 1);
     return 0;
+}
+
+/* Start the acceptor on the bound sockets; it takes them. */
+static int start_acceptor(srv_http *srv)
+{
+    int fds[SRV_HTTP_MAX_SOCKETS];
+    srv_accept_opts ao = {
+        .fds = fds,
+        .nfds = srv->nsocks,
+        .workers = srv->workers,
+        .nworkers = srv->nworkers,
+        .max_connections = srv->opts.max_connections,
+        .max_per_client = srv->opts.max_per_client,
+        .metrics = srv->opts.metrics,
+    };
+    int rc;
+
+    for (size_t i = 0; i < srv->nsocks; i++) {
+        fds[i] = srv->socks[i].fd;
+        srv->socks[i].fd = -1;
+    }
+    if ((rc = srv_accept_new(&srv->acceptor, &ao)) < 0)
+        return rc;
+    return srv_accept_run(srv->acceptor);
 }
 
 int srv_http_start(srv_http **out, const srv_http_opts *opts,
@@ -1268,6 +1290,8 @@ int srv_http_start(srv_http **out, const srv_http_opts *opts,
     srv->opts = *opts;
     if (srv->opts.threads == 0)
         srv->opts.threads = 1;
+    if (srv->opts.threads > SRV_HTTP_MAX_THREADS)
+        srv->opts.threads = SRV_HTTP_MAX_THREADS;
     if (srv->opts.header_timeout == 0)
         srv->opts.header_timeout = SRV_HTTP_HEADER_TIMEOUT;
     if (srv->opts.send_timeout == 0)
@@ -1285,15 +1309,13 @@ int srv_http_start(srv_http **out, const srv_http_opts *opts,
     }
     if ((rc = watchdog_start(srv)) < 0)
         goto out;
-    for (size_t i = 0; i < srv->nsocks; i++) {
-        if ((rc = start_daemon(srv, &srv->socks[i])) < 0)
+    for (; srv->nworkers < srv->opts.threads; srv->nworkers++) {
+        if ((rc = start_worker(srv, srv->nworkers)) < 0)
             goto out;
     }
-    /* Each daemon has its own descriptor now. */
-    for (size_t i = 0; i < srv->nsocks; i++) {
-        close(srv->socks[i].fd);
-        srv->socks[i].fd = -1;
-    }
+    api_metrics_set_workers(srv->opts.metrics, (unsigned)srv->nworkers);
+    if ((rc = start_acceptor(srv)) < 0)
+        goto out;
     *out = srv;
     srv = NULL;
 out:
@@ -1314,15 +1336,7 @@ const char *srv_http_url(const srv_http *srv, size_t i)
 void srv_http_quiesce(srv_http *srv)
 {
     atomic_store(&srv->quiesced, true);
-    for (size_t i = 0; i < srv->nsocks; i++) {
-        MHD_socket fd;
-
-        if (srv->socks[i].daemon == NULL)
-            continue;
-        fd = MHD_quiesce_daemon(srv->socks[i].daemon);
-        if (fd != MHD_INVALID_SOCKET)
-            close(fd);
-    }
+    srv_accept_stop(srv->acceptor);
 }
 
 unsigned srv_http_inflight(const srv_http *srv)
@@ -1390,17 +1404,21 @@ void srv_http_free(srv_http *srv)
     if (srv == NULL)
         return;
     atomic_store(&srv->stopping, true);
+    srv_accept_stop(srv->acceptor);
     abort_all(srv);
     resume_all(srv);
+    for (size_t i = 0; i < srv->nworkers; i++)
+        MHD_stop_daemon(srv->workers[i]);
+    srv->nworkers = 0;
     for (size_t i = 0; i < srv->nsocks; i++) {
-        if (srv->socks[i].daemon != NULL)
-            MHD_stop_daemon(srv->socks[i].daemon);
-        srv->socks[i].daemon = NULL;
         if (srv->socks[i].fd >= 0)
             close(srv->socks[i].fd);
         srv->socks[i].fd = -1;
     }
-    /* After the daemons: every connection is closed and unlisted. */
+    /* After the daemons: every connection is closed and unlisted (the
+     * workers announced each close to the acceptor). */
+    srv_accept_free(srv->acceptor);
+    srv->acceptor = NULL;
     watchdog_stop(srv);
     live = atomic_load(&srv->live);
     if (live != 0)

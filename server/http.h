@@ -18,6 +18,9 @@
 /* Most listening sockets (a name may resolve to several addresses). */
 #define SRV_HTTP_MAX_SOCKETS 32
 
+/* Most worker threads. */
+#define SRV_HTTP_MAX_THREADS 64
+
 /* Longest URL printed for a socket: "https://[v6%scope]:65535". */
 #define SRV_HTTP_URL_MAX 96
 
@@ -39,15 +42,16 @@ typedef struct srv_http_opts {
     const char *tls_client_ca_pem;
     unsigned max_connections; /* across all sockets */
     unsigned idle_timeout;    /* seconds without traffic before closing */
-    unsigned threads;         /* worker threads per socket, >= 1 */
+    unsigned threads;         /* worker daemons (a thread each), 1 to
+                                 SRV_HTTP_MAX_THREADS */
     /* Seconds from the accept (or a kept-alive request's request line)
      * to the end of the request's headers; 0: SRV_HTTP_HEADER_TIMEOUT. */
     unsigned header_timeout;
     /* Seconds a streamed response may deliver less than 256 KiB before
      * its client is dropped; 0: SRV_HTTP_SEND_TIMEOUT. */
     unsigned send_timeout;
-    unsigned max_per_client; /* connections per client address and
-                                socket; 0: no cap */
+    unsigned max_per_client; /* connections per client address; 0: no
+                                cap */
     /* Request line and headers, bytes: sizes each connection's buffer
      * (srv_http_connection_memory()); api/ answers 431 above it. */
     unsigned max_header_bytes;

@@ -217,7 +217,7 @@ fi
 expect_eq "Content-Type" "text/plain; version=0.0.4; charset=utf-8" \
     "$(tr -d '\r' <"$W/s0.h" | sed -n 's/^content-type: //Ip')"
 expect_eq "families and their types" \
-    "layerd_auth_failures=counter layerd_build_info=gauge layerd_entry_streams_active=gauge layerd_export_bytes=counter layerd_export_duration_seconds=histogram layerd_exports=counter layerd_exports_active=gauge layerd_http_client_aborts=counter layerd_http_dropped=counter layerd_http_requests=counter layerd_http_response_bytes=counter" \
+    "layerd_auth_failures=counter layerd_build_info=gauge layerd_entry_streams_active=gauge layerd_export_bytes=counter layerd_export_duration_seconds=histogram layerd_exports=counter layerd_exports_active=gauge layerd_http_client_aborts=counter layerd_http_connections=gauge layerd_http_dropped=counter layerd_http_requests=counter layerd_http_response_bytes=counter" \
     "$(jq -r '.types | to_entries | map("\(.key)=\(.value)") | sort | join(" ")' "$W/s0.json")"
 expect_eq "families without HELP text" 0 \
     "$(jq '[.help[] | select(. == "")] | length' "$W/s0.json")"

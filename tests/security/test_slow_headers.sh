@@ -43,6 +43,8 @@ expect_eq "every genuine request answered within 2 s" 50 \
 expect_eq "slow clients past --max-per-client refused" 24 \
     "$(jget "$slow" .refused)"
 check "... at once" le "$(jget "$slow" .refused_at_max)" 1.5
+expect_eq "... and counted" 24 \
+    "$(it_metric 'layerd_http_dropped_total{reason="max_per_client"}')"
 expect_eq "every held slow client dropped" "$held" "$(jget "$slow" .dropped)"
 expect_eq "none left open" 0 "$(jget "$slow" .open_at_end)"
 check "none dropped before the deadline (first at $(jget "$slow" .dropped_at_min) s)" \

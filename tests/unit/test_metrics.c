@@ -125,6 +125,43 @@ START_TEST(test_fresh_registry_renders_every_family_at_zero)
 }
 END_TEST
 
+START_TEST(test_worker_connections_and_refusals)
+{
+    api_metrics *m = new_metrics();
+    char *text = render(m);
+
+    /* No workers announced: no family. */
+    ck_assert_ptr_null(strstr(text, "layerd_http_connections"));
+    ck_assert_line(text,
+                   "layerd_http_dropped_total{reason=\"max_connections\"} 0");
+    ck_assert_line(text,
+                   "layerd_http_dropped_total{reason=\"max_per_client\"} 0");
+    layer_free(text);
+
+    api_metrics_set_workers(m, 3);
+    api_metrics_worker_connections(m, 0, 1);
+    api_metrics_worker_connections(m, 0, 1);
+    api_metrics_worker_connections(m, 2, 1);
+    api_metrics_worker_connections(m, 0, -1);
+    api_metrics_worker_connections(m, API_METRICS_MAX_WORKERS, 1); /* ignored */
+    api_metrics_dropped(m, API_METRICS_DROP_MAX_PER_CLIENT);
+    api_metrics_dropped(m, API_METRICS_DROP_MAX_PER_CLIENT);
+    api_metrics_dropped(m, API_METRICS_DROP_MAX_CONNECTIONS);
+    text = render(m);
+    ck_assert_line(text, "# TYPE layerd_http_connections gauge");
+    ck_assert_line(text, "layerd_http_connections{worker=\"0\"} 1");
+    ck_assert_line(text, "layerd_http_connections{worker=\"1\"} 0");
+    ck_assert_line(text, "layerd_http_connections{worker=\"2\"} 1");
+    ck_assert_ptr_null(strstr(text, "worker=\"3\""));
+    ck_assert_line(text,
+                   "layerd_http_dropped_total{reason=\"max_connections\"} 1");
+    ck_assert_line(text,
+                   "layerd_http_dropped_total{reason=\"max_per_client\"} 2");
+    layer_free(text);
+    api_metrics_free(m);
+}
+END_TEST
+
 START_TEST(test_auth_failures_are_counted_by_reason_only)
 {
     api_metrics *m = new_metrics();
@@ -652,6 +689,7 @@ static Suite *metrics_suite(void)
 
     tcase_add_test(tc, test_fresh_registry_renders_every_family_at_zero);
     tcase_add_test(tc, test_known_sequence_renders_exact_samples);
+    tcase_add_test(tc, test_worker_connections_and_refusals);
     tcase_add_test(tc, test_auth_failures_are_counted_by_reason_only);
     tcase_add_test(tc, test_counters_move_by_exactly_what_was_recorded);
     tcase_add_test(tc, test_histogram_buckets_are_cumulative_and_le_inclusive);

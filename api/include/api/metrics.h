@@ -12,6 +12,7 @@
  *   layerd_http_client_aborts_total{route}      counter
  *   layerd_exports_active                       gauge
  *   layerd_entry_streams_active                 gauge
+ *   layerd_http_connections{worker}             gauge
  *   layerd_export_duration_seconds              histogram
  *   layerd_exports_total{format,result}         counter (result ok|error)
  *   layerd_export_bytes_total{format}           counter
@@ -121,13 +122,25 @@ void api_metrics_entry_stream_finished(api_metrics *m);
 
 /** Why the server dropped a client (layerd_http_dropped_total{reason}). */
 typedef enum api_metrics_drop {
-    API_METRICS_DROP_HEADER_TIMEOUT, /**< headers not complete in time */
-    API_METRICS_DROP_SEND_TIMEOUT,   /**< a response made no progress */
+    API_METRICS_DROP_HEADER_TIMEOUT,  /**< headers not complete in time */
+    API_METRICS_DROP_SEND_TIMEOUT,    /**< a response made no progress */
+    API_METRICS_DROP_MAX_CONNECTIONS, /**< refused: --max-connections */
+    API_METRICS_DROP_MAX_PER_CLIENT,  /**< refused: --max-per-client */
     API_METRICS_DROP_N
 } api_metrics_drop;
 
 /** Count a connection the server dropped for reason. */
 void api_metrics_dropped(api_metrics *m, api_metrics_drop reason);
+
+/** Most HTTP workers layerd_http_connections tells apart. */
+#define API_METRICS_MAX_WORKERS 64
+
+/** The server runs n HTTP workers (at most API_METRICS_MAX_WORKERS):
+ * each is rendered from then on, at 0 until it has connections. */
+void api_metrics_set_workers(api_metrics *m, unsigned n);
+
+/** A connection was handed to worker (delta 1) or closed (-1). */
+void api_metrics_worker_connections(api_metrics *m, unsigned worker, int delta);
 
 /**
  * Count a request refused with 401 or 403. The reasons are a fixed set
