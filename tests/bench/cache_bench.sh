@@ -192,15 +192,47 @@ start_layerd NOCACHE --no-cache
 # shellcheck disable=SC2154
 URL_X=$NOCACHE_URL/layers/corpus/export?compression=$FMT
 pull "$URL_X"
+# ticks PID: user + system CPU of process PID so far, in clock ticks.
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# cpu_pull PID URL WALL_FILE CPU_FILE: one timed pull, and the server's
+# CPU seconds over it.
+cpu_pull() {
+    local t0
+    t0=$(ticks "$1")
+    seconds pull "$2" >>"$3"
+    awk -v a="$t0" -v b="$(ticks "$1")" -v hz="$(getconf CLK_TCK)" \
+        'BEGIN { printf "%.2f\n", (b - a) / hz }' >>"$4"
+}
 for ((r = 0; r < RUNS; r++)); do
     rm -rf "$TMPD/cold"
     start_layerd COLD --cache-dir "$TMPD/cold"
     # shellcheck disable=SC2154
-    seconds pull "$COLD_URL/layers/corpus/export?compression=$FMT" >>"$TMPD/cold.l"
+    cpu_pull "$COLD_PID" "$COLD_URL/layers/corpus/export?compression=$FMT" \
+        "$TMPD/cold.l" "$TMPD/cold.lc"
     stop_pid "$COLD_PID"
-    seconds pull "$URL_X" >>"$TMPD/cold.x"
+    cpu_pull "$NOCACHE_PID" "$URL_X" "$TMPD/cold.x" "$TMPD/cold.xc"
 done
 stop_pid "$NOCACHE_PID"
+
+# What the fill adds to an export is writing the blob into the page
+# cache. On a virtual machine that gives free memory back to its host,
+# new page cache costs more when its memory has been free a while: dd the
+# blob into a new file right after deleting a file of its size, and again
+# after 5 s, 3 times each; system CPU seconds.
+# dd_sys: system CPU seconds of one dd of the blob into a new file.
+dd_sys() {
+    local TIMEFORMAT=%S
+    { time dd if="$BLOB" of="$TMPD/touch" bs=256k 2>/dev/null; } 2>&1
+}
+dd if="$BLOB" of="$TMPD/touch" bs=256k 2>/dev/null
+for ((r = 0; r < 3; r++)); do
+    rm -f "$TMPD/touch"
+    dd_sys >>"$TMPD/touch.hot"
+    rm -f "$TMPD/touch"
+    sleep 5
+    dd_sys >>"$TMPD/touch.cold"
+done
+rm -f "$TMPD/touch"
 
 # ---- zstd -3 on a quarter of random bytes ----
 log "zstd -3 on a corpus with a quarter of random bytes, $RUNS runs"
@@ -232,6 +264,10 @@ c1l=$(median "$TMPD/c1.l")
 c1n=$(median "$TMPD/c1.n")
 cl=$(median "$TMPD/cold.l")
 cx=$(median "$TMPD/cold.x")
+clc=$(median "$TMPD/cold.lc")
+cxc=$(median "$TMPD/cold.xc")
+touch_hot=$(median "$TMPD/touch.hot")
+touch_cold=$(median "$TMPD/touch.cold")
 zlm=$(median "$TMPD/z.l")
 ztm=$(median "$TMPD/z.t")
 {
@@ -250,5 +286,13 @@ ztm=$(median "$TMPD/z.t")
     echo "| One pull of the cached blob, MiB/s (ref: nginx) | $(mibs "$c1l" "$BYTES") | $(mibs "$c1n" "$BYTES") | $(ratio "$c1l" "$c1n") | 0.85x | $(met "$c1l" "$c1n" 0.85) |"
     echo "| The cold first pull (the fill), MiB/s (ref: --no-cache export) | $(mibs "$cl" "$BYTES") | $(mibs "$cx" "$BYTES") | $(ratio "$cl" "$cx") | 1.0x | $(met "$cl" "$cx" 1.0) |"
     echo "| zstd -3, a quarter random ($((mbytes / 1048576)) MiB), MiB/s of input (ref: \`tar \\| zstd -3 -T2\`) | $(mibs "$zlm" "$mbytes") | $(mibs "$ztm" "$mbytes") | $(ratio "$zlm" "$ztm") | 1.0x | $(met "$zlm" "$ztm" 1.0) |"
+    echo
+    echo "The cold row's server CPU per pull (medians): the fill $clc s, the"
+    echo "--no-cache export $cxc s. The fill also writes the blob into the page"
+    echo "cache: \`dd\` of the blob into a new file (256 KiB writes) took $touch_hot s"
+    echo "of system CPU right after a file of its size was deleted, and"
+    echo "$touch_cold s 5 s after (medians of 3): on a virtual machine that gives"
+    echo "free memory back to its host, new page cache is slow to touch, and"
+    echo "each cold run's fill writes into memory freed seconds before."
 } >>"$OUT"
 log "appended to $OUT"
