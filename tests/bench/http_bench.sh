@@ -322,9 +322,11 @@ cpu() {
     echo "$t"
 }
 
-# Downloads per export measurement: at least 256 MiB, so that the CPU
-# times (in clock ticks, 10 ms) are fine enough; 1..20.
-XREPS=$(((256 * 1048576 + TAR_BYTES - 1) / TAR_BYTES))
+# Downloads per export measurement: at least 3 GiB, so that the CPU
+# times (in clock ticks, 10 ms) are fine enough and one download slowed
+# by other work on the machine moves the figure less; 3..20.
+XREPS=$(((3 * 1073741824 + TAR_BYTES - 1) / TAR_BYTES))
+((XREPS < 3)) && XREPS=3
 ((XREPS > 20)) && XREPS=20
 
 # export_run URL FILE PID...: XREPS downloads to /dev/null, one after the
