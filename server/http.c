@@ -4,8 +4,8 @@
  * Sockets: the server binds its listening sockets itself (getaddrinfo,
  * SO_REUSEADDR, IPV6_V6ONLY for IPv6) and hands them to the acceptor
  * (server/accept.h), which gives each connection to the least loaded of
- * --threads-many worker daemons: single-threaded MHD daemons on epoll
- * without a listening socket of their own.
+ * the worker daemons (srv_http_opts.threads of them): single-threaded MHD
+ * daemons on epoll without a listening socket of their own.
  *
  * Requests: one srv_request per request owns everything about it. It is
  * created in the URI log callback (the only place that sees the raw
@@ -50,18 +50,19 @@
  * later requests on the connection reuse the verdict.
  *
  * Shutdown: quiesce stops the acceptor, which closes the listening
- * sockets; stopping sets a flag
- * that makes every reader cut its stream, resumes suspended connections
- * (MHD_stop_daemon must not find one) and stops the daemons.
+ * sockets; stopping sets a flag that makes every reader cut its stream,
+ * resumes suspended connections (MHD_stop_daemon must not find one) and
+ * stops the daemons.
  *
- * Limits on clients. libmicrohttpd 0.9.75 has some of them:
- * MHD_OPTION_CONNECTION_LIMIT and MHD_OPTION_PER_IP_CONNECTION_LIMIT,
- * but they count per daemon: the acceptor counts --max-connections and
- * --max-per-client across the workers instead. MHD_OPTION_CONNECTION_TIMEOUT
- * (--idle-timeout: it restarts on every byte received or sent) and
- * MHD_OPTION_CONNECTION_MEMORY_LIMIT, the pool that holds a connection's
- * request line and headers (MHD answers 431 itself when they outgrow it)
- * and then its send buffer. The pool is sized from --max-header-bytes
+ * Limits on clients. libmicrohttpd 0.9.75 has some of them. Its
+ * MHD_OPTION_CONNECTION_LIMIT and MHD_OPTION_PER_IP_CONNECTION_LIMIT
+ * count per daemon, so the acceptor counts --max-connections and
+ * --max-per-client across the workers instead. The server uses
+ * MHD_OPTION_CONNECTION_TIMEOUT (--idle-timeout: it restarts on every
+ * byte received or sent) and MHD_OPTION_CONNECTION_MEMORY_LIMIT, the
+ * pool that holds a connection's request line and headers (MHD answers
+ * 431 itself when they outgrow it) and then its send buffer. The pool is
+ * sized from --max-header-bytes
  * (connection_memory()), and the access handler passes the exact size
  * MHD measured (MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE) to api/, which
  * answers 431 above the cap.
@@ -105,7 +106,6 @@
 #include "http.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
