@@ -172,7 +172,8 @@ static void release(srv_accept *a, int fd)
 }
 
 /* Close a connection refused by a cap (counted as REASON unless it is
- * API_METRICS_DROP_N), and say so now and then. Under a->lock. */
+ * API_METRICS_DROP_N). A line on stderr, at most one a minute, counts
+ * the refusals since the one before. Under a->lock. */
 static void refuse(srv_accept *a, int fd, api_metrics_drop reason,
                    const char *why)
 {
@@ -184,7 +185,9 @@ static void refuse(srv_accept *a, int fd, api_metrics_drop reason,
     a->refused++;
     if (now - a->warned < WARN_INTERVAL_S)
         return;
-    fprintf(stderr, "layerd: closed %lu new connection%s at once: %s\n",
+    fprintf(stderr,
+            "layerd: closed %lu new connection%s at once since the last "
+            "such line (the latest: %s)\n",
             a->refused, a->refused == 1 ? "" : "s", why);
     a->refused = 0;
     a->warned = now;
