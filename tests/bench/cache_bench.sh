@@ -76,6 +76,7 @@ free_port() {
 start_layerd() {
     local name=$1 port='' pid
     shift
+    : >"$TMPD/$name.log" # read below maybe before the server's `2>` made it
     "$LAYERD" serve --store "dir:$STORE" --listen 127.0.0.1:0 --trace none \
         --max-exports 32 --max-streams 64 --max-per-client 64 "$@" \
         2>"$TMPD/$name.log" &

@@ -202,6 +202,7 @@ start_layerd() {
     shift 2
     # A binary without the limits on clients knows none of their flags.
     [[ $bin == "$LAYERD" ]] || caps=()
+    : >"$TMPD/$name.log" # read below maybe before the server's `2>` made it
     "$bin" serve --store "dir:$STORE" --listen 127.0.0.1:0 \
         --trace "$trace" --max-exports $((CLIENTS * 2)) "${caps[@]}" "$@" \
         2>"$TMPD/$name.log" &

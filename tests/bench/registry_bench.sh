@@ -30,6 +30,7 @@ cleanup() {
 trap cleanup EXIT
 
 bash "$HERE/../fixtures/mkdemo.sh" "$TMPD/demo" >/dev/null
+: >"$TMPD/server.log" # read below maybe before the server's `2>` made it
 CACHE_DIRECTORY=$TMPD/cache "$LAYERD" serve --listen 127.0.0.1:0 \
     --store "dir:$TMPD/demo" --trace "$TMPD/trace.log" 2>"$TMPD/server.log" &
 PID=$!

@@ -72,6 +72,7 @@ IT_STORE=$D
 it_serve --trace none
 DEMO_PID=$SERVER_PID
 DEMO_URL=$URL
+: >"$IT_TMP/big.log" # before the start: see it_wait_listening
 "$LAYERD" serve --listen 127.0.0.1:0 --store "dir:$IT_TMP/big/store" --trace none \
     2>"$IT_TMP/big.log" &
 BIG_PID=$!

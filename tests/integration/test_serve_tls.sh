@@ -35,6 +35,9 @@ done
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
     -keyout "$tmp/ctl.key" -out "$tmp/ctl.crt" -days 1 -subj /CN=localhost \
     2>/dev/null
+# The log exists before the server starts: the `>` of a background
+# command creates it in the child, maybe after the first read below.
+: >"$tmp/ctl.log"
 openssl s_server -accept 0 -cert "$tmp/ctl.crt" -key "$tmp/ctl.key" \
     -tls1_1 -cipher 'DEFAULT@SECLEVEL=0' -www >"$tmp/ctl.log" 2>&1 &
 ctl=$!

@@ -125,6 +125,7 @@ start() {
     names+=("$n")
     BIN[$n]=$2
     RSS_PCT[$n]=$4
+    : >"$TMPD/$n.log" # read below maybe before the server's `2>` made it
     "$2" serve --store "$3" --listen 127.0.0.1:0 \
         --trace "$TMPD/$n.trace" --header-timeout 5 --send-timeout 10 \
         2>"$TMPD/$n.log" &
