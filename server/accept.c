@@ -75,7 +75,6 @@ struct srv_accept {
     slot *slots;
     size_t nslots;
     peer *peers[PEER_BUCKETS];
-    unsigned open;
     unsigned long refused; /* since the last warning */
     time_t warned;
 
@@ -167,8 +166,19 @@ static void release(srv_accept *a, int fd)
     peer_put(a, s->peer);
     s->peer = NULL;
     a->load[s->worker]--;
-    a->open--;
     api_metrics_worker_connections(a->metrics, s->worker, -1);
+}
+
+/* Whether a warning may be printed now (at most one a minute); if so,
+ * the next must wait. Under a->lock. */
+static bool warn_due(srv_accept *a)
+{
+    time_t now = time(NULL);
+
+    if (now - a->warned < WARN_INTERVAL_S)
+        return false;
+    a->warned = now;
+    return true;
 }
 
 /* Close a connection refused by a cap (counted as REASON unless it is
@@ -177,27 +187,24 @@ static void release(srv_accept *a, int fd)
 static void refuse(srv_accept *a, int fd, api_metrics_drop reason,
                    const char *why)
 {
-    time_t now = time(NULL);
-
     close(fd);
     if (reason != API_METRICS_DROP_N)
         api_metrics_dropped(a->metrics, reason);
     a->refused++;
-    if (now - a->warned < WARN_INTERVAL_S)
+    if (!warn_due(a))
         return;
     fprintf(stderr,
             "layerd: closed %lu new connection%s at once since the last "
             "such line (the latest: %s)\n",
             a->refused, a->refused == 1 ? "" : "s", why);
     a->refused = 0;
-    a->warned = now;
 }
 
 static void hand_over(srv_accept *a, int fd, const struct sockaddr *sa,
                       socklen_t salen)
 {
     peer key, *p;
-    unsigned w = 0;
+    unsigned w = 0, total = 0;
 
     peer_key(&key, sa);
     pthread_mutex_lock(&a->lock);
@@ -209,7 +216,12 @@ static void hand_over(srv_accept *a, int fd, const struct sockaddr *sa,
     /* A stale entry: a worker closed this descriptor's last connection
      * without announcing it (see the top). */
     release(a, fd);
-    if (a->open >= a->max_connections) {
+    for (unsigned i = 0; i < a->nworkers; i++) {
+        total += a->load[i];
+        if (a->load[i] < a->load[w])
+            w = i;
+    }
+    if (total >= a->max_connections) {
         refuse(a, fd, API_METRICS_DROP_MAX_CONNECTIONS,
                "--max-connections reached");
         goto unlock;
@@ -224,13 +236,8 @@ static void hand_over(srv_accept *a, int fd, const struct sockaddr *sa,
                "--max-per-client reached");
         goto unlock;
     }
-    for (unsigned i = 1; i < a->nworkers; i++) {
-        if (a->load[i] < a->load[w])
-            w = i;
-    }
     p->count++;
     a->load[w]++;
-    a->open++;
     a->slots[fd] = (slot){.peer = p, .worker = w};
     api_metrics_worker_connections(a->metrics, w, 1);
     pthread_mutex_unlock(&a->lock);
@@ -255,12 +262,13 @@ static bool accept_some(srv_accept *a, int lfd)
         socklen_t len = sizeof(ss);
         int fd = accept4(lfd, (struct sockaddr *)&ss, &len,
                          SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int err = errno;
 
         if (fd >= 0) {
             hand_over(a, fd, (const struct sockaddr *)&ss, len);
             continue;
         }
-        switch (errno) {
+        switch (err) {
         case EAGAIN:
 #if EWOULDBLOCK != EAGAIN
         case EWOULDBLOCK:
@@ -271,11 +279,9 @@ static bool accept_some(srv_accept *a, int lfd)
         case ENOBUFS:
         case ENOMEM:
             pthread_mutex_lock(&a->lock);
-            if (time(NULL) - a->warned >= WARN_INTERVAL_S) {
+            if (warn_due(a))
                 fprintf(stderr, "layerd: accept: %s; new connections wait\n",
-                        strerror(errno));
-                a->warned = time(NULL);
-            }
+                        strerror(err));
             pthread_mutex_unlock(&a->lock);
             return false;
         default:
@@ -290,7 +296,7 @@ static bool accept_some(srv_accept *a, int lfd)
 static void *accept_main(void *arg)
 {
     srv_accept *a = arg;
-    struct pollfd p[sizeof(a->fds) / sizeof(a->fds[0]) + 1];
+    struct pollfd p[SRV_HTTP_MAX_SOCKETS + 1];
     bool backoff = false;
 
     for (size_t i = 0; i < a->nfds; i++)
@@ -334,8 +340,7 @@ int srv_accept_new(srv_accept **out, const srv_accept_opts *opts)
     size_t i = 0;
 
     *out = NULL;
-    if (opts->nfds > sizeof(a->fds) / sizeof(a->fds[0]) ||
-        opts->nworkers == 0) {
+    if (opts->nfds > SRV_HTTP_MAX_SOCKETS || opts->nworkers == 0) {
         rc = layer_error_set(LAYER_EINVALID,
                              "acceptor: %zu sockets, %zu "
                              "workers",
